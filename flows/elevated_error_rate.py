@@ -1,0 +1,209 @@
+"""Runbook 1: Elevated Error Rate (5xx).
+
+When it fires
+    An alert on kamkmserve's 5xx share (Alertmanager ``HighErrorRate``, a Sentry spike) or by hand from the
+    Prefect UI. The app's docs alert at 1 % errors; the threshold is a parameter.
+
+What it does
+    identify     Reads ``/api/monitoring/metrics`` (raw samples) and computes the 5xx share of the most
+                 recent request records, ``confirm_samples`` times, ``sample_interval_s`` apart. Also records
+                 the app's health JSON (memory only: its status flips on heap ratio), any 429 wall and the
+                 error tracker's open issues. Not confirmed -> stand down. Unknown (the app emits no request
+                 metrics today, the endpoint is down, garbage, or rate-limited) -> no action, escalate.
+    contain      Maintenance mode at the edge on the failing path prefixes (reversible). Never on
+                 ``/monitoring`` or ``/api/monitoring``; on ``/`` it counts as destructive.
+    investigate  In parallel: deploy history, feature-flag changes, failing endpoints, log excerpts, error
+                 tracker issues.
+    remediate    If the current release was promoted within ``deploy_lookback_s``: roll back to the previous
+                 one (DESTRUCTIVE: the run pauses for approval). Otherwise, if a flag was switched on
+                 within the lookback: switch it off (reversible). Otherwise no fix is known: escalate.
+    recover      The maintenance page hides the failing paths from the app's own metrics, so verifying with
+                 it on would prove nothing: after a fix, maintenance is lifted and the 5xx share must stay
+                 under the threshold for ``verify_consecutive`` samples within ``verify_deadline_s``.
+                 If not, maintenance is put back (containment kept) and the incident escalates.
+    close        Timeline, report and postmortem draft as Prefect artifacts and in the store.
+
+Blast radius and approval
+    ``dry_run`` touches nothing. ``approve`` asks before every mutation. ``auto`` applies reversible steps
+    within policy; the rollback always asks unless configuration pre-approves ``rollback``. An unanswered
+    approval is a deny. Caps: maintenance prefixes per action, actions per service per hour, one active
+    remediation per service, kill switch.
+
+Undo
+    Maintenance: ``disable_maintenance`` on the same prefixes (done by the run once verified). Rollback:
+    promote the release it replaced (recorded as the action's undo; a human decides). Flag: switch it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from remediation import runtime
+from remediation.incident import RunningIncident
+from remediation.models import (
+    ActionRecord,
+    ActionState,
+    Alert,
+    DisableMaintenance,
+    EnableMaintenance,
+    FindingStatus,
+    Mode,
+    Outcome,
+    Phase,
+    Plan,
+    Severity,
+    Verification,
+)
+from tasks.act import act
+from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
+from tasks.detect import error_issues_finding, health_finding, rate_limit_finding, sample_error_rate
+from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
+from tasks.report import publish_report, render_postmortem
+from tasks.verify import verify_error_rate
+
+RUNBOOK = "elevated-error-rate"
+
+
+@flow(name=RUNBOOK, description="Elevated 5xx error rate: identify, contain, investigate, remediate, recover")
+async def elevated_error_rate(
+    service: str = "kamkmserve",
+    mode: Mode | None = None,
+    severity: Severity = Severity.SEV2,
+    threshold_pct: float = 1.0,
+    min_records: int = 20,
+    window_records: int | None = None,
+    confirm_samples: int = 2,
+    sample_interval_s: float = 5.0,
+    deploy_lookback_s: float = 3600.0,
+    verify_consecutive: int | None = None,
+    verify_interval_s: float | None = None,
+    verify_deadline_s: float | None = None,
+    approval_timeout_s: int | None = None,
+    alert_name: str = "manual",
+    incident_id: str | None = None,
+) -> dict[str, Any]:
+    providers = runtime.current()
+    settings = providers.settings
+    window = window_records or settings.metrics_window_records
+    incident = RunningIncident(
+        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
+        alert=Alert(name=alert_name, service=service, severity=severity,
+                    source="manual" if alert_name == "manual" else "alert"),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        approval_timeout_s=approval_timeout_s,
+    )
+    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, threshold {threshold_pct:g}%")
+
+    # identify ------------------------------------------------------------------------------------------
+    rate_findings, stats = await sample_error_rate(providers, threshold_pct, min_records, window,
+                                                   confirm_samples, sample_interval_s)
+    others = await asyncio.gather(rate_limit_finding(stats), health_finding(providers),
+                                  error_issues_finding(providers))
+    incident.add_findings([*rate_findings, *others])
+    verdict = rate_findings[0].status
+    if verdict is FindingStatus.OK:
+        incident.note(Phase.IDENTIFY, "not confirmed: standing down")
+        return await _close(incident, Outcome.STOOD_DOWN)
+    if verdict is FindingStatus.UNKNOWN:
+        incident.escalate(Phase.IDENTIFY, "5xx error rate is unknown, so nothing is changed: a human must look")
+        return await _close(incident, Outcome.ESCALATED)
+
+    # contain -------------------------------------------------------------------------------------------
+    contained: ActionRecord | None = None
+    plan = maintenance_plan(service, failing_prefixes(stats, threshold_pct))
+    if plan is None:
+        incident.note(Phase.CONTAIN, "no single failing path to contain", "errors are spread across paths")
+    else:
+        contained = await act(incident, Phase.CONTAIN, plan, evidence_confirmed=True,
+                              why=rate_findings[0].detail)
+
+    # investigate ---------------------------------------------------------------------------------------
+    since = providers.clock.now() - timedelta(seconds=deploy_lookback_s)
+    (deploys, releases), (flags, flag_history), endpoints, logs, errors = await asyncio.gather(
+        deploy_history(providers, deploy_lookback_s), flag_changes(providers, deploy_lookback_s),
+        failing_endpoints(stats), log_excerpts(providers, since), error_tracker(providers))
+    incident.report.evidence.extend([deploys, flags, endpoints, logs, errors])
+    for evidence in incident.report.evidence:
+        incident.note(Phase.INVESTIGATE, f"evidence {evidence.source}", evidence.summary)
+
+    # remediate -----------------------------------------------------------------------------------------
+    now = providers.clock.now()
+    fix_plan: Plan | None = rollback_plan(service, releases, now, deploy_lookback_s)
+    if fix_plan is None:
+        fix_plan = flag_plan(service, flag_history, now, deploy_lookback_s)
+    fix: ActionRecord | None = None
+    if fix_plan is None:
+        incident.note(Phase.REMEDIATE, "no fix indicated", "no recent deploy or flag change precedes the spike")
+    else:
+        fix = await act(incident, Phase.REMEDIATE, fix_plan, evidence_confirmed=True, why=fix_plan.reason)
+
+    if incident.report.mode is Mode.DRY_RUN:
+        return await _close(incident, Outcome.DRY_RUN)
+    if fix is None or fix.state is not ActionState.APPLIED:
+        return await _close(incident, _without_fix(incident, fix))
+
+    # recover -------------------------------------------------------------------------------------------
+    verification = await _lift_and_verify(
+        incident, contained, threshold_pct=threshold_pct, min_records=min_records, window=window,
+        consecutive=verify_consecutive or settings.verify_consecutive,
+        interval_s=verify_interval_s or settings.verify_interval_s,
+        deadline_s=verify_deadline_s or settings.verify_deadline_s,
+    )
+    incident.report.verification = verification
+    if verification.healthy:
+        return await _close(incident, Outcome.RECOVERED)
+    if contained is not None and contained.applied:
+        await act(incident, Phase.RECOVER, contained.plan, evidence_confirmed=True,
+                  why="the fix did not hold: contain again")
+    incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); containment kept")
+    return await _close(incident, Outcome.ESCALATED)
+
+
+def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome:
+    kept = "containment kept" if incident.applied("enable_maintenance") else "nothing contained"
+    if fix is None:
+        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
+        return Outcome.ESCALATED
+    if fix.approval is not None and not fix.approval.granted:
+        incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not approved "
+                          f"({fix.approval.answer.value}); {kept}")
+        return Outcome.DENIED
+    incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not applied "
+                      f"({fix.error or '; '.join(fix.reasons)}); {kept}")
+    return Outcome.ESCALATED
+
+
+async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | None, *, threshold_pct: float,
+                           min_records: int, window: int, consecutive: int, interval_s: float,
+                           deadline_s: float) -> Verification:
+    providers = incident.providers
+    if contained is not None and contained.applied and isinstance(contained.plan, EnableMaintenance):
+        lift = DisableMaintenance(service=contained.plan.service, path_prefixes=contained.plan.path_prefixes,
+                                  reason="undo containment to verify the fix under real traffic")
+        lifted = await act(incident, Phase.RECOVER, lift, evidence_confirmed=True, why=lift.reason)
+        if not lifted.applied:
+            return Verification(check="lift maintenance", healthy=False,
+                                detail=f"maintenance could not be lifted: {'; '.join(lifted.reasons)}")
+    incident.note(Phase.RECOVER, "verifying", f"{consecutive} healthy samples {interval_s:g}s apart "
+                  f"within {deadline_s:g}s")
+    verification = await verify_error_rate(
+        providers, threshold_pct=threshold_pct, min_records=min_records, window_records=window,
+        consecutive=consecutive, interval_s=interval_s, deadline_s=deadline_s)
+    incident.note(Phase.RECOVER, f"verification {'healthy' if verification.healthy else 'failed'}",
+                  verification.detail)
+    return verification
+
+
+async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
+    report = incident.report
+    report.outcome = outcome
+    report.postmortem = render_postmortem(report)
+    final = incident.finish(outcome)
+    await publish_report(final)
+    return final.summary_json()
+

@@ -1,0 +1,1 @@
+"""Automated incident remediation for kamkmserve."""

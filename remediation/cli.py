@@ -1,0 +1,140 @@
+"""The ``remediate`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from remediation.models import Mode, Outcome
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Automated incident remediation for kamkmserve")
+console = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+def demo(
+    approve_as: Annotated[str, typer.Option("--approve-as", help="Approver name the demo answers with")] = "demo.oncall",
+    interactive: Annotated[bool, typer.Option("--interactive", help="Prompt for the approval instead")] = False,
+    deny: Annotated[bool, typer.Option("--deny", help="Answer the approval with a deny")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
+) -> None:
+    """Run the elevated-5xx runbook against the simulator's bad-release scenario, end to end."""
+    from remediation.demo import DemoOptions, print_report, run_demo
+
+    out = Console(stderr=True) if json_output else console
+    report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny,
+                                  json_output=json_output), out, ask=lambda q: typer.prompt(q, default=""))
+    if json_output:
+        typer.echo(json.dumps(report.summary_json(), indent=2))
+    else:
+        print_report(report, console)
+    expected = Outcome.DENIED if deny else Outcome.RECOVERED
+    raise typer.Exit(0 if report.outcome is expected else 1)
+
+
+@app.command()
+def sim(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 3000,
+    scenario: Annotated[str, typer.Option(help="Scenario name")] = "healthy",
+    as_is: Annotated[bool, typer.Option("--as-is", help="Request/DB metrics silent, like the real app")] = False,
+    rps: Annotated[float, typer.Option(help="Simulated user requests per second")] = 20.0,
+    rate_limit: Annotated[int, typer.Option(help="API requests per minute per IP")] = 100,
+) -> None:
+    """Run the kamkmserve simulator standalone (Ctrl-C to stop)."""
+    from remediation.sim import SCENARIOS, SimConfig, run_forever
+
+    if scenario not in SCENARIOS:
+        err.print(f"unknown scenario '{scenario}'; known: {', '.join(sorted(SCENARIOS))}")
+        raise typer.Exit(2)
+    run_forever(SimConfig(port=port, scenario=scenario, request_metrics=not as_is, rps=rps,
+                          rate_limit=rate_limit, echo_logs=True))
+
+
+def _parse_params(values: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"'{item}' is not KEY=VALUE")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+@app.command()
+def run(
+    runbook: Annotated[str, typer.Argument(help="Runbook name, e.g. elevated-error-rate")],
+    service: Annotated[str, typer.Option(help="Service to remediate")] = "kamkmserve",
+    mode: Annotated[Mode, typer.Option(help="dry_run, approve or auto")] = Mode.APPROVE,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Extra flow parameter KEY=VALUE")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
+) -> None:
+    """Run a runbook now, in this process, against REMEDIATE_APP_URL. Approve from another terminal."""
+    from remediation import catalog, runtime
+    from remediation.settings import Settings
+
+    try:
+        flow = catalog.load(runbook)
+    except catalog.UnknownRunbook as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    settings = Settings()
+    providers = runtime.connect(settings)
+    err.print(f"running {runbook} on {service} ({mode.value}) against {settings.app_url}; "
+              "approve paused steps with `remediate approve RUN_ID --as NAME`")
+    with runtime.use(providers):
+        summary = asyncio.run(flow(service=service, mode=mode, **_parse_params(param or [])))
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        report = providers.store.get_report(summary["incident_id"])
+        if report is not None:
+            from remediation.demo import print_report
+
+            print_report(report, console)
+
+
+@app.command()
+def approve(
+    flow_run_id: Annotated[str, typer.Argument(help="The paused flow run")],
+    as_: Annotated[str, typer.Option("--as", help="Your name, as on REMEDIATE_APPROVERS")],
+    deny: Annotated[bool, typer.Option("--deny", help="Deny instead of approve")] = False,
+    reason: Annotated[str, typer.Option(help="Ticket or justification")] = "",
+) -> None:
+    """Answer a run paused for approval."""
+    from remediation import approval_client
+    from remediation.settings import Settings
+    from remediation.store import Store
+
+    settings = Settings()
+    store = Store(settings.resolved_database_url)
+    store.migrate()
+    try:
+        approval_client.answer(flow_run_id, as_, not deny, reason, settings, store)
+    except approval_client.NotAnApprover as exc:
+        err.print(f"refused: {exc}")
+        raise typer.Exit(2) from None
+    except approval_client.CannotAnswer as exc:
+        err.print(str(exc))
+        raise typer.Exit(1) from None
+    console.print(f"{'denied' if deny else 'approved'} run {flow_run_id} as {as_}")
+
+
+@app.command()
+def paused() -> None:
+    """List runs waiting for approval."""
+    from remediation import approval_client
+
+    for run in approval_client.paused_runs():
+        console.print(f"{run.id}  {run.name}  paused since {run.state.timestamp if run.state else '?'}")
+
+
+if __name__ == "__main__":
+    app()

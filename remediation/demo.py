@@ -1,0 +1,127 @@
+"""``remediate demo``: the elevated-5xx runbook end to end against the simulator, on the embedded default.
+
+It starts the simulator with the ``bad-release`` scenario, runs the runbook in ``auto`` mode (the
+maintenance page goes up by policy; the rollback pauses for approval), answers the approval through the
+same path a person uses (``remediate approve``), and prints the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from remediation import approval_client, catalog, runtime
+from remediation.models import IncidentReport, Mode, new_id
+from remediation.settings import Settings
+
+DEMO_APPROVER = "demo.oncall"
+
+
+@dataclass
+class DemoOptions:
+    approve_as: str = DEMO_APPROVER
+    interactive: bool = False
+    deny: bool = False
+    json_output: bool = False
+    onset_s: float = 1.0
+
+
+def demo_settings(app_url: str, approvers: list[str]) -> Settings:
+    return Settings(
+        app_url=app_url, platform="sim", mode=Mode.AUTO, approvers=approvers,
+        approval_timeout_s=300, approval_poll_s=1,
+        verify_interval_s=2.0, verify_consecutive=3, verify_deadline_s=90.0,
+    )
+
+
+def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] | None = None) -> IncidentReport:
+    from remediation.sim import SimConfig, SimServer
+
+    console.print("[bold]Starting the kamkmserve simulator[/] (scenario bad-release)")
+    with SimServer(SimConfig(scenario="bad-release", rps=40.0, onset_s=options.onset_s)).start() as sim:
+        console.print(f"  app and platform at {sim.url}; a faulty release goes out in {options.onset_s:g}s")
+        approvers = sorted({DEMO_APPROVER, options.approve_as} if not options.interactive else {DEMO_APPROVER})
+        settings = demo_settings(sim.url, approvers)
+        providers = runtime.connect(settings)
+        time.sleep(options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
+        incident_id = new_id("inc")
+        flow = catalog.load("elevated-error-rate")
+        result: dict[str, Any] = {}
+
+        def run_flow() -> None:
+            try:
+                result["report"] = asyncio.run(flow(service="kamkmserve", mode=Mode.AUTO, incident_id=incident_id,
+                                                    sample_interval_s=2.0, alert_name="HighErrorRate"))
+            except BaseException as exc:  # surfaced in the main thread
+                result["error"] = exc
+
+        with runtime.use(providers):
+            console.print("[bold]Running runbook elevated-error-rate[/] (mode auto; Prefect starts a local API)")
+            worker = threading.Thread(target=run_flow, name="runbook", daemon=True)
+            worker.start()
+            _watch(worker, incident_id, providers, options, console, ask)
+            worker.join()
+        if "error" in result:
+            raise result["error"]
+        report = providers.store.get_report(incident_id)
+        if report is None:
+            raise RuntimeError(f"the run finished without a report for {incident_id}")
+        return report
+
+
+def _watch(worker: threading.Thread, incident_id: str, providers: runtime.Providers, options: DemoOptions,
+           console: Console, ask: Callable[[str], str] | None) -> None:
+    seen = 0
+    answered: set[str] = set()
+    while worker.is_alive():
+        timeline = providers.store.timeline(incident_id) if providers.store.get_incident(incident_id) else []
+        for entry in timeline[seen:]:
+            console.print(f"  {entry.at:%H:%M:%S} [cyan]{entry.phase.value:<11}[/] {entry.event}")
+        seen = len(timeline)
+        if timeline and timeline[-1].event.startswith("waiting for approval"):
+            incident = providers.store.get_incident(incident_id)
+            run_id = incident.flow_run_id if incident else None
+            if run_id and run_id + str(seen) not in answered and _is_paused(run_id):
+                answered.add(run_id + str(seen))
+                _answer(run_id, options, providers, console, ask)
+        time.sleep(0.5)
+
+
+def _is_paused(run_id: str) -> bool:
+    return any(str(run.id) == run_id for run in approval_client.paused_runs())
+
+
+def _answer(run_id: str, options: DemoOptions, providers: runtime.Providers, console: Console,
+            ask: Callable[[str], str] | None) -> None:
+    console.print(f"  [yellow]run {run_id} is paused for approval[/]")
+    if options.interactive and ask is not None:
+        name = ask("  your name (must be on the approver list)").strip()
+        approve = ask("  approve the rollback? [y/N]").strip().lower().startswith("y")
+        reason = ask("  reason").strip()
+    else:
+        name, approve, reason = options.approve_as, not options.deny, "demo: approved by the scripted on-call"
+        console.print(f"  answering as [bold]{name}[/] with `remediate approve {run_id} --as {name}"
+                      f"{' --deny' if not approve else ''}`")
+    try:
+        approval_client.answer(run_id, name, approve, reason, providers.settings, providers.store)
+    except approval_client.NotAnApprover as exc:
+        console.print(f"  [red]{exc}[/]")
+
+
+def print_report(report: IncidentReport, console: Console) -> None:
+    table = Table(title=f"{report.runbook}: {report.outcome.value}", show_lines=False)
+    for column in ("time", "phase", "event", "detail"):
+        table.add_column(column, overflow="fold")
+    for entry in report.timeline:
+        table.add_row(f"{entry.at:%H:%M:%S}", entry.phase.value, entry.event, entry.detail)
+    console.print(table)
+    console.print(f"[bold]Outcome:[/] {report.outcome.value}")
+    if report.escalation:
+        console.print(f"[bold]Escalation:[/] {report.escalation}")

@@ -1,0 +1,78 @@
+"""The only place a plan touches the world.
+
+``apply`` refuses a plan without a recorded ALLOW or a granted approval, writes the ledger's intent row
+*before* mutating (so a crash mid-action is visible and reconcilable) and completes it after.
+Mutations are idempotent at the provider: applying a plan twice leaves the same state.
+"""
+
+from __future__ import annotations
+
+from remediation.models import (
+    ActionRecord,
+    ActionState,
+    DisableMaintenance,
+    EnableMaintenance,
+    Plan,
+    Rollback,
+    ScaleUp,
+    SetFeatureFlag,
+    Verdict,
+    utcnow,
+)
+from remediation.runtime import Providers
+
+
+class GateRefused(RuntimeError):
+    """A plan reached the gate without permission; nothing was changed."""
+
+
+class NoLever(RuntimeError):
+    """The platform offers no way to carry out this plan."""
+
+
+def permitted(action: ActionRecord) -> bool:
+    if action.decision is Verdict.ALLOW:
+        return True
+    return action.decision is Verdict.NEEDS_APPROVAL and action.approval is not None and action.approval.granted
+
+
+async def apply(action: ActionRecord, incident_id: str, providers: Providers) -> ActionRecord:
+    """Apply a permitted plan; returns the record in its final state (APPLIED or FAILED)."""
+    if not permitted(action):
+        raise GateRefused(
+            f"refused {action.plan.summary()}: decision {action.decision.value}, "
+            f"approval {action.approval.answer.value if action.approval else 'none'}"
+        )
+    store = providers.store
+    intent = action.model_copy(update={"state": ActionState.INTENT, "started_at": utcnow()})
+    store.record_intent(incident_id, intent)
+    try:
+        await _mutate(action.plan, providers)
+    except Exception as exc:
+        failed = intent.model_copy(
+            update={"state": ActionState.FAILED, "error": f"{type(exc).__name__}: {exc}", "completed_at": utcnow()}
+        )
+        store.complete_action(failed.id, state=ActionState.FAILED, error=failed.error,
+                              completed_at=failed.completed_at)
+        return failed
+    done = intent.model_copy(update={"state": ActionState.APPLIED, "completed_at": utcnow()})
+    store.complete_action(done.id, state=ActionState.APPLIED, completed_at=done.completed_at)
+    return done
+
+
+async def _mutate(plan: Plan, providers: Providers) -> None:
+    match plan:
+        case EnableMaintenance(path_prefixes=prefixes):
+            for prefix in prefixes:
+                await providers.edge.set_maintenance(prefix, True)
+        case DisableMaintenance(path_prefixes=prefixes):
+            for prefix in prefixes:
+                await providers.edge.set_maintenance(prefix, False)
+        case Rollback(to_release=release):
+            current = await providers.deploys.rollback(release)
+            if current.id != release:
+                raise RuntimeError(f"rollback to {release} left {current.id} current")
+        case SetFeatureFlag(flag=flag, enabled=enabled):
+            await providers.edge.set_flag(flag, enabled)
+        case ScaleUp():
+            raise NoLever(f"platform '{providers.settings.platform}' has no capacity lever for {plan.summary()}")

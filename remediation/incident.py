@@ -1,0 +1,164 @@
+"""A runbook run's working state: its report, its timeline, and the plan → policy → approval → gate path.
+
+Every runbook acts through ``RunningIncident.act`` so that no mutation can skip policy, the approval pause,
+the ledger or the timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from remediation import gate, policy
+from remediation.models import (
+    ActionRecord,
+    ActionState,
+    Alert,
+    Approval,
+    ApprovalAnswer,
+    Finding,
+    FindingStatus,
+    IncidentReport,
+    Mode,
+    Outcome,
+    Phase,
+    Plan,
+    Severity,
+    TimelineEntry,
+    Verdict,
+    new_id,
+)
+from remediation.providers.approvals import ApprovalRequest
+from remediation.runtime import Providers
+
+log = logging.getLogger("remediation.incident")
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run logger inside a run (so lines reach the UI), the module logger outside one."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+ACK_SLA = {Severity.SEV1: "5 min", Severity.SEV2: "10 min", Severity.SEV3: "30 min", Severity.SEV4: "30 min"}
+
+
+class RunningIncident:
+    def __init__(self, providers: Providers, *, runbook: str, alert: Alert, mode: Mode,
+                 incident_id: str | None = None, flow_run_id: str | None = None,
+                 approval_timeout_s: float | None = None) -> None:
+        self.providers = providers
+        self.approval_timeout_s = approval_timeout_s or providers.settings.approval_timeout_s
+        self.report = IncidentReport(
+            incident_id=incident_id or new_id("inc"),
+            runbook=runbook,
+            service=alert.service,
+            mode=mode,
+            severity=alert.severity,
+            outcome=Outcome.ESCALATED,  # until proven otherwise
+            alert=alert,
+            flow_run_id=flow_run_id,
+            started_at=providers.clock.now(),
+        )
+        providers.store.open_incident(
+            incident_id=self.id, runbook=runbook, service=alert.service, severity=alert.severity, mode=mode,
+            alert=alert, flow_run_id=flow_run_id,
+        )
+
+    @property
+    def id(self) -> str:
+        return self.report.incident_id
+
+    def note(self, phase: Phase, event: str, detail: str = "") -> None:
+        entry = TimelineEntry(at=self.providers.clock.now(), phase=phase, event=event, detail=detail)
+        self.report.timeline.append(entry)
+        self.providers.store.add_timeline(self.id, entry)
+        _run_logger().info("[%s] %s %s", phase.value, event, detail)
+
+    def add_findings(self, findings: list[Finding]) -> None:
+        self.report.findings.extend(findings)
+        for f in findings:
+            self.note(Phase.IDENTIFY, f"finding {f.check}: {f.status.value}",
+                      f"observed {f.observed} {f.unit} vs threshold {f.threshold} {f.unit}; {f.detail}".strip())
+
+    def confirmed(self, check: str) -> bool:
+        return any(f.check == check and f.status is FindingStatus.BREACH for f in self.report.findings)
+
+    def policy_context(self, evidence_confirmed: bool) -> policy.PolicyContext:
+        settings = self.providers.settings
+        store = self.providers.store
+        since = self.providers.clock.now()
+        return policy.PolicyContext(
+            mode=self.report.mode,
+            preapproved_kinds=frozenset(settings.preapproved),
+            kill_switch=settings.kill_switch,
+            other_active_remediations=len(store.active_incidents(self.report.service, exclude=self.id)),
+            actions_last_hour=store.actions_applied_since(self.report.service, since - timedelta(hours=1)),
+            max_actions_per_hour=settings.max_actions_per_service_per_hour,
+            max_maintenance_prefixes=settings.max_maintenance_prefixes,
+            max_replicas=settings.max_replicas,
+            max_scale_factor=settings.max_scale_factor,
+            evidence_confirmed=evidence_confirmed,
+        )
+
+    async def act(self, phase: Phase, plan: Plan, *, evidence_confirmed: bool, why: str = "") -> ActionRecord:
+        """Evaluate, ask if needed, apply through the gate, and record every step."""
+        decision = policy.evaluate(plan, self.policy_context(evidence_confirmed))
+        record = ActionRecord(phase=phase, plan=plan, decision=decision.verdict, reasons=decision.reasons)
+        self.note(phase, f"plan {plan.summary()} ({plan.risk.value})",
+                  f"decision {decision.verdict.value}: {'; '.join(decision.reasons)}")
+        if decision.verdict is Verdict.NEEDS_APPROVAL:
+            record = record.model_copy(update={"approval": await self._ask(phase, plan, decision.reasons, why)})
+        if gate.permitted(record):
+            record = await gate.apply(record, self.id, self.providers)
+            self.note(phase, f"{record.state.value} {plan.summary()}", record.error or "")
+        else:
+            self.providers.store.record_action(self.id, record)
+            self.note(phase, f"not applied: {plan.summary()}", "; ".join(record.reasons))
+        self.report.actions.append(record)
+        return record
+
+    async def _ask(self, phase: Phase, plan: Plan, reasons: tuple[str, ...], why: str) -> Approval:
+        settings = self.providers.settings
+        undo = plan.undo()
+        description = "\n".join([
+            f"### {self.report.runbook}: approve **{plan.summary()}** on `{plan.service}`?",
+            "",
+            f"- Incident `{self.id}`, severity **{self.report.severity.value.upper()}**, phase {phase.value}",
+            f"- Risk: **{plan.risk.value}** ({'; '.join(reasons)})",
+            f"- Why: {why or plan.reason}",
+            f"- Undo: {undo.summary() if undo else 'none'}",
+            f"- Approvers: {', '.join(settings.approvers) or '(none configured: nobody can approve)'}",
+            f"- Unanswered after {self.approval_timeout_s:g}s counts as **deny**.",
+        ])
+        self.note(phase, f"waiting for approval of {plan.summary()}", f"timeout {self.approval_timeout_s:g}s")
+        answers = await self.providers.approvals.request(ApprovalRequest(
+            incident_id=self.id, title=plan.summary(), description=description,
+            timeout_s=self.approval_timeout_s, approvers=tuple(settings.approvers),
+        ))
+        for answer in answers:
+            self.providers.store.record_approval(self.id, answer)
+            self.note(phase, f"approval {answer.answer.value} by {answer.approver or '(nobody)'}", answer.reason)
+        return answers[-1] if answers else Approval(answer=ApprovalAnswer.TIMEOUT, reason="no answer")
+
+    def applied(self, kind: str) -> list[ActionRecord]:
+        return [a for a in self.report.actions if a.kind == kind and a.state is ActionState.APPLIED]
+
+    def escalate(self, phase: Phase, reason: str) -> None:
+        sev = self.report.severity
+        self.report.escalation = (
+            f"{reason}. Page primary on-call ({sev.value.upper()} ack SLA {ACK_SLA[sev]}; "
+            "no ack -> secondary -> duty manager)."
+        )
+        self.note(phase, "escalated", self.report.escalation)
+
+    def finish(self, outcome: Outcome) -> IncidentReport:
+        self.report.outcome = outcome
+        self.report.finished_at = self.providers.clock.now()
+        self.note(Phase.CLOSE, f"outcome {outcome.value}")
+        self.providers.store.close_incident(self.id, self.report)
+        return self.report

@@ -1,0 +1,411 @@
+"""The remediation domain as typed data.
+
+Everything a runbook decides, does or observes is one of these models, so that the same objects are
+written to the store, rendered as Prefect artifacts and printed by the CLI. Plans are a discriminated
+union on ``kind``: a plan knows its target, its risk class and how to undo it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class Mode(StrEnum):
+    """How far a run may act on its own."""
+
+    DRY_RUN = "dry_run"  # plan, evaluate and record; touch nothing
+    APPROVE = "approve"  # every mutation waits for a human
+    AUTO = "auto"  # reversible mutations run within policy; destructive ones still ask
+
+
+class Risk(StrEnum):
+    OBSERVE = "observe"
+    REVERSIBLE = "reversible"
+    DESTRUCTIVE = "destructive"
+
+
+class Severity(StrEnum):
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"
+
+
+class FindingStatus(StrEnum):
+    BREACH = "breach"
+    OK = "ok"
+    UNKNOWN = "unknown"  # no data is never healthy
+
+
+class Outcome(StrEnum):
+    RECOVERED = "recovered"
+    STOOD_DOWN = "stood_down"
+    ESCALATED = "escalated"
+    DENIED = "denied"
+    DRY_RUN = "dry_run"
+
+
+class Phase(StrEnum):
+    IDENTIFY = "identify"
+    CONTAIN = "contain"
+    INVESTIGATE = "investigate"
+    REMEDIATE = "remediate"
+    RECOVER = "recover"
+    CLOSE = "close"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Alert(_Frozen):
+    """What started the run: an alert from intake, or the parameters of a manual run."""
+
+    name: str
+    service: str
+    severity: Severity = Severity.SEV3
+    source: str = "manual"
+    fingerprint: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime | None = None
+
+
+class Finding(_Frozen):
+    """One detection check's verdict. ``observed`` is None when the signal could not be read."""
+
+    check: str
+    status: FindingStatus
+    observed: float | str | None = None
+    threshold: float | str | None = None
+    unit: str = ""
+    detail: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plans: every mutation is one of these. ``undo`` returns the plan that reverts it (None: not revertible).
+
+
+class _PlanBase(_Frozen):
+    service: str
+    reason: str = ""
+
+    @property
+    def risk(self) -> Risk:
+        raise NotImplementedError
+
+    @property
+    def target(self) -> str:
+        raise NotImplementedError
+
+    def undo(self) -> Plan | None:
+        return None
+
+    def summary(self) -> str:
+        return f"{self.kind} {self.target}"  # type: ignore[attr-defined]
+
+
+class EnableMaintenance(_PlanBase):
+    kind: Literal["enable_maintenance"] = "enable_maintenance"
+    path_prefixes: tuple[str, ...]
+
+    @property
+    def risk(self) -> Risk:
+        # Maintenance on "/" takes the whole site down: that is not a containment a robot takes alone.
+        return Risk.DESTRUCTIVE if "/" in self.path_prefixes else Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return ",".join(self.path_prefixes)
+
+    def undo(self) -> Plan:
+        return DisableMaintenance(service=self.service, path_prefixes=self.path_prefixes, reason="undo")
+
+
+class DisableMaintenance(_PlanBase):
+    kind: Literal["disable_maintenance"] = "disable_maintenance"
+    path_prefixes: tuple[str, ...]
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return ",".join(self.path_prefixes)
+
+    def undo(self) -> Plan:
+        return EnableMaintenance(service=self.service, path_prefixes=self.path_prefixes, reason="undo")
+
+
+class Rollback(_PlanBase):
+    """Promote an earlier release. Destructive: it throws away whatever the current release fixed."""
+
+    kind: Literal["rollback"] = "rollback"
+    from_release: str
+    to_release: str
+    to_version: str = ""
+    from_version: str = ""
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.DESTRUCTIVE
+
+    @property
+    def target(self) -> str:
+        return f"{self.from_version or self.from_release} -> {self.to_version or self.to_release}"
+
+    def undo(self) -> Plan:
+        return Rollback(
+            service=self.service,
+            from_release=self.to_release,
+            to_release=self.from_release,
+            from_version=self.to_version,
+            to_version=self.from_version,
+            reason="undo",
+        )
+
+
+class SetFeatureFlag(_PlanBase):
+    kind: Literal["set_feature_flag"] = "set_feature_flag"
+    flag: str
+    enabled: bool
+    previous: bool | None = None
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.flag}={'on' if self.enabled else 'off'}"
+
+    def undo(self) -> Plan | None:
+        if self.previous is None:
+            return None
+        return SetFeatureFlag(
+            service=self.service, flag=self.flag, enabled=self.previous, previous=self.enabled, reason="undo"
+        )
+
+
+class ScaleUp(_PlanBase):
+    kind: Literal["scale_up"] = "scale_up"
+    from_replicas: int = Field(ge=0)
+    to_replicas: int = Field(ge=1)
+    ttl_s: int = Field(default=3600, ge=60)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.service} {self.from_replicas}->{self.to_replicas}"
+
+    def undo(self) -> Plan:
+        return ScaleUp(
+            service=self.service,
+            from_replicas=self.to_replicas,
+            to_replicas=max(self.from_replicas, 1),
+            reason="undo",
+        )
+
+
+Plan = Annotated[
+    EnableMaintenance | DisableMaintenance | Rollback | SetFeatureFlag | ScaleUp,
+    Field(discriminator="kind"),
+]
+
+
+class PlanEnvelope(BaseModel):
+    """Wrapper so a bare Plan can be validated from JSON (``PlanEnvelope.model_validate({"plan": ...})``)."""
+
+    plan: Plan
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decisions, approvals, actions.
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    NEEDS_APPROVAL = "needs_approval"
+    DENY = "deny"
+
+
+class Decision(_Frozen):
+    verdict: Verdict
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOW
+
+
+class ApprovalAnswer(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"
+    TIMEOUT = "timeout"
+    REFUSED = "refused"  # answered by someone not on the approver list
+
+
+class Approval(_Frozen):
+    answer: ApprovalAnswer
+    approver: str = ""
+    reason: str = ""
+    at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def granted(self) -> bool:
+        return self.answer is ApprovalAnswer.APPROVED
+
+
+class ActionState(StrEnum):
+    PLANNED = "planned"  # evaluated, not applied (dry run, denied, skipped)
+    INTENT = "intent"  # ledger row written, mutation under way
+    APPLIED = "applied"
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+class ActionRecord(BaseModel):
+    id: str = Field(default_factory=lambda: new_id("act"))
+    phase: Phase
+    plan: Plan
+    decision: Verdict
+    reasons: tuple[str, ...] = ()
+    approval: Approval | None = None
+    state: ActionState = ActionState.PLANNED
+    error: str | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.plan.kind
+
+    @property
+    def risk(self) -> Risk:
+        return self.plan.risk
+
+    @property
+    def applied(self) -> bool:
+        return self.state is ActionState.APPLIED
+
+
+class Sample(_Frozen):
+    at: datetime
+    value: float | None  # None = could not read (unknown)
+    healthy: bool
+
+
+class Verification(_Frozen):
+    check: str
+    healthy: bool
+    samples: tuple[Sample, ...] = ()
+    required_consecutive: int = 3
+    detail: str = ""
+
+
+class TimelineEntry(_Frozen):
+    at: datetime = Field(default_factory=utcnow)
+    phase: Phase
+    event: str
+    detail: str = ""
+
+
+class Evidence(_Frozen):
+    source: str
+    summary: str
+    items: tuple[dict[str, Any], ...] = ()
+    available: bool = True
+
+
+class IncidentReport(BaseModel):
+    incident_id: str
+    runbook: str
+    service: str
+    mode: Mode
+    severity: Severity
+    outcome: Outcome
+    alert: Alert
+    flow_run_id: str | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    actions: list[ActionRecord] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    verification: Verification | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    escalation: str | None = None
+    postmortem: str = ""
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    def summary_json(self) -> dict[str, Any]:
+        """The stable JSON shape the CLI prints with ``--json``."""
+        return {
+            "incident_id": self.incident_id,
+            "runbook": self.runbook,
+            "service": self.service,
+            "mode": self.mode.value,
+            "severity": self.severity.value,
+            "outcome": self.outcome.value,
+            "flow_run_id": self.flow_run_id,
+            "escalation": self.escalation,
+            "findings": [
+                {
+                    "check": f.check,
+                    "status": f.status.value,
+                    "observed": f.observed,
+                    "threshold": f.threshold,
+                    "unit": f.unit,
+                    "detail": f.detail,
+                }
+                for f in self.findings
+            ],
+            "actions": [
+                {
+                    "id": a.id,
+                    "phase": a.phase.value,
+                    "kind": a.kind,
+                    "target": a.plan.target,
+                    "risk": a.risk.value,
+                    "decision": a.decision.value,
+                    "reasons": list(a.reasons),
+                    "approval": a.approval.answer.value if a.approval else None,
+                    "approver": a.approval.approver if a.approval else None,
+                    "applied": a.applied,
+                    "state": a.state.value,
+                    "undo": (u.model_dump(mode="json") if (u := a.plan.undo()) else None),
+                }
+                for a in self.actions
+            ],
+            "evidence": [e.model_dump(mode="json") for e in self.evidence],
+            "verification": (
+                {
+                    "check": self.verification.check,
+                    "healthy": self.verification.healthy,
+                    "required_consecutive": self.verification.required_consecutive,
+                    "detail": self.verification.detail,
+                    "samples": [s.model_dump(mode="json") for s in self.verification.samples],
+                }
+                if self.verification
+                else None
+            ),
+            "timeline": [t.model_dump(mode="json") for t in self.timeline],
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }

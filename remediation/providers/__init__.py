@@ -1,0 +1,1 @@
+"""Capabilities the runbooks use, one ``typing.Protocol`` each, with live and simulated implementations."""

@@ -1,0 +1,94 @@
+"""Platform capabilities: deploys, edge controls, logs and error tracking.
+
+kamkmserve itself has no rollback script, maintenance mode or feature flags (reference §13); these levers
+come from the platform it runs on. Each capability is one Protocol; the simulated platform implements them
+in ``sim_platform``, AWS and Vercel later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PlatformError(RuntimeError):
+    """A platform call failed; the message says which call and why."""
+
+
+class Release(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    version: str
+    created_at: datetime
+    promoted_at: datetime | None = None
+    state: str = ""
+
+
+class FlagChange(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str
+    enabled: bool
+    at: datetime
+
+
+class LogLine(BaseModel):
+    """One line of the app's JSON logs; ``raw`` keeps the line exactly as printed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timestamp: datetime | None
+    level: str
+    message: str
+    context: dict[str, Any] | None = None
+    request: dict[str, str] = {}
+    raw: str
+
+
+class ErrorIssue(BaseModel):
+    """An error-tracker issue (Sentry's issue list shape)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    title: str
+    culprit: str = ""
+    level: str = "error"
+    status: str = "unresolved"
+    count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    release: str | None = None
+
+
+class Deploys(Protocol):
+    async def releases(self) -> list[Release]:
+        """Newest first; the current one has ``state == "current"``."""
+        ...
+
+    async def rollback(self, to_release: str) -> Release:
+        """Promote ``to_release``; idempotent when it is already current."""
+        ...
+
+
+class EdgeControls(Protocol):
+    async def maintenance_prefixes(self) -> list[str]: ...
+
+    async def set_maintenance(self, prefix: str, enabled: bool) -> bool:
+        """Returns whether anything changed (idempotent)."""
+        ...
+
+    async def flag_history(self) -> list[FlagChange]: ...
+
+    async def set_flag(self, name: str, enabled: bool) -> bool: ...
+
+
+class Logs(Protocol):
+    async def lines(self, since: datetime | None = None, limit: int = 500) -> list[LogLine]: ...
+
+
+class Errors(Protocol):
+    async def issues(self, since: datetime | None = None) -> list[ErrorIssue]: ...

@@ -1,0 +1,89 @@
+"""Approval by pausing the Prefect flow run for typed input (the UI renders the form; the CLI resumes).
+
+A caught ``FlowPauseTimeout`` makes Prefect force the run to Failed and drop its return value (reference
+prefect.md §1.4). We keep the run honest instead: the pause is given a grace period beyond our own
+deadline, and at our deadline the run resumes *itself* with a deny, so the runbook carries on to escalate
+and the run ends with its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import apause_flow_run, aresume_flow_run
+from prefect.input import RunInput
+from prefect.input.run_input import keyset_from_paused_state
+from prefect.states import Paused
+from pydantic import Field
+
+from remediation.models import Approval, ApprovalAnswer
+from remediation.providers.approvals import TIMEOUT_APPROVER, ApprovalRequest, classify, timed_out
+from remediation.providers.clock import Clock, RealClock
+
+GRACE_S = 60
+
+
+class ApprovalInput(RunInput):
+    """The form a person fills in to answer. A bare Resume means "no"."""
+
+    approve: bool = Field(False, description="Allow this step")
+    approver: str = Field("", description="Your name, as on the REMEDIATE_APPROVERS list")
+    reason: str = Field("", description="Ticket or justification")
+
+
+class PrefectApprovals:
+    def __init__(self, poll_interval_s: int = 2, clock: Clock | None = None) -> None:
+        self.poll_interval_s = poll_interval_s
+        self._clock = clock or RealClock()
+        self._counter = itertools.count(1)
+
+    async def request(self, req: ApprovalRequest) -> list[Approval]:
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None:
+            raise RuntimeError("PrefectApprovals needs a running flow: there is nothing to pause")
+        run_id = context.flow_run.id
+        deadline = self._clock.monotonic() + req.timeout_s
+        received: list[Approval] = []
+        while True:
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                received.append(timed_out(req.timeout_s))
+                return received
+            answer = await self._pause_once(run_id, req, remaining)
+            if answer is None:
+                received.append(timed_out(req.timeout_s))
+                return received
+            received.append(answer)
+            if answer.answer is not ApprovalAnswer.REFUSED:
+                return received
+
+    async def _pause_once(self, run_id: Any, req: ApprovalRequest, remaining: float) -> Approval | None:
+        key = f"{req.incident_id}-{next(self._counter)}"
+        form = ApprovalInput.with_initial_data(description=req.description)
+        pause = apause_flow_run(wait_for_input=form, timeout=int(remaining) + GRACE_S,
+                                poll_interval=self.poll_interval_s, key=key)
+        try:
+            result = await asyncio.wait_for(pause, timeout=remaining)
+        except (TimeoutError, FlowPauseTimeout):
+            return await self._resume_self_with_deny(run_id, key, req)
+        return classify(result.approve, result.approver, result.reason, req.approvers)
+
+    async def _resume_self_with_deny(self, run_id: Any, key: str, req: ApprovalRequest) -> Approval | None:
+        try:
+            await aresume_flow_run(run_id, run_input={"approve": False, "approver": TIMEOUT_APPROVER,
+                                                      "reason": f"no approval within {req.timeout_s:g}s"})
+        except Exception:
+            # Someone answered in the same instant: their input wins if the run is running again.
+            async with get_client() as client:
+                run = await client.read_flow_run(run_id)
+            if run.state is None or not run.state.is_running():
+                raise
+            keyset = keyset_from_paused_state(Paused(pause_key=key))
+            late = await ApprovalInput.aload(keyset, flow_run_id=run_id)
+            return classify(late.approve, late.approver, late.reason, req.approvers)
+        return None

@@ -1,0 +1,109 @@
+"""The bundle of capabilities a run works with, and how a run finds it.
+
+``connect(settings)`` builds the live bundle for the configured platform. ``use(providers)`` binds a bundle
+for the duration of a block (tests, the demo); flows call ``current()``. Nothing here connects at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from remediation.providers.approvals import Approvals
+from remediation.providers.budget import RequestBudget
+from remediation.providers.clock import Clock, RealClock
+from remediation.providers.http import AppHttp
+from remediation.providers.metrics import AppMetrics, Metrics
+from remediation.providers.platform import Deploys, EdgeControls, Errors, Logs
+from remediation.settings import Settings
+
+if TYPE_CHECKING:
+    from remediation.store import Store
+
+
+@dataclass
+class Providers:
+    settings: Settings
+    metrics: Metrics
+    deploys: Deploys
+    edge: EdgeControls
+    logs: Logs
+    errors: Errors
+    approvals: Approvals
+    store: Store
+    clock: Clock = field(default_factory=RealClock)
+
+    def with_(self, **changes: Any) -> Providers:
+        return replace(self, **changes)
+
+
+class UnsupportedPlatform(RuntimeError):
+    pass
+
+
+def connect(settings: Settings, *, migrate: bool = True) -> Providers:
+    """Live providers for ``settings.platform``; the store is migrated to head on first use."""
+    from remediation.providers.prefect_approvals import PrefectApprovals
+    from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
+    from remediation.store import Store
+
+    if settings.platform != "sim":
+        raise UnsupportedPlatform(
+            f"platform '{settings.platform}' has no adapters yet; use REMEDIATE_PLATFORM=sim"
+        )
+    store = Store(settings.resolved_database_url)
+    if migrate:
+        store.migrate()
+    http = AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
+                   timeout_s=settings.http_timeout_s)
+    plane = ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)
+    return Providers(
+        settings=settings,
+        metrics=AppMetrics(http),
+        deploys=SimDeploys(plane),
+        edge=SimEdge(plane),
+        logs=SimLogs(plane),
+        errors=SimErrors(plane),
+        approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s),
+        store=store,
+    )
+
+
+_bound: ContextVar[Providers | None] = ContextVar("remediation_providers", default=None)
+# Prefect may run a flow on another thread or event loop than the one that bound the providers; a
+# process-wide fallback keeps ``use()`` visible there too.
+_process_bound: list[Providers] = []
+_lock = threading.Lock()
+_connected: dict[str, Providers] = {}
+
+
+@contextlib.contextmanager
+def use(providers: Providers) -> Iterator[Providers]:
+    token = _bound.set(providers)
+    with _lock:
+        _process_bound.append(providers)
+    try:
+        yield providers
+    finally:
+        _bound.reset(token)
+        with _lock:
+            _process_bound.remove(providers)
+
+
+def current() -> Providers:
+    bound = _bound.get()
+    if bound is not None:
+        return bound
+    with _lock:
+        if _process_bound:
+            return _process_bound[-1]
+    settings = Settings()
+    key = settings.model_dump_json()
+    with _lock:
+        if key not in _connected:
+            _connected[key] = connect(settings)
+        return _connected[key]

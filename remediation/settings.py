@@ -1,0 +1,73 @@
+"""Configuration, read from ``REMEDIATE_*`` environment variables when ``Settings()`` is built, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from remediation.models import Mode
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REMEDIATE_", extra="ignore")
+
+    # Where the application and its platform are.
+    app_url: str = "http://127.0.0.1:3000"
+    platform: Literal["sim", "aws", "vercel"] = "sim"
+    platform_url: str | None = Field(
+        default=None, description="Control plane of the simulated platform; defaults to app_url"
+    )
+
+    # Where we keep our own records.
+    home: Path = Path(".remediate")
+    database_url: str | None = None
+
+    # Who may approve, and how long a run waits for them.
+    mode: Mode = Mode.APPROVE
+    approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    preapproved: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Destructive plan kinds that configuration pre-approves"
+    )
+    approval_timeout_s: int = Field(default=900, ge=5)
+    approval_poll_s: int = Field(default=2, ge=1)
+
+    # Blast radius.
+    kill_switch: bool = False
+    max_actions_per_service_per_hour: int = Field(default=10, ge=1)
+    max_maintenance_prefixes: int = Field(default=5, ge=1)
+    max_replicas: int = Field(default=20, ge=1)
+    max_scale_factor: float = Field(default=3.0, ge=1.0)
+
+    # Reading the application. The real app allows 100 requests/min per IP, scrapes included.
+    metrics_budget_per_min: int = Field(default=30, ge=1, le=100)
+    http_timeout_s: float = Field(default=5.0, gt=0)
+    metrics_window_records: int = Field(default=100, ge=10, le=500)
+
+    # Verification defaults (runbooks may override per run).
+    verify_interval_s: float = Field(default=15.0, gt=0)
+    verify_consecutive: int = Field(default=3, ge=1)
+    verify_deadline_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("approvers", "preapproved", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @property
+    def resolved_platform_url(self) -> str:
+        return (self.platform_url or self.app_url).rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'remediate.db').resolve()}"

@@ -1,0 +1,48 @@
+"""Fixtures for runbook scenario tests: a real simulator over HTTP, a real store, scripted approvals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediation import runtime
+from remediation.models import Mode
+from remediation.providers.approvals import Approvals, Scripted, ScriptedApprovals
+from remediation.settings import Settings
+from remediation.sim import SimConfig, SimServer
+
+FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20}
+
+
+@pytest.fixture
+def sim() -> Iterator[Callable[..., SimServer]]:
+    started: list[SimServer] = []
+
+    def start(scenario: str = "bad-release", **overrides: Any) -> SimServer:
+        config = SimConfig(**{"scenario": scenario, "rps": 200.0, "onset_s": 0.2, "seed": 7, **overrides})
+        server = SimServer(config).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def providers(tmp_path: Path) -> Callable[..., runtime.Providers]:
+    def build(app_url: str, *, answers: list[Scripted] | None = None, approvals: Approvals | None = None,
+              **settings: Any) -> runtime.Providers:
+        base = {
+            "app_url": app_url, "platform": "sim", "home": tmp_path, "mode": Mode.AUTO,
+            "approvers": ["alice", "bob"], "approval_timeout_s": 30, "approval_poll_s": 1,
+            "verify_interval_s": 0.3, "verify_consecutive": 3, "verify_deadline_s": 20.0,
+            "metrics_budget_per_min": 100,
+        }
+        live = runtime.connect(Settings(**{**base, **settings}))
+        return live.with_(approvals=approvals or ScriptedApprovals(answers or []))
+
+    return build

@@ -1,0 +1,175 @@
+"""Scenario tests for the elevated-5xx runbook: a real simulator over HTTP, a real Prefect API, a real store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from flows.elevated_error_rate import elevated_error_rate
+from remediation import runtime
+from remediation.models import Mode
+from remediation.providers.approvals import Scripted
+from remediation.sim import SimServer
+
+from .conftest import FAST
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+Sim = Callable[..., SimServer]
+Build = Callable[..., runtime.Providers]
+
+
+def sim_state(server: SimServer) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/_sim/state", timeout=5).json()
+
+
+def wait_for_bad_release(server: SimServer) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sim_state(server)["current_release"]["version"] != "v1.4.2":
+            time.sleep(1.0)  # let the faulty release fill the request window
+            return
+        time.sleep(0.1)
+    raise AssertionError("the bad release never went out")
+
+
+async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:
+    with runtime.use(providers):
+        return await elevated_error_rate(**{**FAST, **params})
+
+
+def kinds(report: dict[str, Any], state: str | None = None) -> list[str]:
+    return [a["kind"] for a in report["actions"] if state is None or a["state"] == state]
+
+
+async def test_stands_down_when_the_error_rate_is_normal(sim: Sim, providers: Build) -> None:
+    server = sim("healthy")
+    time.sleep(0.6)
+    report = await run(providers(server.url))
+    assert report["outcome"] == "stood_down"
+    assert report["findings"][0]["check"] == "error_rate_5xx"
+    assert report["findings"][0]["status"] == "ok"
+    assert report["actions"] == []
+    assert sim_state(server)["maintenance"] == []
+
+
+async def test_contains_rolls_back_after_approval_and_verifies_recovery(sim: Sim, providers: Build) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    bad_version = sim_state(server)["current_release"]["version"]
+    p = providers(server.url, answers=[Scripted(approve=True, approver="alice", reason="INC-1")])
+    report = await run(p)
+
+    assert report["outcome"] == "recovered", report["escalation"]
+    assert report["findings"][0]["status"] == "breach"
+    assert kinds(report, "applied") == ["enable_maintenance", "rollback", "disable_maintenance"]
+    rollback = next(a for a in report["actions"] if a["kind"] == "rollback")
+    assert rollback["risk"] == "destructive"
+    assert rollback["decision"] == "needs_approval" and rollback["approver"] == "alice"
+    assert rollback["undo"]["kind"] == "rollback"
+    assert report["verification"]["healthy"] is True
+    assert len(report["verification"]["samples"]) >= 3
+    state = sim_state(server)
+    assert state["current_release"]["version"] == "v1.4.2" != bad_version
+    assert state["maintenance"] == []
+    stored = p.store.get_report(report["incident_id"])
+    assert stored is not None and stored.outcome.value == "recovered"
+    assert [a.answer.value for a in p.store.approvals(report["incident_id"])] == ["approved"]
+
+
+async def test_denied_approval_means_no_rollback_and_escalation_with_containment_kept(
+    sim: Sim, providers: Build
+) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    bad_version = sim_state(server)["current_release"]["version"]
+    report = await run(providers(server.url, answers=[Scripted(approve=False, approver="bob", reason="peak")]))
+    assert report["outcome"] == "denied"
+    assert "not approved" in report["escalation"]
+    assert "rollback" not in kinds(report, "applied")
+    state = sim_state(server)
+    assert state["current_release"]["version"] == bad_version
+    assert state["maintenance"], "containment must be kept"
+
+
+async def test_approval_timeout_is_treated_as_deny(sim: Sim, providers: Build) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    report = await run(providers(server.url, answers=[Scripted(approver=None)]), approval_timeout_s=5)
+    assert report["outcome"] == "denied"
+    rollback = next(a for a in report["actions"] if a["kind"] == "rollback")
+    assert rollback["approval"] == "timeout" and rollback["applied"] is False
+    assert sim_state(server)["current_release"]["version"] != "v1.4.2"
+
+
+async def test_unlisted_approver_is_refused_and_recorded_then_a_real_approver_counts(
+    sim: Sim, providers: Build
+) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    p = providers(server.url, answers=[Scripted(approve=True, approver="mallory"),
+                                       Scripted(approve=True, approver="alice")])
+    report = await run(p)
+    assert report["outcome"] == "recovered"
+    answers = [(a.answer.value, a.approver) for a in p.store.approvals(report["incident_id"])]
+    assert answers == [("refused", "mallory"), ("approved", "alice")]
+
+
+async def test_verification_that_never_recovers_escalates_and_keeps_containment(sim: Sim, providers: Build) -> None:
+    server = sim("bad-release-no-recovery")
+    wait_for_bad_release(server)
+    p = providers(server.url, answers=[Scripted(approve=True, approver="alice")], verify_deadline_s=6.0)
+    report = await run(p)
+    assert report["outcome"] == "escalated"
+    assert report["verification"]["healthy"] is False
+    assert "containment kept" in report["escalation"]
+    assert kinds(report, "applied")[-1] == "enable_maintenance"  # contained again after the failed fix
+    assert sim_state(server)["maintenance"]
+
+
+async def test_as_is_mode_has_unknown_findings_and_takes_no_action(sim: Sim, providers: Build) -> None:
+    server = sim("bad-release", request_metrics=False)
+    wait_for_bad_release(server)
+    report = await run(providers(server.url, answers=[Scripted(approve=True, approver="alice")]))
+    assert report["outcome"] == "escalated"
+    finding = report["findings"][0]
+    assert finding["status"] == "unknown" and finding["observed"] is None
+    assert report["actions"] == []
+    assert sim_state(server)["maintenance"] == []
+
+
+async def test_dry_run_plans_and_records_but_touches_nothing(sim: Sim, providers: Build) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    bad_version = sim_state(server)["current_release"]["version"]
+    report = await run(providers(server.url), mode=Mode.DRY_RUN)
+    assert report["outcome"] == "dry_run"
+    assert kinds(report) == ["enable_maintenance", "rollback"]
+    assert all(a["decision"] == "deny" and not a["applied"] for a in report["actions"])
+    state = sim_state(server)
+    assert state["maintenance"] == [] and state["current_release"]["version"] == bad_version
+
+
+@pytest.mark.parametrize("fault", ["down", "garbage", "html", "slow"])
+async def test_broken_metrics_endpoint_is_unknown_with_a_clear_message_and_no_action(
+    sim: Sim, providers: Build, fault: str
+) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    httpx.post(f"{server.url}/_sim/faults", json={"metrics": fault, "slow_seconds": 3.0}, timeout=5)
+    report = await run(providers(server.url, http_timeout_s=1.0), confirm_samples=1)
+    assert report["outcome"] == "escalated"
+    finding = report["findings"][0]
+    assert finding["status"] == "unknown" and finding["detail"]
+    assert report["actions"] == []
+
+
+async def test_unreachable_app_is_unknown_and_takes_no_action(providers: Build) -> None:
+    report = await run(providers("http://127.0.0.1:9"), confirm_samples=1)
+    assert report["outcome"] == "escalated"
+    assert report["findings"][0]["status"] == "unknown"
+    assert "unreachable" in report["findings"][0]["detail"]

@@ -1,0 +1,72 @@
+"""policy.evaluate is pure: every rule, table-tested."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediation.models import (
+    DisableMaintenance,
+    EnableMaintenance,
+    Mode,
+    Plan,
+    Rollback,
+    ScaleUp,
+    SetFeatureFlag,
+    Verdict,
+)
+from remediation.policy import PolicyContext, evaluate
+
+MAINT = EnableMaintenance(service="svc", path_prefixes=("/api/checkout",))
+SITE_WIDE = EnableMaintenance(service="svc", path_prefixes=("/",))
+ROLLBACK = Rollback(service="svc", from_release="b", to_release="a")
+FLAG = SetFeatureFlag(service="svc", flag="f", enabled=False, previous=True)
+SCALE_OK = ScaleUp(service="svc", from_replicas=2, to_replicas=4)
+SCALE_BIG = ScaleUp(service="svc", from_replicas=2, to_replicas=10)
+
+
+def ctx(**overrides: object) -> PolicyContext:
+    return PolicyContext(**{"mode": Mode.AUTO, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("plan", "context", "verdict", "reason_part"),
+    [
+        (MAINT, ctx(), Verdict.ALLOW, "auto mode"),
+        (MAINT, ctx(mode=Mode.APPROVE), Verdict.NEEDS_APPROVAL, "approve mode"),
+        (MAINT, ctx(mode=Mode.DRY_RUN), Verdict.DENY, "dry run"),
+        (ROLLBACK, ctx(), Verdict.NEEDS_APPROVAL, "destructive"),
+        (ROLLBACK, ctx(mode=Mode.APPROVE), Verdict.NEEDS_APPROVAL, "destructive"),
+        (ROLLBACK, ctx(preapproved_kinds=frozenset({"rollback"})), Verdict.ALLOW, "pre-approved"),
+        (ROLLBACK, ctx(preapproved_kinds=frozenset({"scale_up"})), Verdict.NEEDS_APPROVAL, "destructive"),
+        (ROLLBACK, ctx(evidence_confirmed=False), Verdict.DENY, "without confirmed evidence"),
+        (ROLLBACK, ctx(mode=Mode.DRY_RUN, preapproved_kinds=frozenset({"rollback"})), Verdict.DENY, "dry run"),
+        (SITE_WIDE, ctx(), Verdict.NEEDS_APPROVAL, "destructive"),
+        (FLAG, ctx(), Verdict.ALLOW, "auto mode"),
+        (MAINT, ctx(kill_switch=True), Verdict.DENY, "kill switch"),
+        (ROLLBACK, ctx(kill_switch=True, preapproved_kinds=frozenset({"rollback"})), Verdict.DENY, "kill switch"),
+        (MAINT, ctx(other_active_remediations=1), Verdict.DENY, "one active remediation per service"),
+        (MAINT, ctx(actions_last_hour=10, max_actions_per_hour=10), Verdict.DENY, "reached the cap"),
+        (MAINT, ctx(actions_last_hour=9, max_actions_per_hour=10), Verdict.ALLOW, "auto mode"),
+        (EnableMaintenance(service="s", path_prefixes=tuple(f"/p{i}" for i in range(6))), ctx(), Verdict.DENY,
+         "exceeds the cap of 5"),
+        (SCALE_OK, ctx(), Verdict.ALLOW, "auto mode"),
+        (SCALE_BIG, ctx(), Verdict.DENY, "scale factor 5.0 exceeds"),
+        (ScaleUp(service="s", from_replicas=10, to_replicas=25), ctx(), Verdict.DENY, "25 replicas exceeds"),
+        (DisableMaintenance(service="s", path_prefixes=("/x",)), ctx(), Verdict.ALLOW, "auto mode"),
+    ],
+)
+def test_evaluate_rules(plan: Plan, context: PolicyContext, verdict: Verdict, reason_part: str) -> None:
+    decision = evaluate(plan, context)
+    assert decision.verdict is verdict
+    assert any(reason_part in reason for reason in decision.reasons), decision.reasons
+
+
+def test_denial_lists_every_reason_not_only_the_first() -> None:
+    decision = evaluate(ROLLBACK, ctx(kill_switch=True, other_active_remediations=2, evidence_confirmed=False))
+    assert decision.verdict is Verdict.DENY
+    assert len(decision.reasons) == 3
+
+
+def test_evaluate_is_pure_same_input_same_output() -> None:
+    context = ctx(mode=Mode.APPROVE)
+    assert evaluate(MAINT, context) == evaluate(MAINT, context)
