@@ -49,7 +49,7 @@ def paused_runs() -> list[FlowRun]:
 
 
 def _record_refusal(store: Store, flow_run_id: str, name: str, reason: str) -> None:
-    incident = next((i for i in store.list_incidents(limit=500) if i.flow_run_id == flow_run_id), None)
+    incident = store.incident_for_flow_run(flow_run_id)
     if incident is not None:
         store.record_approval(incident.id, Approval(
             answer=ApprovalAnswer.REFUSED, approver=name,

@@ -18,12 +18,21 @@ err = Console(stderr=True)
 
 @app.command()
 def demo(
-    approve_as: Annotated[str, typer.Option("--approve-as", help="Approver name the demo answers with")] = "demo.oncall",
+    approve_as: Annotated[str, typer.Option("--approve-as", help="Approver the demo answers as")] = "demo.oncall",
     interactive: Annotated[bool, typer.Option("--interactive", help="Prompt for the approval instead")] = False,
     deny: Annotated[bool, typer.Option("--deny", help="Answer the approval with a deny")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
 ) -> None:
     """Run the elevated-5xx runbook against the simulator's bad-release scenario, end to end."""
+    import os
+
+    # Quiet Prefect's own console lines (the run's logs still reach its API) and its telemetry, which
+    # only produces "database is locked" noise on the temporary SQLite server.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The embedded API runs on SQLite, whose lock contention Prefect's client retries transparently; the
+    # server would still print each retried lock as an ERROR traceback. Production uses PostgreSQL.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     from remediation.demo import DemoOptions, print_report, run_demo
 
     out = Console(stderr=True) if json_output else console

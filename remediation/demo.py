@@ -34,8 +34,14 @@ class DemoOptions:
 
 
 def demo_settings(app_url: str, approvers: list[str]) -> Settings:
+    """Settings for a demo run. The simulated world is new each time, so its incident history is too:
+    a store left by an earlier demo would count its actions against this run's per-hour cap."""
+    base = Settings()
+    database = (base.home / "demo.db").resolve()
+    database.unlink(missing_ok=True)
     return Settings(
         app_url=app_url, platform="sim", mode=Mode.AUTO, approvers=approvers,
+        database_url=f"sqlite:///{database}",
         approval_timeout_s=300, approval_poll_s=1,
         verify_interval_s=2.0, verify_consecutive=3, verify_deadline_s=90.0,
     )
@@ -80,11 +86,14 @@ def _watch(worker: threading.Thread, incident_id: str, providers: runtime.Provid
            console: Console, ask: Callable[[str], str] | None) -> None:
     seen = 0
     answered: set[str] = set()
-    while worker.is_alive():
+    while True:
+        running = worker.is_alive()
         timeline = providers.store.timeline(incident_id) if providers.store.get_incident(incident_id) else []
         for entry in timeline[seen:]:
-            console.print(f"  {entry.at:%H:%M:%S} [cyan]{entry.phase.value:<11}[/] {entry.event}")
+            console.print(f"  {entry.at:%H:%M:%S} [cyan]{entry.phase.value:<11}[/] {entry.event}", soft_wrap=True)
         seen = len(timeline)
+        if not running:
+            return
         if timeline and timeline[-1].event.startswith("waiting for approval"):
             incident = providers.store.get_incident(incident_id)
             run_id = incident.flow_run_id if incident else None
@@ -116,12 +125,23 @@ def _answer(run_id: str, options: DemoOptions, providers: runtime.Providers, con
 
 
 def print_report(report: IncidentReport, console: Console) -> None:
-    table = Table(title=f"{report.runbook}: {report.outcome.value}", show_lines=False)
-    for column in ("time", "phase", "event", "detail"):
-        table.add_column(column, overflow="fold")
-    for entry in report.timeline:
-        table.add_row(f"{entry.at:%H:%M:%S}", entry.phase.value, entry.event, entry.detail)
-    console.print(table)
+    findings = Table(title="Findings")
+    for column in ("check", "status", "observed", "threshold"):
+        findings.add_column(column)
+    for f in report.findings:
+        findings.add_row(f.check, f.status.value, f"{f.observed} {f.unit}".strip(), f"{f.threshold} {f.unit}".strip())
+    console.print(findings)
+    actions = Table(title="Actions")
+    for column in ("phase", "action", "risk", "decision", "approval", "state"):
+        actions.add_column(column)
+    for a in report.actions:
+        approval = f"{a.approval.answer.value} by {a.approval.approver}" if a.approval else "-"
+        actions.add_row(a.phase.value, a.plan.summary(), a.risk.value, a.decision.value, approval, a.state.value)
+    console.print(actions)
+    if report.verification:
+        v = report.verification
+        values = ", ".join("unknown" if s.value is None else f"{s.value:g}%" for s in v.samples)
+        console.print(f"[bold]Verification:[/] {v.check}: {'healthy' if v.healthy else 'NOT healthy'} ({values})")
     console.print(f"[bold]Outcome:[/] {report.outcome.value}")
     if report.escalation:
         console.print(f"[bold]Escalation:[/] {report.escalation}")

@@ -17,7 +17,6 @@ from remediation.models import (
     ScaleUp,
     SetFeatureFlag,
     Verdict,
-    utcnow,
 )
 from remediation.runtime import Providers
 
@@ -44,18 +43,19 @@ async def apply(action: ActionRecord, incident_id: str, providers: Providers) ->
             f"approval {action.approval.answer.value if action.approval else 'none'}"
         )
     store = providers.store
-    intent = action.model_copy(update={"state": ActionState.INTENT, "started_at": utcnow()})
+    now = providers.clock.now
+    intent = action.model_copy(update={"state": ActionState.INTENT, "started_at": now()})
     store.record_intent(incident_id, intent)
     try:
         await _mutate(action.plan, providers)
     except Exception as exc:
         failed = intent.model_copy(
-            update={"state": ActionState.FAILED, "error": f"{type(exc).__name__}: {exc}", "completed_at": utcnow()}
+            update={"state": ActionState.FAILED, "error": f"{type(exc).__name__}: {exc}", "completed_at": now()}
         )
         store.complete_action(failed.id, state=ActionState.FAILED, error=failed.error,
                               completed_at=failed.completed_at)
         return failed
-    done = intent.model_copy(update={"state": ActionState.APPLIED, "completed_at": utcnow()})
+    done = intent.model_copy(update={"state": ActionState.APPLIED, "completed_at": now()})
     store.complete_action(done.id, state=ActionState.APPLIED, completed_at=done.completed_at)
     return done
 

@@ -66,7 +66,7 @@ class RunningIncident:
         )
         providers.store.open_incident(
             incident_id=self.id, runbook=runbook, service=alert.service, severity=alert.severity, mode=mode,
-            alert=alert, flow_run_id=flow_run_id,
+            alert=alert, flow_run_id=flow_run_id, opened_at=providers.clock.now(),
         )
 
     @property
@@ -108,7 +108,8 @@ class RunningIncident:
     async def act(self, phase: Phase, plan: Plan, *, evidence_confirmed: bool, why: str = "") -> ActionRecord:
         """Evaluate, ask if needed, apply through the gate, and record every step."""
         decision = policy.evaluate(plan, self.policy_context(evidence_confirmed))
-        record = ActionRecord(phase=phase, plan=plan, decision=decision.verdict, reasons=decision.reasons)
+        record = ActionRecord(phase=phase, plan=plan, decision=decision.verdict, reasons=decision.reasons,
+                              started_at=self.providers.clock.now())
         self.note(phase, f"plan {plan.summary()} ({plan.risk.value})",
                   f"decision {decision.verdict.value}: {'; '.join(decision.reasons)}")
         if decision.verdict is Verdict.NEEDS_APPROVAL:

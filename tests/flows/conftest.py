@@ -14,8 +14,6 @@ from remediation.providers.approvals import Approvals, Scripted, ScriptedApprova
 from remediation.settings import Settings
 from remediation.sim import SimConfig, SimServer
 
-FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20}
-
 
 @pytest.fixture
 def sim() -> Iterator[Callable[..., SimServer]]:

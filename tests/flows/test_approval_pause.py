@@ -14,9 +14,7 @@ from flows.elevated_error_rate import elevated_error_rate
 from remediation import approval_client, runtime
 from remediation.providers.prefect_approvals import PrefectApprovals
 from remediation.sim import SimServer
-
-from .conftest import FAST
-from .test_elevated_error_rate import sim_state, wait_for_bad_release
+from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

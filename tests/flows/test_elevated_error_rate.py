@@ -14,27 +14,12 @@ from remediation import runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted
 from remediation.sim import SimServer
-
-from .conftest import FAST
+from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 Sim = Callable[..., SimServer]
 Build = Callable[..., runtime.Providers]
-
-
-def sim_state(server: SimServer) -> dict[str, Any]:
-    return httpx.get(f"{server.url}/_sim/state", timeout=5).json()
-
-
-def wait_for_bad_release(server: SimServer) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if sim_state(server)["current_release"]["version"] != "v1.4.2":
-            time.sleep(1.0)  # let the faulty release fill the request window
-            return
-        time.sleep(0.1)
-    raise AssertionError("the bad release never went out")
 
 
 async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:

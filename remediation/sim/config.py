@@ -1,0 +1,31 @@
+"""Settings of one simulated kamkmserve deployment."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SimConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    scenario: str = "healthy"
+    seed: int | None = None
+    rps: float = Field(default=20.0, ge=0.0)
+    rate_limit: int = Field(default=100, ge=1)
+    # True: the dead request/DB instrumentation of src/lib/metrics.ts is switched on (what the runbooks assume).
+    # False ("as-is"): the app exactly as deployed today, where those series never get a sample.
+    request_metrics: bool = True
+    onset_s: float = Field(default=2.0, ge=0.0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    echo_logs: bool = False
+    # The idle real app's heap ratio wandered between 45 % and 91 % (reference, "Observed at runtime").
+    heap_ratio_low: float = Field(default=0.45, gt=0.0, lt=1.0)
+    heap_ratio_high: float = Field(default=0.91, gt=0.0, lt=1.0)
+    log_ring_size: int = Field(default=5000, ge=10)
+
+    @model_validator(mode="after")
+    def _heap_range_is_ordered(self) -> SimConfig:
+        if self.heap_ratio_low > self.heap_ratio_high:
+            raise ValueError("heap_ratio_low must not exceed heap_ratio_high")
+        return self

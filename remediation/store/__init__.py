@@ -1,0 +1,30 @@
+"""Persistence for incidents, the action ledger, approvals and timelines (SQLite or PostgreSQL).
+
+``Store`` is the API; ``upgrade`` runs the packaged Alembic migrations. Importing this package creates
+no engine and opens no file.
+"""
+
+from remediation.store.errors import (
+    ActionConflict,
+    ActionNotFound,
+    IncidentExists,
+    IncidentNotFound,
+    StoreError,
+)
+from remediation.store.migrate import downgrade, upgrade
+from remediation.store.repository import Store
+from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
+
+__all__ = [
+    "ActionConflict",
+    "ActionNotFound",
+    "ActionRow",
+    "IncidentExists",
+    "IncidentNotFound",
+    "IncidentStatus",
+    "IncidentSummary",
+    "Store",
+    "StoreError",
+    "downgrade",
+    "upgrade",
+]

@@ -1,0 +1,113 @@
+"""Read models the store returns: immutable, typed views of rows, independent of the ORM session.
+
+They exist so callers never hold ORM objects (which would tie them to a session and a thread) and so
+stored strings come back as the domain's enums and models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from remediation.models import (
+    ActionState,
+    Alert,
+    Mode,
+    Outcome,
+    Phase,
+    Plan,
+    PlanEnvelope,
+    Risk,
+    Severity,
+    Verdict,
+)
+from remediation.store.tables import ActionORM, IncidentORM
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class IncidentSummary(BaseModel):
+    """An incident row without its (possibly large) report; use ``Store.get_report`` for that."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    runbook: str
+    service: str
+    severity: Severity
+    mode: Mode
+    status: IncidentStatus
+    outcome: Outcome | None
+    incident_key: str | None
+    flow_run_id: str | None
+    alert: Alert
+    opened_at: datetime
+    closed_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is IncidentStatus.OPEN
+
+    @classmethod
+    def from_orm_row(cls, row: IncidentORM) -> IncidentSummary:
+        return cls(
+            id=row.id,
+            runbook=row.runbook,
+            service=row.service,
+            severity=Severity(row.severity),
+            mode=Mode(row.mode),
+            status=IncidentStatus(row.status),
+            outcome=Outcome(row.outcome) if row.outcome is not None else None,
+            incident_key=row.incident_key,
+            flow_run_id=row.flow_run_id,
+            alert=Alert.model_validate(row.alert),
+            opened_at=row.opened_at,
+            closed_at=row.closed_at,
+        )
+
+
+class ActionRow(BaseModel):
+    """One ledger row. ``plan`` is parsed back into the concrete plan model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    incident_id: str
+    phase: Phase
+    kind: str
+    risk: Risk
+    service: str
+    target: str
+    plan: Plan
+    decision: Verdict
+    reasons: tuple[str, ...]
+    state: ActionState
+    error: str | None
+    approver: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_orm_row(cls, row: ActionORM) -> ActionRow:
+        return cls(
+            id=row.id,
+            incident_id=row.incident_id,
+            phase=Phase(row.phase),
+            kind=row.kind,
+            risk=Risk(row.risk),
+            service=row.service,
+            target=row.target,
+            plan=PlanEnvelope.model_validate({"plan": row.plan}).plan,
+            decision=Verdict(row.decision),
+            reasons=tuple(row.reasons),
+            state=ActionState(row.state),
+            error=row.error,
+            approver=row.approver,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+        )

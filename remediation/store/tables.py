@@ -1,0 +1,131 @@
+"""ORM tables: the shape of the store, and the metadata Alembic compares the migrations against.
+
+Enumerations (severity, mode, state, ...) are stored as plain strings, not native database enums: the
+Python ``StrEnum`` is the source of truth, adding a value must not need an ALTER TYPE on PostgreSQL (or a
+table rebuild on SQLite), and values are re-validated through the enums when rows are read back.
+
+Child rows reference ``incidents`` without ``ON DELETE CASCADE``: the ledger is an audit trail and must
+not vanish as a side effect of deleting an incident; a future purge deletes children explicitly.
+
+Changing anything here needs a new hand-written revision in ``migrations/versions``;
+``tests/store/test_migrations.py`` fails while the two disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from remediation.store.coltypes import JSONDoc, UTCDateTime
+
+#: Deterministic constraint/index names, so migrations can refer to them by name on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(64)  # "inc-…", "act-…", Prefect flow-run UUIDs
+NAME = String(128)  # runbook, service, plan kind
+ENUM = String(32)  # StrEnum values
+WHO = String(255)  # approver identities
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class IncidentORM(Base):
+    """One remediation run against one service, from open to close."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    runbook: Mapped[str] = mapped_column(NAME)
+    service: Mapped[str] = mapped_column(NAME)
+    severity: Mapped[str] = mapped_column(ENUM)
+    mode: Mapped[str] = mapped_column(ENUM)
+    status: Mapped[str] = mapped_column(ENUM)  # "open" | "closed"
+    outcome: Mapped[str | None] = mapped_column(ENUM)  # set on close
+    incident_key: Mapped[str | None] = mapped_column(String(255))  # alert dedupe key
+    flow_run_id: Mapped[str | None] = mapped_column(ID)
+    alert: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(None, "service", "status"),
+        Index(None, "incident_key"),
+    )
+
+
+class ActionORM(Base):
+    """The action ledger: one row per planned or attempted mutation.
+
+    ``service`` is the plan's service (the thing mutated), which is what a per-service rate cap counts.
+    """
+
+    __tablename__ = "actions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ID, ForeignKey("incidents.id"))
+    phase: Mapped[str] = mapped_column(ENUM)
+    kind: Mapped[str] = mapped_column(NAME)
+    risk: Mapped[str] = mapped_column(ENUM)
+    service: Mapped[str] = mapped_column(NAME)
+    target: Mapped[str] = mapped_column(Text)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    decision: Mapped[str] = mapped_column(ENUM)
+    reasons: Mapped[list[str]] = mapped_column(JSONDoc)
+    state: Mapped[str] = mapped_column(ENUM)
+    error: Mapped[str | None] = mapped_column(Text)
+    approver: Mapped[str | None] = mapped_column(WHO)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(None, "incident_id"),
+        Index(None, "state"),
+        Index(None, "service", "state"),
+    )
+
+
+class ApprovalORM(Base):
+    """Every answer to an approval request, including timeouts and refusals.
+
+    ``action_id`` is deliberately not a foreign key: the approval is asked for (and recorded) before
+    the action's ledger row exists.
+    """
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ID, ForeignKey("incidents.id"))
+    action_id: Mapped[str | None] = mapped_column(ID)
+    answer: Mapped[str] = mapped_column(ENUM)
+    approver: Mapped[str] = mapped_column(WHO)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "incident_id"),)
+
+
+class TimelineORM(Base):
+    """What happened when, in the order it happened (``at``, then insertion order)."""
+
+    __tablename__ = "timeline"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ID, ForeignKey("incidents.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    phase: Mapped[str] = mapped_column(ENUM)
+    event: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "incident_id"),)

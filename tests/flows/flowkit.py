@@ -1,0 +1,28 @@
+"""Shared helpers for runbook scenario tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from remediation.sim import SimServer
+
+FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20}
+
+
+def sim_state(server: SimServer) -> dict[str, Any]:
+    state: dict[str, Any] = httpx.get(f"{server.url}/_sim/state", timeout=5).json()
+    return state
+
+
+def wait_for_bad_release(server: SimServer) -> None:
+    """Block until the scenario's faulty release is current and has served a window of traffic."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sim_state(server)["current_release"]["version"] != "v1.4.2":
+            time.sleep(1.0)
+            return
+        time.sleep(0.1)
+    raise AssertionError("the bad release never went out")
