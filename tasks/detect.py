@@ -61,7 +61,7 @@ async def rate_limit_finding(stats: RequestStats) -> Finding:
     """A 429 wall from the app is its own finding: it is not an error spike of the app."""
     if stats.rate_limited:
         return Finding(check="app_rate_limit", status=FindingStatus.BREACH, observed="429",
-                       detail="the app answered 429 to our reads: readings are unknown until Retry-After")
+                       detail="the app's rate limit stopped our reads (429 or 0 remaining): unknown until it resets")
     return Finding(check="app_rate_limit", status=FindingStatus.OK, observed="no 429")
 
 

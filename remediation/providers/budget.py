@@ -41,6 +41,11 @@ class RequestBudget:
             self._sent.append(now)
             return None
 
+    def blocked_by_app(self) -> bool:
+        """True while the app itself (429 or 0 remaining) has told us to wait, as opposed to our own budget."""
+        with self._lock:
+            return self._monotonic() < self._blocked_until
+
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response: a 429's Retry-After, or the server telling us nothing is left."""
         retry_after = _seconds(headers.get("retry-after"))

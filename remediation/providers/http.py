@@ -20,6 +20,7 @@ class Fetched:
     headers: dict[str, str] = field(default_factory=dict)
     text: str = ""
     error: str | None = None
+    rate_limited: bool = False  # the app's rate limit (not our own budget) stopped this read
 
     @property
     def ok(self) -> bool:
@@ -45,7 +46,7 @@ class AppHttp:
         url = f"{self.base_url}{path}"
         refused = self.budget.try_acquire()
         if refused:
-            return Fetched(url=url, error=f"not sent: {refused}")
+            return Fetched(url=url, error=f"not sent: {refused}", rate_limited=self.budget.blocked_by_app())
         try:
             # A client per call: flows run on several event loops and a pooled client is bound to one.
             async with httpx.AsyncClient(timeout=self.timeout_s, transport=self._transport) as client:
@@ -59,7 +60,7 @@ class AppHttp:
         body = response.content[: self.max_body_bytes].decode("utf-8", errors="replace")
         if response.status_code == 429:
             retry = headers.get("retry-after", "?")
-            return Fetched(url=url, status=429, headers=headers, text=body,
+            return Fetched(url=url, status=429, headers=headers, text=body, rate_limited=True,
                            error=f"rate limited by the app (429, Retry-After {retry}s)")
         if response.status_code >= 400:
             return Fetched(url=url, status=response.status_code, headers=headers, text=body,

@@ -145,7 +145,7 @@ def _status(raw: str | None) -> int:
 
 
 def _unavailable(fetched: Fetched) -> RequestStats:
-    return RequestStats(available=False, reason=f"{fetched.url}: {fetched.error}", rate_limited=fetched.status == 429)
+    return RequestStats(available=False, reason=f"{fetched.url}: {fetched.error}", rate_limited=fetched.rate_limited)
 
 
 class AppMetrics:

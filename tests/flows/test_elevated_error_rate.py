@@ -158,3 +158,15 @@ async def test_unreachable_app_is_unknown_and_takes_no_action(providers: Build) 
     assert report["outcome"] == "escalated"
     assert report["findings"][0]["status"] == "unknown"
     assert "unreachable" in report["findings"][0]["detail"]
+
+
+async def test_app_rate_limit_wall_makes_the_rate_unknown_and_is_its_own_finding(sim: Sim, providers: Build) -> None:
+    """The real app answers 429 beyond 100 requests/min per IP: that is unknown, never an error spike."""
+    server = sim("bad-release", rate_limit=2)
+    wait_for_bad_release(server)
+    report = await run(providers(server.url), confirm_samples=3)
+    findings = {f["check"]: f for f in report["findings"]}
+    assert findings["error_rate_5xx"]["status"] == "unknown"
+    assert "rate limit" in findings["error_rate_5xx"]["detail"]
+    assert findings["app_rate_limit"]["status"] == "breach"
+    assert report["outcome"] == "escalated" and report["actions"] == []

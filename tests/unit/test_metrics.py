@@ -107,7 +107,7 @@ async def test_429_is_unknown_rate_limited_and_blocks_the_next_read() -> None:
     first = await metrics.request_stats(100)
     assert not first.available and first.rate_limited and "429" in first.reason
     second = await metrics.request_stats(100)
-    assert not second.available and "not sent" in second.reason
+    assert not second.available and "not sent" in second.reason and second.rate_limited
 
 
 async def test_unreachable_and_slow_endpoints_are_unknown() -> None:
