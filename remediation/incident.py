@@ -64,10 +64,15 @@ class RunningIncident:
             flow_run_id=flow_run_id,
             started_at=providers.clock.now(),
         )
-        providers.store.open_incident(
-            incident_id=self.id, runbook=runbook, service=alert.service, severity=alert.severity, mode=mode,
-            alert=alert, flow_run_id=flow_run_id, opened_at=providers.clock.now(),
-        )
+        existing = providers.store.get_incident(self.id) if incident_id else None
+        if existing is None:
+            providers.store.open_incident(
+                incident_id=self.id, runbook=runbook, service=alert.service, severity=alert.severity, mode=mode,
+                alert=alert, flow_run_id=flow_run_id, opened_at=providers.clock.now(),
+            )
+        elif flow_run_id and existing.flow_run_id != flow_run_id:
+            # Opened by intake from an alert: this run adopts it.
+            providers.store.set_flow_run(self.id, flow_run_id)
 
     @property
     def id(self) -> str:
