@@ -137,6 +137,40 @@ def approve(
 
 
 @app.command()
+def incidents(
+    limit: Annotated[int, typer.Option(help="How many, newest first")] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    unrouted: Annotated[bool, typer.Option("--unrouted", help="Also list alerts no route matched")] = False,
+) -> None:
+    """List incidents with their alert counts, flow runs and outcomes."""
+    from rich.table import Table
+
+    from remediation.settings import Settings
+    from remediation.store import Store
+
+    store = Store(Settings().resolved_database_url)
+    store.migrate()
+    rows = store.list_incidents(limit=limit)
+    stray = store.unrouted_alerts(limit=limit) if unrouted else []
+    if json_output:
+        body: dict[str, Any] = {"incidents": [r.model_dump(mode="json", exclude={"alert"}) for r in rows]}
+        if unrouted:
+            body["unrouted"] = [a.model_dump(mode="json", exclude={"payload"}) for a in stray]
+        typer.echo(json.dumps(body, indent=2))
+        return
+    table = Table(title="Incidents")
+    for column in ("incident", "runbook", "service", "sev", "status", "alerts", "flow run", "outcome", "opened"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.id, r.runbook, r.service, r.severity.value, r.status.value, str(r.alert_count),
+                      r.flow_run_id or "-", r.outcome.value if r.outcome else "-", f"{r.opened_at:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+    if unrouted:
+        for a in stray:
+            console.print(f"unrouted {a.received_at:%H:%M:%S} {a.source} {a.name}: {a.reason}")
+
+
+@app.command()
 def paused() -> None:
     """List runs waiting for approval."""
     from remediation import approval_client

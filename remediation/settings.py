@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from remediation.models import Mode
@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     verify_interval_s: float = Field(default=15.0, gt=0)
     verify_consecutive: int = Field(default=3, ge=1)
     verify_deadline_s: float = Field(default=600.0, gt=0)
+
+    # Alert intake (the receiver). No credentials configured means every alert delivery is refused.
+    intake_token: SecretStr | None = Field(default=None, description="Bearer token for Alertmanager/generic")
+    intake_basic_user: str | None = None
+    intake_basic_password: SecretStr | None = None
+    sentry_client_secret: SecretStr | None = Field(default=None, description="Sentry integration client secret")
+    intake_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    sentry_max_age_s: int = Field(default=300, ge=1)
+    reopen_cooldown_s: float = Field(default=600.0, ge=0)
+    intake_mode: Mode = Field(default=Mode.APPROVE, description="Mode of runs started by alerts")
 
     @field_validator("approvers", "preapproved", mode="before")
     @classmethod

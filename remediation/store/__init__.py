@@ -1,4 +1,4 @@
-"""Persistence for incidents, the action ledger, approvals and timelines (SQLite or PostgreSQL).
+"""Persistence for incidents, alerts, the action ledger, approvals and timelines (SQLite or PostgreSQL).
 
 ``Store`` is the API; ``upgrade`` runs the packaged Alembic migrations. Importing this package creates
 no engine and opens no file.
@@ -13,16 +13,19 @@ from remediation.store.errors import (
 )
 from remediation.store.migrate import downgrade, upgrade
 from remediation.store.repository import Store
-from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
+from remediation.store.rows import ActionRow, AlertRow, AlertStatus, IncidentStatus, IncidentSummary, IngestResult
 
 __all__ = [
     "ActionConflict",
     "ActionNotFound",
     "ActionRow",
+    "AlertRow",
+    "AlertStatus",
     "IncidentExists",
     "IncidentNotFound",
     "IncidentStatus",
     "IncidentSummary",
+    "IngestResult",
     "Store",
     "StoreError",
     "downgrade",

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Engine, Select, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Engine, Select, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -35,6 +35,7 @@ from remediation.models import (
     utcnow,
 )
 from remediation.store import migrate as _migrate
+from remediation.store.alerts import AlertMethods
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
 from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
@@ -51,8 +52,12 @@ def _require_aware(value: datetime, name: str) -> datetime:
     return value
 
 
-class Store:
-    """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL."""
+class Store(AlertMethods):
+    """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
+
+    The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
+    ``unrouted_alerts``) come from :class:`~remediation.store.alerts.AlertMethods`.
+    """
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -87,6 +92,11 @@ class Store:
             engine, self._engine, self._reader, self._writer = self._engine, None, None, None
         if engine is not None:
             engine.dispose()
+
+    def ping(self) -> None:
+        """Round-trip to the database; raises the driver's error when it is unreachable."""
+        with self._read() as session:
+            session.execute(text("SELECT 1"))
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

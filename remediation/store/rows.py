@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +24,7 @@ from remediation.models import (
     Severity,
     Verdict,
 )
-from remediation.store.tables import ActionORM, IncidentORM
+from remediation.store.tables import ActionORM, AlertORM, IncidentORM
 
 
 class IncidentStatus(StrEnum):
@@ -48,6 +49,8 @@ class IncidentSummary(BaseModel):
     alert: Alert
     opened_at: datetime
     closed_at: datetime | None
+    alert_count: int = 0
+    last_alert_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -68,6 +71,8 @@ class IncidentSummary(BaseModel):
             alert=Alert.model_validate(row.alert),
             opened_at=row.opened_at,
             closed_at=row.closed_at,
+            alert_count=row.alert_count or 0,
+            last_alert_at=row.last_alert_at,
         )
 
 
@@ -111,3 +116,65 @@ class ActionRow(BaseModel):
             started_at=row.started_at,
             completed_at=row.completed_at,
         )
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class AlertRow(BaseModel):
+    """One alert notification as intake stored it (routed or not)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    incident_id: str | None
+    source: str
+    name: str
+    fingerprint: str | None
+    status: AlertStatus
+    routed: bool
+    runbook: str | None
+    service: str | None
+    severity: Severity | None
+    reason: str | None
+    received_at: datetime
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_orm_row(cls, row: AlertORM) -> AlertRow:
+        return cls(
+            id=row.id,
+            incident_id=row.incident_id,
+            source=row.source,
+            name=row.name,
+            fingerprint=row.fingerprint,
+            status=AlertStatus(row.status),
+            routed=row.routed,
+            runbook=row.runbook,
+            service=row.service,
+            severity=Severity(row.severity) if row.severity is not None else None,
+            reason=row.reason,
+            received_at=row.received_at,
+            payload=row.payload,
+        )
+
+
+class IngestResult(BaseModel):
+    """What ``Store.ingest_alert`` did with one alert.
+
+    ``needs_run`` is true while the incident is open and no flow run is recorded for it, so whoever gets
+    this result (first delivery or any retry) knows to (re)start the run; starting is idempotent on the
+    incident id. ``suppressed``: a firing alert arrived within the cooldown after its incident closed and
+    was attached to that closed incident instead of opening a new one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incident_id: str | None
+    created: bool = False
+    suppressed: bool = False
+    alert_count: int = 0
+    needs_run: bool = False
+    incident_status: IncidentStatus | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from remediation.store.coltypes import JSONDoc, UTCDateTime
@@ -34,6 +34,10 @@ ID = String(64)  # "inc-…", "act-…", Prefect flow-run UUIDs
 NAME = String(128)  # runbook, service, plan kind
 ENUM = String(32)  # StrEnum values
 WHO = String(255)  # approver identities
+
+
+#: Predicate of the partial unique index on open incidents (same text in the migration).
+OPEN_ONLY = "status = 'open'"
 
 
 class Base(DeclarativeBase):
@@ -58,10 +62,22 @@ class IncidentORM(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Alerts attached by intake (rows in ``alerts``); maintained in the same transaction as the insert.
+    alert_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index(None, "service", "status"),
         Index(None, "incident_key"),
+        # At most one *open* incident per dedupe key, enforced by the database so that racing intake
+        # processes cannot both open one (the loser gets an IntegrityError and attaches instead).
+        Index(
+            "uq_incidents_open_incident_key",
+            "incident_key",
+            unique=True,
+            sqlite_where=text(OPEN_ONLY),
+            postgresql_where=text(OPEN_ONLY),
+        ),
     )
 
 
@@ -129,3 +145,33 @@ class TimelineORM(Base):
     detail: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index(None, "incident_id"),)
+
+
+class AlertORM(Base):
+    """Every alert notification intake received, routed or not: nothing is dropped silently.
+
+    ``incident_id`` is NULL for an alert that matched no route (``routed`` false, ``reason`` says why) and
+    for a resolution whose incident key never had an incident. ``fingerprint`` identifies the alert at its
+    source (Alertmanager's label hash, Sentry's event/issue id); ``payload`` is what the source sent.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ID, ForeignKey("incidents.id"))
+    source: Mapped[str] = mapped_column(ENUM)  # "alertmanager" | "sentry" | "generic"
+    name: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(ENUM)  # "firing" | "resolved"
+    routed: Mapped[bool] = mapped_column(Boolean)
+    runbook: Mapped[str | None] = mapped_column(NAME)
+    service: Mapped[str | None] = mapped_column(NAME)
+    severity: Mapped[str | None] = mapped_column(ENUM)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was not routed
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+    __table_args__ = (
+        Index(None, "incident_id"),
+        Index(None, "received_at"),
+    )

@@ -1,0 +1,170 @@
+"""The alert receiver: a Starlette app built by :func:`create_app` from explicit dependencies.
+
+Endpoints: ``POST /alerts/alertmanager``, ``POST /alerts/sentry``, ``POST /alerts/generic``,
+``GET /healthz``. Status codes are part of the contract with senders (integrations.md §1.5):
+
+* 2xx: stored (and, for Alertmanager/generic, the run started or already running);
+* 4xx: the sender's fault, never retried by Alertmanager: 400 malformed JSON, 401 authentication
+  (with ``WWW-Authenticate``), 413 too large, 422 schema (with a readable summary);
+* 503: our fault and worth a retry: the store is unreachable, a run could not be started, intake is not
+  configured, or an unexpected internal error. A bug answered 500 would look like a permanent failure
+  of the delivery to some senders and a retryable one to others; 503 is at least honest about whose
+  fault it is. Bad input never reaches that branch: it is rejected with a 4xx before any write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from remediation.intake import alertmanager, generic, sentry
+from remediation.intake.auth import SeenRequests, check_sentry_signature, check_shared_secret
+from remediation.intake.routing import Routes, default_routes
+from remediation.intake.service import AlertOutcome, IntakeService, RunStart
+from remediation.intake.wire import IntakeError, parse_json, read_body
+from remediation.orchestration.starter import RunStarter
+from remediation.providers.clock import Clock, RealClock
+from remediation.settings import Settings
+from remediation.store import Store
+
+log = logging.getLogger("remediation.intake")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_HEALTH_TIMEOUT_S = 5.0
+
+
+def guarded(endpoint: Endpoint) -> Endpoint:
+    """Map every failure to a deliberate status: IntakeError as given, store trouble and bugs to 503."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except IntakeError as exc:
+            if exc.status >= 500:
+                log.error("%s %s: %s", request.method, request.url.path, exc)
+            return exc.response()
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("%s %s: store unavailable: %s", request.method, request.url.path, exc)
+            detail = f"the incident store is unavailable ({type(exc).__name__}); retry later"
+            return IntakeError(503, "store unavailable", detail).response()
+        except Exception:
+            log.exception("%s %s: internal error", request.method, request.url.path)
+            return IntakeError(503, "internal error", "unexpected internal error; it has been logged").response()
+
+    return wrapper
+
+
+def _reply(source: str, outcomes: list[AlertOutcome], starts: list[RunStart], **extra: object) -> JSONResponse:
+    failed = [s for s in starts if s.failed]
+    body = {
+        "source": source,
+        "alerts": [o.to_json() for o in outcomes],
+        "runs": [s.to_json() for s in starts],
+        **extra,
+    }
+    if failed:
+        body["error"] = "run start failed"
+        body["detail"] = "the alerts are stored; starting a run failed and will be retried on redelivery"
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    starter: RunStarter,
+    *,
+    routes: Routes | None = None,
+    clock: Clock | None = None,
+    start_timeout_s: float = 10.0,
+    seen_request_ids: int = 10_000,
+) -> Starlette:
+    """Build the receiver. Nothing is read from the environment or global state: everything is passed in.
+
+    ``routes`` defaults to the packaged ``routes.yaml``; ``clock`` (``now()``) dates alerts and judges
+    Sentry timestamps; ``start_timeout_s`` bounds one ``starter.start`` call; ``seen_request_ids`` sizes
+    the Sentry ``Request-ID`` replay window.
+    """
+    the_clock: Clock = clock or RealClock()
+    service = IntakeService(settings, store, starter, routes or default_routes(), the_clock.now, start_timeout_s)
+    seen = SeenRequests(seen_request_ids)
+    limit = settings.intake_max_body_bytes
+    if settings.intake_token is None and settings.intake_basic_password is None:
+        log.warning("no intake credentials configured: Alertmanager and generic deliveries will be refused")
+    if settings.sentry_client_secret is None:
+        log.warning("no Sentry client secret configured: Sentry deliveries will be refused")
+
+    @guarded
+    async def alertmanager_endpoint(request: Request) -> Response:
+        check_shared_secret(request.headers, settings)
+        message, raw_alerts = alertmanager.parse(parse_json(await read_body(request, limit)))
+        if message.truncatedAlerts:
+            log.warning("Alertmanager group %s: %d alerts truncated", message.groupKey, message.truncatedAlerts)
+        outcomes = await service.ingest(alertmanager.normalize(message, raw_alerts))
+        starts = await service.start_runs(outcomes)
+        return _reply(
+            "alertmanager", outcomes, starts, group_key=message.groupKey, truncated_alerts=message.truncatedAlerts
+        )
+
+    @guarded
+    async def generic_endpoint(request: Request) -> Response:
+        check_shared_secret(request.headers, settings)
+        raw = parse_json(await read_body(request, limit))
+        alert = generic.parse(raw)
+        outcomes = await service.ingest([generic.normalize(alert, raw)])
+        starts = await service.start_runs(outcomes)
+        return _reply("generic", outcomes, starts)
+
+    @guarded
+    async def sentry_endpoint(request: Request) -> Response:
+        raw = await read_body(request, limit)
+        check_sentry_signature(raw, request.headers, settings, the_clock.now().timestamp())
+        request_id = (request.headers.get("request-id") or "").strip()
+        if not request_id:
+            raise IntakeError(400, "bad request", "missing Request-ID header")
+        resource = (request.headers.get("sentry-hook-resource") or "").strip()
+        if not resource:
+            raise IntakeError(400, "bad request", "missing Sentry-Hook-Resource header")
+        if not seen.claim(request_id):
+            return JSONResponse({"source": "sentry", "status": "duplicate", "request_id": request_id})
+        try:
+            incoming = sentry.normalize(resource, parse_json(raw))
+            if incoming is None:
+                return JSONResponse({"source": "sentry", "status": "ignored", "resource": resource})
+            outcomes = await service.ingest([incoming])
+        except BaseException:
+            seen.release(request_id)  # not processed: a redelivery must not be taken for a duplicate
+            raise
+        # Sentry wants an answer within 1 s: the run is started after the response is sent.
+        body = {"source": "sentry", "status": "accepted", "alerts": [o.to_json() for o in outcomes]}
+        return JSONResponse(body, background=BackgroundTask(service.start_runs_quietly, outcomes))
+
+    @guarded
+    async def healthz(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(run_in_threadpool(store.ping), _HEALTH_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("healthz: store unreachable: %s", exc)
+            return JSONResponse({"status": "unavailable", "detail": f"store: {type(exc).__name__}"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/alerts/alertmanager", alertmanager_endpoint, methods=["POST"]),
+            Route("/alerts/sentry", sentry_endpoint, methods=["POST"]),
+            Route("/alerts/generic", generic_endpoint, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+    app.state.intake = service
+    return app

@@ -1,0 +1,234 @@
+"""The glue between a parsed delivery and the rest of the system: route, dedupe into incidents, start runs.
+
+Two steps, kept apart so each endpoint can choose when the second one happens:
+
+* :meth:`IntakeService.ingest` routes every alert and writes it through ``Store.ingest_alert`` (one
+  transaction per alert; the store guarantees one open incident per key across processes) or
+  ``Store.record_unrouted``. This is the step a delivery must not be acknowledged without.
+* :meth:`IntakeService.start_runs` starts the runbook run of each incident that has none yet. Alertmanager
+  and generic deliveries wait for it (a failed start is answered 503, so the sender redelivers and the
+  redelivery finds the incident still ``needs_run``); Sentry, which must be answered within a second,
+  gets it as a background task.
+
+Starting is idempotent twice over: within this process an incident being started is skipped by other
+deliveries (and the store is re-read after the claim, so a run recorded meanwhile is reused), and across
+processes the starter's ``idempotency_key`` (the incident id) makes a second start return the first run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from starlette.concurrency import run_in_threadpool
+
+from remediation.intake.dedupe import incident_key
+from remediation.intake.incoming import Incoming
+from remediation.intake.routing import Routed, Routes, Unrouted, route
+from remediation.models import Alert
+from remediation.orchestration.starter import RunStarter
+from remediation.settings import Settings
+from remediation.store import IncidentStatus, Store
+
+log = logging.getLogger("remediation.intake")
+
+AlertVerdict = Literal["created", "attached", "suppressed", "recorded", "unrouted"]
+StartState = Literal["started", "existing", "in_progress", "closed", "failed"]
+
+
+@dataclass
+class AlertOutcome:
+    """What happened to one alert; the JSON the response reports per alert."""
+
+    name: str
+    fingerprint: str
+    status: str
+    outcome: AlertVerdict
+    incident_id: str | None = None
+    runbook: str | None = None
+    service: str | None = None
+    severity: str | None = None
+    alert_count: int | None = None
+    reason: str | None = None
+    run_id: str | None = None
+    needs_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("needs_run")
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass
+class RunStart:
+    incident_id: str
+    state: StartState
+    run_id: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class IntakeService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        starter: RunStarter,
+        routes: Routes,
+        now: Callable[[], datetime],
+        start_timeout_s: float,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.starter = starter
+        self.routes = routes
+        self._now = now
+        self._start_timeout_s = start_timeout_s
+        self._starting: set[str] = set()
+        self._starting_lock = threading.Lock()
+
+    # -- ingest ----------------------------------------------------------------------------------------
+
+    async def ingest(self, alerts: list[Incoming]) -> list[AlertOutcome]:
+        """Store every alert (in order, in a worker thread: the store is synchronous)."""
+        if not alerts:
+            return []
+        received_at = self._now()
+        return await run_in_threadpool(lambda: [self._ingest_one(a, received_at) for a in alerts])
+
+    def _ingest_one(self, incoming: Incoming, received_at: datetime) -> AlertOutcome:
+        decision = route(incoming, self.routes)
+        if isinstance(decision, Unrouted):
+            self.store.record_unrouted(
+                incoming.source,
+                incoming.name,
+                incoming.payload,
+                received_at,
+                decision.reason,
+                fingerprint=incoming.fingerprint,
+                status=incoming.status,
+            )
+            log.warning("unrouted %s alert %r: %s", incoming.source, incoming.name, decision.reason)
+            return self._outcome(incoming, "unrouted", reason=decision.reason)
+        return self._ingest_routed(incoming, decision, received_at)
+
+    def _ingest_routed(self, incoming: Incoming, routed: Routed, received_at: datetime) -> AlertOutcome:
+        alert = Alert(
+            name=incoming.name,
+            service=routed.service,
+            severity=routed.severity,
+            source=incoming.source,
+            fingerprint=incoming.fingerprint,
+            labels=dict(incoming.labels),
+            annotations=dict(incoming.annotations),
+            starts_at=incoming.starts_at,
+        )
+        result = self.store.ingest_alert(
+            incident_key=incident_key(routed.runbook, routed.service, incoming.group),
+            runbook=routed.runbook,
+            service=routed.service,
+            severity=routed.severity,
+            alert=alert,
+            source=incoming.source,
+            fingerprint=incoming.fingerprint,
+            status=incoming.status,
+            received_at=received_at,
+            payload=incoming.payload,
+            mode=self.settings.intake_mode,
+            reopen_cooldown_s=self.settings.reopen_cooldown_s,
+        )
+        verdict: AlertVerdict
+        if result.incident_id is None:
+            verdict = "recorded"
+        elif result.created:
+            verdict = "created"
+            log.info("incident %s opened by %s alert %r", result.incident_id, incoming.source, incoming.name)
+        elif result.suppressed:
+            verdict = "suppressed"
+        elif result.incident_status is IncidentStatus.CLOSED:
+            verdict = "recorded"  # a resolution arriving after its incident closed
+        else:
+            verdict = "attached"
+        return self._outcome(
+            incoming,
+            verdict,
+            incident_id=result.incident_id,
+            runbook=routed.runbook,
+            service=routed.service,
+            severity=routed.severity.value,
+            alert_count=result.alert_count if result.incident_id else None,
+            needs_run=result.needs_run,
+        )
+
+    @staticmethod
+    def _outcome(incoming: Incoming, verdict: AlertVerdict, **fields: Any) -> AlertOutcome:
+        return AlertOutcome(
+            name=incoming.name,
+            fingerprint=incoming.fingerprint,
+            status=incoming.status.value,
+            outcome=verdict,
+            **fields,
+        )
+
+    # -- runs ------------------------------------------------------------------------------------------
+
+    async def start_runs(self, outcomes: list[AlertOutcome]) -> list[RunStart]:
+        """Start (at most once per incident) the run of every incident that needs one; fill in run ids."""
+        incident_ids = list(dict.fromkeys(o.incident_id for o in outcomes if o.needs_run and o.incident_id))
+        starts = [await self._start(incident_id) for incident_id in incident_ids]
+        by_incident = {s.incident_id: s.run_id for s in starts}
+        for outcome in outcomes:
+            if outcome.incident_id in by_incident:
+                outcome.run_id = by_incident[outcome.incident_id]
+        return starts
+
+    async def start_runs_quietly(self, outcomes: list[AlertOutcome]) -> None:
+        """``start_runs`` for a background task: nothing may escape (the response is already sent)."""
+        try:
+            await self.start_runs(outcomes)
+        except Exception:
+            log.exception("starting runs in the background failed")
+
+    async def _start(self, incident_id: str) -> RunStart:
+        with self._starting_lock:
+            if incident_id in self._starting:
+                return RunStart(incident_id, "in_progress")
+            self._starting.add(incident_id)
+        try:
+            incident = await run_in_threadpool(self.store.get_incident, incident_id)
+            if incident is None or not incident.is_open:
+                return RunStart(incident_id, "closed")
+            if incident.flow_run_id:
+                return RunStart(incident_id, "existing", run_id=incident.flow_run_id)
+            parameters = {
+                "service": incident.service,
+                "severity": incident.severity.value,
+                "alert_name": incident.alert.name,
+                "incident_id": incident_id,
+                "mode": incident.mode.value,
+            }
+            deployment = f"{incident.runbook}/{incident.runbook}"
+            run_id = await asyncio.wait_for(
+                self.starter.start(deployment, parameters, idempotency_key=incident_id), self._start_timeout_s
+            )
+            await run_in_threadpool(self.store.set_flow_run, incident_id, run_id)
+            log.info("incident %s: started %s run %s", incident_id, deployment, run_id)
+            return RunStart(incident_id, "started", run_id=run_id)
+        except Exception as exc:
+            # The incident stays open without a run (needs_run): the next delivery starts it again.
+            log.exception("incident %s: starting its run failed", incident_id)
+            return RunStart(incident_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        finally:
+            with self._starting_lock:
+                self._starting.discard(incident_id)
