@@ -29,6 +29,10 @@ Blast radius and approval
     approval is a deny. Caps: maintenance prefixes per action, actions per service per hour, one active
     remediation per service, kill switch.
 
+Concurrency
+    One run per service at a time: the body holds Prefect's global concurrency limit ``remediate-<service>``
+    (created on first use). A second run waits up to ``lock_timeout_s``, then escalates without acting.
+
 Undo
     Maintenance: ``disable_maintenance`` on the same prefixes (done by the run once verified). Rollback:
     promote the release it replaced (recorded as the action's undo; a human decides). Flag: switch it back.
@@ -59,6 +63,7 @@ from remediation.models import (
     Severity,
     Verification,
 )
+from remediation.orchestration.limits import ServiceBusy, service_lock
 from tasks.act import act
 from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
 from tasks.detect import error_issues_finding, health_finding, rate_limit_finding, sample_error_rate
@@ -86,6 +91,7 @@ async def elevated_error_rate(
     approval_timeout_s: int | None = None,
     alert_name: str = "manual",
     incident_id: str | None = None,
+    lock_timeout_s: float | None = 1800.0,
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
@@ -99,6 +105,36 @@ async def elevated_error_rate(
     )
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, threshold {threshold_pct:g}%")
 
+    try:
+        async with service_lock(service, timeout_s=lock_timeout_s):
+            # _close runs inside the lock, so the incident is closed before the next run of this service starts.
+            return await _remediate(
+                incident, service=service, threshold_pct=threshold_pct, min_records=min_records, window=window,
+                confirm_samples=confirm_samples, sample_interval_s=sample_interval_s,
+                deploy_lookback_s=deploy_lookback_s, verify_consecutive=verify_consecutive,
+                verify_interval_s=verify_interval_s, verify_deadline_s=verify_deadline_s,
+            )
+    except ServiceBusy as busy:
+        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
+        return await _close(incident, Outcome.ESCALATED)
+
+
+async def _remediate(
+    incident: RunningIncident,
+    *,
+    service: str,
+    threshold_pct: float,
+    min_records: int,
+    window: int,
+    confirm_samples: int,
+    sample_interval_s: float,
+    deploy_lookback_s: float,
+    verify_consecutive: int | None,
+    verify_interval_s: float | None,
+    verify_deadline_s: float | None,
+) -> dict[str, Any]:
+    providers = incident.providers
+    settings = providers.settings
     # identify ------------------------------------------------------------------------------------------
     rate_findings, stats = await sample_error_rate(providers, threshold_pct, min_records, window,
                                                    confirm_samples, sample_interval_s)

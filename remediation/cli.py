@@ -137,6 +137,30 @@ def approve(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Receiver address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Receiver port")] = 8080,
+    poll: Annotated[float, typer.Option(help="Served runner poll interval, seconds")] = 1.0,
+    max_parallel: Annotated[int, typer.Option(help="Runs the warm executor runs at once")] = 4,
+) -> None:
+    """The embedded stack: alert receiver + warm executor + served runbook deployments (+ a local Prefect
+    server when PREFECT_API_URL is unset). Stops cleanly on SIGTERM/SIGINT."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from remediation.intake import create_app
+    from remediation.orchestration.stack import run_stack
+    from remediation.settings import Settings
+    from remediation.store import Store
+
+    settings = Settings()
+    store = Store(settings.resolved_database_url)
+    store.migrate()
+    raise typer.Exit(run_stack(settings, host=host, port=port, query_seconds=poll, max_parallel=max_parallel,
+                               app_factory=lambda starter: create_app(settings, store, starter)))
+
+
+@app.command()
 def incidents(
     limit: Annotated[int, typer.Option(help="How many, newest first")] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,

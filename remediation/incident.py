@@ -101,7 +101,7 @@ class RunningIncident:
             mode=self.report.mode,
             preapproved_kinds=frozenset(settings.preapproved),
             kill_switch=settings.kill_switch,
-            other_active_remediations=len(store.active_incidents(self.report.service, exclude=self.id)),
+            other_active_remediations=self._earlier_open_incidents(),
             actions_last_hour=store.actions_applied_since(self.report.service, since - timedelta(hours=1)),
             max_actions_per_hour=settings.max_actions_per_service_per_hour,
             max_maintenance_prefixes=settings.max_maintenance_prefixes,
@@ -109,6 +109,18 @@ class RunningIncident:
             max_scale_factor=settings.max_scale_factor,
             evidence_confirmed=evidence_confirmed,
         )
+
+    def _earlier_open_incidents(self) -> int:
+        """Open incidents of this service opened before this one: they own the service until they close.
+
+        Later ones are waiting (on the per-service lock, or for intake to start them) and must not block the
+        run that is acting; counting them would deny the owner's own recovery steps."""
+        store = self.providers.store
+        mine = store.get_incident(self.id)
+        if mine is None:
+            return 0
+        others = store.active_incidents(self.report.service, exclude=self.id)
+        return sum(1 for other in others if other.opened_at < mine.opened_at)
 
     async def act(self, phase: Phase, plan: Plan, *, evidence_confirmed: bool, why: str = "") -> ActionRecord:
         """Evaluate, ask if needed, apply through the gate, and record every step."""

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # Where we keep our own records.
     home: Path = Path(".remediate")
     database_url: str | None = None
+    prefect_database_url: str | None = Field(
+        default=None, description="PostgreSQL for the local Prefect server `remediate serve` starts (else SQLite)"
+    )
 
     # Who may approve, and how long a run waits for them.
     mode: Mode = Mode.APPROVE

@@ -1,0 +1,59 @@
+"""The event contract of Prefect's own alert → run path (deployment triggers in prefect.yaml and in ``serve``).
+
+OSS Prefect has no inbound webhooks (prefect.md §4.2), so whoever receives an alert may *emit an event* instead of
+creating the run; each runbook deployment has a ``DeploymentEventTrigger`` that turns a matching event into a run.
+The shape is defined once here so that the emitter, prefect.yaml and the served deployments agree:
+
+* event ``remediation.alert.fired``
+* resource ``{"prefect.resource.id": "remediation.alert.<runbook>.<incident_id>", "remediation.service": service}``
+  (each deployment matches only its own ``remediation.alert.<runbook>.*``, so one event starts one runbook)
+* payload ``{"service", "severity", "alert_name", "incident_id"}``, all strings: a trigger parameter whose whole
+  value is one expression is rendered through ``tojson``, which fails for UUIDs and datetimes and then creates
+  *no run*; every template therefore ends in ``| string``.
+
+This path has no idempotency key: a duplicated event can start a second run. Intake's ``RunStarter`` path is
+the idempotent one; this one exists so that runs can be started from anything that can post an event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ALERT_EVENT = "remediation.alert.fired"
+ALERT_RESOURCE_PREFIX = "remediation.alert."
+TRIGGER_FIELDS = ("service", "severity", "alert_name", "incident_id")
+
+
+def alert_resource_pattern(runbook: str) -> str:
+    return f"{ALERT_RESOURCE_PREFIX}{runbook}.*"
+
+
+def trigger_spec(runbook: str) -> dict[str, Any]:
+    """The trigger as prefect.yaml spells it (``type: event``); ``serve`` validates the same dict."""
+    return {
+        "type": "event",
+        "name": f"{runbook}: alert fired",
+        "enabled": True,
+        "expect": [ALERT_EVENT],
+        "match": {"prefect.resource.id": alert_resource_pattern(runbook)},
+        "parameters": {name: f"{{{{ event.payload.{name} | string }}}}" for name in TRIGGER_FIELDS},
+    }
+
+
+def alert_event(runbook: str, *, service: str, severity: str, alert_name: str, incident_id: str) -> dict[str, Any]:
+    """Keyword arguments for ``prefect.events.emit_event`` that start ``runbook`` through its trigger."""
+    return {
+        "event": ALERT_EVENT,
+        "resource": {"prefect.resource.id": f"{ALERT_RESOURCE_PREFIX}{runbook}.{incident_id}",
+                     "remediation.service": service},
+        "payload": {"service": service, "severity": str(severity), "alert_name": alert_name,
+                    "incident_id": incident_id},
+    }
+
+
+def emit_alert(runbook: str, *, service: str, severity: str, alert_name: str, incident_id: str) -> Any:
+    """Emit the event (buffered and sent by Prefect's events worker); returns the ``Event`` or None if disabled."""
+    from prefect.events import emit_event
+
+    return emit_event(**alert_event(runbook, service=service, severity=severity, alert_name=alert_name,
+                                    incident_id=incident_id))

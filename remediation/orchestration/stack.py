@@ -1,0 +1,257 @@
+"""``remediate serve`` as one function: Prefect API, bootstrap, served runbooks, warm executor, alert receiver.
+
+Start order, and the reverse on shutdown (SIGTERM/SIGINT in the main thread, or ``stop_event`` from anywhere):
+
+  1. a local ``prefect server start`` subprocess, only when no Prefect API is configured (PostgreSQL when
+     ``REMEDIATE_PREFECT_DATABASE_URL`` is set, else SQLite under ``REMEDIATE_HOME/prefect``); once
+     ``/api/health`` answers, ``PREFECT_API_URL`` is exported for this process and the runs it spawns
+  2. ``bootstrap`` (work pool, service limits, zombie automation)
+  3. the runbook deployments served in a thread (Prefect's own path: event triggers, UI "Run", fallbacks)
+  4. the ``WarmExecutor`` (fast path), falling back to ``DeploymentStarter``
+  5. uvicorn serving ``app_factory(executor)`` on ``host:port``
+
+Shutdown stops uvicorn (no new alerts), then serving (served runs are cancelled, as Prefect's ``serve`` does on
+SIGTERM), then the executor (runs it is executing are marked Crashed), then the server subprocess; exit code 0.
+Flows find their providers through ``remediation.runtime``: this function binds ``runtime.connect(settings)``
+process-wide for the executor's threads; served child processes build theirs from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from remediation.settings import Settings
+
+log = logging.getLogger("remediation.orchestration")
+
+AppFactory = Callable[[Any], Any]  # (RunStarter) -> ASGI app
+DEFAULT_HEARTBEAT_S = "30"  # the minimum; with it the zombie automation marks a SIGKILLed run Crashed in ~1 min
+
+
+class StackStartFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalPrefectServer:
+    """A ``prefect server start`` subprocess in its own session, stopped by its process group id."""
+
+    api_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process.poll() is not None:
+            return
+        for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(wait_s)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def prefect_database_url(settings: Settings, home: Path) -> str:
+    """Async SQLAlchemy URL for the Prefect server: ``REMEDIATE_PREFECT_DATABASE_URL`` (any postgres driver
+    spelling becomes asyncpg, which Prefect's server needs) or SQLite at ``home/prefect.db``."""
+    url = settings.prefect_database_url
+    if not url:
+        return f"sqlite+aiosqlite:///{(home / 'prefect.db').resolve()}"
+    scheme, sep, rest = str(url).partition("://")
+    if scheme in {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg"}:
+        return f"postgresql+asyncpg{sep}{rest}"
+    return str(url)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_local_prefect_server(home: Path, *, database_url: str, host: str = "127.0.0.1", port: int | None = None,
+                               timeout_s: float = 120.0, stop_event: threading.Event | None = None
+                               ) -> LocalPrefectServer:
+    """Start ``prefect server start`` with its own ``PREFECT_HOME`` and wait for ``/api/health`` (SQLite: ~11 s on
+    a new database, ~4 s on an existing one; prefect.md §2). Raises ``StackStartFailed`` if it dies or is slow."""
+    import httpx
+
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update({"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": f"http://{host}:{port}/api"})
+    log_path = home / "server.log"
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop the server last, in order
+        )
+    server = LocalPrefectServer(api_url=f"http://{host}:{port}/api", process=process, log_path=log_path)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise StackStartFailed(f"prefect server exited with {process.returncode}; see {log_path}")
+        if stop_event is not None and stop_event.is_set():
+            server.stop()
+            raise StackStartFailed("stopped while the Prefect server was starting")
+        try:
+            if httpx.get(f"{server.api_url}/health", timeout=2.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise StackStartFailed(f"prefect server not healthy after {timeout_s:g}s; see {log_path}")
+        time.sleep(0.25)
+
+
+def drain_prefect_workers(timeout_s: float = 5.0) -> None:
+    """Send the logs and events Prefect still buffers (run logs, state events) while the API is still up."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout_s, at_exit=False)
+        except Exception:  # best effort at shutdown
+            log.debug("could not drain %s", worker.__name__, exc_info=True)
+
+
+def _api_configured() -> bool:
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def export_prefect_api(api_url: str, home: Path) -> None:
+    """Make our server's URL visible to every thread of this process and to the runs it spawns.
+
+    Only used when this process started the server (nothing else configured Prefect), so rebuilding Prefect's
+    process-wide settings from the environment loses nothing. Heartbeats every 30 s (Prefect's minimum) unless
+    set: the zombie automation's window is derived from it (prefect.md §8).
+    """
+    from prefect.context import refresh_global_settings_context
+
+    os.environ["PREFECT_API_URL"] = api_url
+    os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", DEFAULT_HEARTBEAT_S)
+    refresh_global_settings_context()
+
+
+@contextmanager
+def _stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
+    """Until uvicorn installs its own handlers (and after it restores them), SIGTERM/SIGINT mean "stop"."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        log.info("received %s: shutting down", signal.Signals(sig).name)
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _uvicorn_server(app: Any, host: str, port: int, stop_event: threading.Event) -> Any:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        """Exits 0 on SIGTERM/SIGINT: stock uvicorn re-raises the signal after shutdown, which would kill the
+        process before the executor and the Prefect server are stopped."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stop_event.set()
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", access_log=False)
+    return _Server(config)
+
+
+def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFactory,
+              stop_event: threading.Event | None = None, query_seconds: float = 1.0, max_parallel: int = 4,
+              grace_s: float = 10.0, drain_s: float = 5.0) -> int:
+    """Run everything until SIGTERM/SIGINT (main thread) or ``stop_event``; return the exit code (0).
+
+    On shutdown, warm runs get ``drain_s`` to finish by themselves before they are crashed (``grace_s`` more for
+    the engine to report it); keep both within the supervisor's kill timeout (Kubernetes: 30 s by default).
+    """
+    from deployments.bootstrap import bootstrap
+    from deployments.serve import serve_runbooks
+    from remediation import runtime
+    from remediation.orchestration.warm import WarmExecutor
+
+    stop_event = stop_event or threading.Event()
+    # ExitStack unwinds in reverse: serve stops first, then the executor, then the providers, then the server.
+    with ExitStack() as cleanup, _stop_on_signals(stop_event):
+        if not _api_configured():
+            home = settings.home / "prefect"
+            try:
+                server = start_local_prefect_server(home, database_url=prefect_database_url(settings, home),
+                                                    stop_event=stop_event)
+            except StackStartFailed:
+                if stop_event.is_set():  # SIGTERM while the server was starting: a clean stop, not a failure
+                    return 0
+                raise
+            cleanup.callback(server.stop)
+            cleanup.callback(drain_prefect_workers)
+            export_prefect_api(server.api_url, home)
+            log.info("Prefect API (local server) at %s", server.api_url)
+        if stop_event.is_set():
+            return 0
+        bootstrap(settings)
+        cleanup.enter_context(runtime.use(runtime.connect(settings)))
+        executor = WarmExecutor(max_parallel=max_parallel)
+        cleanup.callback(executor.shutdown, grace_s, drain_s)
+
+        serve_stop, serve_ready = threading.Event(), threading.Event()
+        serving = threading.Thread(target=serve_runbooks, args=(settings,), name="serve-runbooks", daemon=True,
+                                   kwargs={"query_seconds": query_seconds, "stop": serve_stop, "ready": serve_ready})
+        serving.start()
+        cleanup.callback(serving.join, 30.0)
+        cleanup.callback(serve_stop.set)
+        while not serve_ready.wait(0.2):
+            if not serving.is_alive():
+                raise StackStartFailed("serving the runbook deployments failed; see the log above")
+            if stop_event.is_set():
+                return 0
+        executor.open()  # after serve registered the deployments, so it finds their ids
+
+        receiver = _uvicorn_server(app_factory(executor), host, port, stop_event)
+
+        def stop_receiver() -> None:
+            stop_event.wait()
+            receiver.should_exit = True
+
+        threading.Thread(target=stop_receiver, name="stack-stop", daemon=True).start()
+        if not stop_event.is_set():
+            receiver.run()
+        stop_event.set()
+        log.info("receiver stopped; stopping serve, the executor and the Prefect server")
+    return 0

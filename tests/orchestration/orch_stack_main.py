@@ -1,0 +1,38 @@
+"""``python -m tests.orchestration.orch_stack_main HOST PORT``: run_stack with a stand-in receiver app.
+
+The app exposes what a test needs to see from outside the process: the starter's health and loaded deployments
+(``GET /healthz``) and a way to start a run through it (``POST /start`` with ``{"deployment", "parameters",
+"key"}``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from remediation.orchestration.stack import run_stack
+from remediation.settings import Settings
+
+
+def app_factory(starter: Any) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"healthy": starter.healthy(), "loaded": sorted(starter.loaded())})
+
+    async def start(request: Request) -> JSONResponse:
+        body = await request.json()
+        run_id = await starter.start(body["deployment"], body["parameters"], body["key"])
+        return JSONResponse({"run_id": run_id})
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/start", start, methods=["POST"])])
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    sys.exit(run_stack(Settings(), host=sys.argv[1], port=int(sys.argv[2]), app_factory=app_factory))
