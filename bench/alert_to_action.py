@@ -60,7 +60,7 @@ def _configure_env(home: Path, sim_url: str) -> None:
 
 def _fast_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """Deployment defaults, so that both paths run with identical parameters (the trigger sets only 4)."""
-    return {"mode": "auto", "sample_interval_s": args.sample_interval, "confirm_samples": 2, "min_records": 20,
+    return {"mode": "auto", "sample_interval_s": args.sample_interval, "min_records": 20,
             "verify_interval_s": 0.3, "verify_consecutive": 2, "verify_deadline_s": 20.0}
 
 

@@ -6,8 +6,9 @@ When it fires
 
 What it does
     identify     Reads ``/api/monitoring/metrics`` (raw samples) and computes the 5xx share of the most
-                 recent request records, ``confirm_samples`` times, ``sample_interval_s`` apart. Also records
-                 the app's health JSON (memory only: its status flips on heap ratio), any 429 wall and the
+                 recent request records, ``confirm_samples`` times, ``sample_interval_s`` apart (default: 2 for a
+                 manual run, 1 when an alert started it, since the alert rule already required persistence).
+                 Also records the app's health JSON (memory only: its status flips on heap ratio), any 429 wall and the
                  error tracker's open issues. Not confirmed -> stand down. Unknown (the app emits no request
                  metrics today, the endpoint is down, garbage, or rate-limited) -> no action, escalate.
     contain      Maintenance mode at the edge on the failing path prefixes (reversible). Never on
@@ -82,7 +83,7 @@ async def elevated_error_rate(
     threshold_pct: float = 1.0,
     min_records: int = 20,
     window_records: int | None = None,
-    confirm_samples: int = 2,
+    confirm_samples: int | None = None,
     sample_interval_s: float = 5.0,
     deploy_lookback_s: float = 3600.0,
     verify_consecutive: int | None = None,
@@ -96,6 +97,9 @@ async def elevated_error_rate(
     providers = runtime.current()
     settings = providers.settings
     window = window_records or settings.metrics_window_records
+    # An alert rule already required the breach to persist: one reading of our own confirms it. A manual run
+    # has no such history, so it takes two.
+    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
     incident = RunningIncident(
         providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
         alert=Alert(name=alert_name, service=service, severity=severity,
@@ -110,7 +114,7 @@ async def elevated_error_rate(
             # _close runs inside the lock, so the incident is closed before the next run of this service starts.
             return await _remediate(
                 incident, service=service, threshold_pct=threshold_pct, min_records=min_records, window=window,
-                confirm_samples=confirm_samples, sample_interval_s=sample_interval_s,
+                confirm_samples=confirm, sample_interval_s=sample_interval_s,
                 deploy_lookback_s=deploy_lookback_s, verify_consecutive=verify_consecutive,
                 verify_interval_s=verify_interval_s, verify_deadline_s=verify_deadline_s,
             )
@@ -136,11 +140,10 @@ async def _remediate(
     providers = incident.providers
     settings = providers.settings
     # identify ------------------------------------------------------------------------------------------
-    rate_findings, stats = await sample_error_rate(providers, threshold_pct, min_records, window,
-                                                   confirm_samples, sample_interval_s)
-    others = await asyncio.gather(rate_limit_finding(stats), health_finding(providers),
-                                  error_issues_finding(providers))
-    incident.add_findings([*rate_findings, *others])
+    (rate_findings, stats), health, issues = await asyncio.gather(
+        sample_error_rate(providers, threshold_pct, min_records, window, confirm_samples, sample_interval_s),
+        health_finding(providers), error_issues_finding(providers))
+    incident.add_findings([*rate_findings, rate_limit_finding(stats), health, issues])
     verdict = rate_findings[0].status
     if verdict is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")

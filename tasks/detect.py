@@ -56,8 +56,7 @@ async def sample_error_rate(providers: Providers, threshold_pct: float, min_reco
     return [verdict.model_copy(update={"evidence": {**verdict.evidence, "readings": series}})], stats
 
 
-@step(name="identify: rate-limit wall")
-async def rate_limit_finding(stats: RequestStats) -> Finding:
+def rate_limit_finding(stats: RequestStats) -> Finding:
     """A 429 wall from the app is its own finding: it is not an error spike of the app."""
     if stats.rate_limited:
         return Finding(check="app_rate_limit", status=FindingStatus.BREACH, observed="429",
