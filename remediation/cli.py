@@ -16,6 +16,20 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _embedded_prefect_defaults() -> None:
+    """Defaults for Prefect's temporary local API, used when PREFECT_API_URL is not set."""
+    import os
+
+    # Telemetry only produces "database is locked" noise on the temporary SQLite server.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # SQLite lock contention is retried by Prefect's client; the server would still print each retried lock
+    # as an ERROR traceback. Production uses PostgreSQL.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    # A first start migrates a new database: 12-15 s alone, more on a busy 2-core host, where Prefect's
+    # default 20 s wait for its temporary server is too tight.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 @app.command()
 def demo(
     approve_as: Annotated[str, typer.Option("--approve-as", help="Approver the demo answers as")] = "demo.oncall",
@@ -26,13 +40,9 @@ def demo(
     """Run the elevated-5xx runbook against the simulator's bad-release scenario, end to end."""
     import os
 
-    # Quiet Prefect's own console lines (the run's logs still reach its API) and its telemetry, which
-    # only produces "database is locked" noise on the temporary SQLite server.
+    # Quiet Prefect's own console lines (the run's logs still reach its API).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The embedded API runs on SQLite, whose lock contention Prefect's client retries transparently; the
-    # server would still print each retried lock as an ERROR traceback. Production uses PostgreSQL.
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    _embedded_prefect_defaults()
     from remediation.demo import DemoOptions, print_report, run_demo
 
     out = Console(stderr=True) if json_output else console
@@ -94,6 +104,7 @@ def run(
     except catalog.UnknownRunbook as exc:
         err.print(str(exc))
         raise typer.Exit(2) from None
+    _embedded_prefect_defaults()
     settings = Settings()
     providers = runtime.connect(settings)
     err.print(f"running {runbook} on {service} ({mode.value}) against {settings.app_url}; "
