@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from remediation.providers.budget import RequestBudget
+from remediation.providers.tls import shared_ssl_context
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ class AppHttp:
             return Fetched(url=url, error=f"not sent: {refused}", rate_limited=self.budget.blocked_by_app())
         try:
             # A client per call: flows run on several event loops and a pooled client is bound to one.
-            async with httpx.AsyncClient(timeout=self.timeout_s, transport=self._transport) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout_s, transport=self._transport, verify=shared_ssl_context()
+            ) as client:
                 response = await client.get(url, params=params)
         except httpx.TimeoutException:
             return Fetched(url=url, error=f"timed out after {self.timeout_s:g}s")

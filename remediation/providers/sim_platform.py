@@ -9,6 +9,7 @@ import httpx
 
 from remediation.providers.logparse import parse_lines
 from remediation.providers.platform import ErrorIssue, FlagChange, LogLine, PlatformError, Release
+from remediation.providers.tls import shared_ssl_context
 
 
 class ControlPlane:
@@ -22,7 +23,9 @@ class ControlPlane:
                       params: dict[str, str] | None = None) -> httpx.Response:
         url = f"{self.base_url}/_sim{path}"
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s, transport=self._transport) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout_s, transport=self._transport, verify=shared_ssl_context()
+            ) as client:
                 response = await client.request(method, url, json=json_body, params=params)
         except httpx.HTTPError as exc:
             raise PlatformError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
