@@ -87,3 +87,42 @@ async def test_real_pause_timeout_denies_and_the_run_still_completes_with_its_re
     assert rollback["approval"] == "timeout" and not rollback["applied"]
     assert sim_state(server)["current_release"]["version"] != "v1.4.2"
     assert final_state(report["flow_run_id"]) == "COMPLETED"
+
+
+def resume_like_the_ui(answers: list[dict[str, object]]) -> threading.Thread:
+    """Resume each pause with raw input, as the Prefect UI's Resume form does (no allow-list check first)."""
+    from prefect.flow_runs import resume_flow_run
+
+    def loop() -> None:
+        pending = list(answers)
+        answered: set[str] = set()
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for run in approval_client.paused_runs():
+                key = f"{run.id}:{run.state.state_details.pause_key if run.state else ''}"
+                if key not in answered:
+                    answered.add(key)
+                    resume_flow_run(run.id, run_input=pending.pop(0))
+                    break
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_an_unlisted_name_typed_into_the_ui_form_is_refused_and_the_run_pauses_again(
+    sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
+) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
+    resumer = resume_like_the_ui([{"approve": True, "approver": "mallory", "reason": "trust me"},
+                                  {"approve": True, "approver": "bob", "reason": "INC-7"}])
+    with runtime.use(p):
+        report = await elevated_error_rate(**FAST)
+    resumer.join(timeout=5)
+    approvals = [(a.answer.value, a.approver) for a in p.store.approvals(report["incident_id"])]
+    assert approvals == [("refused", "mallory"), ("approved", "bob")]
+    assert report["outcome"] == "recovered"
+    assert sim_state(server)["current_release"]["version"] == "v1.4.2"
