@@ -46,8 +46,8 @@ def demo(
     from remediation.demo import DemoOptions, print_report, run_demo
 
     out = Console(stderr=True) if json_output else console
-    report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny,
-                                  json_output=json_output), out, ask=lambda q: typer.prompt(q, default=""))
+    report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny), out,
+                      ask=lambda q: typer.prompt(q, default=""))
     if json_output:
         typer.echo(json.dumps(report.summary_json(), indent=2))
     else:

@@ -29,7 +29,6 @@ class DemoOptions:
     approve_as: str = DEMO_APPROVER
     interactive: bool = False
     deny: bool = False
-    json_output: bool = False
     onset_s: float = 1.0
 
 

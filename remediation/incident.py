@@ -17,7 +17,6 @@ from remediation.models import (
     Approval,
     ApprovalAnswer,
     Finding,
-    FindingStatus,
     IncidentReport,
     Mode,
     Outcome,
@@ -89,9 +88,6 @@ class RunningIncident:
         for f in findings:
             self.note(Phase.IDENTIFY, f"finding {f.check}: {f.status.value}",
                       f"observed {f.observed} {f.unit} vs threshold {f.threshold} {f.unit}; {f.detail}".strip())
-
-    def confirmed(self, check: str) -> bool:
-        return any(f.check == check and f.status is FindingStatus.BREACH for f in self.report.findings)
 
     def policy_context(self, evidence_confirmed: bool) -> policy.PolicyContext:
         settings = self.providers.settings

@@ -251,10 +251,6 @@ class Decision(_Frozen):
     verdict: Verdict
     reasons: tuple[str, ...] = ()
 
-    @property
-    def allowed(self) -> bool:
-        return self.verdict is Verdict.ALLOW
-
 
 class ApprovalAnswer(StrEnum):
     APPROVED = "approved"

@@ -32,10 +32,6 @@ class RouteStats(BaseModel):
     total: int
     errors_5xx: int
 
-    @property
-    def prefix(self) -> str:
-        return self.path
-
 
 class RequestStats(BaseModel):
     """Request-derived figures; ``available`` False means every figure is unknown and ``reason`` says why."""

@@ -19,33 +19,55 @@ from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def answer_when_paused(p: runtime.Providers, answers: list[tuple[str, bool]], outcome: list[str]) -> threading.Thread:
-    """From another thread, answer each pause in turn exactly like `remediate approve` does."""
+def answer_pauses(responses: list[Callable[[str], bool]]) -> threading.Thread:
+    """From another thread, hand each new pause to the next response in turn.
+
+    A response returns False when the pause is still open afterwards (refused before resuming), so the
+    same pause is offered to the next response.
+    """
 
     def loop() -> None:
-        pending = list(answers)
+        pending = list(responses)
         answered: set[str] = set()
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             for run in approval_client.paused_runs():
                 key = f"{run.id}:{run.state.state_details.pause_key if run.state else ''}"
-                if key in answered:
-                    continue
-                answered.add(key)
-                name, approve = pending.pop(0)
-                try:
-                    approval_client.answer(str(run.id), name, approve, "from test", p.settings, p.store)
-                    outcome.append(f"answered:{name}")
-                except approval_client.NotAnApprover:
-                    outcome.append(f"refused:{name}")
-                    # refused at the CLI: the run is still paused; answer it again with the next name
-                    answered.discard(key)
-                break
+                if key not in answered:
+                    if pending.pop(0)(str(run.id)):
+                        answered.add(key)
+                    break
             time.sleep(0.2)
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     return thread
+
+
+def like_the_cli(p: runtime.Providers, name: str, log: list[str]) -> Callable[[str], bool]:
+    """Answer exactly like `remediate approve RUN --as NAME` does."""
+
+    def respond(run_id: str) -> bool:
+        try:
+            approval_client.answer(run_id, name, True, "from test", p.settings, p.store)
+        except approval_client.NotAnApprover:
+            log.append(f"refused:{name}")
+            return False  # refused at the CLI: the run is still paused
+        log.append(f"answered:{name}")
+        return True
+
+    return respond
+
+
+def like_the_ui(run_input: dict[str, object]) -> Callable[[str], bool]:
+    """Resume with raw input, as the Prefect UI's Resume form does (no allow-list check first)."""
+    from prefect.flow_runs import resume_flow_run
+
+    def respond(run_id: str) -> bool:
+        resume_flow_run(UUID(run_id), run_input=run_input)
+        return True
+
+    return respond
 
 
 def final_state(run_id: str) -> str:
@@ -62,7 +84,7 @@ async def test_real_pause_is_resumed_from_another_thread_and_the_rollback_applie
     wait_for_bad_release(server)
     p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
     log: list[str] = []
-    resumer = answer_when_paused(p, [("mallory", True), ("alice", True)], log)
+    resumer = answer_pauses([like_the_cli(p, "mallory", log), like_the_cli(p, "alice", log)])
     with runtime.use(p):
         report = await elevated_error_rate(**FAST)
     resumer.join(timeout=5)
@@ -89,36 +111,14 @@ async def test_real_pause_timeout_denies_and_the_run_still_completes_with_its_re
     assert final_state(report["flow_run_id"]) == "COMPLETED"
 
 
-def resume_like_the_ui(answers: list[dict[str, object]]) -> threading.Thread:
-    """Resume each pause with raw input, as the Prefect UI's Resume form does (no allow-list check first)."""
-    from prefect.flow_runs import resume_flow_run
-
-    def loop() -> None:
-        pending = list(answers)
-        answered: set[str] = set()
-        deadline = time.monotonic() + 60
-        while pending and time.monotonic() < deadline:
-            for run in approval_client.paused_runs():
-                key = f"{run.id}:{run.state.state_details.pause_key if run.state else ''}"
-                if key not in answered:
-                    answered.add(key)
-                    resume_flow_run(run.id, run_input=pending.pop(0))
-                    break
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    return thread
-
-
 async def test_an_unlisted_name_typed_into_the_ui_form_is_refused_and_the_run_pauses_again(
     sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
 ) -> None:
     server = sim("bad-release")
     wait_for_bad_release(server)
     p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
-    resumer = resume_like_the_ui([{"approve": True, "approver": "mallory", "reason": "trust me"},
-                                  {"approve": True, "approver": "bob", "reason": "INC-7"}])
+    resumer = answer_pauses([like_the_ui({"approve": True, "approver": "mallory", "reason": "trust me"}),
+                             like_the_ui({"approve": True, "approver": "bob", "reason": "INC-7"})])
     with runtime.use(p):
         report = await elevated_error_rate(**FAST)
     resumer.join(timeout=5)
