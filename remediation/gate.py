@@ -7,15 +7,22 @@ Mutations are idempotent at the provider: applying a plan twice leaves the same 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from remediation.models import (
     ActionRecord,
     ActionState,
+    CreateIndexPlan,
     DisableMaintenance,
     EnableMaintenance,
+    PauseJobs,
     Plan,
+    ResumeJobs,
     Rollback,
+    ScaleDown,
     ScaleUp,
     SetFeatureFlag,
+    TerminateBackend,
     Verdict,
 )
 from remediation.runtime import Providers
@@ -74,5 +81,35 @@ async def _mutate(plan: Plan, providers: Providers) -> None:
                 raise RuntimeError(f"rollback to {release} left {current.id} current")
         case SetFeatureFlag(flag=flag, enabled=enabled):
             await providers.edge.set_flag(flag, enabled)
-        case ScaleUp():
-            raise NoLever(f"platform '{providers.settings.platform}' has no capacity lever for {plan.summary()}")
+        case ScaleUp(to_replicas=replicas) | ScaleDown(to_replicas=replicas):
+            if providers.capacity is None:
+                raise NoLever(f"platform '{providers.settings.platform}' has no capacity lever for {plan.summary()}")
+            now = await providers.capacity.scale(plan.service, replicas)
+            if now != replicas:
+                raise RuntimeError(f"asked for {replicas} replicas of {plan.service}, the platform set {now}")
+        case PauseJobs(previous=previous):
+            jobs = _lever(providers.jobs, "job", plan, providers)
+            for name in sorted(previous):
+                await jobs.set_workers(plan.service, name, 0)
+        case ResumeJobs(workers=workers):
+            jobs = _lever(providers.jobs, "job", plan, providers)
+            for name, count in sorted(workers.items()):
+                await jobs.set_workers(plan.service, name, count)
+        case TerminateBackend(pid=pid):
+            database = _lever(providers.database, "database", plan, providers)
+            if not await database.terminate_backend(pid):
+                raise RuntimeError(f"backend {pid} was not terminated (gone already, or it outlived the wait)")
+        case CreateIndexPlan():
+            database = _lever(providers.database, "database", plan, providers)
+            await database.create_index_concurrently(plan.index())
+        case _:
+            raise NoLever(f"no lever applies {plan.summary()}")
+
+
+_L = TypeVar("_L")
+
+
+def _lever(lever: _L | None, what: str, plan: Plan, providers: Providers) -> _L:
+    if lever is None:
+        raise NoLever(f"platform '{providers.settings.platform}' has no {what} lever for {plan.summary()}")
+    return lever

@@ -149,6 +149,9 @@ class RunningIncident:
             f"- Approvers: {', '.join(settings.approvers) or '(none configured: nobody can approve)'}",
             f"- Unanswered after {self.approval_timeout_s:g}s counts as **deny**.",
         ])
+        statement = getattr(plan, "statement", None)
+        if statement:  # database repairs: show exactly what will be executed
+            description += f"\n\nExactly this will run:\n\n```sql\n{statement}\n```"
         self.note(phase, f"waiting for approval of {plan.summary()}", f"timeout {self.approval_timeout_s:g}s")
         answers = await self.providers.approvals.request(ApprovalRequest(
             incident_id=self.id, title=plan.summary(), description=description,

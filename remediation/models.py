@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def utcnow() -> datetime:
@@ -203,10 +203,12 @@ class SetFeatureFlag(_PlanBase):
 
 
 class ScaleUp(_PlanBase):
+    """More replicas for a while. ``ttl_s`` is when the run (or a human) should scale back down."""
+
     kind: Literal["scale_up"] = "scale_up"
     from_replicas: int = Field(ge=0)
     to_replicas: int = Field(ge=1)
-    ttl_s: int = Field(default=3600, ge=60)
+    ttl_s: int = Field(default=3600, ge=1)
 
     @property
     def risk(self) -> Risk:
@@ -214,19 +216,129 @@ class ScaleUp(_PlanBase):
 
     @property
     def target(self) -> str:
-        return f"{self.service} {self.from_replicas}->{self.to_replicas}"
+        return f"{self.service} {self.from_replicas}->{self.to_replicas} replicas for {self.ttl_s}s"
 
     def undo(self) -> Plan:
-        return ScaleUp(
-            service=self.service,
-            from_replicas=self.to_replicas,
-            to_replicas=max(self.from_replicas, 1),
-            reason="undo",
-        )
+        return ScaleDown(service=self.service, from_replicas=self.to_replicas,
+                         to_replicas=max(self.from_replicas, 1), reason="undo")
+
+
+class ScaleDown(_PlanBase):
+    """Back to the earlier replica count (the undo of a scale-up). Never below one replica."""
+
+    kind: Literal["scale_down"] = "scale_down"
+    from_replicas: int = Field(ge=1)
+    to_replicas: int = Field(ge=1)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.service} {self.from_replicas}->{self.to_replicas} replicas"
+
+    def undo(self) -> Plan:
+        return ScaleUp(service=self.service, from_replicas=self.to_replicas, to_replicas=self.from_replicas,
+                       reason="undo")
+
+
+class PauseJobs(_PlanBase):
+    """Stop background job pools (workers to 0). ``previous`` remembers each pool's worker count for the undo."""
+
+    kind: Literal["pause_jobs"] = "pause_jobs"
+    previous: dict[str, int] = Field(min_length=1)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return ",".join(sorted(self.previous))
+
+    def undo(self) -> Plan:
+        return ResumeJobs(service=self.service, workers=dict(self.previous), reason="undo")
+
+
+class ResumeJobs(_PlanBase):
+    """Give job pools back the worker counts they had before they were paused."""
+
+    kind: Literal["resume_jobs"] = "resume_jobs"
+    workers: dict[str, int] = Field(min_length=1)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return ",".join(f"{name}={count}" for name, count in sorted(self.workers.items()))
+
+    def undo(self) -> Plan:
+        return PauseJobs(service=self.service, previous=dict(self.workers), reason="undo")
+
+
+class TerminateBackend(_PlanBase):
+    """``pg_terminate_backend(pid)``: kills the session and rolls back its open transaction. Not undoable."""
+
+    kind: Literal["terminate_backend"] = "terminate_backend"
+    pid: int = Field(gt=0)
+    query: str = ""
+    application: str | None = None
+    blocked_sessions: int = Field(default=0, ge=0)
+    held_for_s: float | None = None
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.DESTRUCTIVE
+
+    @property
+    def target(self) -> str:
+        return f"backend {self.pid}" + (f" ({self.application})" if self.application else "")
+
+    @property
+    def statement(self) -> str:
+        return f"SELECT pg_terminate_backend({self.pid})"
+
+
+class CreateIndexPlan(_PlanBase):
+    """``CREATE INDEX CONCURRENTLY``: no write lock, but real load on a big table. Undo: ``DROP INDEX
+    CONCURRENTLY`` by a human, once the index proves useless (it is not done automatically)."""
+
+    kind: Literal["create_index"] = "create_index"
+    table: str
+    columns: tuple[str, ...] = Field(min_length=1)
+    schema_name: str = "public"
+    index_name: str = ""
+
+    @model_validator(mode="after")
+    def _identifiers_are_plain(self) -> CreateIndexPlan:
+        self.index()  # a name that could not be quoted safely never becomes a plan
+        return self
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.DESTRUCTIVE
+
+    @property
+    def target(self) -> str:
+        return f"{self.schema_name}.{self.table}({', '.join(self.columns)})"
+
+    def index(self) -> Any:
+        """The validated :class:`remediation.providers.database.CreateIndex` (raises ValueError on bad names)."""
+        from remediation.providers.database import CreateIndex
+
+        return CreateIndex(table=self.table, columns=self.columns, name=self.index_name, schema=self.schema_name)
+
+    @property
+    def statement(self) -> str:
+        return str(self.index().sql)
 
 
 Plan = Annotated[
-    EnableMaintenance | DisableMaintenance | Rollback | SetFeatureFlag | ScaleUp,
+    EnableMaintenance | DisableMaintenance | Rollback | SetFeatureFlag | ScaleUp | ScaleDown | PauseJobs
+    | ResumeJobs | TerminateBackend | CreateIndexPlan,
     Field(discriminator="kind"),
 ]
 

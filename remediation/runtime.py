@@ -18,11 +18,15 @@ from remediation.providers.budget import RequestBudget
 from remediation.providers.clock import Clock, RealClock
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics, Metrics
-from remediation.providers.platform import Deploys, EdgeControls, Errors, Logs
+from remediation.providers.platform import Capacity, Deploys, EdgeControls, Errors, Jobs, Logs
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
+    from remediation.providers.database import DatabaseActions, DatabaseInspector
     from remediation.store import Store
+
+    class Database(DatabaseInspector, DatabaseActions):
+        """What runbooks need of the database: the inspector's reads and its two repairs."""
 
 
 @dataclass
@@ -36,6 +40,11 @@ class Providers:
     approvals: Approvals
     store: Store
     clock: Clock = field(default_factory=RealClock)
+    # Levers a platform may lack (kamkmserve on Vercel has no scale knob and no jobs): None means "no lever",
+    # and a plan that needs it is refused at the gate with NoLever rather than half-applied.
+    capacity: Capacity | None = None
+    jobs: Jobs | None = None
+    database: Database | None = None
 
     def with_(self, **changes: Any) -> Providers:
         return replace(self, **changes)

@@ -1,4 +1,4 @@
-"""Platform capabilities: deploys, edge controls, logs and error tracking.
+"""Platform capabilities: deploys, edge controls, capacity, background jobs, logs and error tracking.
 
 kamkmserve itself has no rollback script, maintenance mode or feature flags (reference §13); these levers
 come from the platform it runs on. Each capability is one Protocol; the simulated platform implements them
@@ -64,6 +64,17 @@ class ErrorIssue(BaseModel):
     release: str | None = None
 
 
+class Job(BaseModel):
+    """A background worker pool of the service: how many workers it runs and whether it is a heavy one."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str
+    workers: int
+    heavy: bool = False
+    description: str = ""
+
+
 class Deploys(Protocol):
     async def releases(self) -> list[Release]:
         """Newest first; the current one has ``state == "current"``."""
@@ -84,6 +95,27 @@ class EdgeControls(Protocol):
     async def flag_history(self) -> list[FlagChange]: ...
 
     async def set_flag(self, name: str, enabled: bool) -> bool: ...
+
+
+class Capacity(Protocol):
+    """How many replicas (instances, tasks) serve the service. Platforms that autoscale with no knob have none."""
+
+    async def replicas(self, service: str) -> int: ...
+
+    async def scale(self, service: str, replicas: int) -> int:
+        """Set the desired replica count (idempotent); returns the count now desired."""
+        ...
+
+
+class Jobs(Protocol):
+    """The service's background job pools. Pausing one is ``set_workers(name, 0)``; the caller remembers the
+    previous count (returned) so that resuming restores exactly what ran before."""
+
+    async def jobs(self, service: str) -> list[Job]: ...
+
+    async def set_workers(self, service: str, job: str, workers: int) -> int:
+        """Set the pool's worker count (idempotent); returns the count it had before."""
+        ...
 
 
 class Logs(Protocol):
