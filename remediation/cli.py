@@ -36,18 +36,22 @@ def demo(
     interactive: Annotated[bool, typer.Option("--interactive", help="Prompt for the approval instead")] = False,
     deny: Annotated[bool, typer.Option("--deny", help="Answer the approval with a deny")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
+    scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario; picks the runbook")] = "bad-release",
 ) -> None:
-    """Run the elevated-5xx runbook against the simulator's bad-release scenario, end to end."""
+    """Run a runbook end to end against a simulator scenario (default: elevated 5xx after a bad release)."""
     import os
 
     # Quiet Prefect's own console lines (the run's logs still reach its API).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     _embedded_prefect_defaults()
-    from remediation.demo import DemoOptions, print_report, run_demo
+    from remediation.demo import DEMOS, DemoOptions, print_report, run_demo
 
+    if scenario not in DEMOS:
+        err.print(f"no demo for scenario '{scenario}'; known: {', '.join(sorted(DEMOS))}")
+        raise typer.Exit(2)
     out = Console(stderr=True) if json_output else console
-    report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny), out,
-                      ask=lambda q: typer.prompt(q, default=""))
+    report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny, scenario=scenario),
+                      out, ask=lambda q: typer.prompt(q, default=""))
     if json_output:
         typer.echo(json.dumps(report.summary_json(), indent=2))
     else:

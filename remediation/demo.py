@@ -1,8 +1,9 @@
-"""``remediate demo``: the elevated-5xx runbook end to end against the simulator, on the embedded default.
+"""``remediate demo``: a runbook end to end against the simulator, on the embedded default.
 
-It starts the simulator with the ``bad-release`` scenario, runs the runbook in ``auto`` mode (the
-maintenance page goes up by policy; the rollback pauses for approval), answers the approval through the
-same path a person uses (``remediate approve``), and prints the timeline.
+It starts the simulator with a scenario (default ``bad-release``: the elevated-5xx runbook), runs the
+scenario's runbook in ``auto`` mode (reversible containment goes ahead by policy; the destructive fix pauses
+for approval), answers the approval through the same path a person uses (``remediate approve``), and prints
+the timeline. ``DEMOS`` says which runbook and parameters each scenario demonstrates.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -24,12 +25,30 @@ from remediation.settings import Settings
 DEMO_APPROVER = "demo.oncall"
 
 
+@dataclass(frozen=True)
+class DemoScenario:
+    """What ``remediate demo --scenario <name>`` runs: the simulator scenario, the runbook that answers it, the
+    runbook's parameters (besides service, mode and incident id) and the alert name that "fired"."""
+
+    runbook: str
+    alert_name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    sim: dict[str, Any] = field(default_factory=dict)  # SimConfig overrides (rps, ...)
+
+
+DEMOS: dict[str, DemoScenario] = {
+    "bad-release": DemoScenario(runbook="elevated-error-rate", alert_name="HighErrorRate",
+                                parameters={"sample_interval_s": 2.0}),
+}
+
+
 @dataclass
 class DemoOptions:
     approve_as: str = DEMO_APPROVER
     interactive: bool = False
     deny: bool = False
     onset_s: float = 1.0
+    scenario: str = "bad-release"
 
 
 def demo_settings(app_url: str, approvers: list[str]) -> Settings:
@@ -49,26 +68,28 @@ def demo_settings(app_url: str, approvers: list[str]) -> Settings:
 def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] | None = None) -> IncidentReport:
     from remediation.sim import SimConfig, SimServer
 
-    console.print("[bold]Starting the kamkmserve simulator[/] (scenario bad-release)")
-    with SimServer(SimConfig(scenario="bad-release", rps=40.0, onset_s=options.onset_s)).start() as sim:
-        console.print(f"  app and platform at {sim.url}; a faulty release goes out in {options.onset_s:g}s")
+    demo = DEMOS[options.scenario]
+    console.print(f"[bold]Starting the kamkmserve simulator[/] (scenario {options.scenario})")
+    sim_config = SimConfig(**{"scenario": options.scenario, "rps": 40.0, "onset_s": options.onset_s, **demo.sim})
+    with SimServer(sim_config).start() as sim:
+        console.print(f"  app and platform at {sim.url}; the fault starts in {options.onset_s:g}s")
         approvers = sorted({DEMO_APPROVER, options.approve_as} if not options.interactive else {DEMO_APPROVER})
         settings = demo_settings(sim.url, approvers)
         providers = runtime.connect(settings)
         time.sleep(options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
         incident_id = new_id("inc")
-        flow = catalog.load("elevated-error-rate")
+        flow = catalog.load(demo.runbook)
         result: dict[str, Any] = {}
 
         def run_flow() -> None:
             try:
                 result["report"] = asyncio.run(flow(service="kamkmserve", mode=Mode.AUTO, incident_id=incident_id,
-                                                    sample_interval_s=2.0, alert_name="HighErrorRate"))
+                                                    alert_name=demo.alert_name, **demo.parameters))
             except BaseException as exc:  # surfaced in the main thread
                 result["error"] = exc
 
         with runtime.use(providers):
-            console.print("[bold]Running runbook elevated-error-rate[/] (mode auto; Prefect starts a local API)")
+            console.print(f"[bold]Running runbook {demo.runbook}[/] (mode auto; Prefect starts a local API)")
             worker = threading.Thread(target=run_flow, name="runbook", daemon=True)
             worker.start()
             _watch(worker, incident_id, providers, options, console, ask)
@@ -111,7 +132,7 @@ def _answer(run_id: str, options: DemoOptions, providers: runtime.Providers, con
     console.print(f"  [yellow]run {run_id} is paused for approval[/]")
     if options.interactive and ask is not None:
         name = ask("  your name (must be on the approver list)").strip()
-        approve = ask("  approve the rollback? [y/N]").strip().lower().startswith("y")
+        approve = ask("  approve the step shown above? [y/N]").strip().lower().startswith("y")
         reason = ask("  reason").strip()
     else:
         name, approve, reason = options.approve_as, not options.deny, "demo: approved by the scripted on-call"
