@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +22,9 @@ from remediation.providers.http import AppHttp, Fetched
 
 METRICS_PATH = "/api/monitoring/metrics"
 HEALTH_PATH = "/monitoring/metrics"
+
+if TYPE_CHECKING:
+    from remediation.providers.dbops import DbOperationStats
 
 
 class RouteStats(BaseModel):
@@ -72,6 +75,8 @@ class HealthReading(BaseModel):
 
 class Metrics(Protocol):
     async def request_stats(self, window_records: int) -> RequestStats: ...
+
+    async def db_operations(self, window_samples: int) -> DbOperationStats: ...
 
     async def health(self) -> HealthReading: ...
 
@@ -160,6 +165,19 @@ class AppMetrics:
             return parse_request_stats(fetched.text, window_records)
         except ValueError as exc:
             return RequestStats(available=False, reason=f"{fetched.url}: unparseable metrics page ({exc})")
+
+    async def db_operations(self, window_samples: int) -> DbOperationStats:
+        from remediation.providers.dbops import DbOperationStats, parse_db_operations
+
+        fetched = await self.http.get(METRICS_PATH)
+        if not fetched.ok:
+            return DbOperationStats(available=False, reason=f"{fetched.url}: {fetched.error}")
+        if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
+            return DbOperationStats(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
+        try:
+            return parse_db_operations(fetched.text, window_samples)
+        except ValueError as exc:
+            return DbOperationStats(available=False, reason=f"{fetched.url}: unparseable metrics page ({exc})")
 
     async def health(self) -> HealthReading:
         fetched = await self.http.get(HEALTH_PATH, params={"format": "health"})
