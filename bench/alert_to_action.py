@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,8 +134,34 @@ def _run_timing(incident_id: str, t0: datetime) -> tuple[str | None, bool, float
             return None, False, None, None
         states = client.read_flow_run_states(run.id)
     running = next((s.timestamp for s in sorted(states, key=lambda s: s.timestamp) if s.name == "Running"), None)
-    return (str(run.id), any(s.name == "Submitting" for s in states), (run.created - t0).total_seconds(),
+    return (str(run.id), any(s.name == "Submitting" for s in states),
+            (run.created - t0).total_seconds() if run.created else None,
             (running - t0).total_seconds() if running else None)
+
+
+def _child_pids() -> list[int]:
+    """This process's live children (served runs are ``python -m prefect.engine`` children of the runner)."""
+    me, children = os.getpid(), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[-1].split()
+            if len(fields) > 1 and int(fields[1]) == me and fields[0] != "Z":
+                children.append(int(entry))
+    return children
+
+
+def _settle(settle_s: float, baseline: set[int]) -> None:
+    """Let the previous incident's tail finish before the next t0: a served run's child process exiting (and
+    the server digesting its events) would otherwise share the 2 cores with the next incident of either path.
+    Each path is timed on a quiet machine; the comparison is of start-up paths, not of throughput."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and set(_child_pids()) - baseline:
+        time.sleep(0.05)
+    time.sleep(settle_s)
 
 
 def _incident(path: str, settings: Any, executor: Any, sim_url: str, timeout_s: float) -> Sample:
@@ -211,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-interval", type=float, default=0.3, help="runbook sample_interval_s")
     parser.add_argument("--timeout", type=float, default=90.0, help="per incident, seconds")
     parser.add_argument("--json", type=Path, help="also write every sample here")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="quiet seconds between incidents, after served children exit (0: none)")
+    parser.add_argument("--prefect-pg", action="store_true",
+                        help="run the script's Prefect server on a throwaway PostgreSQL database (admin URL from "
+                             "REMEDIATE_TEST_PG_ADMIN_URL or postgres@127.0.0.1:5432)")
     args = parser.parse_args(argv)
     # Before Prefect is imported: served runs and this process keep their console to warnings.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -221,7 +254,30 @@ def main(argv: list[str] | None = None) -> int:
 
     with SimServer(SimConfig(scenario="bad-release", rps=200.0, onset_s=0.2, seed=7, rate_limit=1_000_000)) as sim:
         _configure_env(home, sim.url)
-        return _run(args, home, sim.url)
+        if not args.prefect_pg:
+            return _run(args, home, sim.url)
+        with _throwaway_postgres() as url:
+            os.environ["REMEDIATE_PREFECT_DATABASE_URL"] = url
+            return _run(args, home, sim.url)
+
+
+@contextlib.contextmanager
+def _throwaway_postgres() -> Iterator[str]:
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get("REMEDIATE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    name = f"bench_prefect_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _run(args: argparse.Namespace, home: Path, sim_url: str) -> int:
@@ -257,12 +313,14 @@ def _run(args: argparse.Namespace, home: Path, sim_url: str) -> int:
         if not ready.wait(120):
             raise RuntimeError("serve did not register the deployments")
         executor = WarmExecutor().open()
+        baseline = set(_child_pids())  # the Prefect server and the simulator are children too
         print("warm-up (not measured) ...", flush=True)
         for path in ("warm", "event"):
             _incident(path, settings, executor, sim_url, args.timeout)
         samples: list[Sample] = []
         for i in range(args.incidents):
             for path in (("warm", "event") if i % 2 == 0 else ("event", "warm")):
+                _settle(args.settle, baseline)
                 sample = _incident(path, settings, executor, sim_url, args.timeout)
                 samples.append(sample)
                 print(f"  {i + 1:>3} {path:<5} action {sample.to_action_s if sample.to_action_s is not None else '-'}"
