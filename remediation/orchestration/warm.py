@@ -13,7 +13,10 @@ A start (``claim=True``, the default):
   3. Claim: propose ``Pending`` through orchestration, as a runner does; this honours deployment concurrency
      limits. Prefect lets only one ``Scheduled -> Pending`` through, so if the co-located runner polled the run in
      the few ms before the claim, exactly one of us executes it (measured: the runner won 1 of 60 starts).
-  4. A thread runs ``run_flow(flow, flow_run=run, return_type="state")`` on its own event loop.
+  4. An idle worker runs ``run_flow(flow, flow_run=run, return_type="state")``. Workers are long-lived threads,
+     each with its own event loop and Prefect API clients opened once (``AsyncClientContext`` and
+     ``SyncClientContext``, which the engine reuses): a client per run would cost two TLS contexts (~30 ms each,
+     loading the CA bundle), an API version check and a result-storage lookup on the way to the first line.
 ``claim=False`` creates the run born ``Pending`` instead: no runner race, but deployment limits are bypassed and a
 run whose creator dies before executing it stays ``Pending`` (fast-start §5).
 
@@ -37,8 +40,10 @@ What Prefect does not do for runs executed this way, and this module does (fast-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -76,6 +81,8 @@ class WarmExecutor:
         self.poll_s = poll_s
         self.stale_after_s = stale_after_s
         self._slots = threading.BoundedSemaphore(max_parallel)
+        self._workers: list[_Worker] = []
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._executions: dict[UUID, Execution] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -97,6 +104,10 @@ class WarmExecutor:
         self._client.__enter__()
         for name in self._flows:
             self._resolve(name)
+        for index in range(self.max_parallel):
+            worker = _Worker(self, index).start()
+            self._workers.append(worker)
+            self._idle.put(worker)
         self._last_ok = time.monotonic()
         self._opened = True
         self._watcher = threading.Thread(target=self._watch, name="warm-executor-watch", daemon=True)
@@ -112,7 +123,8 @@ class WarmExecutor:
 
     def healthy(self) -> bool:
         return (self._opened and not self._stopping.is_set() and self._watcher is not None
-                and self._watcher.is_alive() and time.monotonic() - self._last_ok < self.stale_after_s)
+                and self._watcher.is_alive() and all(worker.thread.is_alive() for worker in self._workers)
+                and time.monotonic() - self._last_ok < self.stale_after_s)
 
     def loaded(self) -> set[str]:
         """Deployments this executor can run (flow imported and deployment found)."""
@@ -146,6 +158,10 @@ class WarmExecutor:
             self._force(execution, "Crashed", "the warm executor shut down while this run was executing")
         if self._watcher is not None:
             self._watcher.join(timeout=self.poll_s + 5)
+        for worker in self._workers:
+            worker.stop()
+        for worker in self._workers:
+            worker.thread.join(timeout=5)
         if self._client is not None:
             self._client.__exit__(None, None, None)
             self._client = None
@@ -269,15 +285,15 @@ class WarmExecutor:
             self._slots.release()
             self._force(execution, "Scheduled", "handed back: the warm executor shut down before starting it")
             return
-        thread = threading.Thread(target=self._thread_main, args=(execution,), daemon=True,
-                                  name=f"warm-run-{execution.run.id}")
-        thread.start()
+        worker = self._idle.get_nowait()  # holding a slot guarantees an idle worker
+        worker.submit(execution)
 
     # -- executing -----------------------------------------------------------------------------------------
 
-    def _thread_main(self, execution: Execution) -> None:
+    async def _execute(self, execution: Execution, worker: _Worker) -> None:
+        """One run on ``worker``'s loop, in its own task (so that cancelling the run never cancels the worker)."""
         try:
-            asyncio.run(self._drive(execution))
+            await self._drive(execution)
         except BaseException as exc:  # the engine re-raises crashes (our shutdown's CancelledError among them)
             execution.error = exc
         finally:
@@ -286,6 +302,7 @@ class WarmExecutor:
             finally:
                 with self._lock:
                     self._executions.pop(execution.run.id, None)
+                self._idle.put(worker)
                 self._slots.release()
                 execution.done.set()
 
@@ -296,7 +313,7 @@ class WarmExecutor:
             execution.loop = asyncio.get_running_loop()
             execution.task = asyncio.current_task()
             interrupted = execution.cancel_requested or execution.crash_requested
-        if interrupted:  # cancelled or shut down between the claim and this thread starting
+        if interrupted:  # cancelled or shut down between the claim and this worker starting it
             return
         bind(execution)
         outcome = run_flow(self._flows[execution.deployment], flow_run=execution.run, return_type="state")
@@ -357,3 +374,51 @@ class WarmExecutor:
                     self._last_ok = time.monotonic()
                 except Exception as exc:
                     log.warning("warm executor cannot reach the Prefect API: %s", exc)
+
+
+class _Worker:
+    """A long-lived thread with its own event loop and Prefect clients; runs one execution at a time."""
+
+    def __init__(self, executor: WarmExecutor, index: int) -> None:
+        self._executor = executor
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[Execution | None] | None = None
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name=f"warm-worker-{index}", daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> _Worker:
+        self.thread.start()
+        if not self._ready.wait(timeout_s) or self._loop is None:
+            raise RuntimeError(f"warm executor worker did not start: {self.error!r}")
+        return self
+
+    def submit(self, execution: Execution) -> None:
+        assert self._loop is not None and self._queue is not None
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, execution)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._queue is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self.error = exc
+            log.exception("warm executor worker %s stopped", self.thread.name)
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        from prefect.context import AsyncClientContext, SyncClientContext
+
+        queue: asyncio.Queue[Execution | None] = asyncio.Queue()
+        with SyncClientContext():
+            async with AsyncClientContext():
+                self._queue, self._loop = queue, asyncio.get_running_loop()
+                self._ready.set()
+                while (execution := await queue.get()) is not None:
+                    # create_task copies this context: the run's engine finds the clients opened above.
+                    await asyncio.create_task(self._executor._execute(execution, self))

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from remediation import catalog
 from remediation.orchestration.stack import free_port, prefect_database_url
 from remediation.settings import Settings
 from tests.orchestration.orchkit import key
@@ -53,7 +54,8 @@ def test_run_stack_serves_runs_and_exits_cleanly_on_sigterm(tmp_path: Path) -> N
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         health = _wait_http(f"http://127.0.0.1:{port}/healthz", process, timeout_s=120)
-        assert health == {"healthy": True, "loaded": [RUNBOOK]}
+        # Every runbook in the catalog is imported and its deployment found by the warm executor.
+        assert health == {"healthy": True, "loaded": sorted(f"{name}/{name}" for name in catalog.RUNBOOKS)}
         started = httpx.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
             "deployment": RUNBOOK, "key": key("stack"),
             "parameters": {"service": "kamkmserve", "mode": "dry_run", "sample_interval_s": 0.1,
