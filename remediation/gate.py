@@ -12,17 +12,22 @@ from typing import TypeVar
 from remediation.models import (
     ActionRecord,
     ActionState,
+    BlockActor,
     CreateIndexPlan,
     DisableMaintenance,
     EnableMaintenance,
     PauseJobs,
     Plan,
+    ReloadSignatures,
     ResumeJobs,
     Rollback,
     ScaleDown,
     ScaleUp,
+    SetAuthSetting,
     SetFeatureFlag,
+    SetUploadAllowlist,
     TerminateBackend,
+    UnblockActor,
     Verdict,
 )
 from remediation.runtime import Providers
@@ -102,6 +107,21 @@ async def _mutate(plan: Plan, providers: Providers) -> None:
         case CreateIndexPlan():
             database = _lever(providers.database, "database", plan, providers)
             await database.create_index_concurrently(plan.index())
+        case BlockActor(actor_kind=kind, value=value, ttl_s=ttl):
+            blocks = _lever(providers.blocks, "block-list", plan, providers)
+            await blocks.block(kind, value, ttl, plan.reason)
+        case UnblockActor(actor_kind=kind, value=value):
+            await _lever(providers.blocks, "block-list", plan, providers).unblock(kind, value)
+        case SetUploadAllowlist(extensions=extensions, mime_types=mime_types):
+            from remediation.providers.security import UploadAllowlist
+
+            uploads = _lever(providers.uploads, "upload-policy", plan, providers)
+            await uploads.set_allowlist(UploadAllowlist(extensions=extensions, mime_types=mime_types))
+        case ReloadSignatures():
+            if not await _lever(providers.antivirus, "antivirus", plan, providers).reload():
+                raise RuntimeError("the antivirus daemon did not acknowledge RELOAD")
+        case SetAuthSetting(setting=setting, value=value):
+            await _lever(providers.identity, "identity", plan, providers).set_setting(setting, value)
         case _:
             raise NoLever(f"no lever applies {plan.summary()}")
 

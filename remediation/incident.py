@@ -103,6 +103,8 @@ class RunningIncident:
             max_maintenance_prefixes=settings.max_maintenance_prefixes,
             max_replicas=settings.max_replicas,
             max_scale_factor=settings.max_scale_factor,
+            never_block=tuple(settings.never_block_cidrs),
+            max_block_ttl_s=settings.max_block_ttl_s,
             evidence_confirmed=evidence_confirmed,
         )
 

@@ -336,9 +336,107 @@ class CreateIndexPlan(_PlanBase):
         return str(self.index().sql)
 
 
+class BlockActor(_PlanBase):
+    """Block an IP, user or session at the edge for ``ttl_s``. Policy refuses never-block ranges and broad nets."""
+
+    kind: Literal["block_actor"] = "block_actor"
+    actor_kind: Literal["ip", "user", "session"]
+    value: str = Field(min_length=1)
+    ttl_s: int = Field(ge=60)
+    evidence_count: int = Field(default=0, ge=0)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.actor_kind} {self.value} for {self.ttl_s}s"
+
+    def undo(self) -> Plan:
+        return UnblockActor(service=self.service, actor_kind=self.actor_kind, value=self.value, reason="undo")
+
+
+class UnblockActor(_PlanBase):
+    kind: Literal["unblock_actor"] = "unblock_actor"
+    actor_kind: Literal["ip", "user", "session"]
+    value: str = Field(min_length=1)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.actor_kind} {self.value}"
+
+
+class SetUploadAllowlist(_PlanBase):
+    """Replace what ``/api/uploads`` accepts (extensions and MIME types); the previous lists are the undo."""
+
+    kind: Literal["set_upload_allowlist"] = "set_upload_allowlist"
+    extensions: tuple[str, ...]
+    mime_types: tuple[str, ...]
+    previous_extensions: tuple[str, ...] | None = None
+    previous_mime_types: tuple[str, ...] | None = None
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"uploads: {','.join(self.extensions) or '(none)'} / {','.join(self.mime_types) or '(none)'}"
+
+    def undo(self) -> Plan | None:
+        if self.previous_extensions is None or self.previous_mime_types is None:
+            return None
+        return SetUploadAllowlist(service=self.service, extensions=self.previous_extensions,
+                                  mime_types=self.previous_mime_types, previous_extensions=self.extensions,
+                                  previous_mime_types=self.mime_types, reason="undo")
+
+
+class ReloadSignatures(_PlanBase):
+    """Ask the antivirus daemon to reload its signature database (clamd ``RELOAD``)."""
+
+    kind: Literal["reload_signatures"] = "reload_signatures"
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return "antivirus signatures"
+
+
+class SetAuthSetting(_PlanBase):
+    """Change one identity/access setting (e.g. which claim carries the role). Destructive: it changes who gets in."""
+
+    kind: Literal["set_auth_setting"] = "set_auth_setting"
+    setting: str = Field(min_length=1)
+    value: str
+    previous: str | None = None
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.DESTRUCTIVE
+
+    @property
+    def target(self) -> str:
+        return f"{self.setting}={self.value!r}"
+
+    def undo(self) -> Plan | None:
+        if self.previous is None:
+            return None
+        return SetAuthSetting(service=self.service, setting=self.setting, value=self.previous, previous=self.value,
+                              reason="undo")
+
+
 Plan = Annotated[
     EnableMaintenance | DisableMaintenance | Rollback | SetFeatureFlag | ScaleUp | ScaleDown | PauseJobs
-    | ResumeJobs | TerminateBackend | CreateIndexPlan,
+    | ResumeJobs | TerminateBackend | CreateIndexPlan | BlockActor | UnblockActor | SetUploadAllowlist
+    | ReloadSignatures | SetAuthSetting,
     Field(discriminator="kind"),
 ]
 

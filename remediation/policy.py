@@ -6,9 +6,16 @@ The gate that enforces the decision lives where plans are applied (``remediation
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediation.models import Decision, EnableMaintenance, Mode, Plan, Risk, ScaleUp, Verdict
+from remediation.models import BlockActor, Decision, EnableMaintenance, Mode, Plan, Risk, ScaleUp, Verdict
+
+#: Addresses no automatic block may touch unless configuration says otherwise: loopback, private and link-local
+#: ranges are where our own load balancers, proxies and health checkers live (a blocked LB is a full outage).
+DEFAULT_NEVER_BLOCK = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                       "::1/128", "fc00::/7", "fe80::/10")
 
 
 class PolicyContext(BaseModel):
@@ -23,6 +30,10 @@ class PolicyContext(BaseModel):
     max_maintenance_prefixes: int = 5
     max_replicas: int = 20
     max_scale_factor: float = 3.0
+    never_block: tuple[str, ...] = DEFAULT_NEVER_BLOCK
+    max_block_ttl_s: int = 86_400
+    min_block_prefix_v4: int = 24  # a block on a network broader than /24 (IPv4) or /64 (IPv6) is refused
+    min_block_prefix_v6: int = 64
     evidence_confirmed: bool = True
 
 
@@ -38,6 +49,28 @@ def _blast_radius(plan: Plan, ctx: PolicyContext) -> list[str]:
         base = max(plan.from_replicas, 1)
         if plan.to_replicas / base > ctx.max_scale_factor:
             problems.append(f"scale factor {plan.to_replicas / base:.1f} exceeds the cap of {ctx.max_scale_factor}")
+    if isinstance(plan, BlockActor):
+        problems.extend(_block_problems(plan, ctx))
+    return problems
+
+
+def _block_problems(plan: BlockActor, ctx: PolicyContext) -> list[str]:
+    problems: list[str] = []
+    if plan.ttl_s > ctx.max_block_ttl_s:
+        problems.append(f"block TTL {plan.ttl_s}s exceeds the cap of {ctx.max_block_ttl_s}s")
+    if plan.actor_kind != "ip":
+        return problems
+    try:
+        network = ipaddress.ip_network(plan.value.strip(), strict=False)
+    except ValueError:
+        return [*problems, f"{plan.value!r} is not an IP address or network"]
+    floor = ctx.min_block_prefix_v4 if network.version == 4 else ctx.min_block_prefix_v6
+    if network.prefixlen < floor:
+        problems.append(f"{network} is broader than /{floor}: too much collateral to block automatically")
+    for raw in ctx.never_block:
+        protected = ipaddress.ip_network(raw, strict=False)
+        if protected.version == network.version and network.overlaps(protected):
+            problems.append(f"{network} overlaps the never-block range {protected}")
     return problems
 
 

@@ -1,0 +1,134 @@
+"""Security capabilities for the upload/malware and auth runbooks: actor blocks, upload allowlists, antivirus,
+the audit table and the identity provider's configuration.
+
+kamkmserve has none of these levers itself (reference §4, §13): no block list, allowlists are env vars that need
+a redeploy, no real scanner, no demote/ban endpoint. They come from the platform (a WAF IP set, edge config),
+a real clamd, the app's PostgreSQL and Clerk. Each is one Protocol; the simulator implements them all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BlockKind = Literal["ip", "user", "session"]
+
+
+class Block(BaseModel):
+    """One entry of the edge's block list. ``expires_at`` None means it never expires (we never create those)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: BlockKind
+    value: str
+    expires_at: datetime | None = None
+    reason: str = ""
+
+
+class ActorBlocks(Protocol):
+    async def blocks(self) -> list[Block]: ...
+
+    async def block(self, kind: BlockKind, value: str, ttl_s: int, reason: str) -> Block:
+        """Block (idempotent: an existing block's expiry moves to now + ttl)."""
+        ...
+
+    async def unblock(self, kind: BlockKind, value: str) -> bool:
+        """True when a block was removed; False when there was none."""
+        ...
+
+
+class UploadAllowlist(BaseModel):
+    """What ``/api/uploads`` accepts: extensions with their dot, lower-case; MIME types (reference §7)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    extensions: tuple[str, ...]
+    mime_types: tuple[str, ...]
+
+
+class UploadPolicy(Protocol):
+    async def allowlist(self) -> UploadAllowlist: ...
+
+    async def set_allowlist(self, allowlist: UploadAllowlist) -> UploadAllowlist:
+        """Replace the allowlist; returns the previous one."""
+        ...
+
+
+class ScanVerdict(BaseModel):
+    """An antivirus answer. ``unavailable`` (daemon down) and ``error`` are never a clean bill of health."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ok", "found", "error", "unavailable"]
+    signature: str | None = None
+    detail: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return self.status == "ok"
+
+
+class Antivirus(Protocol):
+    async def ping(self) -> bool: ...
+
+    async def version(self) -> str | None: ...
+
+    async def scan(self, data: bytes) -> ScanVerdict: ...
+
+    async def reload(self) -> bool:
+        """Ask the daemon to reload its signatures; True when it acknowledged."""
+        ...
+
+
+class AuditEvent(BaseModel):
+    """One ``kamkmserve_audit_log`` row, exactly as stored (``metadata`` is a JSON *string*, reference §5.1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    event: str
+    action: str
+    resource: str
+    allowed: bool
+    actor_user_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    metadata: str | None = None
+    created_at: datetime
+
+
+class AuditReport(BaseModel):
+    """Reads never raise: a missing table or an unreachable database is ``available=False`` with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    reason: str = ""
+    table_missing: bool = False
+    events: tuple[AuditEvent, ...] = ()
+
+
+class AuditLog(Protocol):
+    async def events(self, since: datetime, event_prefix: str = "upload.", limit: int = 5000) -> AuditReport: ...
+
+
+class IdentityCheck(BaseModel):
+    """The identity provider's configuration as the app uses it, judged: every problem found, in words."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    reason: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)  # secrets redacted
+    jwks_reachable: bool | None = None
+    problems: tuple[str, ...] = ()
+
+
+class Identity(Protocol):
+    async def check(self) -> IdentityCheck: ...
+
+    async def set_setting(self, name: str, value: str) -> str | None:
+        """Change one configuration setting; returns the previous value (None: it was unset)."""
+        ...
