@@ -1,0 +1,306 @@
+"""Runbook 3: Database Performance/Errors.
+
+When it fires
+    An alert on failing or slow database work (Alertmanager ``DatabaseErrors``, ``HighDbErrorRate``,
+    ``PostgresLockWaits``, ``SlowQueries``; a Sentry alert whose query names the database or ``NeonDbError``),
+    or by hand from the Prefect UI.
+
+What it does
+    identify     Reads the app's ``db_operation_duration`` samples (failures and p95 by table and operation,
+                 ``confirm_samples`` readings ``sample_interval_s`` apart) and its log lines ``DB <OP> on <table>
+                 failed``, ``Database operation failed: …`` and ``Slow database operation: …`` of the last
+                 ``log_window_s``; also the 5xx share (informational). A breach needs ``min_failures`` failures,
+                 a p95 over ``slow_op_ms``, or ``min_slow`` slow operations. Not confirmed -> stand down. Every
+                 database signal unknown (the app as it is never emits them) -> nothing is changed, escalate.
+    contain      Pauses the heavy background job pools (workers to 0, previous counts remembered): less load
+                 while we look. Reversible. No jobs lever on the platform -> noted, the run goes on.
+    investigate  In parallel, with the database inspector: blocking locks (who blocks whom, for how long, with
+                 which statement), long-running and idle-in-transaction sessions, tables flagged for sequential
+                 scans, unused indexes, pg_stat_statements' top statements (or that it is missing); plus deploy
+                 history (a recent release may have changed the queries) and the error tracker.
+    remediate    In this order: a root blocker whose transaction has been open ``long_running_s`` or more ->
+                 ``pg_terminate_backend`` (DESTRUCTIVE: its transaction is rolled back; approval shows the exact
+                 statement). A table flagged for sequential scans with a column the slow queries filter on (from
+                 pg_stat_statements, the sessions, or the error tracker's slow-query spans) -> ``CREATE INDEX
+                 CONCURRENTLY`` (DESTRUCTIVE: real load on a big table; approval shows the statement). A release
+                 promoted within ``deploy_lookback_s`` and neither of those -> roll back (DESTRUCTIVE). Nothing
+                 indicated -> escalate.
+    recover      ``verify_consecutive`` samples ``verify_interval_s`` apart with no failed or slow database
+                 operation logged since the fix (within ``verify_deadline_s``), then the load probe: ``probe_requests``
+                 GETs of public pages, p95 < ``probe_p95_ms`` and errors < ``probe_error_pct`` % (the app's own
+                 load-test gate). Both healthy -> the paused jobs are resumed and the incident is recovered. Either
+                 fails -> escalate; the jobs stay paused (containment kept).
+    close        Timeline, report and postmortem draft as Prefect artifacts and in the store.
+
+Blast radius and approval
+    ``dry_run`` touches nothing. ``approve`` asks before every mutation. ``auto`` pauses and resumes jobs by
+    policy; terminating a backend, creating an index and rolling back always ask unless configuration
+    pre-approves the kind. An unanswered approval is a deny: nothing is terminated or built, the jobs stay paused
+    and the incident escalates. Caps: actions per service per hour, one active remediation per service, kill switch.
+
+Concurrency
+    One run per service at a time (Prefect global concurrency limit ``remediate-<service>``). A second run waits
+    up to ``lock_timeout_s``, then escalates without acting.
+
+Undo
+    Jobs: resumed with the remembered worker counts (done by the run once verified). Terminate: none (the
+    transaction is gone; the job may retry its work). Index: ``DROP INDEX CONCURRENTLY`` by a human if it proves
+    useless. Rollback: promote the release it replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from remediation import runtime
+from remediation.incident import RunningIncident
+from remediation.models import (
+    ActionRecord,
+    ActionState,
+    Alert,
+    Evidence,
+    FindingStatus,
+    Mode,
+    Outcome,
+    PauseJobs,
+    Phase,
+    Plan,
+    Severity,
+    Verification,
+)
+from remediation.orchestration.limits import ServiceBusy, service_lock
+from remediation.providers.dbqueries import LockReport, ScanReport, SessionReport, StatementReport
+from tasks.act import act
+from tasks.contain import rollback_plan
+from tasks.database import lock_evidence, scan_evidence, session_evidence, statement_evidence, unused_index_evidence
+from tasks.database_detect import log_finding, read_db_logs, sample_db_operations, verdict
+from tasks.database_plans import index_plan, pause_jobs_plan, terminate_plan
+from tasks.database_verify import probe_check, verify_db_quiet
+from tasks.detect import error_rate_finding
+from tasks.investigate import deploy_history, error_tracker
+from tasks.report import publish_report, render_postmortem
+
+RUNBOOK = "database-errors"
+
+
+@flow(name=RUNBOOK, description="Database performance/errors: identify, contain, investigate, remediate, recover")
+async def database_errors(
+    service: str = "kamkmserve",
+    mode: Mode | None = None,
+    severity: Severity = Severity.SEV2,
+    min_failures: int = 3,
+    slow_op_ms: float = 500.0,
+    min_slow: int = 3,
+    window_samples: int = 1000,
+    log_window_s: float = 300.0,
+    confirm_samples: int | None = None,
+    sample_interval_s: float = 5.0,
+    long_running_s: float | None = None,
+    min_seq_scans: int | None = None,
+    deploy_lookback_s: float = 3600.0,
+    verify_consecutive: int | None = None,
+    verify_interval_s: float | None = None,
+    verify_deadline_s: float | None = None,
+    probe_requests: int | None = None,
+    probe_p95_ms: float | None = None,
+    probe_error_pct: float | None = None,
+    approval_timeout_s: int | None = None,
+    alert_name: str = "manual",
+    incident_id: str | None = None,
+    lock_timeout_s: float | None = 1800.0,
+) -> dict[str, Any]:
+    providers = runtime.current()
+    settings = providers.settings
+    # An alert rule already required the breach to persist: one reading of our own confirms it.
+    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
+    incident = RunningIncident(
+        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
+        alert=Alert(name=alert_name, service=service, severity=severity,
+                    source="manual" if alert_name == "manual" else "alert"),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        approval_timeout_s=approval_timeout_s,
+    )
+    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {min_failures}+ failures or "
+                  f"p95 > {slow_op_ms:g} ms")
+    try:
+        async with service_lock(service, timeout_s=lock_timeout_s):
+            return await _remediate(
+                incident, service=service, min_failures=min_failures, slow_op_ms=slow_op_ms, min_slow=min_slow,
+                window_samples=window_samples, log_window_s=log_window_s, confirm_samples=confirm,
+                sample_interval_s=sample_interval_s,
+                long_running_s=long_running_s or settings.db_long_running_s,
+                min_seq_scans=min_seq_scans or settings.db_min_seq_scans, deploy_lookback_s=deploy_lookback_s,
+                verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
+                            interval_s=verify_interval_s or settings.verify_interval_s,
+                            deadline_s=verify_deadline_s or settings.verify_deadline_s),
+                probe=dict(requests=probe_requests or settings.probe_requests,
+                           p95_ms=probe_p95_ms or settings.probe_p95_ms,
+                           error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct),
+            )
+    except ServiceBusy as busy:
+        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
+        return await _close(incident, Outcome.ESCALATED)
+
+
+async def _remediate(
+    incident: RunningIncident,
+    *,
+    service: str,
+    min_failures: int,
+    slow_op_ms: float,
+    min_slow: int,
+    window_samples: int,
+    log_window_s: float,
+    confirm_samples: int,
+    sample_interval_s: float,
+    long_running_s: float,
+    min_seq_scans: int,
+    deploy_lookback_s: float,
+    verify: dict[str, Any],
+    probe: dict[str, Any],
+) -> dict[str, Any]:
+    providers = incident.providers
+    # identify ------------------------------------------------------------------------------------------
+    (db_findings, _), logs, requests = await asyncio.gather(
+        sample_db_operations(providers, window_samples, confirm_samples, sample_interval_s, min_failures, slow_op_ms),
+        read_db_logs(providers, log_window_s),
+        providers.metrics.request_stats(providers.settings.metrics_window_records))
+    signals = [*db_findings, log_finding(logs, min_failures, min_slow, log_window_s)]
+    summary = verdict(signals)
+    incident.add_findings([summary, *signals, error_rate_finding(requests, 1.0, 20)])
+    if summary.status is FindingStatus.OK:
+        incident.note(Phase.IDENTIFY, "not confirmed: standing down")
+        return await _close(incident, Outcome.STOOD_DOWN)
+    if summary.status is FindingStatus.UNKNOWN:
+        incident.escalate(Phase.IDENTIFY, "no database signal can be read, so nothing is changed: a human must look")
+        return await _close(incident, Outcome.ESCALATED)
+
+    # contain -------------------------------------------------------------------------------------------
+    contained = await _pause_jobs(incident, service, summary.detail)
+
+    # investigate ---------------------------------------------------------------------------------------
+    inspected, (deploy_info, errors) = await asyncio.gather(
+        asyncio.gather(lock_evidence(providers), session_evidence(providers, long_running_s),
+                       scan_evidence(providers, min_seq_scans), unused_index_evidence(providers),
+                       statement_evidence(providers)),
+        asyncio.gather(deploy_history(providers, deploy_lookback_s), error_tracker(providers)))
+    (locks_ev, locks), (sessions_ev, sessions), (scans_ev, scans), unused, (stmts_ev, stmts) = inspected
+    deploys, releases = deploy_info
+    incident.report.evidence.extend([locks_ev, sessions_ev, scans_ev, unused, stmts_ev, deploys, errors])
+    for evidence in incident.report.evidence:
+        incident.note(Phase.INVESTIGATE, f"evidence {evidence.source}", evidence.summary)
+
+    # remediate -----------------------------------------------------------------------------------------
+    fix_plan = _choose_fix(service, locks, sessions, scans, stmts, errors, long_running_s,
+                           rollback_plan(service, releases, providers.clock.now(), deploy_lookback_s))
+    fix: ActionRecord | None = None
+    if fix_plan is None:
+        incident.note(Phase.REMEDIATE, "no fix indicated",
+                      "no lock held past the threshold, no index to add, no recent deploy")
+    else:
+        fix = await act(incident, Phase.REMEDIATE, fix_plan, evidence_confirmed=True, why=fix_plan.reason)
+
+    if incident.report.mode is Mode.DRY_RUN:
+        return await _close(incident, Outcome.DRY_RUN)
+    if fix is None or fix.state is not ActionState.APPLIED:
+        return await _close(incident, _without_fix(incident, fix))
+
+    # recover -------------------------------------------------------------------------------------------
+    verification = await _verify(incident, fix, verify, probe)
+    incident.report.verification = verification
+    if not verification.healthy:
+        kept = "jobs stay paused" if contained is not None and contained.applied else "nothing was contained"
+        incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); {kept}")
+        return await _close(incident, Outcome.ESCALATED)
+    if contained is not None and contained.applied:
+        undo = contained.plan.undo()
+        if undo is not None:
+            resumed = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True,
+                                why="the fix held: give the paused jobs their workers back")
+            if not resumed.applied:
+                incident.note(Phase.RECOVER, "jobs remain paused", f"resume them by hand: {undo.summary()}")
+    return await _close(incident, Outcome.RECOVERED)
+
+
+async def _pause_jobs(incident: RunningIncident, service: str, why: str) -> ActionRecord | None:
+    jobs_lever = incident.providers.jobs
+    if jobs_lever is None:
+        incident.note(Phase.CONTAIN, "no jobs lever", f"platform '{incident.providers.settings.platform}' cannot "
+                      "pause background work; continuing without containment")
+        return None
+    try:
+        jobs = await jobs_lever.jobs(service)
+    except Exception as exc:
+        incident.note(Phase.CONTAIN, "job pools unreadable", f"{exc}; continuing without containment")
+        return None
+    plan: PauseJobs | None = pause_jobs_plan(service, jobs)
+    if plan is None:
+        incident.note(Phase.CONTAIN, "no heavy job running", ", ".join(f"{j.name}={j.workers}" for j in jobs) or
+                      "no job pools")
+        return None
+    return await act(incident, Phase.CONTAIN, plan, evidence_confirmed=True, why=why)
+
+
+def _choose_fix(service: str, locks: LockReport, sessions: SessionReport, scans: ScanReport, stmts: StatementReport,
+                errors: Evidence, held_s: float, rollback: Plan | None) -> Plan | None:
+    """A lock held too long first (it fails writes now), then a missing index, then a recent release."""
+    terminate = terminate_plan(service, locks, sessions, held_s)
+    if terminate is not None:
+        return terminate
+    # The SQL the slow work runs: pg_stat_statements when it exists, the sessions the inspector saw, the waiters,
+    # and the error tracker's slow-query issues (their culprit is the statement).
+    queries = [s.query for s in stmts.statements] + [s.query for s in sessions.sessions]
+    queries += [w.blocked_query for w in locks.waits]
+    queries += [str(item.get("culprit") or "") for item in errors.items]
+    index = index_plan(service, scans, queries)
+    if index is not None:
+        return index
+    return rollback
+
+
+def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome:
+    kept = "jobs stay paused" if incident.applied("pause_jobs") else "nothing contained"
+    if fix is None:
+        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
+        return Outcome.ESCALATED
+    if fix.approval is not None and not fix.approval.granted:
+        incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not approved "
+                          f"({fix.approval.answer.value}); {kept}")
+        return Outcome.DENIED
+    incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not applied "
+                      f"({fix.error or '; '.join(fix.reasons)}); {kept}")
+    return Outcome.ESCALATED
+
+
+async def _verify(incident: RunningIncident, fix: ActionRecord, verify: dict[str, Any],
+                  probe: dict[str, Any]) -> Verification:
+    providers = incident.providers
+    since = (fix.completed_at or providers.clock.now()) - timedelta(milliseconds=1)
+    incident.note(Phase.RECOVER, "verifying", f"{verify['consecutive']} quiet samples {verify['interval_s']:g}s apart "
+                  f"within {verify['deadline_s']:g}s, then {probe['requests']} probe requests")
+    quiet = await verify_db_quiet(providers, since=since, **verify)
+    incident.note(Phase.RECOVER, f"database {'quiet' if quiet.healthy else 'not quiet'}", quiet.detail)
+    if not quiet.healthy:
+        return quiet
+    probed = await probe_check(providers, **probe)
+    incident.report.evidence.append(Evidence(
+        source="probe", summary=f"{probed.check}: {'healthy' if probed.healthy else 'NOT healthy'}; {probed.detail}",
+        available=probed.healthy or not probed.detail.startswith("unknown")))
+    incident.note(Phase.RECOVER, f"probe {'healthy' if probed.healthy else 'failed'}", probed.detail)
+    return Verification(check=f"{quiet.check}; {probed.check}", healthy=probed.healthy, samples=quiet.samples,
+                        required_consecutive=quiet.required_consecutive,
+                        detail=f"{quiet.detail}; probe {probed.detail}")
+
+
+async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
+    report = incident.report
+    report.outcome = outcome
+    report.postmortem = render_postmortem(report)
+    final = incident.finish(outcome)
+    await publish_report(final)
+    return final.summary_json()

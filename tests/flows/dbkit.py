@@ -1,0 +1,55 @@
+"""Shared helpers for the database runbook's scenario tests (simulated and real PostgreSQL backends)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from remediation.sim import SimServer
+
+# Fast, but faithful: one confirming reading (as after an alert), short windows, a small probe.
+DB_FAST: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 1, "log_window_s": 30.0,
+                           "long_running_s": 1.0, "min_seq_scans": 10, "probe_requests": 10}
+
+
+def plane(server: SimServer, path: str) -> Any:
+    return httpx.get(f"{server.url}/_sim{path}", timeout=10).json()
+
+
+def database(server: SimServer) -> dict[str, Any]:
+    state: dict[str, Any] = plane(server, "/database")
+    return state
+
+
+def workers(server: SimServer) -> dict[str, int]:
+    return {job["name"]: job["workers"] for job in plane(server, "/jobs")["jobs"]}
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def wait_for_blocker(server: SimServer, held_s: float = 1.5) -> int:
+    """Block until the stuck job's session has held its transaction ``held_s`` and writers fail; its pid."""
+    started = time.monotonic()
+    wait_until("the stuck job transaction", lambda: database(server)["blocker"] is not None)
+    time.sleep(max(0.0, held_s - (time.monotonic() - started)))
+    wait_until("blocked writes", lambda: bool(plane(server, "/database/locks").get("waits")))
+    pid: int = database(server)["blocker"]["pid"]
+    return pid
+
+
+def wait_for_seq_scans(server: SimServer, min_seq_scans: int = 10) -> None:
+    """Block until the slow release runs and ``kamkmserve_order`` is flagged for sequential scans."""
+    def flagged() -> bool:
+        tables = plane(server, f"/database/scans?min_seq_scans={min_seq_scans}").get("tables", [])
+        return any(t["table"] == "kamkmserve_order" and t["flagged"] for t in tables)
+
+    wait_until("kamkmserve_order to be flagged for sequential scans", flagged)
