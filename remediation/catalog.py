@@ -11,6 +11,8 @@ from typing import Any
 
 RUNBOOKS: dict[str, str] = {
     "elevated-error-rate": "flows/elevated_error_rate.py:elevated_error_rate",
+    "database-errors": "flows/database_errors.py:database_errors",
+    "high-latency": "flows/high_latency.py:high_latency",
 }
 
 

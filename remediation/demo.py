@@ -39,6 +39,12 @@ class DemoScenario:
 DEMOS: dict[str, DemoScenario] = {
     "bad-release": DemoScenario(runbook="elevated-error-rate", alert_name="HighErrorRate",
                                 parameters={"sample_interval_s": 2.0}),
+    # A surge of users: scale up (reversible, auto), watch for 20 s instead of an hour, scale back down once
+    # the surge (30 s after onset) is over and the TTL has ended.
+    "load-spike": DemoScenario(runbook="high-latency", alert_name="HighLatency",
+                               parameters={"sample_interval_s": 2.0, "watch_s": 20.0, "watch_interval_s": 2.0,
+                                           "ttl_s": 20},
+                               sim={"spike_s": 30.0}),
 }
 
 
@@ -160,7 +166,7 @@ def print_report(report: IncidentReport, console: Console) -> None:
     console.print(actions)
     if report.verification:
         v = report.verification
-        values = ", ".join("unknown" if s.value is None else f"{s.value:g}%" for s in v.samples)
+        values = ", ".join("unknown" if s.value is None else f"{s.value:g}" for s in v.samples)  # unit: see check
         console.print(f"[bold]Verification:[/] {v.check}: {'healthy' if v.healthy else 'NOT healthy'} ({values})")
     console.print(f"[bold]Outcome:[/] {report.outcome.value}")
     if report.escalation:

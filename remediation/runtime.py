@@ -57,6 +57,7 @@ class UnsupportedPlatform(RuntimeError):
 def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     """Live providers for ``settings.platform``; the store is migrated to head on first use."""
     from remediation.providers.prefect_approvals import PrefectApprovals
+    from remediation.providers.sim_capacity import SimCapacity
     from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
     from remediation.store import Store
 
@@ -79,6 +80,7 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
         errors=SimErrors(plane),
         approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s),
         store=store,
+        capacity=SimCapacity(plane),
     )
 
 

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     verify_consecutive: int = Field(default=3, ge=1)
     verify_deadline_s: float = Field(default=600.0, gt=0)
 
+    # Runbook 2 (high latency). Thresholds are the app's own (reference §11): load-test p95 < 500 ms; the
+    # health rule's average response time warns above 1000 ms and is critical above 2000 ms.
+    latency_p95_ms: float = Field(default=500.0, gt=0)
+    latency_avg_warning_ms: float = Field(default=1000.0, gt=0)
+    latency_avg_critical_ms: float = Field(default=2000.0, gt=0)
+    scale_ttl_s: int = Field(default=3600, ge=1, description="How long a latency scale-up is kept before scaling back")
+    latency_watch_s: float = Field(default=3600.0, gt=0, description="Recovery watch (the app's runbook: 1-2 h)")
+
     # Alert intake (the receiver). No credentials configured means every alert delivery is refused.
     intake_token: SecretStr | None = Field(default=None, description="Bearer token for Alertmanager/generic")
     intake_basic_user: str | None = None

@@ -22,11 +22,12 @@ def failing_prefixes(stats: RequestStats, min_share_pct: float, min_errors: int 
     return tuple(dict.fromkeys(chosen))
 
 
-def maintenance_plan(service: str, prefixes: tuple[str, ...]) -> EnableMaintenance | None:
+def maintenance_plan(service: str, prefixes: tuple[str, ...],
+                     reason: str = "serve the maintenance page on the failing paths while we investigate"
+                     ) -> EnableMaintenance | None:
     if not prefixes:
         return None
-    return EnableMaintenance(service=service, path_prefixes=prefixes,
-                             reason="serve the maintenance page on the failing paths while we investigate")
+    return EnableMaintenance(service=service, path_prefixes=prefixes, reason=reason)
 
 
 def rollback_plan(service: str, releases: list[Release], now: datetime, lookback_s: float) -> Rollback | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
+from fractions import Fraction
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,6 +35,10 @@ class RouteStats(BaseModel):
     path: str
     total: int
     errors_5xx: int
+    # Latency of this route's own ``http_request_duration`` samples among the most recent window (None: none).
+    avg_ms: float | None = None
+    p95_ms: float | None = None
+    latency_samples: int = 0
 
 
 class RequestStats(BaseModel):
@@ -57,6 +62,12 @@ class RequestStats(BaseModel):
 
     def failing_routes(self) -> list[RouteStats]:
         return sorted((r for r in self.routes if r.errors_5xx), key=lambda r: (-r.errors_5xx, r.path))
+
+    def hottest_routes(self, min_samples: int = 1) -> list[RouteStats]:
+        """Routes by p95, slowest first; routes with fewer than ``min_samples`` duration samples are left out
+        (one slow request on a rare path is not a hot endpoint)."""
+        timed = [r for r in self.routes if r.p95_ms is not None and r.latency_samples >= min_samples]
+        return sorted(timed, key=lambda r: (-(r.p95_ms or 0.0), r.path, r.method))
 
 
 class HealthReading(BaseModel):
@@ -90,7 +101,8 @@ class _HealthBody(BaseModel):
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile (what an operator computes by hand from raw samples)."""
     ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    # Exact arithmetic: with floats, 7 / 100 * 100 is 7.000000000000001 and the rank would be one too high.
+    rank = min(len(ordered), max(1, math.ceil(Fraction(pct) * len(ordered) / 100)))
     return ordered[rank - 1]
 
 
@@ -121,9 +133,15 @@ def parse_request_stats(text: str, window_records: int) -> RequestStats:
             counts[1] += 1
         elif status >= 400:
             errors_4xx += 1
-    durations = [float(s.value) for s in (families["http_request_duration"].samples
-                                          if "http_request_duration" in families else [])]
-    durations = [d for d in durations[-window_records:] if math.isfinite(d)]
+    timed = [(s.labels.get("method", "?"), s.labels.get("path", "?"), float(s.value))
+             for s in (families["http_request_duration"].samples if "http_request_duration" in families else [])]
+    timed = [t for t in timed[-window_records:] if math.isfinite(t[2])]
+    durations = [d for _, _, d in timed]
+    per_route: dict[tuple[str, str], list[float]] = {}
+    for method, path, duration in timed:
+        per_route.setdefault((method, path), []).append(duration)
+    for key in per_route:
+        routes.setdefault(key, [0, 0])  # timed but no request record in the window: still a route
     return RequestStats(
         available=True,
         records=len(recent),
@@ -133,9 +151,15 @@ def parse_request_stats(text: str, window_records: int) -> RequestStats:
         avg_ms=round(sum(durations) / len(durations), 1) if durations else None,
         p95_ms=percentile(durations, 95) if durations else None,
         latency_samples=len(durations),
-        routes=tuple(RouteStats(method=m, path=p, total=c[0], errors_5xx=c[1]) for (m, p), c in routes.items()),
+        routes=tuple(_route(m, p, c, per_route.get((m, p), [])) for (m, p), c in routes.items()),
         uptime_s=uptime,
     )
+
+
+def _route(method: str, path: str, counts: list[int], durations: list[float]) -> RouteStats:
+    return RouteStats(method=method, path=path, total=counts[0], errors_5xx=counts[1],
+                      avg_ms=round(sum(durations) / len(durations), 1) if durations else None,
+                      p95_ms=percentile(durations, 95) if durations else None, latency_samples=len(durations))
 
 
 def _status(raw: str | None) -> int:

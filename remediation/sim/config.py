@@ -16,6 +16,8 @@ class SimConfig(BaseModel):
     # False ("as-is"): the app exactly as deployed today, where those series never get a sample.
     request_metrics: bool = True
     onset_s: float = Field(default=2.0, ge=0.0)
+    # load-spike: how long the surge lasts after onset; None: until the scenario is reset.
+    spike_s: float | None = Field(default=None, gt=0.0)
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     echo_logs: bool = False

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from remediation.sim.applog import Stream
+from remediation.sim.capacity import MAX_REPLICAS, SERVICE
 from remediation.sim.faults import Fault
 from remediation.sim.jsfmt import parse_iso_ms
 from remediation.sim.platform import PlatformConflict
@@ -55,6 +56,8 @@ def control_routes(sim: SimState) -> list[Route]:
         Route("/errors", endpoint(_get_errors), methods=["GET"]),
         Route("/faults", endpoint(_post_faults), methods=["POST"]),
         Route("/scenario", endpoint(_post_scenario), methods=["POST"]),
+        Route("/capacity", endpoint(_get_capacity), methods=["GET"]),
+        Route("/capacity", endpoint(_post_capacity), methods=["POST"]),
     ]
 
 
@@ -176,6 +179,33 @@ async def _post_scenario(sim: SimState, request: Request) -> Response:
         raise KeyError(f"scenario {name}")
     start_scenario(sim, name)
     return JSONResponse(sim.public_state())
+
+
+async def _get_capacity(sim: SimState, request: Request) -> Response:
+    _capacity_service(request.query_params.get("service"))
+    return JSONResponse({"service": SERVICE, "replicas": sim.load.replicas})
+
+
+async def _post_capacity(sim: SimState, request: Request) -> Response:
+    """Set the replica count (idempotent). Bad input is a 400 that says what was wrong, as a scaling API's is."""
+    try:
+        body = await _body(request)
+    except InvalidBody as exc:
+        return _error(400, str(exc))
+    service = body.get("service")
+    if service is not None and not isinstance(service, str):
+        return _error(400, "service must be a string")
+    _capacity_service(service)
+    replicas = body.get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        return _error(400, f"replicas must be an integer between 1 and {MAX_REPLICAS}")
+    changed = sim.load.scale(replicas)
+    return JSONResponse({"service": SERVICE, "replicas": sim.load.replicas, "changed": changed})
+
+
+def _capacity_service(service: str | None) -> None:
+    if service not in (None, SERVICE):
+        raise KeyError(f"service {service}")
 
 
 async def _body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:

@@ -82,7 +82,38 @@ class BadReleaseNoRecovery(BadRelease):
         state.dependency_fault = self.outage
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (Healthy(), BadRelease(), BadReleaseNoRecovery())}
+class LoadSpike:
+    """``load-spike``: four times the usual users arrive at once; every path slows as the replicas saturate.
+
+    Start: v1.4.2 current (promoted three hours ago, so no deploy precedes the spike), two replicas at 40 %
+    utilisation, ~200 healthy requests already recorded over the last minute. At ``onset_s`` the user traffic
+    is multiplied by 4 (``SimConfig.spike_s`` later it returns to normal; by default it lasts until the
+    scenario is reset): utilisation 1.6, requests queue before a replica takes them (``sim.capacity``), p95
+    climbs into seconds, the average passes 1000 ms (the app's health JSON reads ``Elevated``/``High response
+    time``) and the app logs ``Slow request detected: <METHOD> <path>`` for every request over 1000 ms.
+    Database timings stay normal: this is pure load. Scaling to 4 replicas (``POST /_sim/capacity``) brings
+    utilisation to 0.8 and p95 back under 500 ms as soon as the metrics window has turned over; 3 replicas
+    are not enough. Maintenance on a path removes its share of the load. kamkmserve on Vercel has no scale
+    knob (reference §12): the replica count stands for the platform's (ECS/ASG later).
+    """
+
+    name = "load-spike"
+    factor = 4.0
+
+    def start(self, state: SimState) -> None:
+        now = state.clock.now_ms()
+        _boot(state, now - PREFILL_SPAN_MS - 1000)
+        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - 3 * _HOUR_MS)
+        prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)
+        state.schedule(state.config.onset_s, lambda: self.surge(state, self.factor))
+        if state.config.spike_s is not None:
+            state.schedule(state.config.onset_s + state.config.spike_s, lambda: self.surge(state, 1.0))
+
+    def surge(self, state: SimState, multiplier: float) -> None:
+        state.load.traffic_multiplier = multiplier
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (Healthy(), BadRelease(), BadReleaseNoRecovery(), LoadSpike())}
 
 
 def start_scenario(state: SimState, name: str) -> None:

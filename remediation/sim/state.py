@@ -9,10 +9,11 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from remediation.sim.applog import AppLog
+from remediation.sim.capacity import LoadModel
 from remediation.sim.clock import Clock, PinnableClock, WallClock
 from remediation.sim.collector import MetricsCollector
 from remediation.sim.config import SimConfig
@@ -72,6 +73,7 @@ class SimState:
         self.releases = ReleaseBook(random.Random(self.seed ^ 0x5EED))
         self.edge = Edge()
         self.errors = ErrorTracker()
+        self.load = LoadModel(random.Random(self.seed + 2))  # replicas and traffic (latency under load)
         self.stats = Stats()
         self.dependency_fault: Fault | None = None
         self.metrics_fault = "ok"
@@ -120,6 +122,9 @@ class SimState:
             audit_error=DATABASE_DOWN.message if outage_covers_uploads else AUDIT_TABLE_MISSING,
         )
         outcome = dispatch(request, env)
+        wait = self.load.wait_ms(self.edge.under_maintenance)  # queued before a replica picked it up
+        if wait:
+            outcome = replace(outcome, duration_ms=outcome.duration_ms + wait)
         self.count_app_request(outcome.status)
         if outcome.exception is not None:
             self.errors.capture(

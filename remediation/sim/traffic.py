@@ -39,8 +39,9 @@ async def run_traffic(state: SimState, rps: float) -> None:
     while True:
         await asyncio.sleep(TICK_S)
         now = time.monotonic()
+        current = rps * state.load.traffic_multiplier  # a surge (load-spike) multiplies the users
         # After a stall, catch up at most one second's worth rather than flooding the buffers.
-        owed = min(owed + (now - last) * rps, max(rps, 1.0))
+        owed = min(owed + (now - last) * current, max(current, 1.0))
         last = now
         state.run_due()
         while owed >= 1.0:

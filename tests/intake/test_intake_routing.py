@@ -70,8 +70,9 @@ def test_error_rate_alertnames_route_to_the_runbook(name: str) -> None:
     ],
 )  # fmt: skip
 def test_sentry_metric_alerts_about_errors_route(labels: dict[str, str], routed: bool) -> None:
+    """Only error-counting metric alerts reach the 5xx runbook (a p95 alert is the latency runbook's)."""
     result = route(alert("Too many errors", "sentry", **labels), default_routes())
-    assert isinstance(result, Routed) is routed
+    assert (isinstance(result, Routed) and result.runbook == "elevated-error-rate") is routed
 
 
 def test_runbook_label_wins_and_unknown_runbook_falls_through() -> None:

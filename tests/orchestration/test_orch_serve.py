@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_served_deployments_match_prefect_yaml() -> None:
     spec = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
-    (deployment,) = build_deployments(runbook_specs(), parameter_defaults={"elevated-error-rate": {"mode": "auto"}})
+    built = build_deployments(runbook_specs(), parameter_defaults={"elevated-error-rate": {"mode": "auto"}})
+    assert sorted(d.name for d in built) == sorted(spec)  # one served deployment per prefect.yaml entry
+    deployment = next(d for d in built if d.name == "elevated-error-rate")
     entry = spec["elevated-error-rate"]
     assert (deployment.flow_name, deployment.name) == ("elevated-error-rate", "elevated-error-rate")
     assert deployment.tags == entry["tags"]

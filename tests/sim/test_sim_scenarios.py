@@ -54,7 +54,7 @@ def wait_for_traffic(server: SimServer, requests: int) -> None:
 
 
 def test_scenario_registry_documents_each_scenario() -> None:
-    assert set(SCENARIOS) == {"healthy", "bad-release", "bad-release-no-recovery"}
+    assert set(SCENARIOS) >= {"healthy", "bad-release", "bad-release-no-recovery", "load-spike"}
     assert all((type(s).__doc__ or "").startswith(f"``{name}``") for name, s in SCENARIOS.items())
 
 

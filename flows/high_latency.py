@@ -1,0 +1,300 @@
+"""Runbook 2: High Latency.
+
+When it fires
+    An alert on kamkmserve's response times (Alertmanager ``HighLatency``/``HighResponseTime``/``SlowRequests``/
+    ``HighP95Latency``, a Sentry metric alert on ``p95(transaction.duration)`` or ``avg(transaction.duration)``)
+    or by hand from the Prefect UI. Thresholds are the app's own (reference §11): p95 above 500 ms (its load-test
+    bar) or an average above 1000 ms (its health rule's warning; critical above 2000 ms); all are parameters.
+
+What it does
+    identify     Reads ``/api/monitoring/metrics`` (raw ``http_request_duration`` samples) and computes p95
+                 (nearest rank) and the average of the most recent requests, overall and per path,
+                 ``confirm_samples`` times ``sample_interval_s`` apart (2 for a manual run, 1 when an alert
+                 started it). Also counts the app's ``Slow request detected`` log lines and reads the health
+                 JSON's ``avgResponseTime``. Not confirmed -> stand down. Unknown (the app emits no request
+                 metrics today, the endpoint is down, garbage, or rate-limited) -> no action, escalate.
+    contain      Scale up: ``ceil(replicas x scale_factor)`` capped by ``max_replicas``, kept ``ttl_s``
+                 (reversible). Where the platform has no capacity lever (kamkmserve on Vercel has none), or the
+                 replica count cannot be read, or it is at the cap: shed load with maintenance at the edge on
+                 the hottest path (never ``/``, ``/monitoring`` or ``/api/monitoring``).
+    investigate  In parallel: hot endpoints (p95 by path), database operation timings by table and operation,
+                 external dependency calls (the app times none: stated as unavailable), deploy history, logs.
+    remediate    A recommendation for people, never an automatic change: an index for the table behind a slow
+                 SELECT (the database-errors runbook does that with approval), a cache or timeout for one hot
+                 path, a look at a release promoted just before, or "keep scaled and plan capacity" for pure load.
+    recover      Watches p95, average and the 5xx share every ``watch_interval_s`` for ``watch_s`` (the app's
+                 runbook says 1-2 h), each check on the timeline and a progress artifact. Healthy throughout:
+                 when the TTL ends (at the end of the watch if it is shorter) the scale-up is undone (scale
+                 down) or maintenance lifted, and latency checked once more; a breach then restores the
+                 containment and escalates (the load has not gone). A breach during the watch escalates with
+                 the containment kept.
+    close        Timeline, report and postmortem draft as Prefect artifacts and in the store.
+
+Blast radius and approval
+    ``dry_run`` touches nothing. ``approve`` asks before every mutation. ``auto`` applies the scale-up (or the
+    maintenance) within policy: at most ``max_replicas`` and ``max_scale_factor`` x the current count,
+    ``max_maintenance_prefixes``, actions per service per hour, one active remediation per service, kill switch.
+    An unanswered approval is a deny. Nothing destructive is done by this runbook.
+
+Concurrency
+    One run per service at a time: the body holds Prefect's global concurrency limit ``remediate-<service>``
+    (created on first use). A second run waits up to ``lock_timeout_s``, then escalates without acting.
+
+Undo
+    Scale-up: scale back down to the earlier count (done by the run after a healthy watch and the TTL).
+    Maintenance: ``disable_maintenance`` on the same prefixes (done by the run after a healthy watch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from remediation import runtime
+from remediation.incident import RunningIncident
+from remediation.models import (
+    ActionRecord,
+    Alert,
+    Evidence,
+    FindingStatus,
+    Mode,
+    Outcome,
+    Phase,
+    Plan,
+    ScaleUp,
+    Severity,
+    Verification,
+)
+from remediation.orchestration.limits import ServiceBusy, service_lock
+from tasks.act import act
+from tasks.detect import health_finding, rate_limit_finding
+from tasks.investigate import deploy_history, log_excerpts
+from tasks.latency import (
+    LatencyThresholds,
+    health_latency_finding,
+    read_replicas,
+    sample_latency,
+    scale_up_plan,
+    shed_load_plan,
+    slow_request_finding,
+)
+from tasks.latency_investigate import db_timings, dependency_calls, hot_endpoints, recommend
+from tasks.latency_watch import BREACH_AFTER, watch_latency
+from tasks.report import publish_report, render_postmortem
+
+RUNBOOK = "high-latency"
+LOG_LOOKBACK_S = 300.0  # the app's own health window
+DB_WINDOW_SAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The run's resolved parameters (settings filled in), passed between phases."""
+
+    service: str
+    limits: LatencyThresholds
+    error_pct: float
+    window: int
+    confirm: int
+    sample_interval_s: float
+    scale_factor: float
+    ttl_s: int
+    watch_s: float
+    watch_interval_s: float
+    deploy_lookback_s: float
+
+
+@flow(name=RUNBOOK, description="High latency: identify, contain (scale up), investigate, remediate, recover")
+async def high_latency(
+    service: str = "kamkmserve",
+    mode: Mode | None = None,
+    severity: Severity = Severity.SEV2,
+    p95_threshold_ms: float | None = None,
+    avg_warning_ms: float | None = None,
+    avg_critical_ms: float | None = None,
+    error_threshold_pct: float = 1.0,
+    window_records: int | None = None,
+    min_records: int = 20,
+    confirm_samples: int | None = None,
+    sample_interval_s: float = 5.0,
+    scale_factor: float = 2.0,
+    ttl_s: int | None = None,
+    watch_s: float | None = None,
+    watch_interval_s: float | None = None,
+    deploy_lookback_s: float = 3600.0,
+    approval_timeout_s: int | None = None,
+    alert_name: str = "manual",
+    incident_id: str | None = None,
+    lock_timeout_s: float | None = 1800.0,
+) -> dict[str, Any]:
+    providers = runtime.current()
+    settings = providers.settings
+    limits = LatencyThresholds(
+        p95_ms=p95_threshold_ms or settings.latency_p95_ms,
+        avg_warning_ms=avg_warning_ms or settings.latency_avg_warning_ms,
+        avg_critical_ms=avg_critical_ms or settings.latency_avg_critical_ms,
+        min_records=min_records,
+    )
+    # An alert rule already required the breach to persist: one reading of our own confirms it.
+    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
+    incident = RunningIncident(
+        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
+        alert=Alert(name=alert_name, service=service, severity=severity,
+                    source="manual" if alert_name == "manual" else "alert"),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        approval_timeout_s=approval_timeout_s,
+    )
+    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {limits.describe()}")
+    job = _Job(
+        service=service, limits=limits, error_pct=error_threshold_pct,
+        window=window_records or settings.metrics_window_records, confirm=confirm,
+        sample_interval_s=sample_interval_s, scale_factor=scale_factor, ttl_s=ttl_s or settings.scale_ttl_s,
+        watch_s=watch_s or settings.latency_watch_s, watch_interval_s=watch_interval_s or settings.verify_interval_s,
+        deploy_lookback_s=deploy_lookback_s,
+    )
+    try:
+        async with service_lock(service, timeout_s=lock_timeout_s):
+            # _close runs inside the lock, so the incident is closed before the next run of this service starts.
+            return await _remediate(incident, job)
+    except ServiceBusy as busy:
+        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
+        return await _close(incident, Outcome.ESCALATED)
+
+
+async def _remediate(incident: RunningIncident, job: _Job) -> dict[str, Any]:
+    providers = incident.providers
+    settings = providers.settings
+    # identify ------------------------------------------------------------------------------------------
+    latency, stats = await sample_latency(providers, job.limits, job.window, job.confirm, job.sample_interval_s)
+    slow, health_avg, memory = await asyncio.gather(
+        slow_request_finding(providers, LOG_LOOKBACK_S, stats.available),
+        health_latency_finding(providers, job.limits, stats.available), health_finding(providers))
+    incident.add_findings([*latency, slow, health_avg, rate_limit_finding(stats), memory])
+    verdict = latency[0]
+    if verdict.status is FindingStatus.OK:
+        incident.note(Phase.IDENTIFY, "not confirmed: standing down")
+        return await _close(incident, Outcome.STOOD_DOWN)
+    if verdict.status is FindingStatus.UNKNOWN:
+        incident.escalate(Phase.IDENTIFY, "latency is unknown, so nothing is changed: a human must look")
+        return await _close(incident, Outcome.ESCALATED)
+
+    # contain -------------------------------------------------------------------------------------------
+    replicas, no_scale = await read_replicas(providers, job.service)
+    plan: Plan | None = None
+    if replicas is not None:
+        plan = scale_up_plan(job.service, replicas, job.scale_factor, settings.max_replicas, job.ttl_s)
+        if plan is None:
+            no_scale = f"{replicas} replicas already (cap {settings.max_replicas}, factor {job.scale_factor:g})"
+    if plan is None:
+        incident.note(Phase.CONTAIN, "cannot scale up: shedding load instead", no_scale)
+        plan = shed_load_plan(job.service, stats, job.limits.p95_ms)
+    contained: ActionRecord | None = None
+    if plan is None:
+        incident.note(Phase.CONTAIN, "nothing to contain with", "no capacity lever and no path that may be shed")
+    else:
+        contained = await act(incident, Phase.CONTAIN, plan, evidence_confirmed=True, why=verdict.detail)
+
+    # investigate ---------------------------------------------------------------------------------------
+    since = providers.clock.now() - timedelta(seconds=LOG_LOOKBACK_S)
+    endpoints, (db_evidence, db), dependencies, (deploys, releases), logs = await asyncio.gather(
+        hot_endpoints(stats, job.limits.p95_ms), db_timings(providers, DB_WINDOW_SAMPLES), dependency_calls(),
+        deploy_history(providers, job.deploy_lookback_s), log_excerpts(providers, since))
+    incident.report.evidence.extend([endpoints, db_evidence, dependencies, deploys, logs])
+    for evidence in incident.report.evidence:
+        incident.note(Phase.INVESTIGATE, f"evidence {evidence.source}", evidence.summary)
+
+    # remediate: a recommendation for people, nothing applied -------------------------------------------
+    advice = recommend(stats, db, releases, providers.clock.now(), job.deploy_lookback_s, job.limits.p95_ms)
+    incident.report.evidence.append(Evidence(source="recommendation", summary=advice.summary,
+                                             items=({"kind": advice.kind},)))
+    incident.note(Phase.REMEDIATE, f"recommendation ({advice.kind}) for people", advice.summary)
+
+    if incident.report.mode is Mode.DRY_RUN:
+        return await _close(incident, Outcome.DRY_RUN)
+    if contained is None or not contained.applied:
+        return await _close(incident, _not_contained(incident, contained, advice.summary))
+
+    # recover -------------------------------------------------------------------------------------------
+    return await _recover(incident, job, contained)
+
+
+def _not_contained(incident: RunningIncident, contained: ActionRecord | None, advice: str) -> Outcome:
+    if contained is None:
+        incident.escalate(Phase.CONTAIN, f"latency breached and nothing could contain it; {advice}")
+        return Outcome.ESCALATED
+    if contained.approval is not None and not contained.approval.granted:
+        incident.escalate(Phase.CONTAIN, f"{contained.plan.summary()} was not approved "
+                          f"({contained.approval.answer.value}); nothing changed")
+        return Outcome.DENIED
+    incident.escalate(Phase.CONTAIN, f"{contained.plan.summary()} was not applied "
+                      f"({contained.error or '; '.join(contained.reasons)}); nothing changed")
+    return Outcome.ESCALATED
+
+
+async def _recover(incident: RunningIncident, job: _Job, contained: ActionRecord) -> dict[str, Any]:
+    providers = incident.providers
+    clock = providers.clock
+    incident.note(Phase.RECOVER, "watching", f"{job.limits.describe()}, 5xx < {job.error_pct:g}%, every "
+                  f"{job.watch_interval_s:g}s for {job.watch_s:g}s")
+    watched = await _watch(incident, job, job.watch_s, "watch")
+    if watched.healthy and isinstance(contained.plan, ScaleUp):
+        held = (clock.now() - (contained.completed_at or clock.now())).total_seconds()
+        if contained.plan.ttl_s > held:
+            remaining = contained.plan.ttl_s - held
+            incident.note(Phase.RECOVER, "keeping the scale-up until its TTL ends", f"{remaining:.0f}s more")
+            more = await _watch(incident, job, remaining, "ttl watch")
+            watched = _joined(watched, more)
+    incident.report.verification = watched
+    if not watched.healthy:
+        incident.escalate(Phase.RECOVER, f"latency did not recover under containment ({watched.detail}); "
+                          f"containment kept: {contained.plan.summary()}")
+        return await _close(incident, Outcome.ESCALATED)
+
+    reverse = contained.plan.undo()
+    if reverse is None:  # scale-up and maintenance both have one; anything else stays for a human
+        incident.escalate(Phase.RECOVER, f"latency recovered; {contained.plan.summary()} has no undo: a human decides")
+        return await _close(incident, Outcome.ESCALATED)
+    undo = reverse.model_copy(update={"reason": "latency healthy through the watch and the TTL has ended"})
+    undone = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True, why=undo.reason)
+    if not undone.applied:
+        incident.escalate(Phase.RECOVER, f"latency recovered but {undo.summary()} was not applied "
+                          f"({undone.error or '; '.join(undone.reasons)}); containment still in place")
+        return await _close(incident, Outcome.ESCALATED)
+    after = await _watch(incident, job, BREACH_AFTER * job.watch_interval_s, "after undo")
+    incident.report.verification = _joined(watched, after)
+    if after.healthy:
+        return await _close(incident, Outcome.RECOVERED)
+    again = await act(incident, Phase.RECOVER, contained.plan, evidence_confirmed=True,
+                      why="latency breached again once containment was undone: the load has not gone")
+    kept = "restored" if again.applied else f"NOT restored ({again.error or '; '.join(again.reasons)})"
+    incident.escalate(Phase.RECOVER, f"latency breached again after {undo.summary()} ({after.detail}); "
+                      f"containment {kept}; plan capacity")
+    return await _close(incident, Outcome.ESCALATED)
+
+
+async def _watch(incident: RunningIncident, job: _Job, duration_s: float, label: str) -> Verification:
+    verification = await watch_latency(incident, limits=job.limits, error_pct=job.error_pct,
+                                       window_records=job.window, duration_s=duration_s,
+                                       interval_s=job.watch_interval_s, label=label)
+    incident.note(Phase.RECOVER, f"{label} {'healthy' if verification.healthy else 'failed'}", verification.detail)
+    return verification
+
+
+def _joined(first: Verification, then: Verification) -> Verification:
+    samples = (*first.samples, *then.samples)
+    return Verification(check=first.check, healthy=first.healthy and then.healthy, samples=samples,
+                        required_consecutive=len(samples), detail=f"{first.detail}; then {then.detail}")
+
+
+async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
+    report = incident.report
+    report.outcome = outcome
+    report.postmortem = render_postmortem(report)
+    final = incident.finish(outcome)
+    await publish_report(final)
+    return final.summary_json()

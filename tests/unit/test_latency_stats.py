@@ -1,0 +1,99 @@
+"""Property: p95 (overall and per route) is the nearest-rank percentile of the raw duration samples.
+
+The reference is computed independently, from the definition: the smallest sample such that at least p % of
+the samples are at or below it. One property runs on random lists; the other writes a real metrics page
+(the simulator's own exposition code, so label escaping and number formatting are the app's) from random
+requests and parses it back.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from remediation.providers.metrics import parse_request_stats, percentile
+from remediation.sim.applog import AppLog
+from remediation.sim.clock import WallClock
+from remediation.sim.collector import MetricSample, MetricsCollector, RequestRecord
+from remediation.sim.exposition import metrics_page
+from remediation.sim.process import SimulatedProcess
+
+DURATIONS = st.integers(min_value=0, max_value=120_000)
+FLOATS = st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=False)
+PATHS = st.sampled_from(["/", "/api/cart", "/api/checkout", '/odd "quoted" path', "/back\\slash", "/é/ü"])
+METHODS = st.sampled_from(["GET", "POST", "DELETE"])
+
+
+def nearest_rank(values: list[float], pct: float) -> float:
+    """Definition-based: the smallest value with at least ``pct`` % of the values at or below it."""
+    n = len(values)
+    for candidate in sorted(set(values)):
+        at_or_below = sum(1 for v in values if v <= candidate)
+        if at_or_below * 100 >= Fraction(pct) * n:
+            return candidate
+    return max(values)
+
+
+@given(st.lists(FLOATS, min_size=1, max_size=300), st.integers(min_value=1, max_value=100))
+def test_percentile_is_the_nearest_rank_at_every_whole_percent(values: list[float], pct: int) -> None:
+    assert percentile(values, pct) == nearest_rank(values, pct)
+
+
+@given(st.lists(FLOATS, min_size=1, max_size=300), st.floats(min_value=0.001, max_value=100))
+def test_percentile_is_the_nearest_rank_at_fractional_percents(values: list[float], pct: float) -> None:
+    assert percentile(values, pct) == nearest_rank(values, pct)
+
+
+def test_percentile_fixed_points() -> None:
+    assert percentile(list(range(1, 101)), 95) == 95
+    assert percentile(list(range(1, 101)), 7) == 7  # 7 / 100 * 100 is 7.000000000000001 in floats
+    assert percentile([5.0], 95) == 5.0
+    assert percentile([1.0, 2.0], 50) == 1.0
+
+
+def page_for(requests: list[tuple[str, str, int, int]]) -> str:
+    """The app's metrics page holding exactly these requests (in order), as the simulator prints it."""
+    clock = WallClock()
+    process = SimulatedProcess(clock, seed=1, ratio_low=0.45, ratio_high=0.9)
+    collector = MetricsCollector(AppLog(clock, ring_size=10), clock, process)
+    for method, path, status, duration in requests:
+        tags = {"method": method, "path": path, "status": str(status)}
+        collector.metrics.append(MetricSample("http_request_duration", duration, "ms", 0, tags))
+        collector.requests.append(RequestRecord(path=path, method=method, status_code=status, duration=duration,
+                                                timestamp=0))
+    return metrics_page(collector)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(METHODS, PATHS, st.sampled_from([200, 404, 500]), DURATIONS), min_size=1, max_size=250),
+       st.integers(min_value=10, max_value=500))
+def test_parsed_page_p95_overall_and_per_route_matches_the_definition(
+    requests: list[tuple[str, str, int, int]], window: int
+) -> None:
+    stats = parse_request_stats(page_for(requests), window)
+    recent = requests[-window:]
+    durations = [float(d) for *_, d in recent]
+    assert stats.available and stats.latency_samples == len(recent)
+    assert stats.p95_ms == nearest_rank(durations, 95)
+    assert stats.avg_ms == round(sum(durations) / len(durations), 1)
+    by_route: dict[tuple[str, str], list[float]] = {}
+    for method, path, _, duration in recent:
+        by_route.setdefault((method, path), []).append(float(duration))
+    routes = {(r.method, r.path): r for r in stats.routes}
+    assert set(routes) == set(by_route)
+    for key, values in by_route.items():
+        route = routes[key]
+        assert route.latency_samples == len(values)
+        assert route.p95_ms == nearest_rank(values, 95)
+        assert route.avg_ms == round(sum(values) / len(values), 1)
+    hottest = stats.hottest_routes()
+    assert [r.p95_ms or 0.0 for r in hottest] == sorted((r.p95_ms or 0.0 for r in hottest), reverse=True)
+
+
+def test_hottest_routes_leaves_out_routes_with_too_few_samples() -> None:
+    requests = [("GET", "/rare", 200, 9000)] + [("GET", "/busy", 200, d) for d in range(100, 120)]
+    stats = parse_request_stats(page_for(requests), 100)
+    assert [r.path for r in stats.hottest_routes()] == ["/rare", "/busy"]
+    assert [r.path for r in stats.hottest_routes(min_samples=3)] == ["/busy"]
