@@ -19,6 +19,8 @@ _COMPARISON = re.compile(
 _WHERE = re.compile(r"\bwhere\b(?P<clause>.*?)(?:\border\s+by\b|\bgroup\s+by\b|\blimit\b|\breturning\b|$)",
                     re.IGNORECASE | re.DOTALL)
 _KEYWORDS = {"and", "or", "not", "where", "null", "true", "false", "select", "exists"}
+_CLAUSES = {"where", "set", "join", "left", "right", "inner", "outer", "on", "order", "group", "limit", "returning",
+            "values", "using", "for"}
 
 
 def pause_jobs_plan(service: str, jobs: list[Job]) -> PauseJobs | None:
@@ -74,13 +76,18 @@ def filter_columns(sql: str, table: str) -> list[str]:
     """
     text = sql.lower()
     name = table.lower()
-    if not re.search(rf'\b(?:from|join|update|into)\s+(?:"?[\w$]+"?\.)?"?{re.escape(name)}"?(?:\s|$|,)', text):
+    reference = re.search(rf'\b(?:from|join|update|into)\s+(?:"?[\w$]+"?\.)?"?{re.escape(name)}"?'
+                          r'(?:\s+(?:as\s+)?"?(?P<alias>[a-z_][\w$]*)"?)?(?:\s|$|,)', text)
+    if reference is None:
         return []
+    mine = {None, name}
+    if reference["alias"] and reference["alias"] not in _CLAUSES:
+        mine.add(reference["alias"])
     found: list[str] = []
     for where in _WHERE.finditer(text):
         for match in _COMPARISON.finditer(where["clause"]):
             qualifier, column = match["qualifier"], match["column"]
-            if qualifier not in (None, name) or column in _KEYWORDS or column in found:
+            if qualifier not in mine or column in _KEYWORDS or column in found:
                 continue
             found.append(column)
     return found

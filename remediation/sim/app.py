@@ -52,6 +52,7 @@ def create_app(config: SimConfig, *, state: SimState | None = None) -> Starlette
             traffic.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await traffic
+            sim.database.close()  # real PostgreSQL: the scenario's sessions and threads end with the server
 
     async def api_metrics(request: Request) -> Response:
         return await _metrics_endpoint(sim, request, api=True)

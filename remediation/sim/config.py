@@ -18,6 +18,8 @@ class SimConfig(BaseModel):
     onset_s: float = Field(default=2.0, ge=0.0)
     # load-spike: how long the surge lasts after onset; None: until the scenario is reset.
     spike_s: float | None = Field(default=None, gt=0.0)
+    # The app's PostgreSQL for the database scenarios (real statements, real locks); None: simulated in memory.
+    database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     echo_logs: bool = False

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from remediation.sim.applog import Stream
 from remediation.sim.capacity import MAX_REPLICAS, SERVICE
+from remediation.sim.database_control import database_routes
 from remediation.sim.faults import Fault
 from remediation.sim.jsfmt import parse_iso_ms
 from remediation.sim.platform import PlatformConflict
@@ -56,6 +57,7 @@ def control_routes(sim: SimState) -> list[Route]:
         Route("/errors", endpoint(_get_errors), methods=["GET"]),
         Route("/faults", endpoint(_post_faults), methods=["POST"]),
         Route("/scenario", endpoint(_post_scenario), methods=["POST"]),
+        *database_routes(sim),  # /database/... and /jobs (remediation.sim.database_control)
         Route("/capacity", endpoint(_get_capacity), methods=["GET"]),
         Route("/capacity", endpoint(_post_capacity), methods=["POST"]),
     ]

@@ -13,13 +13,16 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from remediation.sim.applog import AppLog, RequestFields
 from remediation.sim.collector import AppError, MetricsCollector
 from remediation.sim.faults import DATABASE_DOWN, RELEASE_BUG, Fault, stack_for
 from remediation.sim.jsfmt import js_json
 from remediation.sim.uploads import UploadFile, UploadQuota, UploadRequest, handle_upload
+
+if TYPE_CHECKING:
+    from remediation.sim.database import AppDatabase
 
 Shape = Literal["api", "page", "redirect", "not_found"]
 
@@ -74,6 +77,8 @@ class RouteEnv:
     av_mode: str = "off"
     # In the simulated world the database is up but the audit table was never migrated.
     audit_error: str = AUDIT_TABLE_MISSING
+    # The database scenarios (slow query, lock contention) reach handlers through this; None: no effect.
+    database: AppDatabase | None = None
 
 
 def latency(rng: random.Random, median_ms: float, sigma: float = 0.45) -> int:
@@ -125,7 +130,8 @@ def _admin_api(request: AppRequest, env: RouteEnv) -> Outcome:
         return _role_gated(request, env, "ADMIN", ("SELECT", f"kamkmserve_{collection.rstrip('s')}"),
                            f"Failed to fetch {collection}")
     if _ADMIN_ITEM.match(path) and method in ("PATCH", "DELETE"):
-        return _business(request, env, ("UPDATE", "kamkmserve_order"), "Failed to update", 70)
+        failure = "Failed to update order" if path.startswith("/api/admin/orders/") else "Failed to update"
+        return _business(request, env, ("UPDATE", "kamkmserve_order"), failure, 70)
     if _ADMIN_ITEM.match(path) or collection in _ADMIN_COLLECTIONS:
         return _api_status(405, env, 6)
     return Outcome(404, "not_found", duration_ms=latency(env.rng, 25))
@@ -157,9 +163,15 @@ def _business(request: AppRequest, env: RouteEnv, db: tuple[str, str], failure: 
     release = env.release_fault if env.release_fault and env.release_fault.applies_to(request.path) else None
     outage = env.dependency_fault if env.dependency_fault and env.dependency_fault.applies_to(request.path) else None
     duration = latency(env.rng, median_ms) + (release.extra_latency_ms if release else 0)
+    own_db_ms = max(1, round(duration * 0.4))
     operation, table = db
     exception: AppError | None = None
-    if outage is not None and env.rng.random() < outage.error_share:
+    scenario = env.database.run(request, operation, table, env) if env.database is not None else None
+    if scenario is not None:
+        duration += scenario.extra_ms
+    if scenario is not None and scenario.error is not None:
+        exception = scenario.error  # logged and recorded by the scenario as the db.execute wrapper would
+    elif outage is not None and env.rng.random() < outage.error_share:
         exception = DATABASE_DOWN
         db_ms = latency(env.rng, 600, 0.6) + outage.extra_latency_ms  # the driver waits for its fetch to fail
         duration += db_ms
@@ -167,7 +179,7 @@ def _business(request: AppRequest, env: RouteEnv, db: tuple[str, str], failure: 
             env.log.log("error", f"DB {operation} on {table} failed", {"duration": db_ms})
             env.collector.record_database_operation(operation, table, db_ms, False, _with_stack(exception, request))
     else:
-        db_ms = max(1, round(duration * 0.4))
+        db_ms = own_db_ms
         if env.request_metrics:
             rows = env.rng.randint(0, 6)
             env.log.log("info", f"Database operation: {operation} on {table}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from remediation.sim.database_scenarios import LockContention, SlowQuery
 from remediation.sim.faults import Fault
 from remediation.sim.state import SimState
 from remediation.sim.traffic import prefill
@@ -113,7 +114,8 @@ class LoadSpike:
         state.load.traffic_multiplier = multiplier
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (Healthy(), BadRelease(), BadReleaseNoRecovery(), LoadSpike())}
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (Healthy(), BadRelease(), BadReleaseNoRecovery(), LoadSpike(),
+                                                       SlowQuery(), LockContention())}
 
 
 def start_scenario(state: SimState, name: str) -> None:

@@ -17,6 +17,7 @@ from remediation.sim.capacity import LoadModel
 from remediation.sim.clock import Clock, PinnableClock, WallClock
 from remediation.sim.collector import MetricsCollector
 from remediation.sim.config import SimConfig
+from remediation.sim.database import AppDatabase
 from remediation.sim.faults import DATABASE_DOWN, Fault
 from remediation.sim.platform import Edge, ErrorTracker, ReleaseBook
 from remediation.sim.process import SimulatedProcess
@@ -74,6 +75,10 @@ class SimState:
         self.edge = Edge()
         self.errors = ErrorTracker()
         self.load = LoadModel(random.Random(self.seed + 2))  # replicas and traffic (latency under load)
+        previous: AppDatabase | None = getattr(self, "database", None)
+        if previous is not None:
+            previous.close()  # the previous world's sessions and threads (real PostgreSQL) end with it
+        self.database = AppDatabase(self.config, self.clock, self.releases, self.errors, self.seed)
         self.stats = Stats()
         self.dependency_fault: Fault | None = None
         self.metrics_fault = "ok"
@@ -120,6 +125,7 @@ class SimState:
             request_metrics=self.request_metrics, now_ms=now,
             release_fault=release.fault, dependency_fault=self.dependency_fault,
             audit_error=DATABASE_DOWN.message if outage_covers_uploads else AUDIT_TABLE_MISSING,
+            database=self.database,
         )
         outcome = dispatch(request, env)
         wait = self.load.wait_ms(self.edge.under_maintenance)  # queued before a replica picked it up
