@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from remediation.providers.approvals import Approvals
 from remediation.providers.budget import RequestBudget
@@ -23,9 +23,10 @@ from remediation.settings import Settings
 
 if TYPE_CHECKING:
     from remediation.providers.database import DatabaseActions, DatabaseInspector
+    from remediation.providers.probe import LoadProbe
     from remediation.store import Store
 
-    class Database(DatabaseInspector, DatabaseActions):
+    class Database(DatabaseInspector, DatabaseActions, Protocol):
         """What runbooks need of the database: the inspector's reads and its two repairs."""
 
 
@@ -45,6 +46,7 @@ class Providers:
     capacity: Capacity | None = None
     jobs: Jobs | None = None
     database: Database | None = None
+    probe: LoadProbe | None = None  # k6-like smoke probe of public pages (recovery checks)
 
     def with_(self, **changes: Any) -> Providers:
         return replace(self, **changes)
@@ -56,8 +58,11 @@ class UnsupportedPlatform(RuntimeError):
 
 def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     """Live providers for ``settings.platform``; the store is migrated to head on first use."""
+    from remediation.providers.database import PostgresInspector
     from remediation.providers.prefect_approvals import PrefectApprovals
+    from remediation.providers.probe import LoadProbe
     from remediation.providers.sim_capacity import SimCapacity
+    from remediation.providers.sim_database import SimDatabase, SimJobs
     from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
     from remediation.store import Store
 
@@ -81,6 +86,10 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
         approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s),
         store=store,
         capacity=SimCapacity(plane),
+        jobs=SimJobs(plane),
+        database=(PostgresInspector(settings.app_database_url) if settings.app_database_url
+                  else SimDatabase(plane)),
+        probe=LoadProbe(http),
     )
 
 

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     scale_ttl_s: int = Field(default=3600, ge=1, description="How long a latency scale-up is kept before scaling back")
     latency_watch_s: float = Field(default=3600.0, gt=0, description="Recovery watch (the app's runbook: 1-2 h)")
 
+    # Runbook 3 (database errors). The application's PostgreSQL for the inspector (a read-only role is enough
+    # for the reads; terminate and CREATE INDEX need more); None: the platform's simulated database.
+    app_database_url: str | None = Field(default=None, description="kamkmserve's PostgreSQL, for the inspector")
+    db_long_running_s: float = Field(default=30.0, gt=0, description="A session idle in transaction or "
+                                     "holding locks this long is a termination candidate")
+    db_min_seq_scans: int = Field(default=50, ge=1, description="Sequential scans before a table is judged")
+    # The load probe of recovery checks: the app's load-test gate (reference §11: p95 < 500 ms, errors < 1 %).
+    probe_requests: int = Field(default=20, ge=1, le=100)
+    probe_p95_ms: float = Field(default=500.0, gt=0)
+    probe_error_pct: float = Field(default=1.0, ge=0)
+
     # Alert intake (the receiver). No credentials configured means every alert delivery is refused.
     intake_token: SecretStr | None = Field(default=None, description="Bearer token for Alertmanager/generic")
     intake_basic_user: str | None = None
