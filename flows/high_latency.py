@@ -265,7 +265,8 @@ async def _recover(incident: RunningIncident, job: _Job, contained: ActionRecord
         incident.escalate(Phase.RECOVER, f"latency recovered but {undo.summary()} was not applied "
                           f"({undone.error or '; '.join(undone.reasons)}); containment still in place")
         return await _close(incident, Outcome.ESCALATED)
-    after = await _watch(incident, job, BREACH_AFTER * job.watch_interval_s, "after undo")
+    # Long enough for BREACH_AFTER checks, so one noisy window neither fails nor passes it alone.
+    after = await _watch(incident, job, (BREACH_AFTER + 0.5) * job.watch_interval_s, "after undo")
     incident.report.verification = _joined(watched, after)
     if after.healthy:
         return await _close(incident, Outcome.RECOVERED)
