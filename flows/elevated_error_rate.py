@@ -43,12 +43,29 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
 from remediation import runtime
+from remediation.forms import (
+    AlertName,
+    ApprovalTimeout,
+    ConfirmSamples,
+    IncidentId,
+    LockTimeout,
+    MinRecords,
+    RunMode,
+    RunSeverity,
+    SampleInterval,
+    Service,
+    VerifyConsecutive,
+    VerifyDeadline,
+    VerifyInterval,
+    WindowRecords,
+    form,
+)
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
@@ -77,22 +94,26 @@ RUNBOOK = "elevated-error-rate"
 
 @flow(name=RUNBOOK, description="Elevated 5xx error rate: identify, contain, investigate, remediate, recover")
 async def elevated_error_rate(
-    service: str = "kamkmserve",
-    mode: Mode | None = None,
-    severity: Severity = Severity.SEV2,
-    threshold_pct: float = 1.0,
-    min_records: int = 20,
-    window_records: int | None = None,
-    confirm_samples: int | None = None,
-    sample_interval_s: float = 5.0,
-    deploy_lookback_s: float = 3600.0,
-    verify_consecutive: int | None = None,
-    verify_interval_s: float | None = None,
-    verify_deadline_s: float | None = None,
-    approval_timeout_s: int | None = None,
-    alert_name: str = "manual",
-    incident_id: str | None = None,
-    lock_timeout_s: float | None = 1800.0,
+    service: Service = "kamkmserve",
+    mode: RunMode = None,
+    severity: RunSeverity = Severity.SEV2,
+    threshold_pct: Annotated[float, form(
+        "5xx threshold (%)", "Share of the recent requests answered 5xx above which the error rate is a breach; "
+        "after the fix it must stay below this.")] = 1.0,
+    min_records: MinRecords = 20,
+    window_records: WindowRecords = None,
+    confirm_samples: ConfirmSamples = None,
+    sample_interval_s: SampleInterval = 5.0,
+    deploy_lookback_s: Annotated[float, form(
+        "Deploy/flag lookback (s)", "A release promoted within this many seconds is rolled back (with approval); "
+        "else a feature flag switched on within it is switched off. Neither: no fix is known, escalate.")] = 3600.0,
+    verify_consecutive: VerifyConsecutive = None,
+    verify_interval_s: VerifyInterval = None,
+    verify_deadline_s: VerifyDeadline = None,
+    approval_timeout_s: ApprovalTimeout = None,
+    alert_name: AlertName = "manual",
+    incident_id: IncidentId = None,
+    lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings

@@ -154,6 +154,10 @@ class RunningIncident:
         statement = getattr(plan, "statement", None)
         if statement:  # database repairs: show exactly what will be executed
             description += f"\n\nExactly this will run:\n\n```sql\n{statement}\n```"
+        # The form below is Prefect's (ApprovalInput); say how to fill it, and the CLI equivalent.
+        description += ("\n\nAnswer below: switch **Approve this step** on (approve) or leave it off (deny), type "
+                        "your name and a reason, then **Resume**. From a shell: `remediate approve <flow run id> "
+                        "--as <name> [--deny] --reason <text>`.")
         self.note(phase, f"waiting for approval of {plan.summary()}", f"timeout {self.approval_timeout_s:g}s")
         answers = await self.providers.approvals.request(ApprovalRequest(
             incident_id=self.id, title=plan.summary(), description=description,

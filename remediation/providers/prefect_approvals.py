@@ -29,11 +29,19 @@ GRACE_S = 60
 
 
 class ApprovalInput(RunInput):
-    """The form a person fills in to answer. A bare Resume means "no"."""
+    """The form a person fills in to answer (the Prefect UI's Resume dialog, under the plan's description).
 
-    approve: bool = Field(False, description="Allow this step")
-    approver: str = Field("", description="Your name, as on the REMEDIATE_APPROVERS list")
-    reason: str = Field("", description="Ticket or justification")
+    Name and reason have no default, so the server rejects a bare Resume (``'approver' is a required property``)
+    and the run stays paused: only an answer someone signed counts. ``approve`` defaults to off, so a signed
+    answer that never touched the switch is a deny. The self-resume at the deadline sends all three fields.
+    """
+
+    approve: bool = Field(False, title="Approve this step",
+                          description="On: carry out the step above. Off: deny it (the runbook escalates instead).")
+    approver: str = Field(title="Your name", min_length=1,
+                          description="As on REMEDIATE_APPROVERS. Any other name is refused and recorded, and the "
+                                      "run waits for a listed approver.")
+    reason: str = Field(title="Reason", description="Ticket or justification; stored with the answer.")
 
 
 class PrefectApprovals:

@@ -126,3 +126,38 @@ async def test_an_unlisted_name_typed_into_the_ui_form_is_refused_and_the_run_pa
     assert approvals == [("refused", "mallory"), ("approved", "bob")]
     assert report["outcome"] == "recovered"
     assert sim_state(server)["current_release"]["version"] == "v1.4.2"
+
+
+def bare_resume(log: list[str]) -> Callable[[str], bool]:
+    """Click Resume with an empty form (or call the API without input): no name, no reason."""
+    from prefect.flow_runs import resume_flow_run
+
+    def respond(run_id: str) -> bool:
+        try:
+            resume_flow_run(UUID(run_id))
+        except RuntimeError as exc:  # the server rejects it against the stored form schema
+            log.append(f"rejected: {exc}")
+            return False
+        log.append("accepted")
+        return True
+
+    return respond
+
+
+async def test_a_bare_resume_without_name_and_reason_is_rejected_and_the_run_stays_paused(
+    sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
+) -> None:
+    server = sim("bad-release")
+    wait_for_bad_release(server)
+    p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
+    log: list[str] = []
+    resumer = answer_pauses([bare_resume(log), like_the_ui({"approve": True, "approver": "bob", "reason": "INC-8"})])
+    with runtime.use(p):
+        report = await elevated_error_rate(**FAST)
+    resumer.join(timeout=5)
+    assert len(log) == 1 and log[0].startswith("rejected:"), log
+    assert "'approver' is a required property" in log[0]
+    # Nothing was recorded for the bare click: the only answer is bob's, and the rollback went ahead.
+    approvals = [(a.answer.value, a.approver) for a in p.store.approvals(report["incident_id"])]
+    assert approvals == [("approved", "bob")]
+    assert report["outcome"] == "recovered"
