@@ -72,6 +72,10 @@ async def test_real_lock_contention_names_the_real_blocker_and_terminating_it_fr
     state = database(server)
     assert state["writes_blocked"] is False and state["writes_ok"] > 0  # the waiting UPDATEs really went through
     assert workers(server) == {"report-export": 2, "email-digest": 1}
+    server.stop()  # the simulator's sessions (app writers, the job) end with it
+    wait_until("the simulator's sessions to close", lambda: scalar(
+        app_db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'kamkmserve%'") == 0, timeout_s=10)
 
 
 async def test_real_seq_scans_flag_the_table_and_create_index_concurrently_really_builds_the_index(
