@@ -52,12 +52,27 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
 from remediation import runtime
+from remediation.forms import (
+    AlertName,
+    ApprovalTimeout,
+    ConfirmSamples,
+    IncidentId,
+    LockTimeout,
+    RunMode,
+    RunSeverity,
+    SampleInterval,
+    Service,
+    VerifyConsecutive,
+    VerifyDeadline,
+    VerifyInterval,
+    form,
+)
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
@@ -90,29 +105,50 @@ RUNBOOK = "database-errors"
 
 @flow(name=RUNBOOK, description="Database performance/errors: identify, contain, investigate, remediate, recover")
 async def database_errors(
-    service: str = "kamkmserve",
-    mode: Mode | None = None,
-    severity: Severity = Severity.SEV2,
-    min_failures: int = 3,
-    slow_op_ms: float = 500.0,
-    min_slow: int = 3,
-    window_samples: int = 1000,
-    log_window_s: float = 300.0,
-    confirm_samples: int | None = None,
-    sample_interval_s: float = 5.0,
-    long_running_s: float | None = None,
-    min_seq_scans: int | None = None,
-    deploy_lookback_s: float = 3600.0,
-    verify_consecutive: int | None = None,
-    verify_interval_s: float | None = None,
-    verify_deadline_s: float | None = None,
-    probe_requests: int | None = None,
-    probe_p95_ms: float | None = None,
-    probe_error_pct: float | None = None,
-    approval_timeout_s: int | None = None,
-    alert_name: str = "manual",
-    incident_id: str | None = None,
-    lock_timeout_s: float | None = 1800.0,
+    service: Service = "kamkmserve",
+    mode: RunMode = None,
+    severity: RunSeverity = Severity.SEV2,
+    min_failures: Annotated[int, form(
+        "Failures to act on", "Failed database operations (in the app's recent metric samples, or logged within the "
+        "log window) at or above which the database is in breach.")] = 3,
+    slow_op_ms: Annotated[float, form(
+        "Slow operation p95 (ms)", "p95 of one table and operation above which it is too slow (the app calls a "
+        "database operation over 500 ms slow).")] = 500.0,
+    min_slow: Annotated[int, form(
+        "Slow operations to act on", "'Slow database operation' lines within the log window at or above which the "
+        "database is in breach.")] = 3,
+    window_samples: Annotated[int, form(
+        "Samples per reading", "How many of the most recent db_operation_duration samples one reading uses.")] = 1000,
+    log_window_s: Annotated[float, form(
+        "Log window (s)", "How far back the identify phase reads the app's database log lines.")] = 300.0,
+    confirm_samples: ConfirmSamples = None,
+    sample_interval_s: SampleInterval = 5.0,
+    long_running_s: Annotated[float | None, form(
+        "Lock held too long (s)", "A blocking session whose transaction has been open this long is terminated (with "
+        "approval); also the floor for the long-running session report. None: the REMEDIATE_DB_LONG_RUNNING_S "
+        "setting (default 30).")] = None,
+    min_seq_scans: Annotated[int | None, form(
+        "Sequential scans to judge", "Tables with fewer sequential scans are not judged for a missing index. None: "
+        "the REMEDIATE_DB_MIN_SEQ_SCANS setting (default 50).")] = None,
+    deploy_lookback_s: Annotated[float, form(
+        "Deploy lookback (s)", "A release promoted within this many seconds, with no lock or index cause, is rolled "
+        "back (with approval). Otherwise no fix is known: escalate.")] = 3600.0,
+    verify_consecutive: VerifyConsecutive = None,
+    verify_interval_s: VerifyInterval = None,
+    verify_deadline_s: VerifyDeadline = None,
+    probe_requests: Annotated[int | None, form(
+        "Probe requests", "GETs of public pages the load probe sends after the fix (they count against the app's "
+        "100 requests/min). None: the REMEDIATE_PROBE_REQUESTS setting (default 20).")] = None,
+    probe_p95_ms: Annotated[float | None, form(
+        "Probe p95 limit (ms)", "The probe's p95 must stay below this (the app's load-test gate). None: the "
+        "REMEDIATE_PROBE_P95_MS setting (default 500).")] = None,
+    probe_error_pct: Annotated[float | None, form(
+        "Probe error limit (%)", "The probe's share of failed requests must stay below this. None: the "
+        "REMEDIATE_PROBE_ERROR_PCT setting (default 1).")] = None,
+    approval_timeout_s: ApprovalTimeout = None,
+    alert_name: AlertName = "manual",
+    incident_id: IncidentId = None,
+    lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
