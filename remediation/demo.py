@@ -45,6 +45,12 @@ DEMOS: dict[str, DemoScenario] = {
                                parameters={"sample_interval_s": 2.0, "watch_s": 15.0, "watch_interval_s": 2.0,
                                            "ttl_s": 15},
                                sim={"spike_s": 15.0}),
+    # Runbook 3 on the simulated database (no PostgreSQL needed): the demo approves the index / the termination.
+    "slow-query": DemoScenario(runbook="database-errors", alert_name="SlowQueries",
+                               parameters={"sample_interval_s": 2.0, "min_seq_scans": 8, "probe_requests": 12}),
+    "lock-contention": DemoScenario(runbook="database-errors", alert_name="PostgresLockWaits",
+                                    parameters={"sample_interval_s": 2.0, "long_running_s": 2.0,
+                                                "probe_requests": 12}),
 }
 
 
