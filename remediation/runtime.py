@@ -19,6 +19,7 @@ from remediation.providers.clock import Clock, RealClock
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics, Metrics
 from remediation.providers.platform import Capacity, Deploys, EdgeControls, Errors, Jobs, Logs
+from remediation.providers.security import ActorBlocks, Antivirus, AuditLog, Identity, UploadPolicy
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ class Providers:
     capacity: Capacity | None = None
     jobs: Jobs | None = None
     database: Database | None = None
+    blocks: ActorBlocks | None = None
+    uploads: UploadPolicy | None = None
+    antivirus: Antivirus | None = None
+    audit: AuditLog | None = None
+    identity: Identity | None = None
     probe: LoadProbe | None = None  # k6-like smoke probe of public pages (recovery checks)
 
     def with_(self, **changes: Any) -> Providers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from remediation.models import Mode
+from remediation.policy import DEFAULT_NEVER_BLOCK
 
 
 def _comma_list(value: object) -> object:
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     max_maintenance_prefixes: int = Field(default=5, ge=1)
     max_replicas: int = Field(default=20, ge=1)
     max_scale_factor: float = Field(default=3.0, ge=1.0)
+    never_block_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_NEVER_BLOCK),
+        description="Networks no automatic block may touch (our LBs, proxies, health checkers)")
+    max_block_ttl_s: int = Field(default=86_400, ge=60)
 
     # Reading the application. The real app allows 100 requests/min per IP, scrapes included.
     metrics_budget_per_min: int = Field(default=30, ge=1, le=100)
@@ -89,7 +95,14 @@ class Settings(BaseSettings):
     reopen_cooldown_s: float = Field(default=600.0, ge=0)
     intake_mode: Mode = Field(default=Mode.APPROVE, description="Mode of runs started by alerts")
 
-    @field_validator("approvers", "preapproved", mode="before")
+    @field_validator("never_block_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("approvers", "preapproved", "never_block_cidrs", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)

@@ -20,9 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediation.models import utcnow
 from remediation.providers.http import AppHttp, Fetched
+from remediation.providers.promtext import tail_samples
 
 METRICS_PATH = "/api/monitoring/metrics"
 HEALTH_PATH = "/monitoring/metrics"
+#: The series a request reading uses (sample names as printed); the rest of the page is not parsed.
+REQUEST_SERIES = ("process_uptime_seconds", "http_requests_total", "http_request_duration")
 
 if TYPE_CHECKING:
     from remediation.providers.dbops import DbOperationStats
@@ -186,7 +189,7 @@ class AppMetrics:
         if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
             return RequestStats(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
         try:
-            return parse_request_stats(fetched.text, window_records)
+            return parse_request_stats(tail_samples(fetched.text, REQUEST_SERIES, window_records), window_records)
         except ValueError as exc:
             return RequestStats(available=False, reason=f"{fetched.url}: unparseable metrics page ({exc})")
 
@@ -199,7 +202,8 @@ class AppMetrics:
         if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
             return DbOperationStats(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
         try:
-            return parse_db_operations(fetched.text, window_samples)
+            page = tail_samples(fetched.text, ("process_uptime_seconds", "db_operation_duration"), window_samples)
+            return parse_db_operations(page, window_samples)
         except ValueError as exc:
             return DbOperationStats(available=False, reason=f"{fetched.url}: unparseable metrics page ({exc})")
 
