@@ -50,12 +50,27 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
 from remediation import runtime
+from remediation.forms import (
+    AlertName,
+    ApprovalTimeout,
+    ConfirmSamples,
+    DeployLookback,
+    IncidentId,
+    LockTimeout,
+    MinRecords,
+    RunMode,
+    RunSeverity,
+    SampleInterval,
+    Service,
+    WindowRecords,
+    form,
+)
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
@@ -111,26 +126,42 @@ class _Job:
 
 @flow(name=RUNBOOK, description="High latency: identify, contain (scale up), investigate, remediate, recover")
 async def high_latency(
-    service: str = "kamkmserve",
-    mode: Mode | None = None,
-    severity: Severity = Severity.SEV2,
-    p95_threshold_ms: float | None = None,
-    avg_warning_ms: float | None = None,
-    avg_critical_ms: float | None = None,
-    error_threshold_pct: float = 1.0,
-    window_records: int | None = None,
-    min_records: int = 20,
-    confirm_samples: int | None = None,
-    sample_interval_s: float = 5.0,
-    scale_factor: float = 2.0,
-    ttl_s: int | None = None,
-    watch_s: float | None = None,
-    watch_interval_s: float | None = None,
-    deploy_lookback_s: float = 3600.0,
-    approval_timeout_s: int | None = None,
-    alert_name: str = "manual",
-    incident_id: str | None = None,
-    lock_timeout_s: float | None = 1800.0,
+    service: Service = "kamkmserve",
+    mode: RunMode = None,
+    severity: RunSeverity = Severity.SEV2,
+    p95_threshold_ms: Annotated[float | None, form(
+        "p95 threshold (ms)", "p95 of the recent requests above which latency is a breach; after containment it "
+        "must stay at or under it. None: the REMEDIATE_LATENCY_P95_MS setting (default 500, the app's load-test "
+        "bar).")] = None,
+    avg_warning_ms: Annotated[float | None, form(
+        "Average warning (ms)", "An average response time above this is a breach too. None: the "
+        "REMEDIATE_LATENCY_AVG_WARNING_MS setting (default 1000, the app's health rule).")] = None,
+    avg_critical_ms: Annotated[float | None, form(
+        "Average critical (ms)", "An average above this is reported as critical (informational). None: the "
+        "REMEDIATE_LATENCY_AVG_CRITICAL_MS setting (default 2000).")] = None,
+    error_threshold_pct: Annotated[float, form(
+        "5xx ceiling while watching (%)", "During the recovery watch the 5xx share must stay below this.")] = 1.0,
+    window_records: WindowRecords = None,
+    min_records: MinRecords = 20,
+    confirm_samples: ConfirmSamples = None,
+    sample_interval_s: SampleInterval = 5.0,
+    scale_factor: Annotated[float, form(
+        "Scale factor", "Scale up to ceil(current replicas x this), capped by REMEDIATE_MAX_REPLICAS; policy refuses "
+        "more than REMEDIATE_MAX_SCALE_FACTOR.")] = 2.0,
+    ttl_s: Annotated[int | None, form(
+        "Scale-up TTL (s)", "How long the extra replicas are kept before the run scales back down (after a healthy "
+        "watch). None: the REMEDIATE_SCALE_TTL_S setting (default 3600).")] = None,
+    watch_s: Annotated[float | None, form(
+        "Recovery watch (s)", "How long latency and the 5xx share are watched after containment (the app's runbook "
+        "says 1-2 h). None: the REMEDIATE_LATENCY_WATCH_S setting (default 3600).")] = None,
+    watch_interval_s: Annotated[float | None, form(
+        "Seconds between watch checks", "One check of p95, average and 5xx per interval. None: the "
+        "REMEDIATE_VERIFY_INTERVAL_S setting (default 15).")] = None,
+    deploy_lookback_s: DeployLookback = 3600.0,
+    approval_timeout_s: ApprovalTimeout = None,
+    alert_name: AlertName = "manual",
+    incident_id: IncidentId = None,
+    lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
