@@ -65,7 +65,8 @@ VerifyConsecutive = Annotated[int | None, form(
     "Healthy readings to recover", "Healthy readings in a row that prove the fix held. None: the "
     "REMEDIATE_VERIFY_CONSECUTIVE setting (default 3).")]
 VerifyInterval = Annotated[float | None, form(
-    "Seconds between verification readings", "None: the REMEDIATE_VERIFY_INTERVAL_S setting (default 15).")]
+    "Seconds between verification readings", "Pause between the readings that verify recovery. None: the "
+    "REMEDIATE_VERIFY_INTERVAL_S setting (default 15).")]
 VerifyDeadline = Annotated[float | None, form(
     "Verification deadline (s)", "Time the fix has to prove itself; after it the fix counts as failed and the run "
     "escalates. None: the REMEDIATE_VERIFY_DEADLINE_S setting (default 600).")]
