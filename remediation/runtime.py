@@ -25,6 +25,7 @@ from remediation.settings import Settings
 if TYPE_CHECKING:
     from remediation.providers.database import DatabaseActions, DatabaseInspector
     from remediation.providers.probe import LoadProbe
+    from remediation.providers.quarantine import Quarantine
     from remediation.store import Store
 
     class Database(DatabaseInspector, DatabaseActions, Protocol):
@@ -52,6 +53,7 @@ class Providers:
     antivirus: Antivirus | None = None
     audit: AuditLog | None = None
     identity: Identity | None = None
+    quarantine: Quarantine | None = None  # what the upload scanner kept of rejected files (samples, file types)
     probe: LoadProbe | None = None  # k6-like smoke probe of public pages (recovery checks)
 
     def with_(self, **changes: Any) -> Providers:
@@ -64,12 +66,14 @@ class UnsupportedPlatform(RuntimeError):
 
 def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     """Live providers for ``settings.platform``; the store is migrated to head on first use."""
+    from remediation.providers.audit import PostgresAuditLog
     from remediation.providers.database import PostgresInspector
     from remediation.providers.prefect_approvals import PrefectApprovals
     from remediation.providers.probe import LoadProbe
     from remediation.providers.sim_capacity import SimCapacity
     from remediation.providers.sim_database import SimDatabase, SimJobs
     from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
+    from remediation.providers.sim_security import SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
     from remediation.store import Store
 
     if settings.platform != "sim":
@@ -96,7 +100,21 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
         database=(PostgresInspector(settings.app_database_url) if settings.app_database_url
                   else SimDatabase(plane)),
         probe=LoadProbe(http),
+        blocks=SimBlocks(plane),
+        uploads=SimUploadPolicy(plane),
+        antivirus=_antivirus(settings, plane),
+        audit=(PostgresAuditLog(settings.app_database_url) if settings.app_database_url else SimAuditLog(plane)),
+        quarantine=SimQuarantine(plane),
     )
+
+
+def _antivirus(settings: Settings, plane: Any) -> Antivirus:
+    from remediation.providers.clamd import ClamdAntivirus
+    from remediation.providers.sim_security import SimAntivirus
+
+    if settings.clamd_host:
+        return ClamdAntivirus(settings.clamd_host, settings.clamd_port, timeout_s=settings.http_timeout_s)
+    return SimAntivirus(plane)
 
 
 _bound: ContextVar[Providers | None] = ContextVar("remediation_providers", default=None)

@@ -85,6 +85,21 @@ class Settings(BaseSettings):
     probe_p95_ms: float = Field(default=500.0, gt=0)
     probe_error_pct: float = Field(default=1.0, ge=0)
 
+    # Runbook 4 (suspicious upload). The client of a request is the right-most x-forwarded-for hop outside our own
+    # proxies (remediation.providers.xff); clamd_host None: the platform's simulated antivirus.
+    trusted_proxy_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_NEVER_BLOCK),
+        description="Our load balancers and proxies: x-forwarded-for hops inside these are not the client")
+    clamd_host: str | None = Field(default=None, description="clamd for scans and RELOAD; None: simulated antivirus")
+    clamd_port: int = Field(default=3310, ge=1, le=65535)
+    block_ttl_s: int = Field(default=3600, ge=60, description="How long an automatic block of an uploader lasts")
+    upload_window_s: float = Field(default=600.0, gt=0, description="How far back the upload runbook reads the "
+                                   "audit log and the app's upload log lines")
+    upload_min_detections: int = Field(default=3, ge=1, description="Malware rejections from one client (or in "
+                                       "total, when no client can be named) at or above which uploads are attacked")
+    upload_min_rejections: int = Field(default=5, ge=1, description="upload_rejected_validation samples on the "
+                                       "metrics page at or above which (half or more of the uploads) is a burst")
+
     # Alert intake (the receiver). No credentials configured means every alert delivery is refused.
     intake_token: SecretStr | None = Field(default=None, description="Bearer token for Alertmanager/generic")
     intake_basic_user: str | None = None
@@ -95,14 +110,14 @@ class Settings(BaseSettings):
     reopen_cooldown_s: float = Field(default=600.0, ge=0)
     intake_mode: Mode = Field(default=Mode.APPROVE, description="Mode of runs started by alerts")
 
-    @field_validator("never_block_cidrs")
+    @field_validator("never_block_cidrs", "trusted_proxy_cidrs")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
             ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
         return value
 
-    @field_validator("approvers", "preapproved", "never_block_cidrs", mode="before")
+    @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)

@@ -28,6 +28,7 @@ from remediation.sim.junk import garbage_body, html_body
 from remediation.sim.ratelimit import RateDecision, client_identity
 from remediation.sim.routes import AppRequest, Outcome
 from remediation.sim.scenarios import SCENARIOS, start_scenario
+from remediation.sim.security_control import EDGE_BLOCKED_PAGE
 from remediation.sim.state import SimState, records_request
 from remediation.sim.traffic import run_traffic
 from remediation.sim.uploads import parse_multipart_file
@@ -53,6 +54,7 @@ def create_app(config: SimConfig, *, state: SimState | None = None) -> Starlette
             with contextlib.suppress(asyncio.CancelledError):
                 await traffic
             sim.database.close()  # real PostgreSQL: the scenario's sessions and threads end with the server
+            sim.security.close()  # and the audit writer's
 
     async def api_metrics(request: Request) -> Response:
         return await _metrics_endpoint(sim, request, api=True)
@@ -93,8 +95,17 @@ def _limit(sim: SimState, request: Request) -> RateDecision:
     return sim.instance.limiter.hit(identity, sim.clock.now_ms())
 
 
+def _edge_blocked(sim: SimState, request: Request) -> Response | None:
+    """The edge's 403 for a blocked client (remediation.sim.security): the app never sees the request."""
+    if sim.security.edge_refuses(_forwarded_for(request), request.headers.get("x-real-ip")):
+        return shape.edge_page(403, EDGE_BLOCKED_PAGE, "blocked", time.time())
+    return None
+
+
 def _monitoring_json(sim: SimState, request: Request, body: dict[str, object]) -> Response:
     """The static probes: 200 whatever state the app is in, as long as the edge lets the request through."""
+    if (blocked := _edge_blocked(sim, request)) is not None:
+        return blocked
     if sim.at_edge(request.url.path):
         return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", time.time())
     headers = [*shape.SECURITY_HEADERS, ("vary", shape.VARY_RSC), ("content-type", "application/json")]
@@ -104,6 +115,8 @@ def _monitoring_json(sim: SimState, request: Request, body: dict[str, object]) -
 
 async def _metrics_endpoint(sim: SimState, request: Request, *, api: bool) -> Response:
     path = request.url.path
+    if (blocked := _edge_blocked(sim, request)) is not None:
+        return blocked
     if sim.at_edge(path):
         return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", time.time())
     if sim.metrics_fault == "down":
@@ -146,6 +159,8 @@ def _metrics_body(sim: SimState, request: Request, *, api: bool) -> tuple[int, l
 
 async def _app_route(sim: SimState, request: Request) -> Response:
     path = request.url.path
+    if (blocked := _edge_blocked(sim, request)) is not None:
+        return blocked
     if sim.at_edge(path):
         return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", time.time())
     is_api = path == "/api" or path.startswith("/api/")

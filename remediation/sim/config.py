@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -20,6 +22,14 @@ class SimConfig(BaseModel):
     spike_s: float | None = Field(default=None, gt=0.0)
     # The app's PostgreSQL for the database scenarios (real statements, real locks); None: simulated in memory.
     database_url: str | None = None
+    # The upload scanner the app's AVSCAN_URL hook would call (remediation.sim.security): off (the app today),
+    # reject (AVSCAN_MODE=reject) or scan (signatures; the real clamd at clamd_host when set). None: the scenario's.
+    avscan: Literal["off", "reject", "scan"] | None = None
+    clamd_host: str | None = None
+    clamd_port: int = Field(default=3310, ge=1, le=65535)
+    # kamkmserve_audit_log: True = never migrated (every audit write fails, as in production today), False = there
+    # (in memory, or created in database_url with the app's DDL). None: the scenario's choice.
+    audit_table_missing: bool | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     echo_logs: bool = False

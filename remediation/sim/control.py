@@ -21,6 +21,7 @@ from remediation.sim.faults import Fault
 from remediation.sim.jsfmt import parse_iso_ms
 from remediation.sim.platform import PlatformConflict
 from remediation.sim.scenarios import SCENARIOS, start_scenario
+from remediation.sim.security_control import security_routes
 from remediation.sim.state import METRICS_FAULTS, SimState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -58,6 +59,7 @@ def control_routes(sim: SimState) -> list[Route]:
         Route("/faults", endpoint(_post_faults), methods=["POST"]),
         Route("/scenario", endpoint(_post_scenario), methods=["POST"]),
         *database_routes(sim),  # /database/... and /jobs (remediation.sim.database_control)
+        *security_routes(sim),  # /blocks, /uploads/allowlist, /antivirus/..., /audit (remediation.sim.security_control)
         Route("/capacity", endpoint(_get_capacity), methods=["GET"]),
         Route("/capacity", endpoint(_post_capacity), methods=["POST"]),
     ]

@@ -19,7 +19,7 @@ from remediation.sim.applog import AppLog, RequestFields
 from remediation.sim.collector import AppError, MetricsCollector
 from remediation.sim.faults import DATABASE_DOWN, RELEASE_BUG, Fault, stack_for
 from remediation.sim.jsfmt import js_json
-from remediation.sim.uploads import UploadFile, UploadQuota, UploadRequest, handle_upload
+from remediation.sim.uploads import AuditWriter, UploadFile, UploadQuota, UploadRequest, UploadRules, handle_upload
 
 if TYPE_CHECKING:
     from remediation.sim.database import AppDatabase
@@ -75,8 +75,11 @@ class RouteEnv:
     release_fault: Fault | None = None
     dependency_fault: Fault | None = None
     av_mode: str = "off"
-    # In the simulated world the database is up but the audit table was never migrated.
-    audit_error: str = AUDIT_TABLE_MISSING
+    # In the simulated world the database is up but the audit table was never migrated. None: the ``audit`` sink
+    # decides (remediation.sim.security_audit); a string: every audit write fails with it (an outage).
+    audit_error: str | None = AUDIT_TABLE_MISSING
+    audit: AuditWriter | None = None
+    upload_rules: UploadRules | None = None  # allowlists and the AV hook (remediation.sim.security)
     # The database scenarios (slow query, lock contention) reach handlers through this; None: no effect.
     database: AppDatabase | None = None
 
@@ -235,7 +238,7 @@ def _uploads(request: AppRequest, env: RouteEnv) -> Outcome:
                       request.upload),
         quota=env.upload_quota, collector=env.collector, log=env.log, now_ms=env.now_ms,
         duration_ms=duration, av_mode=env.av_mode,
-        audit_error=env.audit_error,
+        audit_error=env.audit_error, rules=env.upload_rules, audit=env.audit,
     )
     return Outcome(answer.status, "api", js_json(answer.body).encode(), "application/json", answer.headers,
                    duration_ms=duration)

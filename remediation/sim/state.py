@@ -22,7 +22,8 @@ from remediation.sim.faults import DATABASE_DOWN, Fault
 from remediation.sim.platform import Edge, ErrorTracker, ReleaseBook
 from remediation.sim.process import SimulatedProcess
 from remediation.sim.ratelimit import ApiRateLimiter, client_identity
-from remediation.sim.routes import AUDIT_TABLE_MISSING, AppRequest, Outcome, RouteEnv, dispatch
+from remediation.sim.routes import AppRequest, Outcome, RouteEnv, dispatch
+from remediation.sim.security import SimSecurity
 from remediation.sim.uploads import UploadQuota
 from remediation.sim.usermix import TrafficModel
 
@@ -79,6 +80,10 @@ class SimState:
         if previous is not None:
             previous.close()  # the previous world's sessions and threads (real PostgreSQL) end with it
         self.database = AppDatabase(self.config, self.clock, self.releases, self.errors, self.seed)
+        previous_security: SimSecurity | None = getattr(self, "security", None)
+        if previous_security is not None:
+            previous_security.close()  # its audit writer thread (real PostgreSQL) ends with the old world
+        self.security = SimSecurity(self.config, self.clock)  # block list, allowlist, scanner, audit table
         self.stats = Stats()
         self.dependency_fault: Fault | None = None
         self.metrics_fault = "ok"
@@ -124,7 +129,8 @@ class SimState:
             rng=self.rng, log=self.log, collector=instance.collector, upload_quota=instance.upload_quota,
             request_metrics=self.request_metrics, now_ms=now,
             release_fault=release.fault, dependency_fault=self.dependency_fault,
-            audit_error=DATABASE_DOWN.message if outage_covers_uploads else AUDIT_TABLE_MISSING,
+            audit_error=DATABASE_DOWN.message if outage_covers_uploads else None,
+            audit=self.security.audit.write, upload_rules=self.security.upload_rules(),
             database=self.database,
         )
         outcome = dispatch(request, env)

@@ -17,7 +17,7 @@ TICK_S = 0.05
 
 def send_one(state: SimState) -> None:
     request = state.users.next_request()
-    if not state.at_edge(request.path):
+    if not state.at_edge(request.path) and not state.security.edge_refuses(request.forwarded_for, request.real_ip):
         state.serve(request)
 
 

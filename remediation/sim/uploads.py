@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -10,6 +11,7 @@ from email.policy import HTTP
 from remediation.sim.applog import AppLog
 from remediation.sim.collector import MetricsCollector
 from remediation.sim.jsfmt import js_iso
+from remediation.sim.security_audit import AuditDone, AuditRow
 
 MAX_BYTES = 10 * 1024 * 1024
 PER_HOUR = 100
@@ -70,23 +72,51 @@ def detect_mime(data: bytes) -> str | None:
     return None
 
 
-def validate(file: UploadFile, av_mode: str = "off") -> tuple[str | None, str, str]:
+@dataclass(frozen=True)
+class UploadRules:
+    """What ``validateUpload`` checks against: the allowlists (env vars in the app, an edge-config value in the
+    simulator) and the AV step. ``scan`` is the ``AVSCAN_URL`` hook of mode ``scan``: (file, mime, ext) -> the
+    reason it failed, or None when clean (remediation.sim.security)."""
+
+    extensions: tuple[str, ...] = ALLOWED_EXT
+    mime_types: tuple[str, ...] = ALLOWED_MIME
+    av_mode: str = "off"
+    scan: Callable[[UploadFile, str, str], str | None] | None = None
+
+
+#: ``writeAuditLog``: the row and a callback with the insert's error (None: written); see security_audit.
+AuditWriter = Callable[[AuditRow, AuditDone], None]
+
+
+def validate(file: UploadFile, av_mode: str = "off", rules: UploadRules | None = None
+             ) -> tuple[str | None, str, str]:
     """(error or None, mime, ext) in validateUpload's check order: size, extension, MIME, antivirus."""
+    rules = rules or UploadRules(av_mode=av_mode)
     if len(file.data) > MAX_BYTES:
         return f"File too large. Max {MAX_BYTES} bytes", "", ""
     ext = posixpath.splitext(file.filename or "")[1].lower()
-    if ext not in ALLOWED_EXT:
+    if ext not in rules.extensions:
         return f"File extension not allowed: {ext or '(none)'}", "", ext
     mime = detect_mime(file.data) or (file.client_type or "").lower()
-    if mime not in ALLOWED_MIME:
+    if mime not in rules.mime_types:
         return f"MIME not allowed: {mime or 'unknown'}", mime, ext
-    if av_mode == "reject":
+    if rules.av_mode == "reject":
         return "Malware scan failed: simulated-detection", mime, ext
+    if rules.av_mode == "scan" and rules.scan is not None:
+        try:
+            reason = rules.scan(file, mime, ext)
+        except Exception:
+            reason = "scan-error"  # avscan.ts's catch: fail-closed
+        if reason is not None:
+            return f"Malware scan failed: {reason}" if reason else "Malware scan failed", mime, ext
     return None, mime, ext
 
 
 def handle_upload(request: UploadRequest, *, quota: UploadQuota, collector: MetricsCollector, log: AppLog,
-                  now_ms: int, duration_ms: int, audit_error: str, av_mode: str = "off") -> UploadAnswer:
+                  now_ms: int, duration_ms: int, audit_error: str | None, av_mode: str = "off",
+                  rules: UploadRules | None = None, audit: AuditWriter | None = None) -> UploadAnswer:
+    """The route. ``audit_error`` is the insert error of every audit write when no ``audit`` sink is given (an
+    unmigrated table, an unreachable database)."""
     # The route's own IP parsing: an absent X-Forwarded-For gives "" (not "unknown"), as in the code.
     ip = (request.forwarded_for or "").split(",")[0].strip()
     count = quota.count(ip, now_ms)
@@ -94,43 +124,64 @@ def handle_upload(request: UploadRequest, *, quota: UploadQuota, collector: Metr
     quota_headers: tuple[tuple[str, str], ...] = ()
     if count is not None:
         if count > PER_HOUR:
-            _audit_failed(log, audit_error)
+            _audit(log, audit, audit_error, AuditRow("upload.quota_exceeded", ip=ip or None,
+                                                     metadata={"limit": PER_HOUR, "count": count}))
             return UploadAnswer(429, {"error": "Upload quota exceeded"},
                                 (("x-upload-limit", str(PER_HOUR)), ("x-upload-remaining", "0")))
         quota_headers = (("x-upload-limit", str(PER_HOUR)), ("x-upload-remaining", str(max(PER_HOUR - count, 0))))
 
-    answer = _validated(request, collector, log, duration_ms, av_mode, quota_headers)
-    _audit_failed(log, audit_error)  # the audit table has no migration, so every write fails
+    answer, row = _validated(request, collector, log, duration_ms, rules or UploadRules(av_mode=av_mode),
+                             quota_headers)
+    _audit(log, audit, audit_error, row)  # fire-and-forget, after the answer is decided
     return answer
 
 
 def _validated(request: UploadRequest, collector: MetricsCollector, log: AppLog, duration_ms: int,
-               av_mode: str, quota_headers: tuple[tuple[str, str], ...]) -> UploadAnswer:
+               rules: UploadRules, quota_headers: tuple[tuple[str, str], ...]) -> tuple[UploadAnswer, AuditRow]:
+    # The audit row of each step, exactly as reference §5.1 lists it (which of ip/user_agent/metadata is passed).
+    raw_ip, agent = request.forwarded_for, request.user_agent
     if "multipart/form-data" not in request.content_type.lower():
         log.log("warn", "Upload: wrong content-type", {"duration": duration_ms, "contentType": request.content_type})
         collector.record_metric("upload_request_invalid", 1)
-        return UploadAnswer(400, {"error": "Expected multipart/form-data"})
+        return UploadAnswer(400, {"error": "Expected multipart/form-data"}), AuditRow(
+            "upload.invalid_content_type", ip=raw_ip or request.real_ip, user_agent=agent,
+            metadata={"contentType": request.content_type})
     if request.file is None:
         log.log("warn", "Upload: missing file", {"duration": duration_ms})
         collector.record_metric("upload_request_missing_file", 1)
-        return UploadAnswer(400, {"error": "Missing file field"})
+        return UploadAnswer(400, {"error": "Missing file field"}), AuditRow("upload.missing_file")
     size = len(request.file.data)
     if size > MAX_BYTES:
         log.log("warn", "Upload: file too large", {"duration": duration_ms, "size": size, "max": MAX_BYTES})
         collector.record_metric("upload_rejected_size", 1)
-        return UploadAnswer(400, {"error": f"File too large. Max {MAX_BYTES} bytes"})
-    error, mime, ext = validate(request.file, av_mode)
+        return UploadAnswer(400, {"error": f"File too large. Max {MAX_BYTES} bytes"}), AuditRow(
+            "upload.too_large", metadata={"size": size, "max": MAX_BYTES})
+    error, mime, ext = validate(request.file, rules=rules)
     if error is not None:
         log.log("warn", "Upload: validation failed", {"duration": duration_ms, "error": error})
         collector.record_metric("upload_rejected_validation", 1)
-        return UploadAnswer(400, {"error": error}, quota_headers)
+        return UploadAnswer(400, {"error": error}, quota_headers), AuditRow(
+            "upload.validation_failed", ip=raw_ip, user_agent=agent, metadata={"error": error})
     log.log("info", "Upload: validated", {"duration": duration_ms, "mime": mime, "ext": ext, "bytes": size})
     collector.record_metric("upload_accepted", 1)
-    return UploadAnswer(200, {"ok": True, "mime": mime, "ext": ext, "bytes": size}, quota_headers)
+    return UploadAnswer(200, {"ok": True, "mime": mime, "ext": ext, "bytes": size}, quota_headers), AuditRow(
+        "upload.validated", allowed=True, ip=raw_ip, user_agent=agent,
+        metadata={"mime": mime, "ext": ext, "bytes": size})
 
 
-def _audit_failed(log: AppLog, audit_error: str) -> None:
-    log.log("error", "Failed to write audit log", {"error": audit_error})
+def _audit(log: AppLog, sink: AuditWriter | None, failure: str | None, row: AuditRow) -> None:
+    """``writeAuditLog``: ``Security event: Audit: <event>`` after a successful insert, else the failure line."""
+    def done(error: str | None) -> None:
+        if error is None:
+            log.security(f"Audit: {row.event}", {"action": row.action, "resource": row.resource,
+                                                 "allowed": row.allowed})
+        else:
+            log.log("error", "Failed to write audit log", {"error": error})
+
+    if failure is not None or sink is None:
+        done(failure or "audit sink missing")
+        return
+    sink(row, done)
 
 
 def parse_multipart_file(content_type: str, body: bytes) -> UploadFile | None:
