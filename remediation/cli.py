@@ -171,8 +171,12 @@ def serve(
     settings = Settings()
     store = Store(settings.resolved_database_url)
     store.migrate()
-    raise typer.Exit(run_stack(settings, host=host, port=port, query_seconds=poll, max_parallel=max_parallel,
-                               app_factory=lambda starter: create_app(settings, store, starter)))
+    try:
+        code = run_stack(settings, host=host, port=port, query_seconds=poll, max_parallel=max_parallel,
+                         app_factory=lambda starter: create_app(settings, store, starter))
+    finally:
+        store.dispose()  # the receiver's own pool; run_stack closed the runbooks'
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from remediation.models import Mode
@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     sentry_max_age_s: int = Field(default=300, ge=1)
     reopen_cooldown_s: float = Field(default=600.0, ge=0)
     intake_mode: Mode = Field(default=Mode.APPROVE, description="Mode of runs started by alerts")
+
+    # Our own error reporting (not the app's Sentry): on when a DSN is set.
+    sentry_dsn: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("REMEDIATE_SENTRY_DSN", "SENTRY_DSN", "sentry_dsn"),
+        description="sentry-sdk DSN for our own processes; unset or empty disables it")
+    sentry_environment: str = "production"
 
     @field_validator("never_block_cidrs", "trusted_proxy_cidrs")
     @classmethod

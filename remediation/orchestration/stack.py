@@ -181,34 +181,71 @@ def _uvicorn_server(app: Any, host: str, port: int, stop_event: threading.Event)
 
     class _Server(uvicorn.Server):
         """Exits 0 on SIGTERM/SIGINT: stock uvicorn re-raises the signal after shutdown, which would kill the
-        process before the executor and the Prefect server are stopped."""
+        process before the executor and the Prefect server are stopped. The first signal only starts the drain
+        (``run_stack`` stops the server after it); a second SIGINT exits at once."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if stop_event.is_set() and sig == signal.SIGINT:
+                self.should_exit = self.force_exit = True
             stop_event.set()
-            if self.should_exit and sig == signal.SIGINT:
-                self.force_exit = True
-            else:
-                self.should_exit = True
 
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", access_log=False)
     return _Server(config)
 
 
+class Draining:
+    """ASGI wrapper: once ``draining`` is set, new alerts get ``503`` + ``Retry-After`` (Alertmanager and Sentry
+    redeliver) and ``/healthz`` answers 503 so a load balancer stops sending here, while requests already inside
+    finish normally. kamkmserve's own readiness never flips (reference §9); ours does."""
+
+    def __init__(self, app: Any, draining: threading.Event, retry_after_s: int = 5) -> None:
+        self.app = app
+        self.draining = draining
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.draining.is_set():
+            from starlette.responses import JSONResponse
+
+            path = scope.get("path", "")
+            if path.startswith("/alerts/") or path == "/healthz":
+                response = JSONResponse({"error": "shutting down: deliver again later", "draining": True},
+                                        status_code=503, headers={"Retry-After": str(self.retry_after_s)})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _close_providers(providers: Any) -> None:
+    """Close what the providers hold open (database pools), so the process leaves no half-open sessions."""
+    try:
+        providers.store.dispose()
+        log.info("closed the store's database connections")
+    except Exception:
+        log.exception("could not close the store")
+
+
 def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFactory,
               stop_event: threading.Event | None = None, query_seconds: float = 1.0, max_parallel: int = 4,
-              grace_s: float = 10.0, drain_s: float = 5.0) -> int:
+              grace_s: float = 10.0, drain_s: float = 5.0, receiver_drain_s: float = 2.0) -> int:
     """Run everything until SIGTERM/SIGINT (main thread) or ``stop_event``; return the exit code (0).
 
-    On shutdown, warm runs get ``drain_s`` to finish by themselves before they are crashed (``grace_s`` more for
-    the engine to report it); keep both within the supervisor's kill timeout (Kubernetes: 30 s by default).
+    On shutdown the receiver first drains for ``receiver_drain_s`` (new alerts 503, health 503, requests in
+    flight finish), then stops; warm runs get ``drain_s`` to finish by themselves before they are crashed
+    (``grace_s`` more for the engine to report it); then the providers' database pools are closed, sentry-sdk
+    is flushed and the Prefect server (if ours) stops. Keep the sum within the supervisor's kill timeout
+    (Kubernetes and ECS: 30 s by default).
     """
     from deployments.bootstrap import bootstrap
     from deployments.serve import serve_runbooks
     from remediation import runtime
+    from remediation.observability import flush_sentry, init_sentry
     from remediation.orchestration.warm import WarmExecutor
 
     stop_event = stop_event or threading.Event()
-    # ExitStack unwinds in reverse: serve stops first, then the executor, then the providers, then the server.
+    init_sentry(settings)
+    # ExitStack unwinds in reverse: serve stops first, then the executor, then the providers, then sentry-sdk is
+    # flushed, then the server.
     with ExitStack() as cleanup, _stop_on_signals(stop_event):
         if not _api_configured():
             home = settings.home / "prefect"
@@ -223,10 +260,13 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
             cleanup.callback(drain_prefect_workers)
             export_prefect_api(server.api_url, home)
             log.info("Prefect API (local server) at %s", server.api_url)
+        cleanup.callback(flush_sentry)
         if stop_event.is_set():
             return 0
         bootstrap(settings)
-        cleanup.enter_context(runtime.use(runtime.connect(settings)))
+        providers = runtime.connect(settings)
+        cleanup.callback(_close_providers, providers)
+        cleanup.enter_context(runtime.use(providers))
         executor = WarmExecutor(max_parallel=max_parallel)
         cleanup.callback(executor.shutdown, grace_s, drain_s)
 
@@ -243,10 +283,14 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
                 return 0
         executor.open()  # after serve registered the deployments, so it finds their ids
 
-        receiver = _uvicorn_server(app_factory(executor), host, port, stop_event)
+        draining = threading.Event()
+        receiver = _uvicorn_server(Draining(app_factory(executor), draining), host, port, stop_event)
 
         def stop_receiver() -> None:
             stop_event.wait()
+            draining.set()
+            log.info("draining the receiver for %gs: new alerts get 503", receiver_drain_s)
+            time.sleep(receiver_drain_s)
             receiver.should_exit = True
 
         threading.Thread(target=stop_receiver, name="stack-stop", daemon=True).start()

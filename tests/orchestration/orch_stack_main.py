@@ -29,7 +29,16 @@ def app_factory(starter: Any) -> Starlette:
         run_id = await starter.start(body["deployment"], body["parameters"], body["key"])
         return JSONResponse({"run_id": run_id})
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/start", start, methods=["POST"])])
+    async def capture(request: Request) -> JSONResponse:
+        import sentry_sdk
+
+        count = int((await request.json())["n"])
+        for i in range(count):
+            sentry_sdk.capture_message(f"queued before shutdown {i}")
+        return JSONResponse({"queued": count, "sentry": sentry_sdk.get_client().is_active()})
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/start", start, methods=["POST"]),
+                             Route("/capture", capture, methods=["POST"])])
 
 
 if __name__ == "__main__":

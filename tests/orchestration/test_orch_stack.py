@@ -1,4 +1,5 @@
-"""``run_stack`` end to end in a subprocess: its own Prefect server, a warm run, SIGTERM -> clean exit 0."""
+"""``run_stack`` end to end in a subprocess: its own Prefect server, a warm run, SIGTERM -> drain (503), sentry-sdk
+flushed, database pools closed, clean exit 0."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from remediation import catalog
 from remediation.orchestration.stack import free_port, prefect_database_url
 from remediation.settings import Settings
+from tests.helpers.sentry_ingest import fake_sentry_ingest
 from tests.orchestration.orchkit import key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,27 +49,46 @@ def _wait_http(url: str, process: subprocess.Popen[str], timeout_s: float) -> di
 @pytest.mark.prefect_server
 def test_run_stack_serves_runs_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_"))}
-    env.update({"REMEDIATE_HOME": str(tmp_path), "REMEDIATE_APP_URL": "http://127.0.0.1:9",
-                "REMEDIATE_HTTP_TIMEOUT_S": "0.5"})
-    process = subprocess.Popen([sys.executable, "-m", "tests.orchestration.orch_stack_main", "127.0.0.1", str(port)],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        health = _wait_http(f"http://127.0.0.1:{port}/healthz", process, timeout_s=120)
-        # Every runbook in the catalog is imported and its deployment found by the warm executor.
-        assert health == {"healthy": True, "loaded": sorted(f"{name}/{name}" for name in catalog.RUNBOOKS)}
-        started = httpx.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
-            "deployment": RUNBOOK, "key": key("stack"),
-            "parameters": {"service": "kamkmserve", "mode": "dry_run", "sample_interval_s": 0.1,
-                           "confirm_samples": 1, "alert_name": "HighErrorRate", "incident_id": "inc-stack"}})
-        assert started.status_code == 200, started.text
-        time.sleep(3)  # the app is unreachable: the run escalates within ~1 s
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_", "SENTRY_"))}
+    with fake_sentry_ingest() as ingest:
+        env.update({"REMEDIATE_HOME": str(tmp_path), "REMEDIATE_APP_URL": "http://127.0.0.1:9",
+                    "REMEDIATE_HTTP_TIMEOUT_S": "0.5", "SENTRY_DSN": ingest.dsn})
+        process = subprocess.Popen([sys.executable, "-m", "tests.orchestration.orch_stack_main", "127.0.0.1",
+                                    str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        draining: list[httpx.Response] = []
+        try:
+            health = _wait_http(f"http://127.0.0.1:{port}/healthz", process, timeout_s=120)
+            # Every runbook in the catalog is imported and its deployment found by the warm executor.
+            assert health == {"healthy": True, "loaded": sorted(f"{name}/{name}" for name in catalog.RUNBOOKS)}
+            started = httpx.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
+                "deployment": RUNBOOK, "key": key("stack"),
+                "parameters": {"service": "kamkmserve", "mode": "dry_run", "sample_interval_s": 0.1,
+                               "confirm_samples": 1, "alert_name": "HighErrorRate", "incident_id": "inc-stack"}})
+            assert started.status_code == 200, started.text
+            time.sleep(3)  # the app is unreachable: the run escalates within ~1 s
+            queued = httpx.post(f"http://127.0.0.1:{port}/capture", json={"n": 20}, timeout=10).json()
+            assert queued == {"queued": 20, "sentry": True}
+            process.send_signal(signal.SIGTERM)  # right behind the events: they are still in the SDK's queue
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline and not draining:
+                try:
+                    answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    if answer.status_code == 503:
+                        draining.append(answer)
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        events = [e for e in ingest.events() if str(e.get("message", "")).startswith("queued before shutdown")]
+    assert len(events) == 20, f"{len(events)} of 20 queued events reached the ingest server"
+    assert draining and draining[0].json()["draining"] is True and draining[0].headers["Retry-After"] == "5"
+    assert "closed the store's database connections" in output
+    assert "sentry-sdk flushed" in output
     print(output)
     assert process.returncode == 0, output
     assert "Prefect API (local server)" in output
