@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sentry_sdk
 
 from remediation.observability import flush_sentry, init_sentry
@@ -15,10 +16,7 @@ def test_no_dsn_or_an_empty_dsn_leaves_sentry_off() -> None:
     flush_sentry()  # a no-op, not an error
 
 
-def test_the_conventional_sentry_dsn_variable_is_honoured(monkeypatch: object) -> None:
-    import pytest
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+def test_the_conventional_sentry_dsn_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTRY_DSN", "http://key@127.0.0.1:9/1")
     assert Settings().sentry_dsn is not None
     monkeypatch.setenv("REMEDIATE_SENTRY_DSN", "http://other@127.0.0.1:9/2")
