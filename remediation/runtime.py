@@ -18,11 +18,12 @@ from remediation.providers.budget import RequestBudget
 from remediation.providers.clock import Clock, RealClock
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics, Metrics
-from remediation.providers.platform import Capacity, Deploys, EdgeControls, Errors, Jobs, Logs
-from remediation.providers.security import ActorBlocks, Antivirus, AuditLog, Identity, UploadPolicy
+from remediation.providers.platform import Capacity, Deploys, EdgeControls, Errors, Instances, Jobs, Logs
+from remediation.providers.security import ActorBlocks, Antivirus, AuditLog, Identity, StatusUpdates, UploadPolicy
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
+    from remediation.providers.access_probe import AccessProbe
     from remediation.providers.database import DatabaseActions, DatabaseInspector
     from remediation.providers.probe import LoadProbe
     from remediation.providers.quarantine import Quarantine
@@ -55,6 +56,9 @@ class Providers:
     identity: Identity | None = None
     quarantine: Quarantine | None = None  # what the upload scanner kept of rejected files (samples, file types)
     probe: LoadProbe | None = None  # k6-like smoke probe of public pages (recovery checks)
+    instances: Instances | None = None  # rolling restarts: drain, restart, restore (AWS: ELBv2 + EC2)
+    status_page: StatusUpdates | None = None  # public status updates (a notification, not a lever)
+    access: AccessProbe | None = None  # admin-area denials and probes with non-admin/admin test identities
 
     def with_(self, **changes: Any) -> Providers:
         return replace(self, **changes)
@@ -72,13 +76,16 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     from remediation.providers.probe import LoadProbe
     from remediation.providers.sim_capacity import SimCapacity
     from remediation.providers.sim_database import SimDatabase, SimJobs
+    from remediation.providers.sim_identity import SimIdentity, SimStatusPage
     from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
     from remediation.providers.sim_security import SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
     from remediation.store import Store
 
+    if settings.platform == "aws":
+        return _connect_aws(settings, migrate=migrate)
     if settings.platform != "sim":
         raise UnsupportedPlatform(
-            f"platform '{settings.platform}' has no adapters yet; use REMEDIATE_PLATFORM=sim"
+            f"platform '{settings.platform}' has no adapters yet; use REMEDIATE_PLATFORM=sim or aws"
         )
     store = Store(settings.resolved_database_url)
     if migrate:
@@ -105,6 +112,56 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
         antivirus=_antivirus(settings, plane),
         audit=(PostgresAuditLog(settings.app_database_url) if settings.app_database_url else SimAuditLog(plane)),
         quarantine=SimQuarantine(plane),
+        identity=SimIdentity(plane),
+        status_page=SimStatusPage(plane),
+        access=_sim_access(http),
+    )
+
+
+def _sim_access(http: AppHttp) -> AccessProbe:
+    """The access probe with the simulator's test users (its stand-in for Clerk test-user sessions)."""
+    from remediation.providers.access_probe import AccessProbe, ProbeIdentity
+    from remediation.providers.sim_identity import PROBE_ADMIN_SESSION, PROBE_USER_SESSION, SESSION_COOKIE
+
+    return AccessProbe(http, user=ProbeIdentity(name="probe-member", role="USER",
+                                                cookies={SESSION_COOKIE: PROBE_USER_SESSION}),
+                       admin=ProbeIdentity(name="probe-admin", role="ADMIN",
+                                           cookies={SESSION_COOKIE: PROBE_ADMIN_SESSION}))
+
+
+def _connect_aws(settings: Settings, *, migrate: bool) -> Providers:
+    """The levers are AWS (remediation.providers.aws, REMEDIATE_AWS_*). The app's metrics still come from its own
+    HTTP endpoints (REMEDIATE_APP_URL); errors come from the error tracker at REMEDIATE_PLATFORM_URL (the
+    simulator's) until the Sentry adapter is wired; database and audit reads need REMEDIATE_APP_DATABASE_URL, the
+    scanner REMEDIATE_CLAMD_HOST. A lever the settings do not name is None: the gate answers NoLever."""
+    from remediation.providers.audit import PostgresAuditLog
+    from remediation.providers.aws import aws_levers
+    from remediation.providers.database import PostgresInspector
+    from remediation.providers.prefect_approvals import PrefectApprovals
+    from remediation.providers.probe import LoadProbe
+    from remediation.providers.sim_platform import ControlPlane, SimErrors
+    from remediation.store import Store
+
+    store = Store(settings.resolved_database_url)
+    if migrate:
+        store.migrate()
+    http = AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
+                   timeout_s=settings.http_timeout_s)
+    clock = RealClock()
+    aws = aws_levers(settings, clock)
+    antivirus = None
+    if settings.clamd_host:
+        from remediation.providers.clamd import ClamdAntivirus
+
+        antivirus = ClamdAntivirus(settings.clamd_host, settings.clamd_port, timeout_s=settings.http_timeout_s)
+    return Providers(
+        settings=settings, metrics=AppMetrics(http), deploys=aws.deploys, edge=aws.edge, logs=aws.logs,
+        errors=SimErrors(ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)),
+        approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s), store=store, clock=clock,
+        capacity=aws.capacity, jobs=aws.jobs, blocks=aws.blocks, uploads=aws.uploads, instances=aws.instances,
+        database=PostgresInspector(settings.app_database_url) if settings.app_database_url else None,
+        audit=PostgresAuditLog(settings.app_database_url) if settings.app_database_url else None,
+        antivirus=antivirus, probe=LoadProbe(http),
     )
 
 

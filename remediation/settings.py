@@ -116,6 +116,48 @@ class Settings(BaseSettings):
         description="sentry-sdk DSN for our own processes; unset or empty disables it")
     sentry_environment: str = "production"
 
+    # AWS (REMEDIATE_PLATFORM=aws; remediation.providers.aws). Credentials come only from boto3's standard chain
+    # (AWS_* environment, shared profile, instance or task role): never settings, never parameters, never logged.
+    aws_region: str | None = Field(default=None, description="AWS region; None: boto3's own (AWS_DEFAULT_REGION)")
+    aws_endpoint_url: str | None = Field(default=None, description="One endpoint for every AWS client (moto in tests)")
+    aws_max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per AWS call (adaptive retry mode)")
+    aws_ecs_cluster: str = Field(default="kamkmserve", description="ECS cluster of the web and worker services")
+    aws_ecs_service: str = Field(default="kamkmserve", description="ECS web service: releases, and capacity when "
+                                 "aws_capacity is ecs")
+    aws_capacity: Literal["ecs", "asg", "none"] = Field(default="ecs", description="What scales the web service")
+    aws_asg_name: str | None = Field(default=None, description="Auto Scaling group when aws_capacity is asg")
+    aws_job_services: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="ECS worker services that are the job pools (comma-separated)")
+    aws_waf_ip_set_name: str | None = Field(default=None, description="WAFv2 IP set of the block list; None: no lever")
+    aws_waf_ip_set_id: str | None = Field(default=None, description="Its id (looked up by name when unset)")
+    aws_waf_scope: Literal["REGIONAL", "CLOUDFRONT"] = "REGIONAL"
+    aws_ssm_prefix: str = Field(default="/kamkmserve/remediation", description="SSM path of maintenance, flags, "
+                                "upload allowlist and block TTLs")
+    aws_log_group: str | None = Field(default=None, description="CloudWatch log group of the app's stdout")
+    aws_log_stream_prefix: str | None = None
+    aws_target_group_arn: str | None = Field(default=None, description="ELBv2 target group of the web instances")
+    aws_drain_poll_s: float = Field(default=5.0, gt=0, description="Polling interval of drain/restore waits")
+
+    # Vercel (REMEDIATE_PLATFORM=vercel; remediation.providers.vercel*): deployments, Edge Config levers and the
+    # firewall's IP blocks. The token is a secret: settings or env only, never a flow parameter, never logged.
+    vercel_token: SecretStr | None = Field(default=None, description="Vercel access token (Bearer)")
+    vercel_team_id: str | None = Field(default=None, description="Team of the project (teamId); None: personal")
+    vercel_project_id: str | None = Field(default=None, description="The kamkmserve project (prj_... or its name)")
+    vercel_edge_config_id: str | None = Field(default=None, description="Edge Config (ecfg_...) holding maintenance "
+                                              "prefixes, flags and the upload allowlist; None: no edge lever")
+    vercel_api_url: str = Field(default="https://api.vercel.com", description="Vercel REST API (a fake in tests)")
+    # Sentry REST API for the app's issues, event counts, releases and deploys (reference §9: org kamkm, project
+    # javascript-nextjs). Not the DSN above: that is where our own errors go.
+    sentry_api_token: SecretStr | None = Field(default=None, description="Sentry auth token (event:read, "
+                                               "project:read, project:releases, org:read)")
+    sentry_org: str | None = Field(default=None, description="Sentry organization slug of the app (kamkm)")
+    sentry_project: str | None = Field(default=None, description="Sentry project slug of the app (javascript-nextjs)")
+    sentry_api_url: str = Field(default="https://sentry.io", description="Sentry base URL (self-hosted, or a fake)")
+    # Clerk Backend API: the identity check (keys, instance, JWKS) and the ban / revoke levers.
+    clerk_secret_key: SecretStr | None = Field(default=None, description="Clerk secret key (sk_live_/sk_test_)")
+    clerk_publishable_key: str | None = Field(default=None, description="Clerk publishable key (public; pk_...)")
+    clerk_api_url: str = Field(default="https://api.clerk.com", description="Clerk Backend API (a fake in tests)")
+
     @field_validator("never_block_cidrs", "trusted_proxy_cidrs")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -123,7 +165,8 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
         return value
 
-    @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", mode="before")
+    @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", "aws_job_services",
+                     mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)

@@ -124,3 +124,37 @@ class Logs(Protocol):
 
 class Errors(Protocol):
     async def issues(self, since: datetime | None = None) -> list[ErrorIssue]: ...
+
+
+class Instance(BaseModel):
+    """One instance (VM or task) behind the service's load balancer, as the balancer sees it. ``state`` is the
+    balancer's word (ELBv2: initial, healthy, unhealthy, draining, unused, unavailable); ``detail`` its reason."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    state: str
+    detail: str = ""
+
+    @property
+    def serving(self) -> bool:
+        return self.state in ("initial", "healthy", "unhealthy", "draining")
+
+
+class Instances(Protocol):
+    """Rolling restarts: take one instance out of rotation, restart it, put it back. Waits are bounded: a wait that
+    runs out raises PlatformError with what was seen, it never hangs."""
+
+    async def instances(self, service: str) -> list[Instance]: ...
+
+    async def drain(self, service: str, instance: str, timeout_s: float) -> Instance:
+        """Take it out of rotation and wait until it serves nothing (idempotent)."""
+        ...
+
+    async def restore(self, service: str, instance: str, timeout_s: float) -> Instance:
+        """Put it back into rotation and wait until it is healthy (idempotent)."""
+        ...
+
+    async def restart(self, service: str, instance: str) -> None:
+        """Restart it once; never retried automatically (a second restart is a second action)."""
+        ...

@@ -1,0 +1,93 @@
+"""AWS implementations of the platform capabilities (boto3), proven against moto in server mode.
+
+=============  ==============================================  ===========================================
+capability     adapter                                         AWS service
+=============  ==============================================  ===========================================
+Capacity       :class:`EcsCapacity` / :class:`AsgCapacity`     ECS desiredCount / Auto Scaling group
+Deploys        :class:`EcsDeploys`                             ECS task-definition revisions
+EdgeControls   :class:`SsmEdge`                                SSM Parameter Store (maintenance, flags)
+UploadPolicy   :class:`SsmUploadPolicy`                        SSM Parameter Store (allowlist JSON)
+ActorBlocks    :class:`WafBlocks`                              WAFv2 IP set (+ TTL records in SSM)
+Jobs           :class:`EcsJobs`                                ECS worker services
+Instances      :class:`ElbInstances`                           ELBv2 target group + EC2 reboot
+Logs           :class:`CloudWatchLogs`                         CloudWatch Logs FilterLogEvents
+=============  ==============================================  ===========================================
+
+:func:`aws_levers` builds them from settings; nothing connects until a capability is first used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from remediation.providers.aws.capacity import AsgCapacity, EcsCapacity
+from remediation.providers.aws.deploys import EcsDeploys
+from remediation.providers.aws.edge import SsmEdge, SsmUploadPolicy
+from remediation.providers.aws.instances import ElbInstances
+from remediation.providers.aws.jobs import EcsJobs
+from remediation.providers.aws.logs import CloudWatchLogs
+from remediation.providers.aws.params import SsmParameters
+from remediation.providers.aws.session import AwsConfig, AwsError, AwsSession
+from remediation.providers.aws.waf import WafBlocks
+from remediation.providers.clock import Clock, RealClock
+from remediation.providers.platform import Capacity, LogLine, Logs, PlatformError
+from remediation.settings import Settings
+
+__all__ = [
+    "AsgCapacity", "AwsConfig", "AwsError", "AwsLevers", "AwsSession", "CloudWatchLogs", "EcsCapacity", "EcsDeploys",
+    "EcsJobs", "ElbInstances", "SsmEdge", "SsmParameters", "SsmUploadPolicy", "WafBlocks", "aws_levers",
+]
+
+
+class NoLogSource:
+    """:class:`~remediation.providers.platform.Logs` when no log group is configured: says so on every read."""
+
+    async def lines(self, since: datetime | None = None, limit: int = 500) -> list[LogLine]:
+        raise PlatformError("no CloudWatch log group configured (REMEDIATE_AWS_LOG_GROUP): the app's logs are not read")
+
+
+@dataclass(frozen=True)
+class AwsLevers:
+    """What AWS provides; ``None`` where the settings name no resource (the gate then answers NoLever)."""
+
+    session: AwsSession
+    deploys: EcsDeploys
+    edge: SsmEdge
+    uploads: SsmUploadPolicy
+    logs: Logs
+    capacity: Capacity | None
+    jobs: EcsJobs | None
+    blocks: WafBlocks | None
+    instances: ElbInstances | None
+
+
+def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
+    clock = clock or RealClock()
+    session = AwsSession(AwsConfig(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+                                   max_attempts=settings.aws_max_attempts, connect_timeout_s=settings.http_timeout_s))
+    params = SsmParameters(session, settings.aws_ssm_prefix)
+    cluster = settings.aws_ecs_cluster
+    capacity: Capacity | None = None
+    if settings.aws_capacity == "ecs":
+        capacity = EcsCapacity(session, cluster, default=settings.aws_ecs_service)
+    elif settings.aws_capacity == "asg":
+        if not settings.aws_asg_name:
+            raise ValueError("REMEDIATE_AWS_CAPACITY=asg needs REMEDIATE_AWS_ASG_NAME")
+        capacity = AsgCapacity(session, default=settings.aws_asg_name)
+    return AwsLevers(
+        session=session,
+        deploys=EcsDeploys(session, cluster, settings.aws_ecs_service),
+        edge=SsmEdge(params),
+        uploads=SsmUploadPolicy(params),
+        logs=(CloudWatchLogs(session, settings.aws_log_group, stream_prefix=settings.aws_log_stream_prefix)
+              if settings.aws_log_group else NoLogSource()),
+        capacity=capacity,
+        jobs=EcsJobs(session, cluster, settings.aws_job_services) if settings.aws_job_services else None,
+        blocks=(WafBlocks(session, params, settings.aws_waf_ip_set_name, scope=settings.aws_waf_scope,
+                          ip_set_id=settings.aws_waf_ip_set_id, now=clock.now)
+                if settings.aws_waf_ip_set_name else None),
+        instances=(ElbInstances(session, default_target_group=settings.aws_target_group_arn,
+                                poll_s=settings.aws_drain_poll_s, clock=clock)
+                   if settings.aws_target_group_arn else None),
+    )
