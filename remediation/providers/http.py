@@ -44,6 +44,11 @@ class AppHttp:
         self._transport = transport
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Fetched:
+        return await self.send("GET", path, params=params)
+
+    async def send(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                   cookies: dict[str, str] | None = None, json_body: object = None) -> Fetched:
+        """Any method, from the same budget as the reads (the access probe presents a session cookie)."""
         url = f"{self.base_url}{path}"
         refused = self.budget.try_acquire()
         if refused:
@@ -51,9 +56,12 @@ class AppHttp:
         try:
             # A client per call: flows run on several event loops and a pooled client is bound to one.
             async with httpx.AsyncClient(
-                timeout=self.timeout_s, transport=self._transport, verify=shared_ssl_context()
+                timeout=self.timeout_s, transport=self._transport, verify=shared_ssl_context(), cookies=cookies
             ) as client:
-                response = await client.get(url, params=params)
+                if json_body is None:
+                    response = await client.request(method, url, params=params)
+                else:
+                    response = await client.request(method, url, params=params, json=json_body)
         except httpx.TimeoutException:
             return Fetched(url=url, error=f"timed out after {self.timeout_s:g}s")
         except httpx.HTTPError as exc:

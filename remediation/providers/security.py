@@ -8,6 +8,7 @@ a real clamd, the app's PostgreSQL and Clerk. Each is one Protocol; the simulato
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -124,6 +125,8 @@ class IdentityCheck(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)  # secrets redacted
     jwks_reachable: bool | None = None
     problems: tuple[str, ...] = ()
+    # Recent changes of the settings ({name, previous, value, at}; secrets redacted): what changed before an incident.
+    changes: tuple[dict[str, Any], ...] = ()
 
 
 class Identity(Protocol):
@@ -132,3 +135,19 @@ class Identity(Protocol):
     async def set_setting(self, name: str, value: str) -> str | None:
         """Change one configuration setting; returns the previous value (None: it was unset)."""
         ...
+
+    async def user_roles(self, user_ids: Sequence[str]) -> dict[str, str | None]:
+        """Each user's role at the identity provider (Clerk ``publicMetadata.role``); None: none set, or unknown.
+
+        This is who a user *is*, whatever a broken session token says: access decisions are judged against it."""
+        ...
+
+
+class StatusUpdates(Protocol):
+    """The public status page (Statuspage and the like). Posting is a notification, not a mutation of the service."""
+
+    async def post(self, title: str, body: str, status: str) -> str:
+        """Open a status incident (``investigating``, ``identified``, ``monitoring``, ``resolved``); returns its id."""
+        ...
+
+    async def update(self, incident_id: str, body: str, status: str) -> None: ...

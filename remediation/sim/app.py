@@ -189,6 +189,7 @@ async def _app_request(request: Request) -> AppRequest:
         real_ip=request.headers.get("x-real-ip"), user_agent=request.headers.get("user-agent"),
         request_id=request.headers.get("x-request-id"), content_type=content_type, upload=upload,
         json_body=json_body, authorization=request.headers.get("authorization"),
+        session=request.cookies.get("__session"),  # a Clerk session (the sim's test users: remediation.sim.identity)
     )
 
 

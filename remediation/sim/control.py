@@ -18,6 +18,7 @@ from remediation.sim.applog import Stream
 from remediation.sim.capacity import MAX_REPLICAS, SERVICE
 from remediation.sim.database_control import database_routes
 from remediation.sim.faults import Fault
+from remediation.sim.identity_control import identity_routes
 from remediation.sim.jsfmt import parse_iso_ms
 from remediation.sim.platform import PlatformConflict
 from remediation.sim.scenarios import SCENARIOS, start_scenario
@@ -60,6 +61,7 @@ def control_routes(sim: SimState) -> list[Route]:
         Route("/scenario", endpoint(_post_scenario), methods=["POST"]),
         *database_routes(sim),  # /database/... and /jobs (remediation.sim.database_control)
         *security_routes(sim),  # /blocks, /uploads/allowlist, /antivirus/..., /audit (remediation.sim.security_control)
+        *identity_routes(sim),  # /identity, /identity/users, /status (remediation.sim.identity_control)
         Route("/capacity", endpoint(_get_capacity), methods=["GET"]),
         Route("/capacity", endpoint(_post_capacity), methods=["POST"]),
     ]

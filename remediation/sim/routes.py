@@ -23,12 +23,14 @@ from remediation.sim.uploads import AuditWriter, UploadFile, UploadQuota, Upload
 
 if TYPE_CHECKING:
     from remediation.sim.database import AppDatabase
+    from remediation.sim.identity import SimIdentity
 
 Shape = Literal["api", "page", "redirect", "not_found"]
 
 PAGES = ("/", "/services", "/blog", "/pricing", "/about", "/contact", "/portfolio")
 _ADMIN_COLLECTIONS = ("services", "blogs", "coupons", "orders", "referrals", "commissions", "payouts")
 _ADMIN_ITEM = re.compile(r"^/api/admin/(" + "|".join(_ADMIN_COLLECTIONS) + r")/[^/]+$")
+_MARK_PAID = re.compile(r"^/api/admin/payouts/[^/]+/mark-paid$")
 AUDIT_TABLE_MISSING = 'relation "kamkmserve_audit_log" does not exist'
 
 
@@ -45,6 +47,7 @@ class AppRequest:
     upload: UploadFile | None = None
     json_body: object = None
     authorization: str | None = None
+    session: str | None = None  # the Clerk ``__session`` cookie of a real HTTP request (remediation.sim.identity)
 
     def fields(self) -> RequestFields:
         return RequestFields(path=self.path, method=self.method, request_id=self.request_id,
@@ -82,6 +85,8 @@ class RouteEnv:
     upload_rules: UploadRules | None = None  # allowlists and the AV hook (remediation.sim.security)
     # The database scenarios (slow query, lock contention) reach handlers through this; None: no effect.
     database: AppDatabase | None = None
+    # Clerk and the admin role checks (remediation.sim.identity); None: the role on the request decides.
+    identity: SimIdentity | None = None
 
 
 def latency(rng: random.Random, median_ms: float, sigma: float = 0.45) -> int:
@@ -132,6 +137,11 @@ def _admin_api(request: AppRequest, env: RouteEnv) -> Outcome:
     if collection in _ADMIN_COLLECTIONS and method in ("GET", "POST"):
         return _role_gated(request, env, "ADMIN", ("SELECT", f"kamkmserve_{collection.rstrip('s')}"),
                            f"Failed to fetch {collection}")
+    if path.startswith("/api/admin/orders/") and _ADMIN_ITEM.match(path) and method == "GET":
+        # GET orders/[id] checks no role at all (reference §6.2).
+        return _business(request, env, ("SELECT", "kamkmserve_order"), "Failed to fetch order", 60)
+    if _MARK_PAID.match(path) and method == "POST":  # payouts/[id]/mark-paid: no check either
+        return _business(request, env, ("UPDATE", "kamkmserve_payout"), "Failed to mark payout as paid", 70)
     if _ADMIN_ITEM.match(path) and method in ("PATCH", "DELETE"):
         failure = "Failed to update order" if path.startswith("/api/admin/orders/") else "Failed to update"
         return _business(request, env, ("UPDATE", "kamkmserve_order"), failure, 70)
@@ -142,12 +152,22 @@ def _admin_api(request: AppRequest, env: RouteEnv) -> Outcome:
 
 def _user_handler(request: AppRequest, env: RouteEnv, db: tuple[str, str], failure: str,
                   median_ms: float) -> Outcome:
-    if request.role is None:  # getCurrentUserRole() without a Clerk session
+    signed_in = request.role is not None or (env.identity is not None and env.identity.principal(request) is not None)
+    if not signed_in:  # getCurrentUserRole() without a Clerk session
         return _json(401, {"error": "Unauthorized"}, env, 12)
     return _business(request, env, db, failure, median_ms)
 
 
 def _role_gated(request: AppRequest, env: RouteEnv, needed: str, db: tuple[str, str], failure: str) -> Outcome:
+    if env.identity is not None:
+        status, stack = env.identity.require_role(request, needed)
+        if status == 500 and stack is not None:
+            env.log.print_raw("stderr", stack)  # requireRole's console.error(e)
+            return _json(500, {"error": "Auth check failed"}, env, 40)
+        if status in (401, 403):
+            return _json(status, {"error": "Unauthorized" if status == 401 else "Forbidden"}, env,
+                         12 if status == 401 else 25)  # requireRole denials are never logged
+        return _business(request, env, db, failure, 90)
     if request.role is None:
         return _json(401, {"error": "Unauthorized"}, env, 12)
     rank = {"USER": 0, "ADMIN": 1, "SUPERADMIN": 2}
@@ -245,6 +265,11 @@ def _uploads(request: AppRequest, env: RouteEnv) -> Outcome:
 
 
 def _admin_page(request: AppRequest, env: RouteEnv) -> Outcome:
+    principal = env.identity.principal(request) if env.identity is not None else None
+    if env.identity is not None and principal is not None:  # signed in: the middleware's admin gate
+        if env.identity.middleware(request, principal, env.log) == "allow":
+            return Outcome(200, "page", duration_ms=latency(env.rng, 110))
+        return Outcome(403, "api", b"Forbidden", "text/plain;charset=UTF-8", duration_ms=latency(env.rng, 30))
     if request.authorization and request.authorization.startswith("Basic "):
         user = _basic_user(request.authorization)
         env.log.security("Admin Basic Auth attempt failed",

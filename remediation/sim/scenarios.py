@@ -10,6 +10,7 @@ from typing import Protocol
 
 from remediation.sim.database_scenarios import LockContention, SlowQuery
 from remediation.sim.faults import Fault
+from remediation.sim.identity_scenarios import AuthKeyRotated, AuthMisconfig, AuthMisconfigNoRecovery
 from remediation.sim.security_attack import MalwareBurst
 from remediation.sim.state import SimState
 from remediation.sim.traffic import prefill
@@ -116,7 +117,8 @@ class LoadSpike:
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (Healthy(), BadRelease(), BadReleaseNoRecovery(), LoadSpike(),
-                                                       SlowQuery(), LockContention(), MalwareBurst())}
+                                                       SlowQuery(), LockContention(), MalwareBurst(),
+                                                       AuthMisconfig(), AuthMisconfigNoRecovery(), AuthKeyRotated())}
 
 
 def start_scenario(state: SimState, name: str) -> None:

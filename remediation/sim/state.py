@@ -19,6 +19,7 @@ from remediation.sim.collector import MetricsCollector
 from remediation.sim.config import SimConfig
 from remediation.sim.database import AppDatabase
 from remediation.sim.faults import DATABASE_DOWN, Fault
+from remediation.sim.identity import SimIdentity, disabled_feature
 from remediation.sim.platform import Edge, ErrorTracker, ReleaseBook
 from remediation.sim.process import SimulatedProcess
 from remediation.sim.ratelimit import ApiRateLimiter, client_identity
@@ -84,6 +85,7 @@ class SimState:
         if previous_security is not None:
             previous_security.close()  # its audit writer thread (real PostgreSQL) ends with the old world
         self.security = SimSecurity(self.config, self.clock)  # block list, allowlist, scanner, audit table
+        self.identity = SimIdentity(self.clock)  # Clerk configuration, the admin checks, the status page
         self.stats = Stats()
         self.dependency_fault: Fault | None = None
         self.metrics_fault = "ok"
@@ -113,8 +115,8 @@ class SimState:
             action()
 
     def at_edge(self, path: str) -> bool:
-        """True when the edge answers (maintenance): the app never sees the request."""
-        if self.edge.under_maintenance(path):
+        """True when the edge answers (maintenance, an admin feature switched off): the app never sees the request."""
+        if self.edge.under_maintenance(path) or disabled_feature(self.edge, path) is not None:
             self.stats.edge_served += 1
             return True
         return False
@@ -131,7 +133,7 @@ class SimState:
             release_fault=release.fault, dependency_fault=self.dependency_fault,
             audit_error=DATABASE_DOWN.message if outage_covers_uploads else None,
             audit=self.security.audit.write, upload_rules=self.security.upload_rules(),
-            database=self.database,
+            database=self.database, identity=self.identity,
         )
         outcome = dispatch(request, env)
         wait = self.load.wait_ms(self.edge.under_maintenance)  # queued before a replica picked it up

@@ -56,12 +56,18 @@ ENDPOINTS = (
 class TrafficModel:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
+        self._endpoints: tuple[Endpoint, ...] = ENDPOINTS
         self._weights = [e.weight for e in ENDPOINTS]
         self._ips = [f"{net}.{host}" for net in ("198.51.100", "203.0.113", "192.0.2") for host in range(2, 254)]
 
+    def add(self, endpoints: tuple[Endpoint, ...]) -> None:
+        """More endpoints in the mix: a scenario's extra traffic (e.g. admins in the admin area)."""
+        self._endpoints = (*self._endpoints, *endpoints)
+        self._weights = [e.weight for e in self._endpoints]
+
     def next_request(self) -> AppRequest:
         rng = self._rng
-        endpoint = rng.choices(ENDPOINTS, weights=self._weights)[0]
+        endpoint = rng.choices(self._endpoints, weights=self._weights)[0]
         role = None
         if rng.random() < endpoint.signed_in:
             role = "ADMIN" if rng.random() < endpoint.admin else "USER"
