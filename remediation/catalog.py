@@ -13,6 +13,7 @@ RUNBOOKS: dict[str, str] = {
     "elevated-error-rate": "flows/elevated_error_rate.py:elevated_error_rate",
     "database-errors": "flows/database_errors.py:database_errors",
     "high-latency": "flows/high_latency.py:high_latency",
+    "suspicious-upload": "flows/suspicious_upload.py:suspicious_upload",
 }
 
 

@@ -51,6 +51,10 @@ DEMOS: dict[str, DemoScenario] = {
     "lock-contention": DemoScenario(runbook="database-errors", alert_name="PostgresLockWaits",
                                     parameters={"sample_interval_s": 2.0, "long_running_s": 2.0,
                                                 "probe_requests": 12}),
+    # Runbook 4: one client uploads malware in a burst; blocked at the edge for an hour (left to expire), the PDF
+    # type its samples came in as dropped from the allowlist until a benign upload passes, then restored.
+    "malware-burst": DemoScenario(runbook="suspicious-upload", alert_name="MalwareUploadBurst",
+                                  parameters={"window_s": 120.0}),
 }
 
 

@@ -29,6 +29,7 @@ REQUEST_SERIES = ("process_uptime_seconds", "http_requests_total", "http_request
 
 if TYPE_CHECKING:
     from remediation.providers.dbops import DbOperationStats
+    from remediation.providers.uploadstats import UploadCounts
 
 
 class RouteStats(BaseModel):
@@ -91,6 +92,8 @@ class Metrics(Protocol):
     async def request_stats(self, window_records: int) -> RequestStats: ...
 
     async def db_operations(self, window_samples: int) -> DbOperationStats: ...
+
+    async def upload_counts(self) -> UploadCounts: ...
 
     async def health(self) -> HealthReading: ...
 
@@ -206,6 +209,19 @@ class AppMetrics:
             return parse_db_operations(page, window_samples)
         except ValueError as exc:
             return DbOperationStats(available=False, reason=f"{fetched.url}: unparseable metrics page ({exc})")
+
+    async def upload_counts(self) -> UploadCounts:
+        from remediation.providers.uploadstats import UploadCounts, parse_upload_counts
+
+        fetched = await self.http.get(METRICS_PATH)
+        if not fetched.ok:
+            return UploadCounts(available=False, reason=f"{fetched.url}: {fetched.error}")
+        if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
+            return UploadCounts(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
+        try:
+            return parse_upload_counts(fetched.text)
+        except ValueError as exc:
+            return UploadCounts(available=False, reason=f"{fetched.url}: unparseable metrics page ({exc})")
 
     async def health(self) -> HealthReading:
         fetched = await self.http.get(HEALTH_PATH, params={"format": "health"})

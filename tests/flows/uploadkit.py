@@ -1,0 +1,62 @@
+"""Shared helpers for the upload runbook's scenario tests (simulated and real PostgreSQL + clamd backends)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from remediation.sim import SimServer
+
+# Fast, but faithful: a short window, two detections to act on, quick verification.
+UPLOAD_FAST: dict[str, Any] = {"window_s": 120.0, "min_detections": 3, "verify_consecutive": 2,
+                               "verify_interval_s": 0.3, "verify_deadline_s": 8.0}
+ATTACKER = "203.0.113.66"
+DEFAULT_EXT = [".png", ".jpg", ".jpeg", ".webp", ".pdf"]
+DEFAULT_MIME = ["image/png", "image/jpeg", "image/webp", "application/pdf"]
+
+
+def plane(server: SimServer, path: str, **params: str) -> Any:
+    return httpx.get(f"{server.url}/_sim{path}", params=params, timeout=10).json()
+
+
+def blocks(server: SimServer) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = plane(server, "/blocks")["blocks"]
+    return found
+
+
+def allowlist(server: SimServer) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = plane(server, "/uploads/allowlist")
+    return found
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def wait_for_burst(server: SimServer, detections: int = 6) -> None:
+    """Block until the scanner has rejected ``detections`` of the attacker's uploads."""
+    wait_until(f"{detections} malware detections",
+               lambda: plane(server, "/antivirus")["detections"] >= detections)
+
+
+def multipart(filename: str, content_type: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "----uploadkit"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def upload(server: SimServer, filename: str, content_type: str, data: bytes,
+           forwarded_for: str | None = None) -> httpx.Response:
+    body, form = multipart(filename, content_type, data)
+    headers = {"content-type": form, "user-agent": "curl/8.5.0"}
+    if forwarded_for is not None:
+        headers["x-forwarded-for"] = forwarded_for
+    return httpx.post(f"{server.url}/api/uploads", content=body, headers=headers, timeout=10)
