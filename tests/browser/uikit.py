@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,6 @@ class UiStack:
     home: Path
     server: LocalPrefectServer
     serve: ServeProcess
-    artifacts: Path = field(default_factory=Path)
 
     def reset_scenario(self, scenario: str = "bad-release") -> None:
         response = httpx.post(f"{self.sim.url}/_sim/scenario", json={"name": scenario}, timeout=10)
