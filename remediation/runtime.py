@@ -83,6 +83,10 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
 
     if settings.platform == "aws":
         return _connect_aws(settings, migrate=migrate)
+    if settings.platform == "vercel":
+        from remediation.providers.vercel_bundle import connect_vercel
+
+        return connect_vercel(settings, migrate=migrate)  # Vercel + Sentry + Clerk; see vercel_bundle
     if settings.platform != "sim":
         raise UnsupportedPlatform(
             f"platform '{settings.platform}' has no adapters yet; use REMEDIATE_PLATFORM=sim or aws"
