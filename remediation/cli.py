@@ -214,6 +214,31 @@ def incidents(
 
 
 @app.command()
+def reconcile(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be closed")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Close incidents whose run died without closing them (as escalated), naming half-done actions."""
+    from remediation.reconcile import reconcile as run_reconcile
+    from remediation.settings import Settings
+    from remediation.store import Store
+
+    store = Store(Settings().resolved_database_url)
+    store.migrate()
+    found = run_reconcile(store, dry_run=dry_run)
+    if json_output:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in found], indent=2))
+        return
+    if not found:
+        console.print("nothing to reconcile: every open incident has a live run (or none started yet)")
+    for r in found:
+        verb = "would close" if dry_run else "closed"
+        console.print(f"{verb} {r.incident_id} ({r.runbook}, {r.service}): run {r.flow_run_id} {r.run_state}")
+        for item in r.dangling:
+            console.print(f"  [yellow]half-done:[/] {item}")
+
+
+@app.command()
 def paused() -> None:
     """List runs waiting for approval."""
     from remediation import approval_client

@@ -216,6 +216,22 @@ class Draining:
         await self.app(scope, receive, send)
 
 
+def _reconcile_periodically(store: Any, stop_event: threading.Event, every_s: float = 60.0) -> None:
+    """At start-up (runs a previous process left behind) and then every ``every_s``: close the incidents of dead
+    runs (``remediation.reconcile``), so that a crashed run never blocks its service's next remediation."""
+    from remediation.reconcile import reconcile
+
+    while True:
+        try:
+            for found in reconcile(store):
+                log.warning("reconciled incident %s: run %s %s; %d half-done action(s)", found.incident_id,
+                            found.flow_run_id, found.run_state, len(found.dangling))
+        except Exception:
+            log.exception("reconciling incidents failed; retrying in %gs", every_s)
+        if stop_event.wait(every_s):
+            return
+
+
 def _close_providers(providers: Any) -> None:
     """Close what the providers hold open (database pools), so the process leaves no half-open sessions."""
     try:
@@ -267,6 +283,10 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
         providers = runtime.connect(settings)
         cleanup.callback(_close_providers, providers)
         cleanup.enter_context(runtime.use(providers))
+        reconciling = threading.Thread(target=_reconcile_periodically, args=(providers.store, stop_event),
+                                       name="reconcile", daemon=True)
+        reconciling.start()
+        cleanup.callback(reconciling.join, 5.0)
         executor = WarmExecutor(max_parallel=max_parallel)
         cleanup.callback(executor.shutdown, grace_s, drain_s)
 
