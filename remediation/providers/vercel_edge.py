@@ -9,7 +9,8 @@ path cannot be a key):
 - ``upload_allowlist``: ``{"extensions": [...], "mime_types": [...]}``; absent means the app's own defaults
   (reference §7: ``UPLOAD_ALLOWED_EXT`` / ``UPLOAD_ALLOWED_MIME`` defaults), which is what it enforces then.
 
-Endpoints: ``GET /v1/edge-config/{id}/items``, ``GET /v1/edge-config/{id}/item/{key}`` (404: no such item),
+Endpoints: ``GET /v1/edge-config/{id}`` (does it exist: an item's 404 alone could be a wrong id),
+``GET /v1/edge-config/{id}/items``, ``GET /v1/edge-config/{id}/item/{key}`` (404: no such item),
 ``PATCH /v1/edge-config/{id}/items`` with ``{"items": [{"operation": "upsert"|"delete", "key", "value"}]}``,
 ``GET /v1/edge-config/{id}/backups`` (``backups[{id, lastModified}]``, ``pagination.next``) and
 ``GET /v1/edge-config/{id}/backups/{versionId}`` (``backup.items{key: {value, createdAt, updatedAt}}``).
@@ -59,6 +60,7 @@ class EdgeConfig:
     def __init__(self, api: VercelApi, edge_config_id: str | None) -> None:
         self.api = api
         self.edge_config_id = edge_config_id
+        self._confirmed = False
 
     def _base(self) -> str:
         if not self.edge_config_id:
@@ -77,6 +79,7 @@ class EdgeConfig:
         response = await self.api.rest.request("GET", f"{self._base()}/item/{key}", params=self.api.scoped(),
                                                accept=(404,))
         if response.status_code == 404:
+            await self._exists()  # a missing item, or a wrong Edge Config id? only the former means "unset"
             return None
         try:
             body = response.json()
@@ -85,6 +88,11 @@ class EdgeConfig:
         if not isinstance(body, dict):
             raise PlatformError(f"vercel GET edge-config item {key}: not an item: {str(body)[:200]}")
         return _item(body)
+
+    async def _exists(self) -> None:
+        if not self._confirmed:
+            await self.api.get(self._base())  # GET /v1/edge-config/{id}: 404 (a PlatformError) when it is not there
+            self._confirmed = True
 
     async def upsert(self, key: str, value: Any) -> None:
         await self._patch([{"operation": "upsert", "key": key, "value": value}])

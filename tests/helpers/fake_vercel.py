@@ -7,7 +7,7 @@
 - ``POST /v1/projects/{id}/rollback/{deploymentId}`` (an earlier production deployment only) and
   ``POST /v10/projects/{id}/promote/{deploymentId}``: 201, the move recorded in ``lastAliasRequest`` with a
   ``jobStatus`` that stays ``pending`` for ``alias_pending_reads`` project reads (Vercel moves aliases async);
-- Edge Config: ``GET .../items``, ``GET .../item/{key}`` (404 when missing), ``PATCH .../items`` (``create``,
+- Edge Config: ``GET /v1/edge-config/{id}``, ``GET .../items``, ``GET .../item/{key}`` (404 when missing), ``PATCH .../items`` (``create``,
   ``update``, ``upsert``, ``delete``; keys ``^[\\w-]+$``) → ``{"status": "ok"}``, and a backup per write
   (``GET .../backups`` with ``pagination {hasNext, next}``, ``GET .../backups/{id}``);
 - Firewall: ``GET /v1/security/firewall/config/active?projectId=`` (404 until a config exists) and ``PATCH
@@ -92,6 +92,11 @@ class FakeVercel(FakeApi):
             return Answer(200, {**{k: v for k, v in found.items() if k != "uid"}, "id": found["uid"]})
         if len(parts) == 5 and parts[1] == "projects" and parts[3] in ("rollback", "promote") and method == "POST":
             return self._move(parts[0], parts[2], parts[3], parts[4])
+        if parts[:2] == ["v1", "edge-config"] and len(parts) == 3 and method == "GET":
+            if parts[2] != self.edge_config_id:
+                return _error(404, "not_found", "Edge Config not found")
+            return Answer(200, {"id": self.edge_config_id, "slug": "kamkm", "itemCount": len(self.items),
+                                "sizeInBytes": 0, "digest": "d", "createdAt": 0, "updatedAt": self.now_ms()})
         if parts[:2] == ["v1", "edge-config"] and len(parts) >= 4:
             return self._edge(method, parts[2], parts[3:], query, body)
         if parts[:4] == ["v1", "security", "firewall", "config"]:
