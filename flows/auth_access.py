@@ -1,0 +1,305 @@
+"""Runbook 5: Authentication/Authorization issues.
+
+When it fires
+    An alert on denied admin access (Alertmanager ``AdminRoleCheckFailures``, ``AuthDenialsSpike``,
+    ``HighForbiddenRate``, ``ClerkErrors``; a Sentry alert about Clerk or auth) or by hand from the Prefect UI.
+
+What it does
+    identify     ``confirm_samples`` readings ``sample_interval_s`` apart of two signals: the share of admin-area
+                 requests answered 403 among the app's last ``window_records`` request records, and the
+                 middleware's ``Admin role check failed`` / ``errored`` events against its claims-debug lines (one per
+                 check) over the last ``event_window_s``; plus auth issues in the error tracker (informational).
+                 Either signal confirmed in breach -> an incident; both normal -> stand down. The denial rate
+                 unknown (the app as it is never emits request records) -> nothing is changed, escalate with the
+                 security events as evidence: a fix whose effect cannot be measured is not made by a robot.
+                 Then, before anything is switched off, a signed-in **non-admin** test user calls every admin route
+                 of the reference (harmless requests) and the routes that let it through are recorded.
+    contain      Switches the affected admin features off at the edge (``admin-console`` for ``/admin``,
+                 ``admin-api`` for ``/api/admin``; reversible) and posts a status update (a notification).
+    investigate  In parallel: the identity configuration (keys present and of one instance, JWKS reachable, the
+                 role claim where the app reads it, recent changes), the recorded access decisions against the
+                 written admin policy (ABAC, with each user's real role from the identity provider), deploy history,
+                 log excerpts. Admin routes with no check at all are evidence and a recommendation, never fixed here.
+    remediate    The configuration fix the settings indicate (the role claim back to ``role``; the JWKS URL of the
+                 publishable key's instance) as ``set_auth_setting``: DESTRUCTIVE (it changes who gets in), so the
+                 run pauses for approval. A revoked or mismatched secret key needs a human. Nothing indicated ->
+                 escalate.
+    recover      The admin features are switched back on (with them off the edge answers and nothing can be
+                 verified), then: the admin 403 share at or under the threshold for ``verify_consecutive`` readings
+                 within ``verify_deadline_s`` and the middleware not refusing most checks since the fix, then an admin
+                 test user opens ``/admin`` and ``/api/admin/orders``. Healthy -> the status update is resolved.
+                 Otherwise the features go off again (containment kept) and the incident escalates.
+    close        Timeline, report and postmortem draft as Prefect artifacts and in the store.
+
+Blast radius and approval
+    ``dry_run`` touches nothing and posts nothing. ``approve`` asks before every mutation. ``auto`` switches the
+    features by policy; the setting change always asks unless configuration pre-approves ``set_auth_setting``. An
+    unanswered approval is a deny: the setting stays, the admin features **stay off** (the broken checks are not
+    put back in front of users) and the incident escalates; a human switches them on. Caps: actions per service per
+    hour, one active remediation per service, kill switch. The probes use test users only and spend the app's
+    request budget (100/min per IP): a 429 is "could not ask", never a verdict.
+
+Concurrency
+    One run per service at a time (Prefect global concurrency limit ``remediate-<service>``). A second run waits up
+    to ``lock_timeout_s``, then escalates without acting.
+
+Undo
+    Features: switched back on (done by the run once the fix is in). Setting: its previous value (recorded as the
+    action's undo; a human decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from remediation import runtime
+from remediation.forms import (
+    AlertName,
+    ApprovalTimeout,
+    ConfirmSamples,
+    IncidentId,
+    LockTimeout,
+    RunMode,
+    RunSeverity,
+    SampleInterval,
+    Service,
+    VerifyConsecutive,
+    VerifyDeadline,
+    VerifyInterval,
+    form,
+)
+from remediation.incident import RunningIncident
+from remediation.models import (
+    ActionRecord,
+    Alert,
+    FindingStatus,
+    Mode,
+    Outcome,
+    Phase,
+    SetFeatureFlag,
+    Severity,
+    Verification,
+)
+from remediation.orchestration.limits import ServiceBusy, service_lock
+from tasks.act import act
+from tasks.auth import auth_issues_finding, sample_auth, verdict
+from tasks.auth_investigate import (
+    access_policy,
+    identity_check,
+    non_admin_probe,
+    probe_evidence,
+    probe_finding,
+    recommendations,
+)
+from tasks.auth_plans import affected_features, disable_plans, fix_plans, post_status, update_status
+from tasks.auth_verify import verify_admin_access
+from tasks.investigate import deploy_history, log_excerpts
+from tasks.report import publish_report, render_postmortem
+
+RUNBOOK = "auth-access"
+_DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we have switched it off while we fix "
+             "the sign-in configuration. The shop and customer accounts are not affected.")
+
+
+@flow(name=RUNBOOK, description="Authentication/authorization issues: identify, contain, investigate, remediate, "
+                                "recover")
+async def auth_access(
+    service: Service = "kamkmserve",
+    mode: RunMode = None,
+    severity: RunSeverity = Severity.SEV2,
+    forbidden_pct: Annotated[float, form(
+        "Admin 403 share (%)", "Share of the recent admin-area requests answered 403 above which admins are being "
+        "refused; after the fix it must be at or below this. At baseline only customers poking at the admin area "
+        "are refused.")] = 50.0,
+    min_admin_records: Annotated[int, form(
+        "Minimum admin requests", "Fewer admin-area requests than this among the records read: the denial rate is "
+        "unknown and the run escalates without changing anything.")] = 10,
+    refused_pct: Annotated[float, form(
+        "Refused admin checks (%)", "Share of the middleware's admin checks ending in 'Admin role check failed' or "
+        "'errored' above which the checks are failing.")] = 50.0,
+    min_refused: Annotated[int, form(
+        "Minimum refused checks", "Refused admin checks in the event window below which the logs show no "
+        "incident, whatever the share.")] = 5,
+    window_records: Annotated[int, form(
+        "Records per reading", "How many of the app's most recent request records a reading uses (the app keeps "
+        "500; admin traffic is a small part of them).")] = 500,
+    event_window_s: Annotated[float, form(
+        "Event window (s)", "How far back a reading counts the middleware's security events.")] = 120.0,
+    confirm_samples: ConfirmSamples = None,
+    sample_interval_s: SampleInterval = 5.0,
+    verify_consecutive: VerifyConsecutive = None,
+    verify_interval_s: VerifyInterval = None,
+    verify_deadline_s: VerifyDeadline = None,
+    approval_timeout_s: ApprovalTimeout = None,
+    alert_name: AlertName = "manual",
+    incident_id: IncidentId = None,
+    lock_timeout_s: LockTimeout = 1800.0,
+) -> dict[str, Any]:
+    providers = runtime.current()
+    settings = providers.settings
+    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
+    incident = RunningIncident(
+        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
+        alert=Alert(name=alert_name, service=service, severity=severity,
+                    source="manual" if alert_name == "manual" else "alert"),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        approval_timeout_s=approval_timeout_s,
+    )
+    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, admin 403 threshold "
+                  f"{forbidden_pct:g}%, refused checks threshold {refused_pct:g}%")
+    try:
+        async with service_lock(service, timeout_s=lock_timeout_s):
+            return await _remediate(
+                incident, service=service, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
+                refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
+                event_window_s=event_window_s, confirm_samples=confirm, sample_interval_s=sample_interval_s,
+                verify=(verify_consecutive or settings.verify_consecutive,
+                        verify_interval_s or settings.verify_interval_s,
+                        verify_deadline_s or settings.verify_deadline_s),
+            )
+    except ServiceBusy as busy:
+        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
+        return await _close(incident, Outcome.ESCALATED)
+
+
+async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: float, min_admin_records: int,
+                     refused_pct: float, min_refused: int, window_records: int, event_window_s: float,
+                     confirm_samples: int, sample_interval_s: float, verify: tuple[int, float, float]
+                     ) -> dict[str, Any]:
+    providers = incident.providers
+    # identify ------------------------------------------------------------------------------------------
+    (signals, reading, lines), issues = await asyncio.gather(
+        sample_auth(providers, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
+                    refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
+                    window_s=event_window_s, samples=confirm_samples, interval_s=sample_interval_s),
+        auth_issues_finding(providers))
+    denials, events = signals
+    incident.add_findings([denials, events, issues])
+    status = verdict(denials, events)
+    if status is FindingStatus.OK:
+        incident.note(Phase.IDENTIFY, "not confirmed: standing down")
+        return await _close(incident, Outcome.STOOD_DOWN)
+    if status is FindingStatus.UNKNOWN:
+        incident.escalate(Phase.IDENTIFY, "the admin denial rate is unknown, so nothing is changed "
+                          f"(security events: {events.status.value}, {events.detail}): a human must look")
+        return await _close(incident, Outcome.ESCALATED)
+    probe = await non_admin_probe(providers)  # before containment hides the app's checks behind the edge
+    incident.add_findings([probe_finding(probe)])
+
+    # contain -------------------------------------------------------------------------------------------
+    why = denials.detail if denials.status is FindingStatus.BREACH else events.detail
+    history = await _flag_history(incident)
+    features = affected_features(reading.denials, events.status is FindingStatus.BREACH, forbidden_pct)
+    contained: list[ActionRecord] = []
+    for off in disable_plans(service, features, history, why):
+        contained.append(await act(incident, Phase.CONTAIN, off, evidence_confirmed=True, why=why))
+    status_id = await post_status(incident, _DEGRADED)
+
+    # investigate ---------------------------------------------------------------------------------------
+    (identity, check), (policy, _), (deploys, _), logs = await asyncio.gather(
+        identity_check(providers), access_policy(providers, lines, probe), deploy_history(providers, 3600.0),
+        log_excerpts(providers, providers.clock.now() - timedelta(seconds=event_window_s)))
+    plans, by_hand = fix_plans(service, check)
+    incident.report.evidence.extend([identity, probe_evidence(probe), policy, deploys, logs,
+                                     recommendations(probe, by_hand)])
+    for evidence in incident.report.evidence:
+        incident.note(Phase.INVESTIGATE, f"evidence {evidence.source}", evidence.summary)
+
+    # remediate -----------------------------------------------------------------------------------------
+    fixes: list[ActionRecord] = []
+    if not plans:
+        incident.note(Phase.REMEDIATE, "no configuration fix indicated",
+                      "; ".join(by_hand) or (check.reason if not check.available else "the identity check is clean"))
+    for plan in plans:
+        fix = await act(incident, Phase.REMEDIATE, plan, evidence_confirmed=True, why=plan.reason)
+        fixes.append(fix)
+        if not fix.applied:
+            break
+    fixed_at = providers.clock.now()
+
+    if incident.report.mode is Mode.DRY_RUN:
+        return await _close(incident, Outcome.DRY_RUN)
+    if not fixes or not all(f.applied for f in fixes):
+        outcome = _without_fix(incident, fixes[-1] if fixes else None, contained)
+        await update_status(incident, Phase.REMEDIATE, status_id, "identified",
+                            "The cause is known and engineers are on it; the admin area stays off until then.")
+        return await _close(incident, outcome)
+
+    # recover -------------------------------------------------------------------------------------------
+    verification = await _restore_and_verify(incident, contained, since=fixed_at, forbidden_pct=forbidden_pct,
+                                             min_admin_records=min_admin_records, refused_pct=refused_pct,
+                                             min_refused=min_refused, window_records=window_records, verify=verify)
+    incident.report.verification = verification
+    if verification.healthy:
+        await update_status(incident, Phase.RECOVER, status_id, "resolved",
+                            "The admin area is back and administrators can sign in again.")
+        return await _close(incident, Outcome.RECOVERED)
+    for record in contained:
+        if record.applied:
+            await act(incident, Phase.RECOVER, record.plan, evidence_confirmed=True,
+                      why="the fix did not hold: switch the admin features off again")
+    incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); "
+                      f"{'containment kept' if any(r.applied for r in contained) else 'nothing contained'}")
+    await update_status(incident, Phase.RECOVER, status_id, "identified",
+                        "The first fix did not restore admin access; engineers are working on it.")
+    return await _close(incident, Outcome.ESCALATED)
+
+
+async def _flag_history(incident: RunningIncident) -> list[Any]:
+    try:
+        return list(await incident.providers.edge.flag_history())
+    except Exception as exc:
+        incident.note(Phase.CONTAIN, "flag history unreadable", f"{exc}; assuming the admin features are on")
+        return []
+
+
+def _without_fix(incident: RunningIncident, fix: ActionRecord | None, contained: list[ActionRecord]) -> Outcome:
+    kept = ("containment kept: the admin features stay off until a human switches them on"
+            if any(r.applied for r in contained) else "nothing contained")
+    if fix is None:
+        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
+        return Outcome.ESCALATED
+    if fix.approval is not None and not fix.approval.granted:
+        incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not approved ({fix.approval.answer.value}); "
+                          f"{kept}")
+        return Outcome.DENIED
+    incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not applied "
+                      f"({fix.error or '; '.join(fix.reasons)}); {kept}")
+    return Outcome.ESCALATED
+
+
+async def _restore_and_verify(incident: RunningIncident, contained: list[ActionRecord], *, since: datetime,
+                              forbidden_pct: float, min_admin_records: int, refused_pct: float, min_refused: int,
+                              window_records: int, verify: tuple[int, float, float]) -> Verification:
+    """With the features off the edge answers and the app's checks are never exercised: switch them back on first."""
+    for record in contained:
+        if record.applied and isinstance(record.plan, SetFeatureFlag) and (undo := record.plan.undo()) is not None:
+            restored = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True,
+                                 why="switch the admin feature back on to verify the fix under real traffic")
+            if not restored.applied:
+                return Verification(check="switch admin features back on", healthy=False,
+                                    detail=f"{undo.summary()} was not applied: {'; '.join(restored.reasons)}")
+    consecutive, interval_s, deadline_s = verify
+    incident.note(Phase.RECOVER, "verifying", f"{consecutive} healthy readings {interval_s:g}s apart within "
+                  f"{deadline_s:g}s, then the admin test user")
+    verification = await verify_admin_access(
+        incident.providers, since=since, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
+        refused_pct=refused_pct, min_refused=min_refused, window_records=window_records, consecutive=consecutive,
+        interval_s=interval_s, deadline_s=deadline_s)
+    incident.note(Phase.RECOVER, f"verification {'healthy' if verification.healthy else 'failed'}",
+                  verification.detail)
+    return verification
+
+
+async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
+    report = incident.report
+    report.outcome = outcome
+    report.postmortem = render_postmortem(report)
+    final = incident.finish(outcome)
+    await publish_report(final)
+    return final.summary_json()

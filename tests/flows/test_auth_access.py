@@ -1,0 +1,149 @@
+"""Scenario tests for the auth runbook: a real simulator over HTTP, a real Prefect API, a real store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flows.auth_access import auth_access
+from remediation import runtime
+from remediation.models import Mode
+from remediation.providers.access_probe import ADMIN_ROUTES
+from remediation.providers.approvals import Scripted
+from remediation.sim import SimServer
+from tests.flows.authkit import FAST, flags, identity, status_incidents, wait_for_lockout
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+Sim = Callable[..., SimServer]
+Build = Callable[..., runtime.Providers]
+APPROVE = [Scripted(approve=True, approver="alice", reason="INC-5")]
+UNPROTECTED = sorted(f"{r.method} {r.route}" for r in ADMIN_ROUTES if r.guard == "none")
+
+
+async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:
+    with runtime.use(providers):
+        return await auth_access(**{**FAST, **params})
+
+
+def kinds(report: dict[str, Any], state: str | None = None) -> list[str]:
+    return [f"{a['kind']} {a['target']}" for a in report["actions"] if state is None or a["state"] == state]
+
+
+def finding(report: dict[str, Any], check: str) -> dict[str, Any]:
+    return next(f for f in report["findings"] if f["check"] == check)
+
+
+def evidence(report: dict[str, Any], source: str) -> dict[str, Any]:
+    return next(e for e in report["evidence"] if e["source"] == source)
+
+
+async def test_stands_down_when_admins_get_in_as_usual(sim: Sim, providers: Build) -> None:
+    server = sim("auth-misconfig", onset_s=3600.0)  # the admin traffic, never the change
+    time.sleep(1.0)
+    report = await run(providers(server.url))
+    assert report["outcome"] == "stood_down"
+    assert finding(report, "admin_forbidden_rate")["status"] == "ok"
+    assert finding(report, "admin_role_check_failures")["status"] == "ok"
+    assert report["actions"] == []
+    assert flags(server) == {} and status_incidents(server) == []
+
+
+async def test_contains_fixes_the_role_claim_after_approval_and_verifies_admins_are_back(
+    sim: Sim, providers: Build
+) -> None:
+    server = sim("auth-misconfig")
+    wait_for_lockout(server)
+    p = providers(server.url, answers=APPROVE)
+    report = await run(p)
+
+    assert report["outcome"] == "recovered", report["escalation"]
+    assert finding(report, "admin_forbidden_rate")["status"] == "breach"
+    assert finding(report, "admin_role_check_failures")["status"] == "breach"
+    assert kinds(report, "applied") == [
+        "set_feature_flag admin-console=off", "set_feature_flag admin-api=off", "set_auth_setting role_claim='role'",
+        "set_feature_flag admin-console=on", "set_feature_flag admin-api=on"]
+    fix = next(a for a in report["actions"] if a["kind"] == "set_auth_setting")
+    assert fix["risk"] == "destructive" and fix["decision"] == "needs_approval" and fix["approver"] == "alice"
+    assert fix["undo"]["value"] == "userRole"  # the undo restores what the dashboard had set
+    assert report["verification"]["healthy"] is True and "probe-admin gets in" in report["verification"]["detail"]
+    assert identity(server)["settings"]["role_claim"] == "role"
+    assert flags(server) == {"admin-console": True, "admin-api": True}
+    [posted] = status_incidents(server)
+    assert [u["status"] for u in posted["updates"]] == ["investigating", "resolved"]
+    # The evidence names the cause and the standing gap, which is recommended, not changed.
+    assert "'userRole'" in evidence(report, "identity")["summary"]
+    assert "role_claim 'role' -> 'userRole'" in evidence(report, "identity")["summary"]
+    assert "over-restrictive: ADMIN GET /admin" in evidence(report, "access-policy")["summary"]
+    assert "requireRole('ADMIN')" in evidence(report, "recommendations")["summary"]
+    assert sorted(finding(report, "non_admin_admin_access")["evidence"]["reached"]) == UNPROTECTED
+    assert [a.answer.value for a in p.store.approvals(report["incident_id"])] == ["approved"]
+
+
+async def test_denied_fix_leaves_the_setting_and_keeps_the_admin_features_off(sim: Sim, providers: Build) -> None:
+    server = sim("auth-misconfig")
+    wait_for_lockout(server)
+    report = await run(providers(server.url, answers=[Scripted(approve=False, approver="bob", reason="not now")]))
+    assert report["outcome"] == "denied"
+    assert "not approved" in report["escalation"] and "admin features stay off" in report["escalation"]
+    assert "set_auth_setting role_claim='role'" not in kinds(report, "applied")
+    assert identity(server)["settings"]["role_claim"] == "userRole"
+    assert flags(server) == {"admin-console": False, "admin-api": False}
+    assert status_incidents(server)[0]["status"] == "identified"
+
+
+async def test_a_fix_that_does_not_let_admins_back_in_escalates_and_switches_the_features_off_again(
+    sim: Sim, providers: Build
+) -> None:
+    server = sim("auth-misconfig-no-recovery")
+    wait_for_lockout(server)
+    report = await run(providers(server.url, answers=APPROVE, verify_deadline_s=4.0))
+    assert report["outcome"] == "escalated"
+    assert report["verification"]["healthy"] is False
+    assert "containment kept" in report["escalation"]
+    assert kinds(report, "applied")[-2:] == ["set_feature_flag admin-console=off", "set_feature_flag admin-api=off"]
+    assert identity(server)["settings"]["role_claim"] == "role"  # the fix went in; it was not enough
+    assert flags(server) == {"admin-console": False, "admin-api": False}
+
+
+async def test_as_is_mode_reads_the_security_events_but_is_unknown_and_changes_nothing(
+    sim: Sim, providers: Build
+) -> None:
+    server = sim("auth-misconfig", request_metrics=False)
+    wait_for_lockout(server)
+    report = await run(providers(server.url, answers=APPROVE))
+    assert report["outcome"] == "escalated"
+    denials = finding(report, "admin_forbidden_rate")
+    assert denials["status"] == "unknown" and denials["observed"] is None
+    assert finding(report, "admin_role_check_failures")["status"] == "breach"  # the middleware's lines are real
+    assert "denial rate is unknown" in report["escalation"]
+    assert report["actions"] == []
+    assert identity(server)["settings"]["role_claim"] == "userRole"
+    assert flags(server) == {} and status_incidents(server) == []
+
+
+async def test_dry_run_plans_and_records_but_touches_and_posts_nothing(sim: Sim, providers: Build) -> None:
+    server = sim("auth-misconfig")
+    wait_for_lockout(server)
+    report = await run(providers(server.url), mode=Mode.DRY_RUN)
+    assert report["outcome"] == "dry_run"
+    assert kinds(report) == ["set_feature_flag admin-console=off", "set_feature_flag admin-api=off",
+                             "set_auth_setting role_claim='role'"]
+    assert all(a["decision"] == "deny" and not a["applied"] for a in report["actions"])
+    assert identity(server)["settings"]["role_claim"] == "userRole"
+    assert flags(server) == {} and status_incidents(server) == []
+
+
+async def test_a_revoked_secret_key_is_contained_and_left_to_a_human(sim: Sim, providers: Build) -> None:
+    server = sim("auth-key-rotated")
+    wait_for_lockout(server)
+    report = await run(providers(server.url, answers=APPROVE))
+    assert report["outcome"] == "escalated"
+    assert "no automatic fix" in report["escalation"]
+    assert finding(report, "admin_role_check_failures")["evidence"]["errored"] > 0
+    assert "revoked" in evidence(report, "recommendations")["summary"]
+    assert "set_auth_setting" not in " ".join(kinds(report))
+    assert flags(server)["admin-console"] is False
