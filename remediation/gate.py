@@ -15,10 +15,13 @@ from remediation.models import (
     BlockActor,
     CreateIndexPlan,
     DisableMaintenance,
+    DrainInstance,
     EnableMaintenance,
     PauseJobs,
     Plan,
     ReloadSignatures,
+    RestartInstance,
+    RestoreInstance,
     ResumeJobs,
     Rollback,
     ScaleDown,
@@ -122,6 +125,12 @@ async def _mutate(plan: Plan, providers: Providers) -> None:
                 raise RuntimeError("the antivirus daemon did not acknowledge RELOAD")
         case SetAuthSetting(setting=setting, value=value):
             await _lever(providers.identity, "identity", plan, providers).set_setting(setting, value)
+        case DrainInstance(instance_id=instance, timeout_s=timeout):
+            await _lever(providers.instances, "instances", plan, providers).drain(plan.service, instance, timeout)
+        case RestoreInstance(instance_id=instance, timeout_s=timeout):
+            await _lever(providers.instances, "instances", plan, providers).restore(plan.service, instance, timeout)
+        case RestartInstance(instance_id=instance):
+            await _lever(providers.instances, "instances", plan, providers).restart(plan.service, instance)
         case _:
             raise NoLever(f"no lever applies {plan.summary()}")
 

@@ -433,10 +433,67 @@ class SetAuthSetting(_PlanBase):
                               reason="undo")
 
 
+class DrainInstance(_PlanBase):
+    """Take one instance out of the load balancer and wait, at most ``timeout_s``, until it serves nothing: new
+    requests go to the others, those in flight finish (the deregistration delay bounds it). Undo: put it back."""
+
+    kind: Literal["drain_instance"] = "drain_instance"
+    instance_id: str = Field(min_length=1)
+    timeout_s: float = Field(default=330.0, gt=0)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.instance_id} out of the load balancer"
+
+    def undo(self) -> Plan:
+        return RestoreInstance(service=self.service, instance_id=self.instance_id, reason="undo")
+
+
+class RestoreInstance(_PlanBase):
+    """Put an instance back into the load balancer and wait, at most ``timeout_s``, until its health checks pass."""
+
+    kind: Literal["restore_instance"] = "restore_instance"
+    instance_id: str = Field(min_length=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.REVERSIBLE
+
+    @property
+    def target(self) -> str:
+        return f"{self.instance_id} into the load balancer"
+
+    def undo(self) -> Plan:
+        return DrainInstance(service=self.service, instance_id=self.instance_id, reason="undo")
+
+
+class RestartInstance(_PlanBase):
+    """Restart one instance's process. Destructive: its memory (metric buffers, rate-limit counters) is lost, and
+    requests it is still serving fail (kamkmserve exits on SIGTERM without draining). ``drained`` records that it
+    was out of the load balancer first. No undo."""
+
+    kind: Literal["restart_instance"] = "restart_instance"
+    instance_id: str = Field(min_length=1)
+    drained: bool = False
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.DESTRUCTIVE
+
+    @property
+    def target(self) -> str:
+        return f"{self.instance_id} ({'drained' if self.drained else 'STILL IN THE LOAD BALANCER'})"
+
+
 Plan = Annotated[
     EnableMaintenance | DisableMaintenance | Rollback | SetFeatureFlag | ScaleUp | ScaleDown | PauseJobs
     | ResumeJobs | TerminateBackend | CreateIndexPlan | BlockActor | UnblockActor | SetUploadAllowlist
-    | ReloadSignatures | SetAuthSetting,
+    | ReloadSignatures | SetAuthSetting | DrainInstance | RestoreInstance | RestartInstance,
     Field(discriminator="kind"),
 ]
 

@@ -25,6 +25,7 @@ from remediation.settings import Settings
 if TYPE_CHECKING:
     from remediation.providers.access_probe import AccessProbe
     from remediation.providers.database import DatabaseActions, DatabaseInspector
+    from remediation.providers.instances import InstanceMetrics
     from remediation.providers.probe import LoadProbe
     from remediation.providers.quarantine import Quarantine
     from remediation.store import Store
@@ -57,6 +58,8 @@ class Providers:
     quarantine: Quarantine | None = None  # what the upload scanner kept of rejected files (samples, file types)
     probe: LoadProbe | None = None  # k6-like smoke probe of public pages (recovery checks)
     instances: Instances | None = None  # rolling restarts: drain, restart, restore (AWS: ELBv2 + EC2)
+    # Each instance's own metrics page and the load balancer's counters; None: stability after a restart is unknown.
+    instance_metrics: InstanceMetrics | None = None
     status_page: StatusUpdates | None = None  # public status updates (a notification, not a lever)
     access: AccessProbe | None = None  # admin-area denials and probes with non-admin/admin test identities
 
@@ -77,6 +80,7 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     from remediation.providers.sim_capacity import SimCapacity
     from remediation.providers.sim_database import SimDatabase, SimJobs
     from remediation.providers.sim_identity import SimIdentity, SimStatusPage
+    from remediation.providers.sim_instances import SimInstances
     from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
     from remediation.providers.sim_security import SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
     from remediation.store import Store
@@ -97,6 +101,7 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     http = AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
                    timeout_s=settings.http_timeout_s)
     plane = ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)
+    fleet = SimInstances(plane, budget_per_min=settings.metrics_budget_per_min, timeout_s=settings.http_timeout_s)
     return Providers(
         settings=settings,
         metrics=AppMetrics(http),
@@ -119,6 +124,8 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
         identity=SimIdentity(plane),
         status_page=SimStatusPage(plane),
         access=_sim_access(http),
+        instances=fleet,
+        instance_metrics=fleet,
     )
 
 

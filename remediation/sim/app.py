@@ -23,6 +23,7 @@ from remediation.sim import httpshape as shape
 from remediation.sim.config import SimConfig
 from remediation.sim.control import control_routes
 from remediation.sim.exposition import health_json, metrics_page
+from remediation.sim.instances_lb import LoadBalancer
 from remediation.sim.jsfmt import js_iso, js_json
 from remediation.sim.junk import garbage_body, html_body
 from remediation.sim.ratelimit import RateDecision, client_identity
@@ -80,6 +81,7 @@ def create_app(config: SimConfig, *, state: SimState | None = None) -> Starlette
         Route("/{path:path}", anything_else,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ], lifespan=lifespan)
+    app.add_middleware(LoadBalancer, sim=sim)  # passes through unless the scenario has instances (rolling-restart)
     app.state.sim = sim
     return app
 

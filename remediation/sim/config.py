@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from remediation.sim.instances_config import FleetConfig
+
 
 class SimConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -37,6 +39,8 @@ class SimConfig(BaseModel):
     heap_ratio_low: float = Field(default=0.45, gt=0.0, lt=1.0)
     heap_ratio_high: float = Field(default=0.91, gt=0.0, lt=1.0)
     log_ring_size: int = Field(default=5000, ge=10)
+    # rolling-restart scenario only: the instances behind the load balancer (remediation.sim.instances).
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
 
     @model_validator(mode="after")
     def _heap_range_is_ordered(self) -> SimConfig:

@@ -19,6 +19,7 @@ from remediation.sim.capacity import MAX_REPLICAS, SERVICE
 from remediation.sim.database_control import database_routes
 from remediation.sim.faults import Fault
 from remediation.sim.identity_control import identity_routes
+from remediation.sim.instances_control import instance_routes
 from remediation.sim.jsfmt import parse_iso_ms
 from remediation.sim.platform import PlatformConflict
 from remediation.sim.scenarios import SCENARIOS, start_scenario
@@ -62,6 +63,7 @@ def control_routes(sim: SimState) -> list[Route]:
         *database_routes(sim),  # /database/... and /jobs (remediation.sim.database_control)
         *security_routes(sim),  # /blocks, /uploads/allowlist, /antivirus/..., /audit (remediation.sim.security_control)
         *identity_routes(sim),  # /identity, /identity/users, /status (remediation.sim.identity_control)
+        *instance_routes(sim),  # /instances... (remediation.sim.instances_control)
         Route("/capacity", endpoint(_get_capacity), methods=["GET"]),
         Route("/capacity", endpoint(_post_capacity), methods=["POST"]),
     ]

@@ -11,6 +11,7 @@ from typing import Protocol
 from remediation.sim.database_scenarios import LockContention, SlowQuery
 from remediation.sim.faults import Fault
 from remediation.sim.identity_scenarios import AuthKeyRotated, AuthMisconfig, AuthMisconfigNoRecovery
+from remediation.sim.instances_scenario import RollingRestart
 from remediation.sim.security_attack import MalwareBurst
 from remediation.sim.state import SimState
 from remediation.sim.traffic import prefill
@@ -118,7 +119,8 @@ class LoadSpike:
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (Healthy(), BadRelease(), BadReleaseNoRecovery(), LoadSpike(),
                                                        SlowQuery(), LockContention(), MalwareBurst(),
-                                                       AuthMisconfig(), AuthMisconfigNoRecovery(), AuthKeyRotated())}
+                                                       AuthMisconfig(), AuthMisconfigNoRecovery(), AuthKeyRotated(),
+                                                       RollingRestart())}
 
 
 def start_scenario(state: SimState, name: str) -> None:

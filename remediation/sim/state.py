@@ -10,7 +10,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from remediation.sim.applog import AppLog
 from remediation.sim.capacity import LoadModel
@@ -28,6 +28,9 @@ from remediation.sim.security import SimSecurity
 from remediation.sim.uploads import UploadQuota
 from remediation.sim.usermix import TrafficModel
 
+if TYPE_CHECKING:
+    from remediation.sim.instances import Fleet
+
 MetricsFault = Literal["ok", "down", "slow", "garbage", "html"]
 METRICS_FAULTS: tuple[str, ...] = ("ok", "down", "slow", "garbage", "html")
 
@@ -44,6 +47,7 @@ class Instance:
     collector: MetricsCollector
     limiter: ApiRateLimiter
     upload_quota: UploadQuota
+    fault: Fault | None = None  # this process's own (an instance that came back broken from a restart)
 
 
 @dataclass
@@ -90,10 +94,14 @@ class SimState:
         self.dependency_fault: Fault | None = None
         self.metrics_fault = "ok"
         self._instances: dict[str, Instance] = {}
+        # Instances behind a load balancer (rolling-restart scenario only); None: the single instance above.
+        self.fleet: Fleet | None = None
         self._timeline.clear()
 
     @property
     def instance(self) -> Instance:
+        if self.fleet is not None and (target := self.fleet.bound()) is not None:
+            return target  # the instance the load balancer sent this request to
         release_id = self.releases.current.id
         instance = self._instances.get(release_id)
         if instance is None:
@@ -123,6 +131,8 @@ class SimState:
 
     def serve(self, request: AppRequest) -> Outcome:
         """The app handles one request that got past the edge (and, for /api, past the rate limit)."""
+        if self.fleet is not None and self.fleet.bound() is None:
+            return self.fleet.serve(request, self.serve)  # simulated users go through the load balancer too
         now = self.clock.now_ms()
         instance = self.instance
         release = self.releases.current
@@ -130,7 +140,7 @@ class SimState:
         env = RouteEnv(
             rng=self.rng, log=self.log, collector=instance.collector, upload_quota=instance.upload_quota,
             request_metrics=self.request_metrics, now_ms=now,
-            release_fault=release.fault, dependency_fault=self.dependency_fault,
+            release_fault=instance.fault or release.fault, dependency_fault=self.dependency_fault,
             audit_error=DATABASE_DOWN.message if outage_covers_uploads else None,
             audit=self.security.audit.write, upload_rules=self.security.upload_rules(),
             database=self.database, identity=self.identity,
