@@ -34,9 +34,12 @@ from remediation.providers.clock import Clock, RealClock
 from remediation.providers.platform import Capacity, LogLine, Logs, PlatformError
 from remediation.settings import Settings
 
+#: The service name runbooks use for the app (alert label ``service``); it maps to the configured ECS service / group.
+APP_SERVICE = "kamkmserve"
+
 __all__ = [
-    "AsgCapacity", "AwsConfig", "AwsError", "AwsLevers", "AwsSession", "CloudWatchLogs", "EcsCapacity", "EcsDeploys",
-    "EcsJobs", "ElbInstances", "SsmEdge", "SsmParameters", "SsmUploadPolicy", "WafBlocks", "aws_levers",
+    "APP_SERVICE", "AsgCapacity", "AwsConfig", "AwsError", "AwsLevers", "AwsSession", "CloudWatchLogs", "EcsCapacity",
+    "EcsDeploys", "EcsJobs", "ElbInstances", "SsmEdge", "SsmParameters", "SsmUploadPolicy", "WafBlocks", "aws_levers",
 ]
 
 
@@ -70,11 +73,11 @@ def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
     cluster = settings.aws_ecs_cluster
     capacity: Capacity | None = None
     if settings.aws_capacity == "ecs":
-        capacity = EcsCapacity(session, cluster, default=settings.aws_ecs_service)
+        capacity = EcsCapacity(session, cluster, {APP_SERVICE: settings.aws_ecs_service})
     elif settings.aws_capacity == "asg":
         if not settings.aws_asg_name:
             raise ValueError("REMEDIATE_AWS_CAPACITY=asg needs REMEDIATE_AWS_ASG_NAME")
-        capacity = AsgCapacity(session, default=settings.aws_asg_name)
+        capacity = AsgCapacity(session, {APP_SERVICE: settings.aws_asg_name})
     return AwsLevers(
         session=session,
         deploys=EcsDeploys(session, cluster, settings.aws_ecs_service),

@@ -14,9 +14,10 @@ from remediation.providers.aws.session import AwsError, AwsSession
 from remediation.providers.platform import PlatformError
 
 
-def _target(names: Mapping[str, str], service: str, default: str | None) -> str:
-    """Our service name -> the AWS resource name: mapped, else the configured one, else the same name."""
-    return names.get(service) or default or service
+def _target(names: Mapping[str, str], service: str) -> str:
+    """Our service name -> the AWS resource name (the same name when not mapped: an unknown one is not found,
+    never silently the web service)."""
+    return names.get(service, service)
 
 
 async def describe_ecs_service(session: AwsSession, cluster: str, name: str) -> dict[str, Any]:
@@ -33,22 +34,20 @@ async def describe_ecs_service(session: AwsSession, cluster: str, name: str) -> 
 class EcsCapacity:
     """:class:`~remediation.providers.platform.Capacity` as an ECS service's desired task count."""
 
-    def __init__(self, session: AwsSession, cluster: str, services: Mapping[str, str] | None = None, *,
-                 default: str | None = None) -> None:
+    def __init__(self, session: AwsSession, cluster: str, services: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.cluster = cluster
         self.services = dict(services or {})
-        self.default = default
 
     async def replicas(self, service: str) -> int:
-        name = _target(self.services, service, self.default)
+        name = _target(self.services, service)
         described = await describe_ecs_service(self.session, self.cluster, name)
         return int(described["desiredCount"])
 
     async def scale(self, service: str, replicas: int) -> int:
         if replicas < 1:
             raise PlatformError(f"refusing to scale {service} to {replicas}: the web service needs a replica")
-        name = _target(self.services, service, self.default)
+        name = _target(self.services, service)
         described = await describe_ecs_service(self.session, self.cluster, name)
         if int(described["desiredCount"]) == replicas:
             return replicas
@@ -60,11 +59,9 @@ class EcsCapacity:
 class AsgCapacity:
     """:class:`~remediation.providers.platform.Capacity` as an Auto Scaling group's desired capacity."""
 
-    def __init__(self, session: AwsSession, groups: Mapping[str, str] | None = None, *,
-                 default: str | None = None) -> None:
+    def __init__(self, session: AwsSession, groups: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.groups = dict(groups or {})
-        self.default = default
 
     async def _group(self, name: str) -> dict[str, Any]:
         body = await self.session.call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[name])
@@ -75,10 +72,10 @@ class AsgCapacity:
         return group
 
     async def replicas(self, service: str) -> int:
-        return int((await self._group(_target(self.groups, service, self.default)))["DesiredCapacity"])
+        return int((await self._group(_target(self.groups, service)))["DesiredCapacity"])
 
     async def scale(self, service: str, replicas: int) -> int:
-        name = _target(self.groups, service, self.default)
+        name = _target(self.groups, service)
         group = await self._group(name)
         low, high = int(group["MinSize"]), int(group["MaxSize"])
         if not low <= replicas <= high:
