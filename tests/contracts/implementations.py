@@ -42,11 +42,13 @@ from remediation.providers.platform import Capacity, Deploys, EdgeControls, Inst
 from remediation.providers.security import ActorBlocks, UploadAllowlist, UploadPolicy
 from remediation.providers.sim_capacity import SimCapacity
 from remediation.providers.sim_database import SimJobs
+from remediation.providers.sim_instances import SimInstances
 from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimLogs
 from remediation.providers.sim_security import SimBlocks, SimUploadPolicy
-from remediation.sim import SimServer
+from remediation.sim import SimConfig, SimServer
 from remediation.sim.capacity import MAX_REPLICAS
 from remediation.sim.clock import WallClock
+from remediation.sim.instances_config import FleetConfig
 from tests.contracts import awskit
 from tests.helpers.moto_server import REGION, MotoServer
 
@@ -185,7 +187,7 @@ def _wait_for_lines(server: SimServer, count: int) -> list[str]:
 
 def sim_logs(request: pytest.FixtureRequest) -> LogsHarness:
     server, plane = _sim(request)
-    _wait_for_lines(server, 30)
+    _wait_for_lines(server, 12)
     return LogsHarness(SimLogs(plane), lambda: _sim_lines(server))
 
 
@@ -212,6 +214,21 @@ def sim_uploads(request: pytest.FixtureRequest) -> UploadsHarness:
     allowlist = server.state.security.allowlist
     return UploadsHarness(SimUploadPolicy(plane), lambda: UploadAllowlist(extensions=allowlist.extensions,
                                                                           mime_types=allowlist.mime_types))
+
+
+def sim_instances(request: pytest.FixtureRequest) -> InstancesHarness:
+    """The simulator's load balancer with two instances and compressed ALB timings (rolling-restart scenario)."""
+    fleet = FleetConfig(instances=2, deregistration_delay_s=0.3, restart_s=0.2, health_interval_s=0.1,
+                        healthy_threshold=1)
+    server = SimServer(SimConfig(scenario="rolling-restart", rps=20.0, seed=7, fleet=fleet)).start()
+    request.addfinalizer(server.stop)
+    plane = ControlPlane(server.url)
+
+    def listing() -> dict[str, str]:
+        return {t["id"]: t["lb_state"] for t in _get(server, "/instances")["instances"]}
+
+    return InstancesHarness(SimInstances(plane, poll_s=0.05), "kamkmserve", sorted(listing()),
+                            lambda instance: listing().get(instance, "unused"))
 
 
 # -- AWS on moto (server mode) ---------------------------------------------------------------------------------------
@@ -293,7 +310,7 @@ def aws_logs(request: pytest.FixtureRequest) -> LogsHarness:
     """The simulator's stdout shipped into CloudWatch as the awslogs driver would: the same bytes, two platforms."""
     moto, session = _moto(request)
     server, _ = _sim(request)
-    lines = _wait_for_lines(server, 30)
+    lines = _wait_for_lines(server, 12)
     awskit.seed_log_group(moto)
     now = int(time.time() * 1000)
     awskit.ship_logs(moto, [(_line_ms(line, now), line) for line in lines])
@@ -354,5 +371,4 @@ JOBS: list[Impl] = [Impl("sim", sim_jobs), Impl("aws-ecs", aws_jobs)]
 LOGS: list[Impl] = [Impl("sim", sim_logs), Impl("aws-cloudwatch", aws_logs)]
 BLOCKS: list[Impl] = [Impl("sim", sim_blocks, frozenset({"actor-blocks"})), Impl("aws-waf", aws_blocks)]
 UPLOADS: list[Impl] = [Impl("sim", sim_uploads), Impl("aws-ssm", aws_uploads)]
-# The simulator has no instance-level control plane yet, so Instances has only its AWS implementation.
-INSTANCES: list[Impl] = [Impl("aws-elbv2", aws_instances)]
+INSTANCES: list[Impl] = [Impl("sim", sim_instances), Impl("aws-elbv2", aws_instances)]
