@@ -41,7 +41,8 @@ def test_the_admin_policy_decides_like_the_app_intends(role: str, method: str, p
 def test_policies_are_plain_data_that_round_trip_through_json() -> None:
     again = Policy.model_validate(json.loads(POLICY.model_dump_json()))
     assert again == POLICY
-    custom = Policy(name="orders-only", rules=(Rule(roles=("USER",), methods=("GET",), paths=("/api/admin/orders/[id]",)),))
+    only = Rule(roles=("USER",), methods=("GET",), paths=("/api/admin/orders/[id]",))
+    custom = Policy(name="orders-only", rules=(only,))
     assert custom.decide("USER", "GET", "/api/admin/orders/42")[0] == "allow"
     assert custom.decide("USER", "GET", "/api/admin/orders/42/items")[0] == "deny"  # [id] is one segment
     assert custom.decide("USER", "PATCH", "/api/admin/orders/42")[0] == "deny"
@@ -65,8 +66,9 @@ def test_violations_are_over_permissive_or_over_restrictive_and_agreement_is_not
 
 
 def line(message: str, context: dict[str, object], path: str = "/admin/orders") -> str:
-    return json.dumps({"timestamp": "2026-01-01T00:00:00.000Z", "level": "warn", "message": f"Security event: {message}",
-                       "context": {**context, "securityEvent": True, "timestamp": "2026-01-01T00:00:00.000Z"},
+    at = "2026-01-01T00:00:00.000Z"
+    return json.dumps({"timestamp": at, "level": "warn", "message": f"Security event: {message}",
+                       "context": {**context, "securityEvent": True, "timestamp": at},
                        "path": path, "method": "GET", "ip": "203.0.113.9"})
 
 
