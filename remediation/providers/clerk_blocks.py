@@ -59,6 +59,7 @@ class ClerkBlocks:
         if user.get("banned") is True and _note(user) is None:
             return _block(user)  # banned by someone else: leave their ban (and its permanence) alone
         expires = now + timedelta(seconds=ttl_s)
+        reason = reason or (_note(user) or (expires, ""))[1]  # a repeat without a reason keeps the first one's
         await self.clerk.set_private_metadata(value, NOTE_KEY, {
             "expires_at": expires.isoformat().replace("+00:00", "Z"), "reason": reason})
         if user.get("banned") is not True:

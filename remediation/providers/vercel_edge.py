@@ -19,15 +19,16 @@ Writes read first and send nothing when the value is already what we want (idemp
 Edge Config has no compare-and-set, so two writers could race; one active remediation per service keeps us the
 only writer. Updates take a few seconds to reach every edge region (Vercel's documented propagation).
 
-**Flag history, honestly.** Edge Config keeps no change log. What it does keep: each item's ``updatedAt`` (the
-time of its *latest* change) and backups, full snapshots taken on writes and kept for a plan-dependent retention.
-:meth:`VercelEdge.flag_history` diffs consecutive backups (newest ``max_backups``) and adds each flag's latest
-change from ``updatedAt``; a change older than the oldest backup read, or two flips between backups, is invisible.
+**Flag history, honestly.** Edge Config keeps no change log. What it does keep: backups, full snapshots taken on
+writes (each item with its ``updatedAt``) and kept for a plan-dependent retention, and the current items.
+:meth:`VercelEdge.flag_history` walks the newest ``max_backups`` backups and the current state and records a change
+whenever a flag item was written with a new value, at that write's ``updatedAt``. What it cannot see: changes older
+than the oldest backup read (only that backup's latest write of each flag shows), and a flag written twice between
+two snapshots (only the second write shows). Who changed it is not in the items either.
 """
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime
 from typing import Any
 
@@ -105,8 +106,8 @@ class EdgeConfig:
         if isinstance(body, dict) and body.get("status") not in (None, "ok"):
             raise PlatformError(f"vercel PATCH edge-config items: {str(body)[:200]}")
 
-    async def snapshots(self, limit: int) -> list[tuple[datetime, dict[str, Any]]]:
-        """Up to ``limit`` newest backups as (lastModified, {key: value}), oldest first."""
+    async def snapshots(self, limit: int) -> list[tuple[datetime, dict[str, EdgeItem]]]:
+        """Up to ``limit`` newest backups as (lastModified, {key: item}), oldest first."""
         listed: list[tuple[datetime, str]] = []
         cursor: str | None = None
         while len(listed) < limit:
@@ -132,7 +133,7 @@ class EdgeConfig:
             items = backup.get("items") if isinstance(backup, dict) else None
             if not isinstance(items, dict):
                 raise PlatformError(f"vercel GET edge-config backup {version}: no items")
-            snapshots.append((moment, {k: v.get("value") if isinstance(v, dict) else v for k, v in items.items()}))
+            snapshots.append((moment, {k: _item({**v, "key": k}) for k, v in items.items() if isinstance(v, dict)}))
         return snapshots
 
 
@@ -159,6 +160,8 @@ class VercelEdge:
         return _prefixes(item)
 
     async def set_maintenance(self, prefix: str, enabled: bool) -> bool:
+        if not prefix.startswith("/"):
+            raise PlatformError(f"maintenance prefix {prefix!r} must start with '/'")
         prefixes = _prefixes(await self.config.item(MAINTENANCE_KEY))
         if enabled == (prefix in prefixes):
             return False
@@ -180,23 +183,22 @@ class VercelEdge:
 
     async def flag_history(self) -> list[FlagChange]:
         """Flag changes Edge Config still lets us see, oldest first (see the module docstring for the limits)."""
-        snapshots = await self.config.snapshots(self.max_backups)
+        states = [items for _, items in await self.config.snapshots(self.max_backups)]
+        states.append(await self.config.items())  # the current state closes the sequence
         changes: list[FlagChange] = []
-        for (_, before), (moment, after) in itertools.pairwise(snapshots):
-            for key in sorted(set(before) | set(after)):
-                if not key.startswith(FLAG_PREFIX) or key not in after:
+        seen: dict[str, tuple[Any, datetime | None]] = {}
+        for items in states:
+            for key, item in sorted(items.items()):
+                if not key.startswith(FLAG_PREFIX) or item.updated_at is None:
                     continue
-                if before.get(key) is not after.get(key):
-                    changes.append(FlagChange(name=key[len(FLAG_PREFIX):], enabled=bool(after[key]), at=moment))
-        for key, item in (await self.config.items()).items():
-            if not key.startswith(FLAG_PREFIX) or item.updated_at is None:
-                continue
-            name = key[len(FLAG_PREFIX):]
-            last = next((c for c in reversed(changes) if c.name == name), None)
-            if last is None or last.enabled is not bool(item.value):
-                changes.append(FlagChange(name=name, enabled=bool(item.value), at=item.updated_at))
-        unique = {(c.name, c.enabled, c.at): c for c in changes}
-        return sorted(unique.values(), key=lambda c: (c.at, c.name))
+                before = seen.get(key)
+                if before is not None and before[1] == item.updated_at:
+                    continue  # not written since the previous state
+                seen[key] = (item.value, item.updated_at)
+                if before is None or before[0] is not item.value:
+                    changes.append(FlagChange(name=key[len(FLAG_PREFIX):], enabled=bool(item.value),
+                                              at=item.updated_at))
+        return sorted(changes, key=lambda c: (c.at, c.name))
 
 
 def _prefixes(item: EdgeItem | None) -> list[str]:
@@ -217,6 +219,7 @@ class VercelUploadPolicy:
         return _allowlist(await self.config.item(UPLOAD_KEY))
 
     async def set_allowlist(self, allowlist: UploadAllowlist) -> UploadAllowlist:
+        allowlist = valid_allowlist(allowlist)
         previous = _allowlist(await self.config.item(UPLOAD_KEY))
         if previous != allowlist:
             await self.config.upsert(UPLOAD_KEY, {"extensions": list(allowlist.extensions),
@@ -231,3 +234,17 @@ def _allowlist(item: EdgeItem | None) -> UploadAllowlist:
         return UploadAllowlist.model_validate(item.value)
     except ValidationError as exc:
         raise PlatformError(f"Edge Config item {UPLOAD_KEY} is not an allowlist: {str(item.value)[:200]}") from exc
+
+
+def valid_allowlist(allowlist: UploadAllowlist) -> UploadAllowlist:
+    """The edge's rules (the simulated edge's and the SSM adapter's): lower-case ``.ext`` and ``type/subtype``,
+    duplicates dropped. Edge Config stores any JSON, so a typo has to be caught here, before anything is written."""
+    for ext in allowlist.extensions:
+        if not ext.startswith(".") or len(ext) < 2 or ext != ext.lower() or any(c in ext for c in " ,/"):
+            raise PlatformError(f"extension {ext!r} must be lower case and start with a dot, like '.png'")
+    for mime in allowlist.mime_types:
+        kind, _, sub = mime.partition("/")
+        if mime != mime.lower() or not kind or not sub or "/" in sub or any(c in mime for c in " ,"):
+            raise PlatformError(f"MIME type {mime!r} must be lower case type/subtype, like 'image/png'")
+    return UploadAllowlist(extensions=tuple(dict.fromkeys(allowlist.extensions)),
+                           mime_types=tuple(dict.fromkeys(allowlist.mime_types)))

@@ -76,6 +76,8 @@ class VercelFirewallBlocks:
         existing = self._find(await self._live_rules(), address)
         if existing is not None and _ours(existing) is None:
             return _block(existing)  # someone else's permanent rule already denies it: leave it alone
+        if existing is not None and not reason:
+            reason = (_ours(existing) or (expires, ""))[1]  # a repeat without a reason keeps the first one's
         rule = {"hostname": self.hostname, "ip": address, "notes": _notes(expires, reason), "action": "deny"}
         if existing is None:
             await self._patch({"action": "ip.insert", "id": None, "value": rule})

@@ -49,7 +49,7 @@ from remediation.sim import SimConfig, SimServer
 from remediation.sim.capacity import MAX_REPLICAS
 from remediation.sim.clock import WallClock
 from remediation.sim.instances_config import FleetConfig
-from tests.contracts import awskit
+from tests.contracts import awskit, saaskit
 from tests.helpers.moto_server import REGION, MotoServer
 
 
@@ -365,10 +365,16 @@ def aws_instances(request: pytest.FixtureRequest) -> InstancesHarness:
 # sessions (the WAF holds addresses only: AWS blocks users at the identity provider).
 CAPACITY: list[Impl] = [Impl("sim", sim_capacity, frozenset({"ceiling"})), Impl("aws-ecs", aws_ecs_capacity),
                         Impl("aws-asg", aws_asg_capacity, frozenset({"ceiling"}))]
-DEPLOYS: list[Impl] = [Impl("sim", sim_deploys), Impl("aws-ecs", aws_deploys)]
-EDGE: list[Impl] = [Impl("sim", sim_edge), Impl("aws-ssm", aws_edge)]
+DEPLOYS: list[Impl] = [Impl("sim", sim_deploys), Impl("aws-ecs", aws_deploys), Impl("vercel", saaskit.vercel_deploys)]
+EDGE: list[Impl] = [Impl("sim", sim_edge), Impl("aws-ssm", aws_edge), Impl("vercel-edge-config", saaskit.vercel_edge)]
 JOBS: list[Impl] = [Impl("sim", sim_jobs), Impl("aws-ecs", aws_jobs)]
 LOGS: list[Impl] = [Impl("sim", sim_logs), Impl("aws-cloudwatch", aws_logs)]
-BLOCKS: list[Impl] = [Impl("sim", sim_blocks, frozenset({"actor-blocks"})), Impl("aws-waf", aws_blocks)]
-UPLOADS: list[Impl] = [Impl("sim", sim_uploads), Impl("aws-ssm", aws_uploads)]
+BLOCKS: list[Impl] = [Impl("sim", sim_blocks, frozenset({"actor-blocks"})), Impl("aws-waf", aws_blocks),
+                      Impl("vercel-firewall", saaskit.vercel_blocks),
+                      Impl("vercel-firewall+clerk", saaskit.vercel_clerk_blocks, frozenset({"actor-blocks"}))]
+UPLOADS: list[Impl] = [Impl("sim", sim_uploads), Impl("aws-ssm", aws_uploads),
+                       Impl("vercel-edge-config", saaskit.vercel_uploads)]
 INSTANCES: list[Impl] = [Impl("sim", sim_instances), Impl("aws-elbv2", aws_instances)]
+# Errors and Identity (suites test_contract_errors_saas.py / test_contract_identity_saas.py; harnesses in saaskit).
+ERRORS: list[Impl] = [Impl("sim", saaskit.sim_errors), Impl("sentry", saaskit.sentry_errors)]
+IDENTITY: list[Impl] = [Impl("sim", saaskit.sim_identity), Impl("clerk", saaskit.clerk_identity)]

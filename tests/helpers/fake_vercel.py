@@ -7,8 +7,9 @@
 - ``POST /v1/projects/{id}/rollback/{deploymentId}`` (an earlier production deployment only) and
   ``POST /v10/projects/{id}/promote/{deploymentId}``: 201, the move recorded in ``lastAliasRequest`` with a
   ``jobStatus`` that stays ``pending`` for ``alias_pending_reads`` project reads (Vercel moves aliases async);
-- Edge Config: ``GET /v1/edge-config/{id}``, ``GET .../items``, ``GET .../item/{key}`` (404 when missing), ``PATCH .../items`` (``create``,
-  ``update``, ``upsert``, ``delete``; keys ``^[\\w-]+$``) → ``{"status": "ok"}``, and a backup per write
+- Edge Config: ``GET /v1/edge-config/{id}``, ``GET .../items``, ``GET .../item/{key}`` (404 when missing),
+  ``PATCH .../items`` (``create``, ``update``, ``upsert``, ``delete``; keys ``^[\\w-]+$``) → ``{"status": "ok"}``,
+  and a backup per write
   (``GET .../backups`` with ``pagination {hasNext, next}``, ``GET .../backups/{id}``);
 - Firewall: ``GET /v1/security/firewall/config/active?projectId=`` (404 until a config exists) and ``PATCH
   /v1/security/firewall/config?projectId=`` with ``ip.insert`` / ``ip.update`` / ``ip.remove`` → ``{}``.
@@ -55,6 +56,15 @@ class FakeVercel(FakeApi):
 
     def unauthorized(self) -> Answer:
         return _error(403, "forbidden", "Not authorized")
+
+    def version_of(self, uid: str) -> str:
+        """The version the adapter shows for a deployment: its commit, short."""
+        return str(self.deployments[uid]["meta"]["githubCommitSha"])[:7]
+
+    def _write_ms(self) -> int:
+        # Vercel's updatedAt are milliseconds; two writes in one millisecond would look like one.
+        self._last_write = max(self.now_ms(), getattr(self, "_last_write", 0) + 1)
+        return self._last_write
 
     # -- seeding --------------------------------------------------------------------------------------------------
 
@@ -195,7 +205,7 @@ class FakeVercel(FakeApi):
         operations = body.get("items") if isinstance(body, dict) else None
         if not isinstance(operations, list):
             return _error(400, "bad_request", "items is required")
-        now = self.now_ms()
+        now = self._write_ms()
         staged = {k: dict(v) for k, v in self.items.items()}
         for op in operations:
             key, kind = op.get("key"), op.get("operation")

@@ -116,7 +116,8 @@ async def test_a_deployment_that_never_became_ready_cannot_be_rolled_back_to(
     assert fake.calls("POST") == []
 
 
-async def test_an_unknown_deployment_is_a_platform_error_in_vercels_words(fake: FakeVercel, clock: VirtualClock) -> None:
+async def test_an_unknown_deployment_is_a_platform_error_in_vercels_words(fake: FakeVercel,
+                                                                         clock: VirtualClock) -> None:
     seeded(fake)
     with pytest.raises(PlatformError, match=r"vercel GET /v13/deployments/dpl_nope: HTTP 404: not_found: Deployment"):
         await deploys(fake, clock).rollback("dpl_nope")

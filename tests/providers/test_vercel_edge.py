@@ -81,9 +81,10 @@ async def test_flag_history_comes_from_backups_and_each_flags_latest_update(fake
     await edge.set_flag("bulk-export", True)
     history = await edge.flag_history()
     assert [(c.name, c.enabled, c.at) for c in history] == [
+        ("new_checkout", True, START),
         ("new_checkout", False, START + timedelta(seconds=120)),
         ("bulk-export", True, START + timedelta(seconds=180)),
-    ]  # the first enable is only in the oldest backup, which has nothing older to compare with: not claimed
+    ]
 
 
 async def test_flag_history_reaches_only_as_far_back_as_the_backups_read(fake: FakeVercel,
@@ -93,7 +94,21 @@ async def test_flag_history_reaches_only_as_far_back_as_the_backups_read(fake: F
         clock.advance(60)
         await edge.set_flag("new_checkout", step % 2 == 0)
     history = await edge.flag_history()
-    assert [(c.enabled, c.at) for c in history] == [(False, START + timedelta(seconds=240))]
+    # Four flips; the two newest backups hold only the last two writes: the older flips are out of reach.
+    assert [(c.enabled, c.at) for c in history] == [(True, START + timedelta(seconds=180)),
+                                                    (False, START + timedelta(seconds=240))]
+
+
+async def test_the_allowlist_is_validated_and_deduplicated_before_anything_is_written(
+        fake: FakeVercel, clock: VirtualClock) -> None:
+    uploads = VercelUploadPolicy(config(fake, clock))
+    with pytest.raises(PlatformError, match="must be lower case and start with a dot"):
+        await uploads.set_allowlist(UploadAllowlist(extensions=("PNG",), mime_types=("image/png",)))
+    with pytest.raises(PlatformError, match="type/subtype"):
+        await uploads.set_allowlist(UploadAllowlist(extensions=(".png",), mime_types=("image",)))
+    assert fake.calls("PATCH") == []
+    await uploads.set_allowlist(UploadAllowlist(extensions=(".png", ".png"), mime_types=("image/png",)))
+    assert fake.items["upload_allowlist"]["value"]["extensions"] == [".png"]
 
 
 async def test_upload_allowlist_defaults_to_the_apps_own_and_a_change_returns_the_previous(
