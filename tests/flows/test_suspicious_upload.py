@@ -10,13 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from flows.suspicious_upload import suspicious_upload
 from remediation import gate, runtime
 from remediation.models import ActionRecord, Mode, Phase, UnblockActor, Verdict
 from remediation.providers.security import AuditEvent, AuditReport
-from remediation.providers.sim_platform import ControlPlane
+from remediation.providers.sim_platform import ControlPlane, SimLogs
 from remediation.providers.sim_security import SimAntivirus
 from remediation.sim import SimServer
 from remediation.sim.security import EICAR
@@ -192,6 +193,22 @@ async def test_as_is_mode_reports_the_missing_audit_table_and_takes_no_destructi
     assert blocks(server) == []
     assert report["outcome"] == "escalated" and "source of the malware is not blocked" in report["escalation"]
     assert ".pdf" not in allowlist(server)["extensions"]  # the reversible containment stays until a human acts
+
+
+@pytest.mark.usefixtures("prefect_api")
+async def test_every_signal_dead_is_unknown_escalates_and_changes_nothing(sim: Sim, providers: Build) -> None:
+    """No audit table, the metrics function down and the log drain unreachable: nothing can show malware."""
+    server = sim("malware-burst", rps=60, audit_table_missing=True)
+    wait_for_burst(server)
+    httpx.post(f"{server.url}/_sim/faults", json={"metrics": "down"}, timeout=10).raise_for_status()
+    p = providers(server.url).with_(logs=SimLogs(ControlPlane("http://127.0.0.1:9", timeout_s=1)))
+    report = await run(p)
+    assert report["outcome"] == "escalated" and "no upload signal can be read" in report["escalation"]
+    statuses = {f["check"]: f["status"] for f in report["findings"]}
+    assert {statuses[c] for c in ("suspicious_uploads", "upload_audit", "upload_log_malware",
+                                  "upload_rejected_validation")} == {"unknown"}
+    assert report["actions"] == []
+    assert blocks(server) == [] and allowlist(server)["extensions"] == DEFAULT_EXT
 
 
 @pytest.mark.usefixtures("prefect_api")
