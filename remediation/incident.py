@@ -6,6 +6,8 @@ the ledger or the timeline.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -27,6 +29,8 @@ from remediation.models import (
     Verdict,
     new_id,
 )
+from remediation.notify.ladder import ack_s, climb
+from remediation.notify.notifier import Delivery, EventKind, IncidentEvent, Tier, failures
 from remediation.providers.approvals import ApprovalRequest
 from remediation.runtime import Providers
 
@@ -136,6 +140,8 @@ class RunningIncident:
             self.providers.store.record_action(self.id, record)
             self.note(phase, f"not applied: {plan.summary()}", "; ".join(record.reasons))
         self.report.actions.append(record)
+        await self._publish(phase, EventKind.ACTION, plan.summary(), state=record.state, risk=plan.risk.value,
+                            detail=record.error or ("; ".join(record.reasons) if not record.applied else ""))
         return record
 
     async def _ask(self, phase: Phase, plan: Plan, reasons: tuple[str, ...], why: str) -> Approval:
@@ -158,15 +164,29 @@ class RunningIncident:
         description += ("\n\nAnswer below: switch **Approve this step** on (approve) or leave it off (deny), type "
                         "your name and a reason, then **Resume**. From a shell: `remediate approve <flow run id> "
                         "--as <name> [--deny] --reason <text>`.")
+        # Told before the "waiting" note: watchers (the demo) take that note as the last word before the pause.
+        await self._publish(phase, EventKind.APPROVAL_REQUESTED, plan.summary(), risk=plan.risk.value,
+                            detail=f"Why: {why or plan.reason}. Undo: {undo.summary() if undo else 'none'}.",
+                            timeout_s=self.approval_timeout_s)
         self.note(phase, f"waiting for approval of {plan.summary()}", f"timeout {self.approval_timeout_s:g}s")
-        answers = await self.providers.approvals.request(ApprovalRequest(
-            incident_id=self.id, title=plan.summary(), description=description,
-            timeout_s=self.approval_timeout_s, approvers=tuple(settings.approvers),
-        ))
+        ladder = self._start_ladder(phase, plan.summary())
+        try:
+            answers = await self.providers.approvals.request(ApprovalRequest(
+                incident_id=self.id, title=plan.summary(), description=description,
+                timeout_s=self.approval_timeout_s, approvers=tuple(settings.approvers),
+            ))
+        finally:
+            if ladder is not None:  # someone answered (or the wait ended): nobody else needs paging for it
+                ladder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ladder
         for answer in answers:
             self.providers.store.record_approval(self.id, answer)
             self.note(phase, f"approval {answer.answer.value} by {answer.approver or '(nobody)'}", answer.reason)
-        return answers[-1] if answers else Approval(answer=ApprovalAnswer.TIMEOUT, reason="no answer")
+        final = answers[-1] if answers else Approval(answer=ApprovalAnswer.TIMEOUT, reason="no answer")
+        await self._publish(phase, EventKind.APPROVAL_ANSWERED, plan.summary(), answer=final.answer,
+                            approver=final.approver, detail=final.reason)
+        return final
 
     def applied(self, kind: str) -> list[ActionRecord]:
         return [a for a in self.report.actions if a.kind == kind and a.state is ActionState.APPLIED]
@@ -178,10 +198,84 @@ class RunningIncident:
             "no ack -> secondary -> duty manager)."
         )
         self.note(phase, "escalated", self.report.escalation)
+        self._publish_blocking(phase, EventKind.ESCALATED, reason)
 
     def finish(self, outcome: Outcome) -> IncidentReport:
         self.report.outcome = outcome
         self.report.finished_at = self.providers.clock.now()
         self.note(Phase.CLOSE, f"outcome {outcome.value}")
+        # Before the report is stored, so a failed notification is part of it.
+        self._publish_blocking(Phase.CLOSE, EventKind.FINISHED, self._closing_summary(), outcome=outcome,
+                               actions_applied=sum(1 for a in self.report.actions if a.applied))
         self.providers.store.close_incident(self.id, self.report)
         return self.report
+
+    # -- notifications (remediation.notify): never raised into the runbook, failures go on the timeline --------
+
+    def run_url(self) -> str | None:
+        """The Prefect UI's page of this run (its Resume form is where a person approves)."""
+        if not self.report.flow_run_id:
+            return None
+        base = self.providers.settings.prefect_ui_url
+        if not base:
+            from prefect.settings import get_current_settings
+
+            base = get_current_settings().ui_url
+        return f"{base.rstrip('/')}/runs/flow-run/{self.report.flow_run_id}" if base else None
+
+    def _event(self, phase: Phase, kind: EventKind, summary: str, **fields: object) -> IncidentEvent:
+        r = self.report
+        return IncidentEvent.model_validate({
+            "kind": kind, "incident_id": self.id, "runbook": r.runbook, "service": r.service, "severity": r.severity,
+            "phase": phase, "summary": summary, "at": self.providers.clock.now(), "flow_run_id": r.flow_run_id,
+            "run_url": self.run_url(), **fields})
+
+    def _muted(self) -> bool:
+        # A dry run is a shadow: it touches nothing outside, people included.
+        return self.providers.notifier is None or self.report.mode is Mode.DRY_RUN
+
+    async def _publish(self, phase: Phase, kind: EventKind, summary: str, **fields: object) -> None:
+        notifier = self.providers.notifier
+        if notifier is None or self._muted():
+            return
+        try:
+            deliveries = await notifier.publish(self._event(phase, kind, summary, **fields))
+        except Exception as exc:  # the fan-out never raises; this guards against a broken custom one
+            deliveries = [Delivery(channel="notify", ok=False, error=f"{type(exc).__name__}")]
+        self._record_failures(phase, deliveries)
+
+    def _publish_blocking(self, phase: Phase, kind: EventKind, summary: str, **fields: object) -> None:
+        notifier = self.providers.notifier
+        if notifier is None or self._muted():
+            return
+        try:
+            deliveries = notifier.publish_blocking(self._event(phase, kind, summary, **fields))
+        except Exception as exc:
+            deliveries = [Delivery(channel="notify", ok=False, error=f"{type(exc).__name__}")]
+        self._record_failures(phase, deliveries)
+
+    def _record_failures(self, phase: Phase, deliveries: list[Delivery]) -> None:
+        for failed in failures(deliveries):
+            self.note(phase, f"notification failed: {failed.channel}", failed.error)
+
+    def _start_ladder(self, phase: Phase, summary: str) -> asyncio.Task[list[Tier]] | None:
+        """Page the next on-call tier each time the severity's ack time passes without an answer."""
+        if self._muted():
+            return None
+
+        async def page(tier: Tier, why: str) -> None:
+            self.note(phase, f"paging the {tier.label}", why)
+            await self._publish(phase, EventKind.PAGE, f"approval of {summary} is waiting", tier=tier, detail=why)
+
+        ack = ack_s(self.providers.settings, self.report.severity)
+        return asyncio.create_task(climb(page, ack=ack, clock=self.providers.clock,
+                                         timeout_s=self.approval_timeout_s))
+
+    def _closing_summary(self) -> str:
+        r = self.report
+        if r.escalation:
+            return r.escalation
+        if r.verification is not None:
+            return f"{r.verification.check}: {'healthy' if r.verification.healthy else 'not healthy'}"
+        applied = [a.plan.summary() for a in r.actions if a.applied]
+        return f"applied: {', '.join(applied)}" if applied else "no action taken"

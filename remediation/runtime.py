@@ -23,6 +23,7 @@ from remediation.providers.security import ActorBlocks, Antivirus, AuditLog, Ide
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
+    from remediation.notify.notifier import Notifications
     from remediation.providers.access_probe import AccessProbe
     from remediation.providers.database import DatabaseActions, DatabaseInspector
     from remediation.providers.instances import InstanceMetrics
@@ -62,6 +63,9 @@ class Providers:
     instance_metrics: InstanceMetrics | None = None
     status_page: StatusUpdates | None = None  # public status updates (a notification, not a lever)
     access: AccessProbe | None = None  # admin-area denials and probes with non-admin/admin test identities
+    # Slack / Statuspage / PagerDuty fan-out (remediation.notify); None: the run notifies nobody. Failures are
+    # recorded on the run's timeline, never raised into the runbook.
+    notifier: Notifications | None = None
 
     def with_(self, **changes: Any) -> Providers:
         return replace(self, **changes)
@@ -72,6 +76,14 @@ class UnsupportedPlatform(RuntimeError):
 
 
 def connect(settings: Settings, *, migrate: bool = True) -> Providers:
+    """Live providers: the platform's bundle, then the configuration's per-capability choices and the
+    notification channels (remediation.capabilities)."""
+    from remediation.capabilities import compose
+
+    return compose(_connect_platform(settings, migrate=migrate))
+
+
+def _connect_platform(settings: Settings, *, migrate: bool = True) -> Providers:
     """Live providers for ``settings.platform``; the store is migrated to head on first use."""
     from remediation.providers.audit import PostgresAuditLog
     from remediation.providers.database import PostgresInspector
@@ -101,7 +113,7 @@ def connect(settings: Settings, *, migrate: bool = True) -> Providers:
     http = AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
                    timeout_s=settings.http_timeout_s)
     plane = ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)
-    fleet = SimInstances(plane, budget_per_min=settings.metrics_budget_per_min, timeout_s=settings.http_timeout_s)
+    fleet = SimInstances(plane, timeout_s=settings.http_timeout_s)
     return Providers(
         settings=settings,
         metrics=AppMetrics(http),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from remediation.models import Mode
 from remediation.policy import DEFAULT_NEVER_BLOCK
@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     upload_min_rejections: int = Field(default=5, ge=1, description="upload_rejected_validation samples on the "
                                        "metrics page at or above which (half or more of the uploads) is a burst")
 
+    # Runbook 6 (rolling restart) and drills. A drill (a run with drill=true, e.g. the weekly schedule) of a service
+    # listed in drill_preapproved restarts instances without asking; every other restart waits for an approval.
+    drill_preapproved: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Services whose rolling-restart drills need no approval")
+    drill_max_age_days: float = Field(default=14.0, gt=0, description="`remediate drill` flags a runbook whose last "
+                                      "successful drill is older than this (the schedule drills weekly)")
+    restart_timeout_s: float = Field(default=300.0, gt=0, description="How long a restarted instance may take to "
+                                     "run again and pass the load balancer's health checks")
+
     # Alert intake (the receiver). No credentials configured means every alert delivery is refused.
     intake_token: SecretStr | None = Field(default=None, description="Bearer token for Alertmanager/generic")
     intake_basic_user: str | None = None
@@ -158,6 +167,37 @@ class Settings(BaseSettings):
     clerk_publishable_key: str | None = Field(default=None, description="Clerk publishable key (public; pk_...)")
     clerk_api_url: str = Field(default="https://api.clerk.com", description="Clerk Backend API (a fake in tests)")
 
+    # Notifications (remediation.notify) and the escalation ladder. The Slack webhook URL, the Statuspage key and the
+    # PagerDuty routing keys are credentials: environment or a Prefect Secret block named in the configuration file
+    # (remediation.config_file), never flow parameters, never logged.
+    notify_channels: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="slack, statuspage, pagerduty (comma-separated); None: every channel whose "
+                                  "credentials are set; empty: none")
+    notify_timeout_s: float = Field(default=5.0, gt=0, description="Bound on one notification, all retries included")
+    prefect_ui_url: str | None = Field(default=None, description="Prefect UI for run links in notifications; None: "
+                                       "Prefect's own PREFECT_UI_URL (derived from PREFECT_API_URL)")
+    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook (it is the secret)")
+    statuspage_api_key: SecretStr | None = Field(default=None, description="Statuspage API key (Authorization: OAuth)")
+    statuspage_page_id: str | None = None
+    statuspage_component_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Statuspage components of the app, set to an outage status while open")
+    statuspage_api_url: str = Field(default="https://api.statuspage.io/v1",
+                                    description="Statuspage API (a fake in tests)")
+    pagerduty_routing_key: SecretStr | None = Field(default=None, description="PagerDuty Events v2 integration key of "
+                                                    "the primary on-call")
+    pagerduty_secondary_routing_key: SecretStr | None = Field(default=None, description="... of the secondary on-call")
+    pagerduty_duty_manager_routing_key: SecretStr | None = Field(default=None, description="... of the duty manager")
+    pagerduty_events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue",
+                                      description="PagerDuty Events API v2 (a fake in tests)")
+    # Ack time per severity (reference kamkmserve §10): an approval unanswered this long pages the next tier.
+    ack_sev1_s: float = Field(default=300.0, gt=0)
+    ack_sev2_s: float = Field(default=600.0, gt=0)
+    ack_sev3_s: float = Field(default=1800.0, gt=0)
+    ack_sev4_s: float = Field(default=1800.0, gt=0)
+    # Per-capability implementation overrides on top of the platform's bundle (remediation.capabilities), e.g.
+    # {"errors": "sentry", "identity": "clerk"}; env as JSON: REMEDIATE_CAPABILITIES='{"errors": "sentry"}'.
+    capabilities: dict[str, str] = Field(default_factory=dict)
+
     @field_validator("never_block_cidrs", "trusted_proxy_cidrs")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -166,10 +206,27 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", "aws_job_services",
-                     mode="before")
+                     "notify_channels", "statuspage_component_ids", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)
+
+    @field_validator("drill_preapproved", mode="before")
+    @classmethod
+    def _split_services(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments win, then ``REMEDIATE_*`` variables, then the configuration file (``REMEDIATE_CONFIG`` or
+        ``./remediate.toml``, see remediation.config_file and docs/configuration.md), then the defaults."""
+        from remediation.config_file import ConfigFileSource
+
+        return init_settings, env_settings, dotenv_settings, ConfigFileSource(settings_cls), file_secret_settings
 
     @property
     def resolved_platform_url(self) -> str:
