@@ -58,7 +58,7 @@ class FakeApi:
             def _serve(self) -> None:
                 fake._dispatch(self)
 
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve  # noqa: N815
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
             def log_message(self, *args: Any) -> None:
                 pass
