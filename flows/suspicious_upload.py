@@ -91,6 +91,8 @@ from remediation.models import (
     Severity,
 )
 from remediation.orchestration.limits import ServiceBusy, service_lock
+from remediation.providers.quarantine import QuarantineReport
+from remediation.providers.security import UploadAllowlist
 from tasks.act import act
 from tasks.detect import error_rate_finding
 from tasks.report import publish_report, render_postmortem
@@ -271,8 +273,8 @@ async def _block(incident: RunningIncident, choice: BlockChoice) -> tuple[list[A
     return done, None
 
 
-async def _tighten(incident: RunningIncident, service: str, allowlist: Any, samples: Any
-                   ) -> tuple[ActionRecord | None, ActionRecord | None]:
+async def _tighten(incident: RunningIncident, service: str, allowlist: UploadAllowlist | None,
+                   samples: QuarantineReport) -> tuple[ActionRecord | None, ActionRecord | None]:
     if allowlist is None:
         incident.note(Phase.CONTAIN, "allowlist not tightened", "no upload-policy lever, or it is unreadable")
         return None, None
