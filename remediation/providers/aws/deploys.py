@@ -13,7 +13,6 @@ Rollback does not wait for the rollout (moto never completes one); recovery chec
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +58,8 @@ class EcsDeploys:
             revisions.append(current)
         below = [r for r in revisions if r < current]
         previous = max(below) if below else None
-        described_defs = await asyncio.gather(*(self._definition(f"{family}:{r}") for r in revisions))
+        # One at a time: at most max_releases small reads, in an order recorded responses can replay.
+        described_defs = [await self._definition(f"{family}:{r}") for r in revisions]
         started = _primary_started(described)
         return [
             _release(family, rev, definition,
@@ -70,7 +70,7 @@ class EcsDeploys:
 
     async def rollback(self, to_release: str) -> Release:
         family, target = parse_revision(to_release)
-        current_family, current, _ = await self._current()
+        current_family, current, described = await self._current()
         if family != current_family:
             raise PlatformError(f"{to_release} is not a revision of {current_family}, the family the ECS service "
                                 f"{self.service!r} runs")
@@ -83,8 +83,6 @@ class EcsDeploys:
             if now_current != target:
                 raise PlatformError(f"ECS service {self.service!r} runs {family}:{now_current} after the rollback "
                                     f"to {family}:{target}")
-        else:
-            _, _, described = await self._current()
         return _release(family, target, definition, "current", _primary_started(described))
 
     async def _definition(self, revision: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """One lazily built boto3 session for the AWS adapters: clients, adaptive retries, the emulator endpoint, errors.
 
 Nothing here touches AWS (or even imports boto3) until the first call. Credentials come only from boto3's
-standard chain (environment, shared profile, instance/task role): never a parameter, never in a message.
+standard chain (environment, shared profile, instance/task role): never a parameter, never in a message, never in
+a log (botocore's DEBUG records carry the signed headers, session token included, so they are kept off).
 
 boto3 is synchronous; every call runs in a worker thread so a flow's event loop keeps turning. Errors become
 :class:`AwsError` (a :class:`~remediation.providers.platform.PlatformError`) with the service, the operation and
@@ -17,6 +18,7 @@ AWS's error code, in three families that callers treat differently:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any, Literal
 
@@ -75,6 +77,14 @@ def translate(service: str, operation: str, exc: Exception) -> AwsError:
     return AwsError(service, operation, "transport", type(exc).__name__, str(exc))
 
 
+def _quiet_botocore() -> None:
+    """botocore's DEBUG records print each signed request, session token included: never let them through."""
+    for name in ("botocore", "boto3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
 class AwsSession:
     """Clients per service, built on first use and shared (boto3 clients are thread-safe; sessions are not)."""
 
@@ -93,11 +103,13 @@ class AwsSession:
                 from botocore.config import Config
 
                 if self._session is None:
+                    _quiet_botocore()
                     self._session = boto3.session.Session(region_name=self.config.region)
                 config = Config(
                     # Adaptive: standard retries (throttling, 5xx, connection errors) plus a client-side rate
                     # limiter that backs off when AWS throttles, so a burst of actions does not make it worse.
-                    retries={"mode": "adaptive", "max_attempts": self.config.max_attempts if retries else 1},
+                    # total_max_attempts counts the first try; botocore's "max_attempts" would add one to it.
+                    retries={"mode": "adaptive", "total_max_attempts": self.config.max_attempts if retries else 1},
                     connect_timeout=self.config.connect_timeout_s,
                     read_timeout=self.config.read_timeout_s,
                     user_agent_extra="kamkmserve-remediation",
