@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -79,7 +80,8 @@ async def test_contains_fixes_the_role_claim_after_approval_and_verifies_admins_
     assert "role_claim 'role' -> 'userRole'" in evidence(report, "identity")["summary"]
     assert "over-restrictive: ADMIN GET /admin" in evidence(report, "access-policy")["summary"]
     assert "requireRole('ADMIN')" in evidence(report, "recommendations")["summary"]
-    assert sorted(finding(report, "non_admin_admin_access")["evidence"]["reached"]) == UNPROTECTED
+    probed = evidence(report, "access-probe")["items"]
+    assert sorted(f"{r['method']} {r['route']}" for r in probed if r["verdict"] == "reached") == UNPROTECTED
     assert [a.answer.value for a in p.store.approvals(report["incident_id"])] == ["approved"]
 
 
@@ -143,7 +145,8 @@ async def test_a_revoked_secret_key_is_contained_and_left_to_a_human(sim: Sim, p
     report = await run(providers(server.url, answers=APPROVE))
     assert report["outcome"] == "escalated"
     assert "no automatic fix" in report["escalation"]
-    assert finding(report, "admin_role_check_failures")["evidence"]["errored"] > 0
+    errored = re.search(r"(\d+) errored admin checks", finding(report, "admin_role_check_failures")["detail"])
+    assert errored is not None and int(errored.group(1)) > 0
     assert "revoked" in evidence(report, "recommendations")["summary"]
     assert "set_auth_setting" not in " ".join(kinds(report))
     assert flags(server)["admin-console"] is False

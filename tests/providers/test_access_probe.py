@@ -35,7 +35,7 @@ def start_sim() -> Iterator[Start]:
     servers: list[SimServer] = []
 
     def start(**settings: object) -> SimServer:
-        server = SimServer(SimConfig(**{"seed": 7, **settings})).start()  # type: ignore[arg-type]
+        server = SimServer(SimConfig.model_validate({"seed": 7, **settings})).start()
         servers.append(server)
         return server
 
