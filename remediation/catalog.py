@@ -14,6 +14,7 @@ RUNBOOKS: dict[str, str] = {
     "database-errors": "flows/database_errors.py:database_errors",
     "high-latency": "flows/high_latency.py:high_latency",
     "suspicious-upload": "flows/suspicious_upload.py:suspicious_upload",
+    "auth-access": "flows/auth_access.py:auth_access",
 }
 
 

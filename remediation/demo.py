@@ -55,6 +55,13 @@ DEMOS: dict[str, DemoScenario] = {
     # type its samples came in as dropped from the allowlist until a benign upload passes, then restored.
     "malware-burst": DemoScenario(runbook="suspicious-upload", alert_name="MalwareUploadBurst",
                                   parameters={"window_s": 120.0}),
+    # Runbook 5: the Clerk session token's role claim is renamed and admins are refused; the admin features go off,
+    # a status update is posted, the demo approves putting the claim back, an admin test user gets in again.
+    # Higher traffic and short windows so the readings hold only post-change requests (admins are a small share).
+    "auth-misconfig": DemoScenario(runbook="auth-access", alert_name="AdminRoleCheckFailures",
+                                   parameters={"sample_interval_s": 2.0, "window_records": 300,
+                                               "event_window_s": 10.0},
+                                   sim={"rps": 100.0}),
 }
 
 
