@@ -15,6 +15,7 @@ RUNBOOKS: dict[str, str] = {
     "high-latency": "flows/high_latency.py:high_latency",
     "suspicious-upload": "flows/suspicious_upload.py:suspicious_upload",
     "auth-access": "flows/auth_access.py:auth_access",
+    "rolling-restart": "flows/rolling_restart.py:rolling_restart",
 }
 
 

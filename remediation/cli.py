@@ -239,6 +239,29 @@ def reconcile(
 
 
 @app.command()
+def drill(
+    runbook: Annotated[str | None, typer.Option("--runbook", help="Drill this runbook against the simulator")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Drill every runbook that has a simulator scenario")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the records and the status as JSON")] = False,
+) -> None:
+    """Game day: run runbooks against the simulator with their fault injected (as `remediate demo` does), record
+    time-to-contain and time-to-recover in REMEDIATE_HOME/drills.jsonl, and flag runbooks whose last successful
+    drill is older than REMEDIATE_DRILL_MAX_AGE_DAYS. Without --runbook or --all: the status only. Exit 1 when a
+    drill failed or a runbook is stale."""
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    _embedded_prefect_defaults()
+    from remediation.drills_cli import drill_command
+
+    if runbook and all_:
+        err.print("give either --runbook NAME or --all")
+        raise typer.Exit(2)
+    raise typer.Exit(drill_command(runbook=runbook, everything=all_, json_output=json_output, console=console,
+                                   err=err))
+
+
+@app.command()
 def paused() -> None:
     """List runs waiting for approval."""
     from remediation import approval_client
