@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from remediation.providers.http import AppHttp, Fetched
 from remediation.providers.metrics import METRICS_PATH
 
+AUTH_CHECK_FAILED = '{"error":"Auth check failed"}'  # requireRole's answer when the check itself throws (§6.2)
 PROBE_ID = "remediate-probe-0000"  # an id no record has: a handler that runs finds nothing to change
 Guard = Literal["middleware", "ADMIN", "SUPERADMIN", "none"]
 RouteVerdict = Literal["rejected", "reached", "unknown"]
@@ -192,6 +193,8 @@ def classify(fetched: Fetched) -> tuple[RouteVerdict, str]:
         return "unknown", f"{fetched.status}: no handler answered (the route or method does not exist here)"
     if fetched.status in (301, 302, 303, 307, 308):
         return "rejected", f"{fetched.status}: sent to sign in"
+    if fetched.status == 500 and AUTH_CHECK_FAILED in fetched.text:
+        return "rejected", "500: requireRole's own check threw (fail closed)"
     return "reached", f"{fetched.status}: the handler ran for this identity"
 
 

@@ -84,9 +84,11 @@ async def test_a_429_or_a_spent_budget_is_never_a_verdict() -> None:
     assert report.reached == []
 
 
-async def test_no_handler_is_unknown_a_redirect_is_a_refusal_and_a_json_500_reached_the_handler() -> None:
+async def test_no_handler_is_unknown_redirects_and_failed_auth_checks_refuse_a_json_500_reached_the_handler() -> None:
     answers = {"/admin": httpx.Response(307, headers={"location": "/sign-in"}),
                "/api/admin/orders/export": httpx.Response(500, json={"error": "db down"}),
+               "/api/admin/blogs": httpx.Response(500, content=b'{"error":"Auth check failed"}',
+                                                  headers={"content-type": "application/json"}),
                "/api/admin/payouts/export": httpx.Response(404, text="<html>404</html>",
                                                            headers={"content-type": "text/html"})}
 
@@ -96,7 +98,8 @@ async def test_no_handler_is_unknown_a_redirect_is_a_refusal_and_a_json_500_reac
     report = await probe_for("http://app", transport=httpx.MockTransport(answer)).non_admin()
     verdicts = {r.route: r.verdict for r in report.results}
     assert verdicts["/admin"] == "rejected"
-    assert verdicts["/api/admin/orders/export"] == "reached"
+    assert verdicts["/api/admin/orders/export"] == "reached"  # the handler's own failure: it ran, unchecked
+    assert verdicts["/api/admin/blogs"] == "rejected"  # requireRole threw: refused, fail closed
     assert verdicts["/api/admin/payouts/export"] == "unknown"
 
 
