@@ -270,5 +270,17 @@ def paused() -> None:
         console.print(f"{run.id}  {run.name}  paused since {run.state.timestamp if run.state else '?'}")
 
 
+
+@app.command()
+def check(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON")] = False,
+    service: Annotated[str, typer.Option(help="Service whose capacity, jobs and instances are read")] = "kamkmserve",
+) -> None:
+    """Validate every configured capability read-only: reachable, authorised, what is missing. Exit 1 if any fails."""
+    from remediation.check import check_command
+
+    raise typer.Exit(check_command(service=service, json_output=json_output, console=console))
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,384 @@
+"""``remediate check``: build every configured capability and ask each one cheap read-only question.
+
+One row per capability: which implementation serves it, whether it answered (reachable), whether it let us in
+(authorised) and what is missing. Nothing is changed anywhere: releases are listed, not promoted; the audit table
+is read with a one-row limit; Slack gets an empty post it refuses before posting; PagerDuty gets no event at all.
+The store is pinged, not migrated.
+
+Every message is scrubbed of every secret setting's value before it is shown (vendors echo things back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from remediation import capabilities, config_file, notify
+from remediation.notify.probe import ProbeResult
+from remediation.notify.redact import redact
+from remediation.providers.platform import PlatformError
+from remediation.settings import Settings
+
+Status = Literal["ok", "failing", "absent", "not checked"]
+AUTH_MARKERS = ("HTTP 401", "HTTP 403", "Unauthorized", "Forbidden", "AccessDenied", "InvalidClientTokenId",
+                "UnrecognizedClient", "ExpiredToken", "SignatureDoesNotMatch", "Could not authenticate",
+                "invalid_token", "password authentication failed", "permission denied")
+UNREACHABLE_MARKERS = ("unreachable", "timed out", "ConnectError", "Connection refused", "connection refused",
+                       "got no answer", "EndpointConnectionError", "Name or service not known", "could not connect",
+                       "Could not connect", "no answer within")
+
+
+class CheckRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    capability: str
+    implementation: str
+    status: Status
+    reachable: bool | None = None
+    authorised: bool | None = None
+    detail: str = ""
+    missing: tuple[str, ...] = ()
+
+
+class CheckReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    config_file: str | None
+    platform: str
+    rows: tuple[CheckRow, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(row.status == "failing" for row in self.rows)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [getattr(settings, name) for name in type(settings).model_fields]
+    return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and len(v.get_secret_value()) >= 4]
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return redact(text)[:400]
+
+
+def classify(text: str) -> ProbeResult:
+    """A failure message, judged: refused (reachable, not authorised), unreachable, or an unexplained error."""
+    if "not configured" in text or "no API token configured" in text or "No credentials" in text:
+        return ProbeResult(reachable=None, authorised=None, detail=text, missing=(text,))
+    if any(marker in text for marker in AUTH_MARKERS):
+        return ProbeResult.refused(text)
+    if any(marker in text for marker in UNREACHABLE_MARKERS):
+        return ProbeResult.unreachable(text)
+    if "HTTP 409" in text:  # it answered and let us in; the lever is not usable in the current state
+        return ProbeResult.fine(f"answered, not usable right now: {text}")
+    if "HTTP 404" in text:
+        return ProbeResult(reachable=True, authorised=None, detail=text,
+                           missing=("a resource the settings name does not exist (check the ids)",))
+    return ProbeResult(reachable=None, authorised=None, detail=f"error: {text}", missing=())
+
+
+def _report(available: bool, reason: str, fine: str) -> ProbeResult:
+    """Reads that never raise (metrics, database, audit, quarantine) say ``available=False`` with a reason."""
+    return ProbeResult.fine(fine) if available else classify(reason or "unavailable")
+
+
+Probe = Callable[[Any, Settings, str], Awaitable[ProbeResult]]
+
+
+async def _metrics(m: Any, s: Settings, service: str) -> ProbeResult:
+    h = await m.health()
+    memory = "?" if h.memory_pct is None else f"{h.memory_pct:.0f}"
+    return _report(h.available, h.reason, f"health page: status {h.status}, memory {memory}%")
+
+
+async def _deploys(d: Any, s: Settings, service: str) -> ProbeResult:
+    releases = await d.releases()
+    current = next((r.version for r in releases if r.state == "current"), releases[0].version if releases else "?")
+    return ProbeResult.fine(f"{len(releases)} release(s), current {current}")
+
+
+async def _edge(e: Any, s: Settings, service: str) -> ProbeResult:
+    return ProbeResult.fine(f"maintenance on {len(await e.maintenance_prefixes())} path prefix(es)")
+
+
+async def _logs(logs: Any, s: Settings, service: str) -> ProbeResult:
+    return ProbeResult.fine(f"{len(await logs.lines(limit=1))} line read (limit 1)")
+
+
+async def _errors(e: Any, s: Settings, service: str) -> ProbeResult:
+    from remediation.providers.clock import RealClock
+
+    issues = await e.issues(since=RealClock().now() - timedelta(minutes=15))
+    return ProbeResult.fine(f"{len(issues)} unresolved issue(s) seen in the last 15 min")
+
+
+async def _capacity(c: Any, s: Settings, service: str) -> ProbeResult:
+    return ProbeResult.fine(f"{await c.replicas(service)} replica(s) of {service}")
+
+
+async def _jobs(j: Any, s: Settings, service: str) -> ProbeResult:
+    return ProbeResult.fine(f"{len(await j.jobs(service))} job pool(s)")
+
+
+async def _instances(i: Any, s: Settings, service: str) -> ProbeResult:
+    return ProbeResult.fine(f"{len(await i.instances(service))} instance(s) behind the balancer")
+
+
+async def _database(d: Any, s: Settings, service: str) -> ProbeResult:
+    r = await d.blocking_locks()
+    return _report(r.available, r.reason, f"pg_locks readable: {len(r.waits)} lock wait(s)")
+
+
+async def _audit(a: Any, s: Settings, service: str) -> ProbeResult:
+    from remediation.providers.clock import RealClock
+
+    r = await a.events(since=RealClock().now() - timedelta(minutes=5), limit=1)
+    if r.table_missing:
+        return ProbeResult.fine("reachable; the kamkmserve_audit_log table does not exist (no audit evidence)")
+    return _report(r.available, r.reason, "kamkmserve_audit_log readable (limit 1)")
+
+
+async def _blocks(b: Any, s: Settings, service: str) -> ProbeResult:
+    return ProbeResult.fine(f"{len(await b.blocks())} active block(s)")
+
+
+async def _uploads(u: Any, s: Settings, service: str) -> ProbeResult:
+    allow = await u.allowlist()
+    return ProbeResult.fine(f"allowlist: {len(allow.extensions)} extension(s), {len(allow.mime_types)} MIME type(s)")
+
+
+async def _antivirus(a: Any, s: Settings, service: str) -> ProbeResult:
+    if not await a.ping():
+        return ProbeResult.unreachable("no PONG from the scanner")
+    return ProbeResult.fine(f"PONG; {await a.version() or 'version unknown'}")
+
+
+async def _identity(i: Any, s: Settings, service: str) -> ProbeResult:
+    c = await i.check()
+    found = f"; it reports {len(c.problems)} configuration problem(s) (an incident finding, not a check failure)"
+    return _report(c.available, c.reason, "configuration readable" + (found if c.problems else ""))
+
+
+async def _quarantine(q: Any, s: Settings, service: str) -> ProbeResult:
+    from remediation.providers.clock import RealClock
+
+    r = await q.samples(since=RealClock().now() - timedelta(minutes=5), limit=1)
+    return _report(r.available, r.reason, "quarantine readable (limit 1)")
+
+
+async def _status_page(p: Any, s: Settings, service: str) -> ProbeResult:
+    if hasattr(p, "probe"):
+        result: ProbeResult = await p.probe()
+        return result
+    await p.plane.json("GET", "/status")  # the simulated status page
+    return ProbeResult.fine("status page readable")
+
+
+PROBES: dict[str, Probe] = {
+    "metrics": _metrics, "deploys": _deploys, "edge": _edge, "logs": _logs, "errors": _errors,
+    "capacity": _capacity, "jobs": _jobs, "instances": _instances, "database": _database, "audit": _audit,
+    "blocks": _blocks, "uploads": _uploads, "antivirus": _antivirus, "identity": _identity,
+    "quarantine": _quarantine, "status_page": _status_page,
+}
+#: Optional levers: absent is a fact about the platform (Vercel has no scale knob), not a failure.
+OPTIONAL = ("capacity", "jobs", "instances", "database", "audit", "blocks", "uploads", "antivirus", "identity",
+            "quarantine", "status_page")
+NOT_PROBED = {"probe": "sends page requests to the app; metrics covers reachability",
+              "access": "signs in test identities; not a read-only question",
+              "instance_metrics": "per-instance pages; covered by instances"}
+
+
+def _row(capability: str, implementation: str, result: ProbeResult, secrets: list[str]) -> CheckRow:
+    if result.missing and implementation == "none":
+        status: Status = "absent"
+    elif result.missing or result.reachable is False or result.authorised is False \
+            or result.detail.startswith("error:"):
+        status = "failing"
+    else:
+        status = "ok"
+    return CheckRow(capability=capability, implementation=implementation, status=status, reachable=result.reachable,
+                    authorised=result.authorised, detail=_scrub(result.detail, secrets),
+                    missing=tuple(_scrub(m, secrets) for m in result.missing))
+
+
+async def _probe(name: str, adapter: Any, probe: Probe, settings: Settings, service: str,
+                 secrets: list[str]) -> CheckRow:
+    implementation = capabilities.implementation_of(adapter)
+    if type(adapter).__name__.startswith(("Unconfigured", "NoLog", "Drainless")):
+        implementation = "none"
+    budget = max(settings.http_timeout_s * 2, 2.0)
+    try:
+        result = await asyncio.wait_for(probe(adapter, settings, service), timeout=budget)
+    except TimeoutError:
+        result = ProbeResult.unreachable(f"no answer within {budget:g}s")
+    except (PlatformError, OSError, RuntimeError, ValueError) as exc:
+        result = classify(str(exc))
+    except Exception as exc:  # an adapter bug must not hide the other rows
+        result = classify(f"{type(exc).__name__}: {exc}")
+    configured = settings.capabilities.get(name)
+    if configured:
+        extra = capabilities.missing_settings(name, configured, settings)
+        if extra:
+            result = result.model_copy(update={"missing": tuple(dict.fromkeys((*result.missing, *extra)))})
+    return _row(name, implementation, result, secrets)
+
+
+def _absent(name: str, settings: Settings) -> CheckRow:
+    configured = settings.capabilities.get(name)
+    missing = tuple(capabilities.missing_settings(name, configured, settings)) if configured else ()
+    detail = "no lever on this platform" if not configured else f"configured as {configured} but not available"
+    if configured == "none":
+        detail = "switched off by configuration"
+    status: Status = "failing" if missing else "absent"
+    return CheckRow(capability=name, implementation=configured or "none", status=status, detail=detail,
+                    missing=missing)
+
+
+def _configuration(settings: Settings) -> tuple[str | None, list[CheckRow]]:
+    try:
+        path = config_file.config_path()
+    except config_file.ConfigError as exc:
+        return None, [CheckRow(capability="configuration", implementation="file", status="failing", detail=str(exc))]
+    if path is None:
+        return None, [CheckRow(capability="configuration", implementation="env", status="ok",
+                               detail="no remediate.toml (REMEDIATE_CONFIG unset): environment and defaults only")]
+    loaded = config_file.load(path, Settings)
+    resolved = config_file.check_secrets(loaded)
+    problems = tuple(r.problem for r in resolved if not r.ok
+                     and f"REMEDIATE_{r.ref.setting.upper()}" not in os.environ)
+    detail = (f"{path}: {len(loaded.values)} setting(s), {len(resolved)} secret reference(s) "
+              f"({sum(r.ok for r in resolved)} resolved)")
+    return str(path), [CheckRow(capability="configuration", implementation="file",
+                                status="failing" if problems else "ok", detail=detail, missing=problems)]
+
+
+async def _store(providers: Any, secrets: list[str]) -> CheckRow:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(providers.settings.resolved_database_url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and not await asyncio.to_thread(Path(url.database).exists):
+        # Opening it would create it: a write. The first run (or remediate serve) creates and migrates it.
+        return CheckRow(capability="store", implementation="sqlite", status="ok", reachable=None, detail=(
+            f"{shown}: not created yet (the first run creates and migrates it)"))
+    try:
+        await asyncio.to_thread(providers.store.ping)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return CheckRow(capability="store", implementation=url.get_backend_name(), status="failing", reachable=False,
+                        detail=_scrub(f"{shown}: {first}", secrets))
+    return CheckRow(capability="store", implementation=url.get_backend_name(), status="ok", reachable=True,
+                    authorised=True, detail=f"{shown}: answers")
+
+
+async def _prefect() -> CheckRow:
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api.url
+    if not api:
+        return CheckRow(capability="approvals", implementation="prefect", status="not checked",
+                        detail="no PREFECT_API_URL: runs start a temporary local Prefect API")
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        failure = await client.api_healthcheck()
+    if failure is not None:
+        return CheckRow(capability="approvals", implementation="prefect", status="failing", reachable=False,
+                        detail=f"Prefect API {api}: {type(failure).__name__}")
+    return CheckRow(capability="approvals", implementation="prefect", status="ok", reachable=True,
+                    detail=f"Prefect API {api} healthy")
+
+
+async def run_check(settings: Settings, *, service: str = "kamkmserve") -> CheckReport:
+    from remediation import runtime
+
+    secrets = _secrets(settings)
+    path, rows = _configuration(settings)
+    try:
+        providers = runtime.connect(settings, migrate=False)
+    except Exception as exc:  # a configuration that cannot even be built: say why, stop there
+        rows.append(CheckRow(capability="platform", implementation=settings.platform, status="failing",
+                             detail=_scrub(f"{type(exc).__name__}: {exc}", secrets)))
+        return CheckReport(config_file=path, platform=settings.platform, rows=tuple(rows))
+    jobs: list[Awaitable[CheckRow]] = [_store(providers, secrets), _prefect()]
+    for name, probe in PROBES.items():
+        adapter = getattr(providers, name, None)
+        if adapter is None:
+            rows.append(_absent(name, settings))
+        else:
+            jobs.append(_probe(name, adapter, probe, settings, service, secrets))
+    selected = notify.selected_channels(settings)
+    for channel in notify.CHANNELS:
+        jobs.append(_channel(channel, channel in selected, settings, secrets))
+    probed = await asyncio.gather(*jobs)
+    for name, why in NOT_PROBED.items():
+        if getattr(providers, name, None) is not None:
+            rows.append(CheckRow(capability=name, implementation=capabilities.implementation_of(
+                getattr(providers, name)), status="not checked", detail=why))
+    order = ["configuration", "platform", "store", "approvals", *PROBES, *NOT_PROBED,
+             *(f"notify:{c}" for c in notify.CHANNELS)]
+    everything = sorted([*rows, *probed], key=lambda r: order.index(r.capability) if r.capability in order else 99)
+    return CheckReport(config_file=path, platform=settings.platform, rows=tuple(everything))
+
+
+CHANNEL_NEEDS = {"slack": ("REMEDIATE_SLACK_WEBHOOK_URL",),
+                 "statuspage": ("REMEDIATE_STATUSPAGE_API_KEY", "REMEDIATE_STATUSPAGE_PAGE_ID"),
+                 "pagerduty": ("REMEDIATE_PAGERDUTY_ROUTING_KEY",)}
+
+
+async def _channel(name: str, selected: bool, settings: Settings, secrets: list[str]) -> CheckRow:
+    if not selected:  # not in use: what it would need is information, not a failure
+        return CheckRow(capability=f"notify:{name}", implementation="none", status="absent", detail="not in use",
+                        missing=CHANNEL_NEEDS[name])
+    channel: Any = notify.channel(name, settings)
+    try:
+        result: ProbeResult = await asyncio.wait_for(channel.probe(), timeout=max(settings.notify_timeout_s, 2.0))
+    except TimeoutError:
+        result = ProbeResult.unreachable(f"no answer within {max(settings.notify_timeout_s, 2.0):g}s")
+    return _row(f"notify:{name}", name, result, secrets)
+
+
+def _mark(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
+
+
+def render(report: CheckReport, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"remediate check · platform {report.platform}", title_justify="left")
+    for column in ("capability", "implementation", "status", "reachable", "authorised", "detail / missing"):
+        table.add_column(column, overflow="fold")
+    for row in report.rows:
+        text = row.detail + (f"; missing: {', '.join(row.missing)}" if row.missing else "")
+        status = {"ok": "ok", "failing": "[red]FAILING[/]", "absent": "absent", "not checked": "not checked"}
+        table.add_row(row.capability, row.implementation, status[row.status], _mark(row.reachable),
+                      _mark(row.authorised), text)
+    console.print(table)
+    failing = [r.capability for r in report.rows if r.status == "failing"]
+    console.print("all configured capabilities answered" if not failing else f"failing: {', '.join(failing)}")
+
+
+def check_command(*, service: str, json_output: bool, console: Any) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except (config_file.ConfigError, ValidationError) as exc:  # the configuration itself is wrong: say where
+        console.print(f"configuration error: {exc}")
+        return 2
+    report = asyncio.run(run_check(settings, service=service))
+    if json_output:
+        print(json.dumps({"ok": report.ok, **report.model_dump(mode="json")}, indent=2))
+    else:
+        render(report, console)
+    return 0 if report.ok else 1

@@ -1,0 +1,161 @@
+"""remediate.toml: values, precedence (arguments > env > file > defaults), secrets only by reference, and the
+per-capability choices it makes."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from remediation import catalog, runtime
+from remediation.capabilities import CHOICES, CapabilityError, validate
+from remediation.config_file import ConfigError, check_secrets, load, secret_fields
+from remediation.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "docs" / "remediate.example.toml"
+Write = Callable[[str], Path]
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
+    def write(text: str) -> Path:
+        path = tmp_path / f"remediate-{len(list(tmp_path.iterdir()))}.toml"
+        path.write_text(text)
+        monkeypatch.setenv("REMEDIATE_CONFIG", str(path))
+        return path
+
+    for name in [n for n in os.environ if n.startswith("REMEDIATE_")]:
+        monkeypatch.delenv(name)
+    return write
+
+
+def test_file_values_apply_env_overrides_them_and_arguments_override_both(
+    config: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config('mode = "auto"\napprovers = ["alice"]\nmax_replicas = 7\n[vercel]\nproject_id = "prj_1"\n'
+           '[ack]\nsev1_s = 60\n')
+    monkeypatch.setenv("REMEDIATE_MAX_REPLICAS", "9")
+    settings = Settings()
+    assert settings.mode.value == "auto" and settings.approvers == ["alice"]
+    assert settings.vercel_project_id == "prj_1" and settings.ack_sev1_s == 60
+    assert settings.max_replicas == 9, "the environment wins over the file"
+    assert Settings(max_replicas=3).max_replicas == 3
+
+
+def test_without_a_file_nothing_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("REMEDIATE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings().mode == Settings.model_fields["mode"].default
+
+
+def test_a_named_file_that_does_not_exist_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("REMEDIATE_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="no such file"):
+        Settings()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("max_replica = 3\n", "unknown setting 'max_replica'"),
+    ("[vercel]\nprojectid = 'x'\n", "unknown setting 'vercel.projectid'"),
+    ("[vercel.deep]\nx = 1\n", "nest one level only"),
+    ("[capabilities]\nerrors = 'datadog'\n", "no implementation 'datadog'"),
+    ("[capabilities]\npager = 'sim'\n", "unknown capability 'pager'"),
+    ("[capabilities]\nlogs = 'none'\n", "no implementation 'none'"),
+    ("[capabilities]\nnotify = ['email']\n", "unknown notification channel"),
+    ("[secrets]\nmax_replicas = { env = 'X' }\n", "not a secret setting"),
+    ("max_replicas = \n", "Invalid value"),
+])
+def test_mistakes_are_errors_that_name_the_key(config: Write, text: str, message: str) -> None:
+    config(text)
+    with pytest.raises(ConfigError, match=message):
+        Settings()
+
+
+def test_a_secret_written_in_the_file_is_refused_without_repeating_it(config: Write) -> None:
+    config('[slack]\nwebhook_url = "https://hooks.slack.com/services/T/B/literalSECRET123"\n')
+    with pytest.raises(ConfigError) as outside:
+        Settings()
+    assert "[secrets]" in str(outside.value) and "literalSECRET123" not in str(outside.value)
+    config('[secrets]\nvercel_token = "literalSECRET456"\n')
+    with pytest.raises(ConfigError) as literal:
+        Settings()
+    assert "literal value is not accepted" in str(literal.value) and "literalSECRET456" not in str(literal.value)
+
+
+def test_secrets_come_from_the_named_environment_variable(config: Write, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = config('[secrets]\nslack_webhook_url = { env = "SLACK_HOOK" }\nvercel_token = { env = "NOT_SET_HERE" }\n')
+    monkeypatch.setenv("SLACK_HOOK", "http://hooks.example/services/T/B/envSECRET")
+    settings = Settings()
+    assert settings.slack_webhook_url is not None
+    assert settings.slack_webhook_url.get_secret_value().endswith("envSECRET")
+    assert "envSECRET" not in repr(settings) and "envSECRET" not in str(settings.model_dump())
+    assert settings.vercel_token is None
+    problems = [r.problem for r in check_secrets(load(path, Settings)) if not r.ok]
+    assert problems == ["vercel_token: environment variable NOT_SET_HERE is not set"]
+
+
+def test_the_remediate_variable_wins_over_a_secret_reference(config: Write, monkeypatch: pytest.MonkeyPatch) -> None:
+    config('[secrets]\nvercel_token = { env = "FROM_FILE_REF" }\n')
+    monkeypatch.setenv("FROM_FILE_REF", "refValue1")
+    monkeypatch.setenv("REMEDIATE_VERCEL_TOKEN", "envValue2")
+    token = Settings().vercel_token
+    assert token is not None and token.get_secret_value() == "envValue2"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_secrets_come_from_a_prefect_secret_block(config: Write) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value="blockSECRETvalue").save("remediate-test-statuspage-key", overwrite=True)
+    config('[secrets]\nstatuspage_api_key = { prefect_secret = "remediate-test-statuspage-key" }\n'
+           'pagerduty_routing_key = { prefect_secret = "no-such-block" }\n')
+    settings = Settings()
+    assert settings.statuspage_api_key is not None
+    assert settings.statuspage_api_key.get_secret_value() == "blockSECRETvalue"
+    assert settings.pagerduty_routing_key is None
+
+
+def test_capabilities_choose_implementations_and_notify_lists_channels(config: Write, tmp_path: Path) -> None:
+    config(f'home = "{tmp_path}"\n[capabilities]\nerrors = "sentry"\ncapacity = "none"\nidentity = "clerk"\n'
+           'notify = ["pagerduty"]\n[secrets]\npagerduty_routing_key = { env = "PD_KEY" }\n')
+    settings = Settings()
+    assert settings.capabilities == {"errors": "sentry", "capacity": "none", "identity": "clerk"}
+    assert settings.notify_channels == ["pagerduty"]
+    providers = runtime.connect(settings, migrate=False)
+    assert type(providers.errors).__name__ == "UnconfiguredErrors", "sentry chosen, not configured: says so on use"
+    assert providers.capacity is None and providers.identity is None
+    assert providers.notifier is not None and [c.name for c in providers.notifier.channels] == ["pagerduty"]
+    assert type(providers.deploys).__name__ == "SimDeploys", "unchosen capabilities keep the platform's"
+
+
+def test_every_choice_in_the_menu_builds(tmp_path: Path) -> None:
+    for capability, implementations in CHOICES.items():
+        for implementation in implementations:
+            settings = Settings(home=tmp_path, capabilities={capability: implementation}, aws_region="us-east-1",
+                                app_database_url="postgresql+psycopg://x@127.0.0.1:1/x", clamd_host="127.0.0.1",
+                                vercel_edge_config_id="ecfg_1", vercel_project_id="prj_1", vercel_token="t" * 8)
+            runtime.connect(settings, migrate=False)  # builds only: nothing connects
+    with pytest.raises(CapabilityError):
+        validate({"deploys": "heroku"})
+
+
+def test_the_documented_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMEDIATE_CONFIG", str(EXAMPLE))
+    loaded = load(EXAMPLE, Settings)
+    assert loaded.values["platform"] == "vercel" and loaded.values["vercel_project_id"] == "prj_kamkmserve"
+    assert {ref.setting for ref in loaded.secrets} == secret_fields(Settings) - {"intake_basic_password",
+                                                                               "sentry_dsn"}
+
+
+def test_no_runbook_takes_a_secret_as_a_flow_parameter() -> None:
+    """Secrets come from env or Secret blocks: a flow parameter would be stored in Prefect and shown in the UI."""
+    secrets = secret_fields(Settings)
+    for name in catalog.RUNBOOKS:
+        parameters = set(inspect.signature(catalog.load(name).fn).parameters)
+        assert not parameters & secrets, name
+        assert not [p for p in parameters if any(word in p for word in ("token", "secret", "password", "webhook",
+                                                                        "routing_key", "api_key"))], name
