@@ -142,6 +142,9 @@ def _admin_api(request: AppRequest, env: RouteEnv) -> Outcome:
         return _business(request, env, ("SELECT", "kamkmserve_order"), "Failed to fetch order", 60)
     if _MARK_PAID.match(path) and method == "POST":  # payouts/[id]/mark-paid: no check either
         return _business(request, env, ("UPDATE", "kamkmserve_payout"), "Failed to mark payout as paid", 70)
+    if path.startswith("/api/admin/orders/") and _ADMIN_ITEM.match(path) and method == "PATCH":
+        # PATCH orders/[id] is the one item route with requireRole('ADMIN') (reference §6.2).
+        return _role_gated(request, env, "ADMIN", ("UPDATE", "kamkmserve_order"), "Failed to update order")
     if _ADMIN_ITEM.match(path) and method in ("PATCH", "DELETE"):
         failure = "Failed to update order" if path.startswith("/api/admin/orders/") else "Failed to update"
         return _business(request, env, ("UPDATE", "kamkmserve_order"), failure, 70)

@@ -163,9 +163,14 @@ def test_lock_contention_fails_staff_order_updates_the_way_the_app_reports_it(st
 def test_a_locked_order_update_answers_the_handlers_500_body(start_sim: Start) -> None:
     server = start_sim(scenario="lock-contention", rps=0, onset_s=0.0)
     poll(lambda: httpx.get(f"{server.url}/_sim/database", timeout=10).json()["blocker"], what="the blocker")
-    # Signed-out HTTP reaches the same handler the staff traffic does (the sim's item routes check no role).
-    answer = fetch(server.url, "/api/admin/orders/5b0e0c2a-0000-4000-8000-000000000001", method="PATCH",
-                   headers={"content-type": "application/json"}, body=b'{"status":"PAID"}')
+    order = "/api/admin/orders/5b0e0c2a-0000-4000-8000-000000000001"
+    # PATCH orders/[id] needs ADMIN (reference §6.2): signed out, it never reaches the database.
+    signed_out = fetch(server.url, order, method="PATCH", headers={"content-type": "application/json"},
+                       body=b'{"status":"PAID"}')
+    assert signed_out.status == 401 and signed_out.body == '{"error":"Unauthorized"}'
+    # An admin's session (the sim's stand-in for a Clerk admin) reaches the handler the staff traffic does.
+    answer = fetch(server.url, order, method="PATCH", body=b'{"status":"PAID"}',
+                   headers={"content-type": "application/json", "cookie": "__session=sim_session_user_probe_admin"})
     assert answer.status == 500 and answer.body == '{"error":"Failed to update order"}'
 
 
