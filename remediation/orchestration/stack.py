@@ -256,6 +256,7 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
     from deployments.serve import serve_runbooks
     from remediation import runtime
     from remediation.observability import flush_sentry, init_sentry
+    from remediation.orchestration import resumable
     from remediation.orchestration.warm import WarmExecutor
 
     stop_event = stop_event or threading.Event()
@@ -287,7 +288,8 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
                                        name="reconcile", daemon=True)
         reconciling.start()
         cleanup.callback(reconciling.join, 5.0)
-        executor = WarmExecutor(max_parallel=max_parallel)
+        # A run waiting for approval, having changed nothing yet, is suspended at shutdown rather than crashed.
+        executor = WarmExecutor(max_parallel=max_parallel, park=resumable.nothing_applied(providers.store))
         cleanup.callback(executor.shutdown, grace_s, drain_s)
 
         serve_stop, serve_ready = threading.Event(), threading.Event()

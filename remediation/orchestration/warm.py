@@ -26,8 +26,9 @@ What Prefect does not do for runs executed this way, and this module does (fast-
     exception: the engine finishes the run itself (its ``Failed`` is refused while ``Cancelling``, and
     ``on_cancellation`` hooks run), then the executor proposes ``Cancelled``. A cancellation that lands in engine
     code ends ``Crashed`` first and is then forced to ``Cancelled``, as Prefect's runner does.
-  * Crashes: ``shutdown()`` (SIGTERM/SIGINT of ``remediate serve``) cancels executing runs without the cancel
-    flag, so the engine reports ``Crashed`` and runs ``on_crashed`` hooks; a run whose thread does not finish
+  * Crashes: ``shutdown()`` (SIGTERM/SIGINT of ``remediate serve``) suspends runs waiting for an approval that may
+    be run again (``resumable``: answerable after the restart), then cancels the other executing runs without the
+    cancel flag, so the engine reports ``Crashed`` and runs ``on_crashed`` hooks; a run whose thread does not finish
     within the grace period is forced ``Crashed``. After SIGKILL nobody reports: the engine's heartbeats stop
     and the zombie automation (``limits.ensure_zombie_automation``) marks the run ``Crashed`` (prefect.md §8).
   * Isolation: flow code shares this process. Providers come from ``remediation.runtime`` (a process-wide
@@ -70,13 +71,16 @@ class WarmExecutor:
 
     def __init__(self, flows: Mapping[str, Any] | None = None, *, max_parallel: int = 4,
                  fallback: RunStarter | None = None, poll_s: float = 1.0, stale_after_s: float = 15.0,
-                 claim: bool = True) -> None:
+                 claim: bool = True, park: Callable[[str], bool] | None = None) -> None:
         self._flows_source: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = (
             flows if flows is not None else catalog_flows)
         self._flows: dict[str, Any] = {}
         self._deployment_ids: dict[str, UUID] = {}
         self.max_parallel = max_parallel
         self.claim = claim
+        # Runs waiting for an approval whose incident ``park(incident_id)`` accepts are suspended at shutdown instead
+        # of crashed, and stay answerable across our restart (remediation.orchestration.resumable). None: never.
+        self.park = park
         self.fallback: RunStarter = fallback or DeploymentStarter()
         self.poll_s = poll_s
         self.stale_after_s = stale_after_s
@@ -137,21 +141,24 @@ class WarmExecutor:
     def shutdown(self, grace_s: float = 10.0, drain_s: float = 0.0) -> list[UUID]:
         """Stop taking runs; crash the ones still executing; return their ids.
 
-        ``drain_s`` first lets executing runs finish on their own (a run that is closing its incident should not be
-        crashed for it); the rest are interrupted so the engine reports them ``Crashed``, and any still running
-        after ``grace_s`` (blocked in sync code, no await point to land on) are forced ``Crashed``.
+        Runs waiting for an approval that ``park`` accepts are suspended first (answerable after the restart, see
+        ``resumable``). ``drain_s`` then lets the other executing runs finish on their own (a run that is closing its
+        incident should not be crashed for it); the rest are interrupted so the engine reports them ``Crashed``, and
+        any still running after ``grace_s`` (blocked in sync code, no await point to land on) are forced ``Crashed``.
         """
         with self._lock:  # under the lock: a start racing with us either registers first or is handed back
             self._stopping.set()
             draining = list(self._executions.values())
+        parked = self._park_waiting(draining)
         drain_until = time.monotonic() + drain_s
         for execution in draining:
-            execution.done.wait(max(0.0, drain_until - time.monotonic()))
-        running = [e for e in draining if not e.done.is_set()]
+            if execution.run.id not in parked:
+                execution.done.wait(max(0.0, drain_until - time.monotonic()))
+        running = [e for e in draining if not e.done.is_set() and e.run.id not in parked]
         for execution in running:
             execution.interrupt(cancel=False)
         deadline = time.monotonic() + grace_s
-        for execution in running:
+        for execution in draining:
             execution.done.wait(max(0.0, deadline - time.monotonic()))
         stuck = [e for e in running if not e.done.is_set()]
         for execution in stuck:  # blocked in sync code: no await point for the cancellation to land on
@@ -169,6 +176,21 @@ class WarmExecutor:
             log.warning("warm executor shut down with %d run(s) executing: %s", len(running),
                         ", ".join(str(e.run.id) for e in running))
         return [e.run.id for e in running]
+
+    def _park_waiting(self, executions: list[Execution]) -> set[UUID]:
+        """Suspend the runs that wait for an approval (and may be run again from the top); their tasks are cancelled
+        into Prefect's ``Pause``, so the engine leaves them suspended rather than crashed."""
+        if self.park is None or self._client is None or not executions:
+            return set()
+        from remediation.orchestration import resumable
+
+        parked = set(resumable.park(self._client, [e.run.id for e in executions], self.park))
+        for execution in executions:
+            if execution.run.id in parked:
+                execution.interrupt(cancel=False)
+        if parked:
+            log.info("suspended %d run(s) waiting for approval: answer them after the restart", len(parked))
+        return parked
 
     # -- starting ------------------------------------------------------------------------------------------
 

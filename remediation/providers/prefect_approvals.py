@@ -9,12 +9,11 @@ and the run ends with its report.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout
+from prefect.exceptions import FlowPauseTimeout, Pause
 from prefect.flow_runs import apause_flow_run, aresume_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_paused_state
@@ -22,10 +21,13 @@ from prefect.states import Paused
 from pydantic import Field
 
 from remediation.models import Approval, ApprovalAnswer
+from remediation.orchestration import resumable
 from remediation.providers.approvals import TIMEOUT_APPROVER, ApprovalRequest, classify, timed_out
 from remediation.providers.clock import Clock, RealClock
 
 GRACE_S = 60
+#: Key in the run context's pause counters: approvals asked by this execution so far.
+APPROVALS_COUNTER = "remediation:approvals"
 
 
 class ApprovalInput(RunInput):
@@ -48,13 +50,11 @@ class PrefectApprovals:
     def __init__(self, poll_interval_s: int = 2, clock: Clock | None = None) -> None:
         self.poll_interval_s = poll_interval_s
         self._clock = clock or RealClock()
-        self._counter = itertools.count(1)
 
     async def request(self, req: ApprovalRequest) -> list[Approval]:
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
             raise RuntimeError("PrefectApprovals needs a running flow: there is nothing to pause")
-        run_id = context.flow_run.id
         deadline = self._clock.monotonic() + req.timeout_s
         received: list[Approval] = []
         while True:
@@ -62,7 +62,7 @@ class PrefectApprovals:
             if remaining <= 0:
                 received.append(timed_out(req.timeout_s))
                 return received
-            answer = await self._pause_once(run_id, req, remaining)
+            answer = await self._pause_once(context, req, remaining)
             if answer is None:
                 received.append(timed_out(req.timeout_s))
                 return received
@@ -70,15 +70,30 @@ class PrefectApprovals:
             if answer.answer is not ApprovalAnswer.REFUSED:
                 return received
 
-    async def _pause_once(self, run_id: Any, req: ApprovalRequest, remaining: float) -> Approval | None:
-        key = f"{req.incident_id}-{next(self._counter)}"
+    async def _pause_once(self, context: FlowRunContext, req: ApprovalRequest, remaining: float) -> Approval | None:
+        assert context.flow_run is not None
+        run_id = context.flow_run.id
+        # The n-th approval of this execution, so that a run executed again after our own restart asks under the same
+        # key and the server recognises the pause as answered already (remediation.orchestration.resumable).
+        count = context.observed_flow_pauses.get(APPROVALS_COUNTER, 0) + 1
+        context.observed_flow_pauses[APPROVALS_COUNTER] = count
+        key = f"{req.incident_id}-{count}"
         form = ApprovalInput.with_initial_data(description=req.description)
         pause = apause_flow_run(wait_for_input=form, timeout=int(remaining) + GRACE_S,
                                 poll_interval=self.poll_interval_s, key=key)
         try:
-            result = await asyncio.wait_for(pause, timeout=remaining)
+            with resumable.waiting(run_id, key, req.incident_id):
+                result = await asyncio.wait_for(pause, timeout=remaining)
         except (TimeoutError, FlowPauseTimeout):
             return await self._resume_self_with_deny(run_id, key, req)
+        except asyncio.CancelledError:
+            parked = resumable.parked_state(run_id)
+            if parked is None:
+                raise  # an ordinary cancellation or crash
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise Pause(state=parked) from None  # the engine leaves the run suspended, resumable after a restart
         return classify(result.approve, result.approver, result.reason, req.approvers)
 
     async def _resume_self_with_deny(self, run_id: Any, key: str, req: ApprovalRequest) -> Approval | None:
