@@ -270,7 +270,6 @@ def paused() -> None:
         console.print(f"{run.id}  {run.name}  paused since {run.state.timestamp if run.state else '?'}")
 
 
-
 @app.command()
 def check(
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON")] = False,
