@@ -78,11 +78,29 @@ def build_deployments(specs: list[dict[str, Any]], flows: Mapping[str, Any] | No
             triggers.append(trigger_adapter.validate_python(trigger_raw))
         deployments.append(RunnerDeployment.from_flow(
             flow, name=name, description=spec.get("description"), tags=list(spec.get("tags") or []),
-            parameters=parameters, triggers=triggers,
+            parameters=parameters, triggers=triggers, schedules=_schedules(spec) or None,
             enforce_parameter_schema=bool(spec.get("enforce_parameter_schema", True)),
             entrypoint_type=EntrypointType.MODULE_PATH,
         ))
     return deployments
+
+
+def _schedules(spec: dict[str, Any]) -> list[Any]:
+    """prefect.yaml's ``schedules`` (cron or interval; timezone, active, per-schedule parameters) as Prefect schedules,
+    so that a served deployment keeps its schedule too (the weekly rolling-restart drill)."""
+    from datetime import timedelta
+
+    from prefect.schedules import Cron, Interval
+
+    built: list[Any] = []
+    for raw in spec.get("schedules") or []:
+        common = {"timezone": raw.get("timezone"), "active": bool(raw.get("active", True)),
+                  "parameters": dict(raw.get("parameters") or {})}
+        if "cron" in raw:
+            built.append(Cron(str(raw["cron"]), **common))
+        elif "interval" in raw:
+            built.append(Interval(timedelta(seconds=float(raw["interval"])), **common))
+    return built
 
 
 def serve_runbooks(settings: Settings, *, query_seconds: float = 1.0, stop: threading.Event | None = None,

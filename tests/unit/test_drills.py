@@ -37,7 +37,7 @@ def report(outcome: Outcome = Outcome.RECOVERED, *, runbook: str = "elevated-err
 
 
 def applied(phase: Phase, plan: object, after_s: float) -> ActionRecord:
-    return ActionRecord(phase=phase, plan=plan, decision=Verdict.ALLOW, state=ActionState.APPLIED,  # type: ignore[arg-type]
+    return ActionRecord(phase=phase, plan=plan, decision=Verdict.ALLOW, state=ActionState.APPLIED,
                         started_at=T0, completed_at=T0 + timedelta(seconds=after_s))
 
 
@@ -126,3 +126,13 @@ def test_remediate_drill_without_a_runbook_prints_the_status_and_fails_when_some
     assert result.exit_code == 1, result.output
     assert '"ran": []' in result.output and '"why": "never drilled"' in result.output
     assert CliRunner().invoke(app, ["drill", "--runbook", "nope"]).exit_code == 2
+
+
+def test_the_weekly_drill_is_scheduled_in_prefect_yaml_and_kept_by_the_served_deployment() -> None:
+    from deployments.serve import build_deployments, runbook_specs
+
+    (served,) = [d for d in build_deployments(runbook_specs()) if d.name == "rolling-restart"]
+    (weekly,) = served.schedules
+    assert weekly.schedule.cron == "0 3 * * 1" and weekly.schedule.timezone == "UTC" and weekly.active
+    assert weekly.parameters == {"drill": True, "mode": "auto", "severity": "sev4", "alert_name": "weekly-drill"}
+    assert served.parameters == {"service": "kamkmserve", "severity": "sev3", "max_unavailable": 1}
