@@ -11,6 +11,8 @@ Every message is scrubbed of every secret setting's value before it is shown (ve
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -78,7 +80,10 @@ def classify(text: str) -> ProbeResult:
     if any(marker in text for marker in UNREACHABLE_MARKERS):
         return ProbeResult.unreachable(text)
     if "HTTP 409" in text:  # it answered and let us in; the lever is not usable in the current state
-        return ProbeResult.fine(f"answered, not usable right now: {text}")
+        said = text.split("HTTP 409: ", 1)[-1]
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            said = str(json.loads(said).get("error", said))
+        return ProbeResult.fine(f"answered; not usable now: {said[:120]}")
     if "HTTP 404" in text:
         return ProbeResult(reachable=True, authorised=None, detail=text,
                            missing=("a resource the settings name does not exist (check the ids)",))
@@ -196,8 +201,10 @@ NOT_PROBED = {"probe": "sends page requests to the app; metrics covers reachabil
               "instance_metrics": "per-instance pages; covered by instances"}
 
 
-def _row(capability: str, implementation: str, result: ProbeResult, secrets: list[str]) -> CheckRow:
-    if result.missing and implementation == "none":
+def _row(capability: str, implementation: str, result: ProbeResult, secrets: list[str], *,
+         absent_ok: bool = False) -> CheckRow:
+    """``absent_ok``: an optional lever nobody asked for; what it would need is information, not a failure."""
+    if result.missing and implementation == "none" and absent_ok:
         status: Status = "absent"
     elif result.missing or result.reachable is False or result.authorised is False \
             or result.detail.startswith("error:"):
@@ -228,7 +235,7 @@ async def _probe(name: str, adapter: Any, probe: Probe, settings: Settings, serv
         extra = capabilities.missing_settings(name, configured, settings)
         if extra:
             result = result.model_copy(update={"missing": tuple(dict.fromkeys((*result.missing, *extra)))})
-    return _row(name, implementation, result, secrets)
+    return _row(name, implementation, result, secrets, absent_ok=not configured and name in OPTIONAL)
 
 
 def _absent(name: str, settings: Settings) -> CheckRow:
@@ -268,7 +275,7 @@ async def _store(providers: Any, secrets: list[str]) -> CheckRow:
     if url.get_backend_name() == "sqlite" and url.database and not await asyncio.to_thread(Path(url.database).exists):
         # Opening it would create it: a write. The first run (or remediate serve) creates and migrates it.
         return CheckRow(capability="store", implementation="sqlite", status="ok", reachable=None, detail=(
-            f"{shown}: not created yet (the first run creates and migrates it)"))
+            f"{url.database}: not created yet (the first run creates and migrates it)"))
     try:
         await asyncio.to_thread(providers.store.ping)
     except Exception as exc:
@@ -367,8 +374,6 @@ def render(report: CheckReport, console: Any) -> None:
 
 
 def check_command(*, service: str, json_output: bool, console: Any) -> int:
-    import json
-
     from pydantic import ValidationError
 
     try:
