@@ -22,7 +22,8 @@ What it does
                    drain    out of the load balancer; wait until its requests in flight have finished (bounded by
                             the deregistration delay)
                    restart  SIGTERM; wait until it runs a *new* process (its uptime, read from the app)
-                   restore  back into the load balancer; wait until its health checks pass
+                   restore  back into the load balancer; wait until its health checks pass and it has served
+                            ``min_records`` requests (a new process starts with empty metric buffers)
                    stable   ``stable_checks`` SLO readings in a row, ``check_interval_s`` apart
                  The SLO is read throughout, also while an instance is out: two breaching readings in a row stop the
                  run, drained instances are put back, and it escalates. An instance that does not come back within
@@ -87,7 +88,7 @@ from tasks.report import publish_report, render_postmortem
 from tasks.restart import Fleet, batches, drain_timeout, fleet_finding, inventory, read_fleet
 from tasks.restart_approval import approve_restarts
 from tasks.restart_checks import Slo
-from tasks.restart_wait import SloWatch, wait_restarted, wait_stable
+from tasks.restart_wait import SloWatch, wait_restarted, wait_stable, wait_warm
 
 RUNBOOK = "rolling-restart"
 
@@ -344,15 +345,25 @@ async def _batch(incident: RunningIncident, job: _Job, watch: SloWatch, batch: l
         drained.remove(instance)
     timing["restore_s"] = round(clock.monotonic() - mark, 3)
     mark = clock.monotonic()
+    for instance in batch:
+        warmed = await wait_warm(watch, instance, job.stable_timeout_s)
+        if not warmed.ok:
+            return _suspect(warmed.detail, batch)
+    timing["warm_s"] = round(clock.monotonic() - mark, 3)
+    mark = clock.monotonic()
     settled = await wait_stable(watch, job.stable_checks, job.stable_timeout_s, f"after {', '.join(batch)}")
     incident.note(Phase.REMEDIATE, f"{'stable' if settled.healthy else 'NOT stable'} after {', '.join(batch)}",
                   settled.detail)
     timing["stable_s"] = round(clock.monotonic() - mark, 3)
     timing["total_s"] = round(clock.monotonic() - started, 3)
     if not settled.healthy:
-        suspect = f"; {', '.join(batch)} just restarted: a likely cause" if "breach" in settled.detail else ""
-        return f"{settled.detail}{suspect}"
+        return _suspect(settled.detail, batch)
     return ""
+
+
+def _suspect(detail: str, batch: list[str]) -> str:
+    """A breach right after a batch came back names the batch as the likely cause."""
+    return f"{detail}; {', '.join(batch)} just restarted: a likely cause" if "breach" in detail else detail
 
 
 async def _abort(incident: RunningIncident, job: _Job, drained: list[str], why: str) -> str:

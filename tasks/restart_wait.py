@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from remediation.incident import RunningIncident
 from remediation.models import FindingStatus, Phase, Sample, Verification
-from remediation.providers.instances import LoadBalancerStatus, uptime_s
+from remediation.providers.instances import LoadBalancerStatus, uptime_s, user_request_stats
 from tasks import step
 from tasks.restart_checks import Reading, Slo, read_slo
 
@@ -98,6 +98,39 @@ async def wait_restarted(watch: SloWatch, instance_id: str, asked_at: float, tim
         if elapsed > timeout_s:
             return Waited(False, f"{instance_id} did not come back within {timeout_s:g}s ({last})", elapsed)
         await clock.sleep(POLL_S)
+
+
+@step(name="remediate: wait for traffic")
+async def wait_warm(watch: SloWatch, instance_id: str, timeout_s: float) -> Waited:
+    """Until the restored instance has served ``min_records`` user requests: it starts with empty buffers, and until
+    then a reading of it is unknown. Polls only its own page (one request, not the whole fleet) every ``POLL_S``,
+    so the stability readings start as soon as they can pass; the SLO is still read every interval meanwhile."""
+    providers = watch.incident.providers
+    clock = providers.clock
+    probe = providers.instance_metrics
+    started = clock.monotonic()
+    last = "not read yet"
+    while probe is not None:
+        page = await probe.metrics_page(watch.service, instance_id)
+        if page.text is not None:
+            try:
+                stats = user_request_stats(page.text, watch.slo.window)
+            except ValueError as exc:
+                stats, last = None, f"unparseable metrics page ({exc})"
+            if stats is not None and stats.available and stats.records >= watch.slo.min_records:
+                return Waited(True, f"{instance_id} has served {stats.records} requests", clock.monotonic() - started)
+            if stats is not None:
+                last = f"{stats.records} requests" if stats.available else stats.reason
+        else:
+            last = page.error or "unreadable"
+        await watch.due("while it warms up")
+        if watch.breached and watch.last is not None:
+            return Waited(False, f"SLO breached: {watch.last.detail}", clock.monotonic() - started)
+        if clock.monotonic() - started > timeout_s:
+            break
+        await clock.sleep(POLL_S)
+    return Waited(False, f"{instance_id} did not serve {watch.slo.min_records} requests within {timeout_s:g}s "
+                  f"({last})", clock.monotonic() - started)
 
 
 @step(name="remediate: wait for stability")
