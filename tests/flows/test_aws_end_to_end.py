@@ -9,6 +9,8 @@ what AWS itself would do to the app, so the app reacts to the levers as it would
   starting or stopping tasks that serve the app). moto never launches tasks, so without it nothing would change.
 * **app -> CloudWatch**: the simulator's stdout is shipped into the log group as the awslogs driver ships it, one
   event per line at the time it was printed, so the runbook's log reads go through CloudWatch.
+* **WAF/SSM -> edge**: the WAF IP set and the SSM allowlist on moto are mirrored into the simulator's edge (the
+  web ACL in front of the app refusing blocked clients; the edge reading the allowlist).
 
 Every replica count asserted is read from ECS on moto, not from the report.
 """
@@ -20,19 +22,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from flows.high_latency import high_latency
+from flows.suspicious_upload import suspicious_upload
 from remediation import runtime
-from remediation.providers.aws import CloudWatchLogs, EcsCapacity
+from remediation.providers.aws import CloudWatchLogs, EcsCapacity, SsmParameters, SsmUploadPolicy, WafBlocks
+from remediation.providers.aws.session import AwsConfig, AwsSession
+from remediation.providers.sim_platform import ControlPlane
+from remediation.providers.sim_security import SimAntivirus, SimAuditLog, SimQuarantine
 from remediation.sim import SimServer
+from remediation.sim.security import EICAR
 from tests.contracts import awskit
 from tests.flows.latencykit import FAST_LATENCY, replicas, wait_for_spike
-from tests.helpers.moto_server import MotoServer, moto  # noqa: F401  (the fixture)
+from tests.flows.uploadkit import ATTACKER, DEFAULT_EXT, UPLOAD_FAST, allowlist, blocks, upload, wait_for_burst
+from tests.helpers.moto_server import REGION, MotoServer, moto  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -68,6 +76,37 @@ def ecs_runs_the_app(aws: MotoServer, server: SimServer, *, surge_ends_at: int |
     thread.start()
     try:
         yield seen
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+@contextmanager
+def waf_guards_the_app(aws: MotoServer, server: SimServer) -> Iterator[None]:
+    """Mirror the WAF IP set and the SSM allowlist into the simulator's edge while the block runs."""
+    stop = threading.Event()
+    base = f"{server.url}/_sim"
+
+    def mirror() -> None:
+        while not stop.is_set():
+            wanted = {address.removesuffix("/32") for address in awskit.waf_addresses(aws)}
+            held = {b["value"] for b in httpx.get(f"{base}/blocks", timeout=5).json()["blocks"] if b["kind"] == "ip"}
+            for address in wanted - held:  # the sim's own TTL is long: WAF (and our TTL records) decide
+                httpx.post(f"{base}/blocks", json={"kind": "ip", "value": address, "ttl_s": 86_400,
+                                                   "reason": "WAF IP set"}, timeout=5).raise_for_status()
+            for address in held - wanted:
+                httpx.delete(f"{base}/blocks", params={"kind": "ip", "value": address}, timeout=5)
+            stored = awskit.ssm_value(aws, f"{awskit.PREFIX}/uploads/allowlist")
+            if stored is not None:
+                body = json.loads(stored)
+                if httpx.get(f"{base}/uploads/allowlist", timeout=5).json() != body:
+                    httpx.put(f"{base}/uploads/allowlist", json=body, timeout=5).raise_for_status()
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=mirror, daemon=True)
+    thread.start()
+    try:
+        yield
     finally:
         stop.set()
         thread.join(5)
@@ -183,3 +222,49 @@ async def test_without_an_ecs_service_the_scale_up_fails_at_the_gate_and_nothing
     assert [p["Value"] for p in stored["Parameters"]] == [path], "the maintenance switch is in SSM"
     assert ecs_desired(moto) == 2
     assert report["outcome"] == "escalated"
+
+
+async def test_malware_uploader_is_blocked_in_the_waf_ip_set_and_the_block_expires(
+    sim: Sim, providers: Build, moto: MotoServer,  # noqa: F811
+) -> None:
+    """The upload runbook on AWS levers: the uploader's address goes into the WAF IP set with its TTL recorded in
+    SSM, the allowlist is tightened and restored in SSM, and the run recovers. Once the TTL has passed, the next
+    read of the block list takes the address out of the IP set, and the client reaches the app again."""
+    seed(moto)
+    awskit.seed_waf(moto)
+    awskit.seed_allowlist(moto)
+    server = sim("malware-burst", rps=60)
+    live = aws_world(moto, providers, server, aws_waf_ip_set_name=awskit.IP_SET)
+    plane = ControlPlane(server.url)
+    # The app's own signals still come from the simulator: its audit rows, its upload scanner's quarantine, and
+    # (standing in for REMEDIATE_CLAMD_HOST) its antivirus.
+    live = live.with_(audit=SimAuditLog(plane), quarantine=SimQuarantine(plane), antivirus=SimAntivirus(plane))
+    assert isinstance(live.blocks, WafBlocks) and isinstance(live.uploads, SsmUploadPolicy)
+    with waf_guards_the_app(moto, server), awslogs_driver(moto, server):
+        wait_for_burst(server)
+        with runtime.use(live):
+            report = await suspicious_upload(**UPLOAD_FAST)
+        assert report["outcome"] == "recovered", report["escalation"]
+        assert [a["kind"] for a in report["actions"] if a["state"] == "applied"] == [
+            "block_actor", "set_upload_allowlist", "reload_signatures", "set_upload_allowlist"]
+        assert awskit.waf_addresses(moto) == {f"{ATTACKER}/32"}
+        record = json.loads(awskit.ssm_value(moto, f"{awskit.PREFIX}/blocks/ip/{ATTACKER}_32") or "{}")
+        ttl = datetime.fromisoformat(record["expires_at"]) - datetime.fromisoformat(record["created_at"])
+        assert abs(ttl.total_seconds() - 3600) < 2
+        assert json.loads(awskit.ssm_value(moto, f"{awskit.PREFIX}/uploads/allowlist") or "{}")["extensions"] \
+            == DEFAULT_EXT, "the tightened allowlist was restored in SSM"
+        assert [b["value"] for b in blocks(server)] == [ATTACKER] and allowlist(server)["extensions"] == DEFAULT_EXT
+        assert upload(server, "x.png", "image/png", EICAR, forwarded_for=ATTACKER).status_code == 403
+
+        # An hour and a second later, whoever reads the block list next (a drill, a run, `remediate check`)
+        # carries out the expiry: the address leaves the IP set and its record is deleted.
+        later = datetime.now(UTC) + timedelta(seconds=3601)
+        session = AwsSession(AwsConfig(region=REGION, endpoint_url=moto.url))
+        expiring = WafBlocks(session, SsmParameters(session, awskit.PREFIX), awskit.IP_SET, now=lambda: later)
+        assert await expiring.blocks() == []
+        assert awskit.waf_addresses(moto) == set()
+        assert awskit.ssm_value(moto, f"{awskit.PREFIX}/blocks/ip/{ATTACKER}_32") is None
+        deadline = time.monotonic() + 10
+        while blocks(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upload(server, "x.png", "image/png", EICAR, forwarded_for=ATTACKER).status_code != 403
