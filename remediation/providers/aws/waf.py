@@ -8,9 +8,10 @@ A web ACL rule (``IPSetReferenceStatement``, action Block) references the set; t
   keeps a retried request (the first one landed, its answer was lost) from acting twice.
 * **TTL bookkeeping.** Each block has a record ``<prefix>/blocks/ip/<cidr>`` in SSM with its expiry, creation time
   and reason, written *before* the address enters the set (a crash in between leaves a record and no block,
-  never a block without an expiry) and deleted *after* it leaves. Expired blocks are taken out of the set
-  whenever the list is read or changed (:meth:`WafBlocks.expire_due`); a scheduled run that reads the list is
-  what bounds a block's life when nothing else does.
+  never a block without an expiry) and deleted *after* it leaves. WAF has no TTL, so expiry is ours to carry
+  out: expired blocks are taken out of the set whenever the list is read (:meth:`WafBlocks.expire_due`), and
+  something must read it regularly (a scheduled sweep) for a block's life to be bounded when nothing else does.
+  Credentials that may only read leave overdue blocks listed, with their past expiry: they are still in force.
 * Addresses are validated here: WAF rejects a malformed CIDR, moto 5.2.5 stores it (integrations reference §3.3).
   One IP set holds one IP version; an address of the other version is refused with a clear message.
 * Only ``ip`` blocks: users and sessions are blocked at the identity provider, not at the edge.
@@ -18,6 +19,7 @@ A web ACL rule (``IPSetReferenceStatement``, action Block) references the set; t
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from collections.abc import Callable
@@ -80,7 +82,10 @@ class WafBlocks:
 
     # -- the Protocol ---------------------------------------------------------------------------------------------
     async def blocks(self) -> list[Block]:
-        await self.expire_due()
+        # Read-only credentials (or a busy set) cannot carry out an expiry: then list what is really in force,
+        # overdue blocks with their past expiry, rather than pretend they are gone.
+        with contextlib.suppress(PlatformError):
+            await self.expire_due()
         addresses, _ = await self._read()
         records = await self._records()
         late = datetime.max.replace(tzinfo=UTC)

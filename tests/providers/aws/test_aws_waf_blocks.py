@@ -122,3 +122,15 @@ async def test_a_lock_conflict_after_our_own_update_landed_does_not_update_again
         adapter = WafBlocks(session, SsmParameters(session, awskit.PREFIX), awskit.IP_SET, ip_set_id="set-1")
         block = await adapter.block("ip", "203.0.113.7", 600, "malware uploads")
     assert block.value == "203.0.113.7"
+
+
+async def test_credentials_that_may_only_read_list_an_overdue_block_as_still_in_force(moto: MotoServer) -> None:
+    awskit.seed_waf(moto)
+    clock = [datetime.now(UTC)]
+    await blocks_on(AwsSession(AwsConfig(region=REGION, endpoint_url=moto.url)), clock).block(
+        "ip", "203.0.113.7", 60, "malware uploads")
+    clock[0] += timedelta(seconds=61)
+    reader = blocks_on(Interfering(moto, fail=True), clock)  # every update refused
+    (overdue,) = await reader.blocks()
+    assert overdue.value == "203.0.113.7" and overdue.expires_at is not None and overdue.expires_at < clock[0]
+    assert awskit.waf_addresses(moto) == {"203.0.113.7/32"}, "still blocked at the edge, and listed as such"
