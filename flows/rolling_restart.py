@@ -13,7 +13,8 @@ What it does
                  buffers, reference §2.4) and pooled: 5xx share < ``error_threshold_pct``, p95 <=
                  ``p95_threshold_ms``, and no 5xx from the load balancer itself. Degraded or breaching already ->
                  escalate, nothing touched. Unknown (request metrics dead, as in kamkmserve today; pages unreadable)
-                 -> escalate, nothing touched: a restart that cannot be verified is not started.
+                 -> escalate, nothing touched: a restart that cannot be verified is not started. The hourly action
+                 cap must have room for the whole restart (three actions per instance).
     contain      Nothing to contain: a rolling restart is planned work.
     investigate  Instance inventory (state, process uptime), the load balancer's settings, the batches.
     remediate    One approval for the whole restart, before anything is drained (a drill of a service listed in
@@ -37,7 +38,8 @@ Blast radius and approval
     are out at a time, never all of them; a single instance is never restarted (that is an outage). Restarts are
     destructive: the up-front approval (or configuration) covers this run's restarts only; an unanswered approval
     is a deny. Drains and restores are reversible (``approve`` mode asks before each). Actions per service per hour,
-    one active remediation per service and the kill switch apply.
+    one active remediation per service and the kill switch apply; a restart of N instances takes 3N actions from
+    the hourly cap (REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR), and does not start without room for all of them.
 
 Concurrency
     The batches hold Prefect's global concurrency limit ``remediate-<service>`` (waiting up to ``lock_timeout_s``).
@@ -85,7 +87,7 @@ from remediation.models import (
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from tasks.act import act
 from tasks.report import publish_report, render_postmortem
-from tasks.restart import Fleet, batches, drain_timeout, fleet_finding, inventory, read_fleet
+from tasks.restart import Fleet, batches, budget_finding, drain_timeout, fleet_finding, inventory, read_fleet
 from tasks.restart_approval import approve_restarts
 from tasks.restart_checks import Slo
 from tasks.restart_wait import SloWatch, wait_restarted, wait_stable, wait_warm
@@ -181,9 +183,13 @@ async def rolling_restart(
     fleet = await read_fleet(providers, service)
     found = fleet_finding(fleet)
     baseline = await watch.read("baseline") if found.status is FindingStatus.OK else None
-    incident.add_findings([found, *([baseline.finding("slo_baseline", job.slo)] if baseline else [])])
+    budget = budget_finding(providers, service, len(fleet.instances))
+    incident.add_findings([found, *([baseline.finding("slo_baseline", job.slo)] if baseline else []), budget])
     stop = _precondition(fleet, found.status, baseline.status if baseline else None,
                          baseline.detail if baseline else "")
+    if not stop and budget.status is FindingStatus.BREACH and incident.report.mode is not Mode.DRY_RUN:
+        stop = (f"the restart needs {budget.observed} actions and the hourly cap leaves {budget.threshold} "
+                f"({budget.detail}): the cap would stop it half-way; nothing was restarted")
     if stop:
         incident.escalate(Phase.IDENTIFY, stop)
         return await _close(incident, Outcome.ESCALATED, job)

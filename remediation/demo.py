@@ -62,7 +62,7 @@ DEMOS: dict[str, DemoScenario] = {
                                    parameters={"sample_interval_s": 2.0, "window_records": 300,
                                                "event_window_s": 10.0},
                                    sim={"rps": 100.0}),
-    # Runbook 6 as a drill: four instances behind a load balancer, drained, restarted and put back one at a time
+    # Runbook 6 as a drill: three instances behind a load balancer, drained, restarted and put back one at a time
     # (the demo approves the one up-front question); SLO readings every 2 s, two in a row to call it stable.
     "rolling-restart": DemoScenario(runbook="rolling-restart", alert_name="RollingRestartDrill",
                                     parameters={"drill": True, "check_interval_s": 2.0, "stable_checks": 2,

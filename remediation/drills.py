@@ -110,17 +110,19 @@ def record_report(home: Path, report: IncidentReport, *, trigger: str, scenario:
 
 
 def load(home: Path) -> list[DrillRecord]:
-    """Every record, oldest first; a line that is not a record (a torn write, a hand edit) is skipped."""
+    """Every drill, oldest first; a line that is not a record (a torn write, a hand edit) is skipped. One run can be
+    recorded twice (a game day drills a runbook whose run records itself as a drill): the later line wins."""
     target = path(home)
     if not target.is_file():
         return []
-    records: list[DrillRecord] = []
-    for line in target.read_text().splitlines():
+    by_run: dict[str, DrillRecord] = {}
+    for number, line in enumerate(target.read_text().splitlines()):
         try:
-            records.append(DrillRecord.model_validate(json.loads(line)))
+            record = DrillRecord.model_validate(json.loads(line))
         except ValueError:
             continue
-    return sorted(records, key=lambda r: r.finished_at)
+        by_run[record.incident_id if record.incident_id != "-" else f"-{number}"] = record
+    return sorted(by_run.values(), key=lambda r: r.finished_at)
 
 
 def status(runbooks: Iterable[str], records: list[DrillRecord], max_age: timedelta,

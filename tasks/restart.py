@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from remediation.models import Evidence, Finding, FindingStatus
 from remediation.providers.instances import LoadBalancerStatus, uptime_s
@@ -11,6 +12,7 @@ from remediation.runtime import Providers
 from tasks import step
 
 DRAIN_MARGIN_S = 30.0  # beyond the deregistration delay, for the load balancer to report the target unused
+STEPS_PER_INSTANCE = 3  # drain, restart, restore: each one action against the per-service hourly cap
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,20 @@ def fleet_finding(fleet: Fleet) -> Finding:
     status = FindingStatus.BREACH if missing or not total else FindingStatus.OK
     return Finding(check="instances_in_service", status=status, observed=total - len(missing), threshold=total,
                    unit="instances", detail=detail or "no instances")
+
+
+def budget_finding(providers: Providers, service: str, instances: int) -> Finding:
+    """Room under ``REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR`` for the whole restart (three actions per
+    instance). Checked before anything is touched: the cap would otherwise stop the run half-way, and even refuse
+    to put a drained instance back."""
+    cap = providers.settings.max_actions_per_service_per_hour
+    used = providers.store.actions_applied_since(service, providers.clock.now() - timedelta(hours=1))
+    needed = STEPS_PER_INSTANCE * instances
+    left = max(cap - used, 0)
+    return Finding(check="action_budget", status=FindingStatus.OK if needed <= left else FindingStatus.BREACH,
+                   observed=needed, threshold=left, unit="actions",
+                   detail=f"{instances} instance(s) x {STEPS_PER_INSTANCE} actions; {used} of {cap} used in the last "
+                   "hour (REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR)")
 
 
 def batches(ids: list[str], max_unavailable: int) -> list[list[str]]:

@@ -25,7 +25,8 @@ class FaultAfterRestart(BaseModel):
 class FleetConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    instances: int = Field(default=4, ge=1, le=32, description="Instances behind the load balancer")
+    # Three by default: a rolling restart takes three actions per instance, and the default hourly cap is ten.
+    instances: int = Field(default=3, ge=1, le=32, description="Instances behind the load balancer")
     deregistration_delay_s: float = Field(
         default=3.0, gt=0, description="How long a deregistered target may finish in-flight requests; the "
         "load balancer completes the deregistration earlier once none are left (ALB semantics)")

@@ -22,7 +22,7 @@ PREFILL_SPAN_MS = 60_000
 
 
 class RollingRestart:
-    """``rolling-restart``: v1.4.2 (deployed an hour ago) on ``SimConfig.fleet.instances`` instances (default 4)
+    """``rolling-restart``: v1.4.2 (deployed an hour ago) on ``SimConfig.fleet.instances`` instances (default 3)
     behind an Application Load Balancer, every instance registered and healthy, ~400 requests already spread
     over them in the last minute (each instance's own buffers). Only this scenario has a load balancer."""
 

@@ -170,3 +170,16 @@ async def test_dry_run_plans_every_step_and_touches_nothing(sim: Sim, providers:
     assert kinds(report) == ["drain_instance", "restart_instance", "restore_instance"] * 3
     assert {a["decision"] for a in report["actions"]} == {"deny"} and not any(a["applied"] for a in report["actions"])
     assert generations(server) == {"i-01": 0, "i-02": 0, "i-03": 0} and lb_states(server) == ALL_IN
+
+
+async def test_a_restart_the_hourly_action_cap_cannot_fit_is_not_started(sim: Sim, providers: Build) -> None:
+    """Three instances need nine actions; with a cap of eight the cap would stop the run half-way (and refuse to put
+    a drained instance back), so it does not start."""
+    server = start(sim)
+    report = await run(providers(server.url, drill_preapproved=["kamkmserve"], max_actions_per_service_per_hour=8),
+                       drill=True)
+    assert report["outcome"] == "escalated"
+    budget = next(f for f in report["findings"] if f["check"] == "action_budget")
+    assert budget["status"] == "breach" and (budget["observed"], budget["threshold"]) == (9, 8)
+    assert "the hourly cap leaves 8" in report["escalation"] and report["actions"] == []
+    assert generations(server) == {"i-01": 0, "i-02": 0, "i-03": 0}

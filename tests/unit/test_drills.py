@@ -71,10 +71,18 @@ def test_records_are_appended_as_json_lines_and_a_torn_line_is_skipped(tmp_path:
     drills.record_report(tmp_path, report(), trigger="game-day", scenario="bad-release")
     with drills.path(tmp_path).open("a") as handle:
         handle.write('{"runbook": "half a li\n')
-    drills.record_report(tmp_path, report(Outcome.ESCALATED, finished_after_s=200), trigger="flow")
+    second = report(Outcome.ESCALATED, finished_after_s=200).model_copy(update={"incident_id": "inc-2"})
+    drills.record_report(tmp_path, second, trigger="flow")
     loaded = drills.load(tmp_path)
     assert [r.outcome for r in loaded] == ["recovered", "escalated"]
     assert len(drills.path(tmp_path).read_text().splitlines()) == 3
+
+
+def test_a_run_recorded_by_itself_and_by_the_game_day_counts_once_with_the_game_days_details(tmp_path: Path) -> None:
+    drills.record_report(tmp_path, report(), trigger="flow")
+    drills.record_report(tmp_path, report(), trigger="game-day", scenario="bad-release")
+    (only,) = drills.load(tmp_path)
+    assert (only.trigger, only.scenario) == ("game-day", "bad-release")
 
 
 def test_status_flags_runbooks_never_drilled_or_whose_last_success_is_too_old() -> None:
