@@ -17,7 +17,7 @@ import pytest
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import runtime
 from remediation.incident import RunningIncident
-from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Phase, Rollback, Severity
+from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Outcome, Phase, Rollback, Severity
 from remediation.providers.approvals import ApprovalRequest, Scripted, ScriptedApprovals
 from remediation.providers.clock import VirtualClock
 from remediation.settings import Settings
@@ -162,3 +162,25 @@ async def test_a_prompt_answer_cancels_the_ladder(
     await incident.act(Phase.REMEDIATE, plan, evidence_confirmed=True)
     await asyncio.sleep(0.05)
     assert pagerduty.actions() == [(PRIMARY_KEY, "trigger"), (PRIMARY_KEY, "acknowledge")]
+
+
+async def test_escalation_pages_the_primary_and_a_failed_closing_notice_is_in_the_stored_report(
+    tmp_path: Path, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty
+) -> None:
+    base = settings(tmp_path, "http://127.0.0.1:9", slack, statuspage, pagerduty)
+    providers = runtime.connect(base).with_(clock=VirtualClock())
+    incident = RunningIncident(providers, runbook="elevated-error-rate", mode=Mode.AUTO,
+                               alert=Alert(name="HighErrorRate", service="kamkmserve", severity=Severity.SEV2))
+    incident.escalate(Phase.IDENTIFY, "5xx error rate is unknown")
+    assert pagerduty.actions() == [(PRIMARY_KEY, "trigger")]
+    assert "escalated: 5xx error rate is unknown" in pagerduty.events[0]["payload"]["summary"]
+    assert "*escalated* [identify]" in slack.texts()[0]
+    assert statuspage.incidents == {}, "never contained: nothing public to update"
+
+    slack.fail_next(500, "internal_error", times=10)  # Slack is down when the run ends
+    report = incident.finish(Outcome.ESCALATED)
+    stored = providers.store.get_report(report.incident_id)
+    assert stored is not None and stored.outcome is Outcome.ESCALATED
+    failed = [t for t in stored.timeline if t.event == "notification failed: slack"]
+    assert len(failed) == 1 and "HTTP 500" in failed[0].detail
+    assert pagerduty.alerts[0].status == "triggered", "an escalated incident stays open for people"
