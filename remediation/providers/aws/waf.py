@@ -86,6 +86,10 @@ class WafBlocks:
         # overdue blocks with their past expiry, rather than pretend they are gone.
         with contextlib.suppress(PlatformError):
             await self.expire_due()
+        return await self.listing()
+
+    async def listing(self) -> list[Block]:
+        """What is in the IP set now, overdue blocks included: a pure read (``remediate check``, read-only roles)."""
         addresses, _ = await self._read()
         records = await self._records()
         late = datetime.max.replace(tzinfo=UTC)

@@ -134,3 +134,14 @@ async def test_credentials_that_may_only_read_list_an_overdue_block_as_still_in_
     (overdue,) = await reader.blocks()
     assert overdue.value == "203.0.113.7" and overdue.expires_at is not None and overdue.expires_at < clock[0]
     assert awskit.waf_addresses(moto) == {"203.0.113.7/32"}, "still blocked at the edge, and listed as such"
+
+
+async def test_listing_is_a_pure_read_that_leaves_expiry_to_the_sweep(moto: MotoServer) -> None:
+    awskit.seed_waf(moto)
+    clock = [datetime.now(UTC)]
+    adapter = blocks_on(AwsSession(AwsConfig(region=REGION, endpoint_url=moto.url)), clock)
+    await adapter.block("ip", "203.0.113.7", 60, "malware uploads")
+    clock[0] += timedelta(seconds=61)
+    assert [b.value for b in await adapter.listing()] == ["203.0.113.7"]
+    assert awskit.waf_addresses(moto) == {"203.0.113.7/32"}
+    assert await adapter.blocks() == [] and awskit.waf_addresses(moto) == set()
