@@ -81,9 +81,13 @@ def test_run_stack_serves_runs_and_exits_cleanly_on_sigterm(tmp_path: Path) -> N
                 time.sleep(0.05)
             output, _ = process.communicate(timeout=60)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            if process.poll() is None:  # a failed assertion: stop it the polite way so it stops its Prefect server
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         events = [e for e in ingest.events() if str(e.get("message", "")).startswith("queued before shutdown")]
     assert len(events) == 20, f"{len(events)} of 20 queued events reached the ingest server"
     assert draining and draining[0].json()["draining"] is True and draining[0].headers["Retry-After"] == "5"
