@@ -18,6 +18,7 @@ process-wide for the executor's threads; served child processes build theirs fro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -216,18 +217,25 @@ class Draining:
         await self.app(scope, receive, send)
 
 
-def _reconcile_periodically(store: Any, stop_event: threading.Event, every_s: float = 60.0) -> None:
+def _reconcile_periodically(providers: Any, stop_event: threading.Event, every_s: float = 60.0) -> None:
     """At start-up (runs a previous process left behind) and then every ``every_s``: close the incidents of dead
-    runs (``remediation.reconcile``), so that a crashed run never blocks its service's next remediation."""
+    runs (``remediation.reconcile``), so that a crashed run never blocks its service's next remediation; and
+    let expired actor blocks lapse."""
     from remediation.reconcile import reconcile
 
     while True:
         try:
-            for found in reconcile(store):
+            for found in reconcile(providers.store):
                 log.warning("reconciled incident %s: run %s %s; %d half-done action(s)", found.incident_id,
                             found.flow_run_id, found.run_state, len(found.dangling))
         except Exception:
             log.exception("reconciling incidents failed; retrying in %gs", every_s)
+        if providers.blocks is not None:
+            # Some block lists have no TTL of their own (a WAF IP set): reading ours carries out due expiries.
+            try:
+                asyncio.run(providers.blocks.blocks())
+            except Exception:
+                log.exception("sweeping expired blocks failed; retrying in %gs", every_s)
         if stop_event.wait(every_s):
             return
 
@@ -284,7 +292,7 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
         providers = runtime.connect(settings)
         cleanup.callback(_close_providers, providers)
         cleanup.enter_context(runtime.use(providers))
-        reconciling = threading.Thread(target=_reconcile_periodically, args=(providers.store, stop_event),
+        reconciling = threading.Thread(target=_reconcile_periodically, args=(providers, stop_event),
                                        name="reconcile", daemon=True)
         reconciling.start()
         cleanup.callback(reconciling.join, 5.0)
