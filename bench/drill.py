@@ -104,8 +104,9 @@ def drill(url: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from remediation.models import Mode
     from remediation.settings import Settings
 
+    # Six instances take 18 actions (drain, restart, restore each): the hourly cap must allow them.
     settings = Settings(app_url=url, platform="sim", home=home, mode=Mode.AUTO, drill_preapproved=["kamkmserve"],
-                        metrics_budget_per_min=100)
+                        metrics_budget_per_min=100, max_actions_per_service_per_hour=3 * args.instances + 2)
     providers = runtime.connect(settings)
     before = _fleet(url)
     load = Load(url, args.rps)
