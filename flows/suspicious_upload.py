@@ -47,8 +47,10 @@ Concurrency
     to ``lock_timeout_s``, then escalates without acting.
 
 Undo
-    Blocks are left to expire at the edge after ``block_ttl_s`` (the platform enforces the TTL, so a run never stays
-    alive only to lift them); each block's undo (unblock) is in the ledger for a human who wants one lifted early.
+    Blocks are left to expire after ``block_ttl_s``, so a run never stays alive only to lift them: the simulator's
+    edge expires them itself; a WAF IP set, the Vercel firewall and Clerk bans have no TTL of their own, so
+    ``remediate serve`` sweeps due expiries every minute. Each block's undo (unblock) is in the ledger for a human
+    who wants one lifted early.
     The allowlist: restored by the run once recovery is verified and the source is blocked; otherwise its undo (the
     previous lists) is in the ledger. Reloading signatures needs no undo.
 """
