@@ -28,8 +28,9 @@ What it does
     recover      ``verify_consecutive`` samples ``verify_interval_s`` apart with no failed or slow database
                  operation logged since the fix (within ``verify_deadline_s``), then the load probe: ``probe_requests``
                  GETs of public pages, p95 < ``probe_p95_ms`` and errors < ``probe_error_pct`` % (the app's own
-                 load-test gate). Both healthy -> the paused jobs are resumed and the incident is recovered. Either
-                 fails -> escalate; the jobs stay paused (containment kept).
+                 load-test gate). Both healthy -> the paused jobs are resumed and the incident is recovered (a
+                 resume that is refused or fails escalates: the database is fine, the background work is not).
+                 Either check fails -> escalate; the jobs stay paused (containment kept).
     close        Timeline, report and postmortem draft as Prefect artifacts and in the store.
 
 Blast radius and approval
@@ -259,7 +260,12 @@ async def _remediate(
             resumed = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True,
                                 why="the fix held: give the paused jobs their workers back")
             if not resumed.applied:
-                incident.note(Phase.RECOVER, "jobs remain paused", f"resume them by hand: {undo.summary()}")
+                # The database is healthy but the service is not whole: its background work is still stopped,
+                # and only a person can now decide to resume it.
+                incident.escalate(Phase.RECOVER, f"the database recovered but the paused jobs were not resumed "
+                                  f"({resumed.error or '; '.join(resumed.reasons)}): resume them by hand "
+                                  f"({undo.summary()})")
+                return await _close(incident, Outcome.ESCALATED)
     return await _close(incident, Outcome.RECOVERED)
 
 

@@ -170,3 +170,18 @@ async def test_without_an_inspector_nothing_is_terminated_and_it_escalates(sim: 
     assert evidence(report, "locks")["available"] is False
     assert "REMEDIATE_APP_DATABASE_URL" in evidence(report, "locks")["summary"]
     assert plane(server, "/database")["blocker"] is not None
+
+
+async def test_a_refused_resume_escalates_with_the_jobs_still_paused(sim: Sim, providers: Build) -> None:
+    """Approve mode: pause and terminate are approved, the resume is not. The database is healthy, but the service
+    is not whole until a person resumes its background work, so the run does not call it recovered."""
+    server = sim("lock-contention")
+    wait_for_blocker(server)
+    approvals = ScriptedApprovals([Scripted(approve=True, approver="alice"), Scripted(approve=True, approver="alice"),
+                                   Scripted(approve=False, approver="bob", reason="not during the batch window")])
+    report = await run(providers(server.url, approvals=approvals), mode=Mode.APPROVE)
+    assert report["outcome"] == "escalated", report["escalation"]
+    assert kinds(report, "applied") == ["pause_jobs", "terminate_backend"]
+    assert "paused jobs were not resumed" in report["escalation"] and "resume_jobs" in report["escalation"]
+    assert report["verification"]["healthy"] is True
+    assert workers(server) == PAUSED
