@@ -24,9 +24,11 @@ offers what is needed to keep it, in its server rules (``HandlePausingFlows``, `
 Why only runs that have applied nothing: the second execution repeats everything before the approval. Reads are
 harmless; a containment already in place would make identify see a calmer service than the one that was paused
 (it might stand down with maintenance left on). Such runs are crashed as before: their containment stays, the
-ledger lists it, ``remediate reconcile`` closes the incident as escalated. The rolling restart asks before it
-touches anything, so its approval always survives. A suspended run nobody answers fails at its deadline (the
-server's pause expiration), and is reconciled the same way.
+ledger lists it, ``remediate reconcile`` closes the incident as escalated. The rolling restart asks its one
+up-front question before it touches anything, so that approval survives; questions asked after a first change
+(approve mode's per-step ones) do not. Only runs the warm executor executes are parked: served runs (the UI's
+custom runs, the weekly drill) end Cancelled with their process as before. A suspended run nobody answers fails
+at its deadline (the server's pause expiration), and is reconciled the same way.
 """
 
 from __future__ import annotations
