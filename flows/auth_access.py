@@ -55,7 +55,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from remediation import runtime
 from remediation.forms import (
@@ -76,7 +75,6 @@ from remediation.forms import (
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
-    Alert,
     FindingStatus,
     Mode,
     Outcome,
@@ -85,7 +83,6 @@ from remediation.models import (
     Severity,
     Verification,
 )
-from remediation.orchestration.limits import ServiceBusy, service_lock
 from tasks.act import act
 from tasks.auth import auth_issues_finding, sample_auth, verdict
 from tasks.auth_investigate import (
@@ -99,7 +96,7 @@ from tasks.auth_investigate import (
 from tasks.auth_plans import affected_features, disable_plans, fix_plans, post_status, update_status
 from tasks.auth_verify import verify_admin_access
 from tasks.investigate import deploy_history, log_excerpts
-from tasks.report import publish_report, render_postmortem
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
 
 RUNBOOK = "auth-access"
 _DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we have switched it off while we fix "
@@ -142,29 +139,19 @@ async def auth_access(
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
-    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
-    incident = RunningIncident(
-        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
-        alert=Alert(name=alert_name, service=service, severity=severity,
-                    source="manual" if alert_name == "manual" else "alert"),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-        approval_timeout_s=approval_timeout_s,
-    )
+    confirm = confirm_readings(confirm_samples, alert_name)
+    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
+                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, admin 403 threshold "
                   f"{forbidden_pct:g}%, refused checks threshold {refused_pct:g}%")
-    try:
-        async with service_lock(service, timeout_s=lock_timeout_s):
-            return await _remediate(
-                incident, service=service, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
-                refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
-                event_window_s=event_window_s, confirm_samples=confirm, sample_interval_s=sample_interval_s,
-                verify=(verify_consecutive or settings.verify_consecutive,
-                        verify_interval_s or settings.verify_interval_s,
-                        verify_deadline_s or settings.verify_deadline_s),
-            )
-    except ServiceBusy as busy:
-        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
-        return await _close(incident, Outcome.ESCALATED)
+    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
+        incident, service=service, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
+        refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
+        event_window_s=event_window_s, confirm_samples=confirm, sample_interval_s=sample_interval_s,
+        verify=(verify_consecutive or settings.verify_consecutive,
+                verify_interval_s or settings.verify_interval_s,
+                verify_deadline_s or settings.verify_deadline_s),
+    ))
 
 
 async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: float, min_admin_records: int,
@@ -183,11 +170,11 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
     status = verdict(denials, events)
     if status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")
-        return await _close(incident, Outcome.STOOD_DOWN)
+        return await close(incident, Outcome.STOOD_DOWN)
     if status is FindingStatus.UNKNOWN:
         incident.escalate(Phase.IDENTIFY, "the admin denial rate is unknown, so nothing is changed "
                           f"(security events: {events.status.value}, {events.detail}): a human must look")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
     probe = await non_admin_probe(providers)  # before containment hides the app's checks behind the edge
     incident.add_findings([probe_finding(probe)])
 
@@ -223,12 +210,12 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
     fixed_at = providers.clock.now()
 
     if incident.report.mode is Mode.DRY_RUN:
-        return await _close(incident, Outcome.DRY_RUN)
+        return await close(incident, Outcome.DRY_RUN)
     if not fixes or not all(f.applied for f in fixes):
         outcome = _without_fix(incident, fixes[-1] if fixes else None, contained)
         await update_status(incident, Phase.REMEDIATE, status_id, "identified",
                             "The cause is known and engineers are on it; the admin area stays off until then.")
-        return await _close(incident, outcome)
+        return await close(incident, outcome)
 
     # recover -------------------------------------------------------------------------------------------
     verification = await _restore_and_verify(incident, contained, since=fixed_at, forbidden_pct=forbidden_pct,
@@ -238,7 +225,7 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
     if verification.healthy:
         await update_status(incident, Phase.RECOVER, status_id, "resolved",
                             "The admin area is back and administrators can sign in again.")
-        return await _close(incident, Outcome.RECOVERED)
+        return await close(incident, Outcome.RECOVERED)
     for record in contained:
         if record.applied:
             await act(incident, Phase.RECOVER, record.plan, evidence_confirmed=True,
@@ -247,7 +234,7 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
                       f"{'containment kept' if any(r.applied for r in contained) else 'nothing contained'}")
     await update_status(incident, Phase.RECOVER, status_id, "identified",
                         "The first fix did not restore admin access; engineers are working on it.")
-    return await _close(incident, Outcome.ESCALATED)
+    return await close(incident, Outcome.ESCALATED)
 
 
 async def _flag_history(incident: RunningIncident) -> list[Any]:
@@ -264,13 +251,7 @@ def _without_fix(incident: RunningIncident, fix: ActionRecord | None, contained:
     if fix is None:
         incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
         return Outcome.ESCALATED
-    if fix.approval is not None and not fix.approval.granted:
-        incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not approved ({fix.approval.answer.value}); "
-                          f"{kept}")
-        return Outcome.DENIED
-    incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not applied "
-                      f"({fix.error or '; '.join(fix.reasons)}); {kept}")
-    return Outcome.ESCALATED
+    return not_applied(incident, Phase.REMEDIATE, fix, kept)
 
 
 async def _restore_and_verify(incident: RunningIncident, contained: list[ActionRecord], *, since: datetime,
@@ -296,10 +277,3 @@ async def _restore_and_verify(incident: RunningIncident, contained: list[ActionR
     return verification
 
 
-async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
-    report = incident.report
-    report.outcome = outcome
-    report.postmortem = render_postmortem(report)
-    final = incident.finish(outcome)
-    await publish_report(final)
-    return final.summary_json()

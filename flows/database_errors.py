@@ -56,7 +56,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from remediation import runtime
 from remediation.forms import (
@@ -78,7 +77,6 @@ from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
     ActionState,
-    Alert,
     Evidence,
     FindingStatus,
     Mode,
@@ -89,7 +87,6 @@ from remediation.models import (
     Severity,
     Verification,
 )
-from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.providers.dbqueries import LockReport, ScanReport, SessionReport, StatementReport
 from tasks.act import act
 from tasks.contain import rollback_plan
@@ -99,7 +96,7 @@ from tasks.database_plans import index_plan, pause_jobs_plan, terminate_plan
 from tasks.database_verify import probe_check, verify_db_quiet
 from tasks.detect import error_rate_finding
 from tasks.investigate import deploy_history, error_tracker
-from tasks.report import publish_report, render_postmortem
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
 
 RUNBOOK = "database-errors"
 
@@ -153,35 +150,24 @@ async def database_errors(
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
-    # An alert rule already required the breach to persist: one reading of our own confirms it.
-    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
-    incident = RunningIncident(
-        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
-        alert=Alert(name=alert_name, service=service, severity=severity,
-                    source="manual" if alert_name == "manual" else "alert"),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-        approval_timeout_s=approval_timeout_s,
-    )
+    confirm = confirm_readings(confirm_samples, alert_name)
+    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
+                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {min_failures}+ failures or "
                   f"p95 > {slow_op_ms:g} ms")
-    try:
-        async with service_lock(service, timeout_s=lock_timeout_s):
-            return await _remediate(
-                incident, service=service, min_failures=min_failures, slow_op_ms=slow_op_ms, min_slow=min_slow,
-                window_samples=window_samples, log_window_s=log_window_s, confirm_samples=confirm,
-                sample_interval_s=sample_interval_s,
-                long_running_s=long_running_s or settings.db_long_running_s,
-                min_seq_scans=min_seq_scans or settings.db_min_seq_scans, deploy_lookback_s=deploy_lookback_s,
-                verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
-                            interval_s=verify_interval_s or settings.verify_interval_s,
-                            deadline_s=verify_deadline_s or settings.verify_deadline_s),
-                probe=dict(requests=probe_requests or settings.probe_requests,
-                           p95_ms=probe_p95_ms or settings.probe_p95_ms,
-                           error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct),
-            )
-    except ServiceBusy as busy:
-        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
-        return await _close(incident, Outcome.ESCALATED)
+    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
+        incident, service=service, min_failures=min_failures, slow_op_ms=slow_op_ms, min_slow=min_slow,
+        window_samples=window_samples, log_window_s=log_window_s, confirm_samples=confirm,
+        sample_interval_s=sample_interval_s,
+        long_running_s=long_running_s or settings.db_long_running_s,
+        min_seq_scans=min_seq_scans or settings.db_min_seq_scans, deploy_lookback_s=deploy_lookback_s,
+        verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
+                    interval_s=verify_interval_s or settings.verify_interval_s,
+                    deadline_s=verify_deadline_s or settings.verify_deadline_s),
+        probe=dict(requests=probe_requests or settings.probe_requests,
+                   p95_ms=probe_p95_ms or settings.probe_p95_ms,
+                   error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct),
+    ))
 
 
 async def _remediate(
@@ -212,10 +198,10 @@ async def _remediate(
     incident.add_findings([summary, *signals, error_rate_finding(requests, 1.0, 20)])
     if summary.status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")
-        return await _close(incident, Outcome.STOOD_DOWN)
+        return await close(incident, Outcome.STOOD_DOWN)
     if summary.status is FindingStatus.UNKNOWN:
         incident.escalate(Phase.IDENTIFY, "no database signal can be read, so nothing is changed: a human must look")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
 
     # contain -------------------------------------------------------------------------------------------
     contained = await _pause_jobs(incident, service, summary.detail)
@@ -243,9 +229,9 @@ async def _remediate(
         fix = await act(incident, Phase.REMEDIATE, fix_plan, evidence_confirmed=True, why=fix_plan.reason)
 
     if incident.report.mode is Mode.DRY_RUN:
-        return await _close(incident, Outcome.DRY_RUN)
+        return await close(incident, Outcome.DRY_RUN)
     if fix is None or fix.state is not ActionState.APPLIED:
-        return await _close(incident, _without_fix(incident, fix))
+        return await close(incident, _without_fix(incident, fix))
 
     # recover -------------------------------------------------------------------------------------------
     verification = await _verify(incident, fix, verify, probe)
@@ -253,7 +239,7 @@ async def _remediate(
     if not verification.healthy:
         kept = "jobs stay paused" if contained is not None and contained.applied else "nothing was contained"
         incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); {kept}")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
     if contained is not None and contained.applied:
         undo = contained.plan.undo()
         if undo is not None:
@@ -265,8 +251,8 @@ async def _remediate(
                 incident.escalate(Phase.RECOVER, f"the database recovered but the paused jobs were not resumed "
                                   f"({resumed.error or '; '.join(resumed.reasons)}): resume them by hand "
                                   f"({undo.summary()})")
-                return await _close(incident, Outcome.ESCALATED)
-    return await _close(incident, Outcome.RECOVERED)
+                return await close(incident, Outcome.ESCALATED)
+    return await close(incident, Outcome.RECOVERED)
 
 
 async def _pause_jobs(incident: RunningIncident, service: str, why: str) -> ActionRecord | None:
@@ -310,13 +296,7 @@ def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome
     if fix is None:
         incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
         return Outcome.ESCALATED
-    if fix.approval is not None and not fix.approval.granted:
-        incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not approved "
-                          f"({fix.approval.answer.value}); {kept}")
-        return Outcome.DENIED
-    incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not applied "
-                      f"({fix.error or '; '.join(fix.reasons)}); {kept}")
-    return Outcome.ESCALATED
+    return not_applied(incident, Phase.REMEDIATE, fix, kept)
 
 
 async def _verify(incident: RunningIncident, fix: ActionRecord, verify: dict[str, Any],
@@ -339,10 +319,3 @@ async def _verify(incident: RunningIncident, fix: ActionRecord, verify: dict[str
                         detail=f"{quiet.detail}; probe {probed.detail}")
 
 
-async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
-    report = incident.report
-    report.outcome = outcome
-    report.postmortem = render_postmortem(report)
-    final = incident.finish(outcome)
-    await publish_report(final)
-    return final.summary_json()

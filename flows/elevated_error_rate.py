@@ -46,7 +46,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from remediation import runtime
 from remediation.forms import (
@@ -70,7 +69,6 @@ from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
     ActionState,
-    Alert,
     DisableMaintenance,
     EnableMaintenance,
     FindingStatus,
@@ -81,12 +79,11 @@ from remediation.models import (
     Severity,
     Verification,
 )
-from remediation.orchestration.limits import ServiceBusy, service_lock
 from tasks.act import act
 from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
 from tasks.detect import error_issues_finding, health_finding, rate_limit_finding, sample_error_rate
 from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
-from tasks.report import publish_report, render_postmortem
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
 from tasks.verify import verify_error_rate
 
 RUNBOOK = "elevated-error-rate"
@@ -118,30 +115,17 @@ async def elevated_error_rate(
     providers = runtime.current()
     settings = providers.settings
     window = window_records or settings.metrics_window_records
-    # An alert rule already required the breach to persist: one reading of our own confirms it. A manual run
-    # has no such history, so it takes two.
-    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
-    incident = RunningIncident(
-        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
-        alert=Alert(name=alert_name, service=service, severity=severity,
-                    source="manual" if alert_name == "manual" else "alert"),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-        approval_timeout_s=approval_timeout_s,
-    )
+    confirm = confirm_readings(confirm_samples, alert_name)
+    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
+                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, threshold {threshold_pct:g}%")
 
-    try:
-        async with service_lock(service, timeout_s=lock_timeout_s):
-            # _close runs inside the lock, so the incident is closed before the next run of this service starts.
-            return await _remediate(
-                incident, service=service, threshold_pct=threshold_pct, min_records=min_records, window=window,
-                confirm_samples=confirm, sample_interval_s=sample_interval_s,
-                deploy_lookback_s=deploy_lookback_s, verify_consecutive=verify_consecutive,
-                verify_interval_s=verify_interval_s, verify_deadline_s=verify_deadline_s,
-            )
-    except ServiceBusy as busy:
-        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
-        return await _close(incident, Outcome.ESCALATED)
+    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
+        incident, service=service, threshold_pct=threshold_pct, min_records=min_records, window=window,
+        confirm_samples=confirm, sample_interval_s=sample_interval_s,
+        deploy_lookback_s=deploy_lookback_s, verify_consecutive=verify_consecutive,
+        verify_interval_s=verify_interval_s, verify_deadline_s=verify_deadline_s,
+    ))
 
 
 async def _remediate(
@@ -168,10 +152,10 @@ async def _remediate(
     verdict = rate_findings[0].status
     if verdict is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")
-        return await _close(incident, Outcome.STOOD_DOWN)
+        return await close(incident, Outcome.STOOD_DOWN)
     if verdict is FindingStatus.UNKNOWN:
         incident.escalate(Phase.IDENTIFY, "5xx error rate is unknown, so nothing is changed: a human must look")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
 
     # contain -------------------------------------------------------------------------------------------
     contained: ActionRecord | None = None
@@ -203,9 +187,9 @@ async def _remediate(
         fix = await act(incident, Phase.REMEDIATE, fix_plan, evidence_confirmed=True, why=fix_plan.reason)
 
     if incident.report.mode is Mode.DRY_RUN:
-        return await _close(incident, Outcome.DRY_RUN)
+        return await close(incident, Outcome.DRY_RUN)
     if fix is None or fix.state is not ActionState.APPLIED:
-        return await _close(incident, _without_fix(incident, fix))
+        return await close(incident, _without_fix(incident, fix))
 
     # recover -------------------------------------------------------------------------------------------
     verification = await _lift_and_verify(
@@ -216,12 +200,12 @@ async def _remediate(
     )
     incident.report.verification = verification
     if verification.healthy:
-        return await _close(incident, Outcome.RECOVERED)
+        return await close(incident, Outcome.RECOVERED)
     if contained is not None and contained.applied:
         await act(incident, Phase.RECOVER, contained.plan, evidence_confirmed=True,
                   why="the fix did not hold: contain again")
     incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); containment kept")
-    return await _close(incident, Outcome.ESCALATED)
+    return await close(incident, Outcome.ESCALATED)
 
 
 def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome:
@@ -229,13 +213,7 @@ def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome
     if fix is None:
         incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
         return Outcome.ESCALATED
-    if fix.approval is not None and not fix.approval.granted:
-        incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not approved "
-                          f"({fix.approval.answer.value}); {kept}")
-        return Outcome.DENIED
-    incident.escalate(Phase.REMEDIATE, f"{fix.plan.summary()} was not applied "
-                      f"({fix.error or '; '.join(fix.reasons)}); {kept}")
-    return Outcome.ESCALATED
+    return not_applied(incident, Phase.REMEDIATE, fix, kept)
 
 
 async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | None, *, threshold_pct: float,
@@ -259,11 +237,4 @@ async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | 
     return verification
 
 
-async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
-    report = incident.report
-    report.outcome = outcome
-    report.postmortem = render_postmortem(report)
-    final = incident.finish(outcome)
-    await publish_report(final)
-    return final.summary_json()
 

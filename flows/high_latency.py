@@ -53,7 +53,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from remediation import runtime
 from remediation.forms import (
@@ -74,7 +73,6 @@ from remediation.forms import (
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
-    Alert,
     Evidence,
     FindingStatus,
     Mode,
@@ -85,7 +83,6 @@ from remediation.models import (
     Severity,
     Verification,
 )
-from remediation.orchestration.limits import ServiceBusy, service_lock
 from tasks.act import act
 from tasks.detect import health_finding, rate_limit_finding
 from tasks.investigate import deploy_history, log_excerpts
@@ -100,7 +97,7 @@ from tasks.latency import (
 )
 from tasks.latency_investigate import db_timings, dependency_calls, hot_endpoints, recommend
 from tasks.latency_watch import BREACH_AFTER, watch_latency
-from tasks.report import publish_report, render_postmortem
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
 
 RUNBOOK = "high-latency"
 LOG_LOOKBACK_S = 300.0  # the app's own health window
@@ -171,15 +168,9 @@ async def high_latency(
         avg_critical_ms=avg_critical_ms or settings.latency_avg_critical_ms,
         min_records=min_records,
     )
-    # An alert rule already required the breach to persist: one reading of our own confirms it.
-    confirm = confirm_samples or (2 if alert_name == "manual" else 1)
-    incident = RunningIncident(
-        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
-        alert=Alert(name=alert_name, service=service, severity=severity,
-                    source="manual" if alert_name == "manual" else "alert"),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-        approval_timeout_s=approval_timeout_s,
-    )
+    confirm = confirm_readings(confirm_samples, alert_name)
+    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
+                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {limits.describe()}")
     job = _Job(
         service=service, limits=limits, error_pct=error_threshold_pct,
@@ -188,13 +179,7 @@ async def high_latency(
         watch_s=watch_s or settings.latency_watch_s, watch_interval_s=watch_interval_s or settings.verify_interval_s,
         deploy_lookback_s=deploy_lookback_s,
     )
-    try:
-        async with service_lock(service, timeout_s=lock_timeout_s):
-            # _close runs inside the lock, so the incident is closed before the next run of this service starts.
-            return await _remediate(incident, job)
-    except ServiceBusy as busy:
-        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
-        return await _close(incident, Outcome.ESCALATED)
+    return await locked(incident, service, lock_timeout_s, lambda: _remediate(incident, job))
 
 
 async def _remediate(incident: RunningIncident, job: _Job) -> dict[str, Any]:
@@ -209,10 +194,10 @@ async def _remediate(incident: RunningIncident, job: _Job) -> dict[str, Any]:
     verdict = latency[0]
     if verdict.status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")
-        return await _close(incident, Outcome.STOOD_DOWN)
+        return await close(incident, Outcome.STOOD_DOWN)
     if verdict.status is FindingStatus.UNKNOWN:
         incident.escalate(Phase.IDENTIFY, "latency is unknown, so nothing is changed: a human must look")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
 
     # contain -------------------------------------------------------------------------------------------
     replicas, no_scale = await read_replicas(providers, job.service)
@@ -246,9 +231,9 @@ async def _remediate(incident: RunningIncident, job: _Job) -> dict[str, Any]:
     incident.note(Phase.REMEDIATE, f"recommendation ({advice.kind}) for people", advice.summary)
 
     if incident.report.mode is Mode.DRY_RUN:
-        return await _close(incident, Outcome.DRY_RUN)
+        return await close(incident, Outcome.DRY_RUN)
     if contained is None or not contained.applied:
-        return await _close(incident, _not_contained(incident, contained, advice.summary))
+        return await close(incident, _not_contained(incident, contained, advice.summary))
 
     # recover -------------------------------------------------------------------------------------------
     return await _recover(incident, job, contained)
@@ -258,13 +243,7 @@ def _not_contained(incident: RunningIncident, contained: ActionRecord | None, ad
     if contained is None:
         incident.escalate(Phase.CONTAIN, f"latency breached and nothing could contain it; {advice}")
         return Outcome.ESCALATED
-    if contained.approval is not None and not contained.approval.granted:
-        incident.escalate(Phase.CONTAIN, f"{contained.plan.summary()} was not approved "
-                          f"({contained.approval.answer.value}); nothing changed")
-        return Outcome.DENIED
-    incident.escalate(Phase.CONTAIN, f"{contained.plan.summary()} was not applied "
-                      f"({contained.error or '; '.join(contained.reasons)}); nothing changed")
-    return Outcome.ESCALATED
+    return not_applied(incident, Phase.CONTAIN, contained, "nothing changed")
 
 
 async def _recover(incident: RunningIncident, job: _Job, contained: ActionRecord) -> dict[str, Any]:
@@ -284,29 +263,29 @@ async def _recover(incident: RunningIncident, job: _Job, contained: ActionRecord
     if not watched.healthy:
         incident.escalate(Phase.RECOVER, f"latency did not recover under containment ({watched.detail}); "
                           f"containment kept: {contained.plan.summary()}")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
 
     reverse = contained.plan.undo()
     if reverse is None:  # scale-up and maintenance both have one; anything else stays for a human
         incident.escalate(Phase.RECOVER, f"latency recovered; {contained.plan.summary()} has no undo: a human decides")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
     undo = reverse.model_copy(update={"reason": "latency healthy through the watch and the TTL has ended"})
     undone = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True, why=undo.reason)
     if not undone.applied:
         incident.escalate(Phase.RECOVER, f"latency recovered but {undo.summary()} was not applied "
                           f"({undone.error or '; '.join(undone.reasons)}); containment still in place")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
     # Long enough for BREACH_AFTER checks, so one noisy window neither fails nor passes it alone.
     after = await _watch(incident, job, (BREACH_AFTER + 0.5) * job.watch_interval_s, "after undo")
     incident.report.verification = _joined(watched, after)
     if after.healthy:
-        return await _close(incident, Outcome.RECOVERED)
+        return await close(incident, Outcome.RECOVERED)
     again = await act(incident, Phase.RECOVER, contained.plan, evidence_confirmed=True,
                       why="latency breached again once containment was undone: the load has not gone")
     kept = "restored" if again.applied else f"NOT restored ({again.error or '; '.join(again.reasons)})"
     incident.escalate(Phase.RECOVER, f"latency breached again after {undo.summary()} ({after.detail}); "
                       f"containment {kept}; plan capacity")
-    return await _close(incident, Outcome.ESCALATED)
+    return await close(incident, Outcome.ESCALATED)
 
 
 async def _watch(incident: RunningIncident, job: _Job, duration_s: float, label: str) -> Verification:
@@ -323,10 +302,3 @@ def _joined(first: Verification, then: Verification) -> Verification:
                         required_consecutive=len(samples), detail=f"{first.detail}; then {then.detail}")
 
 
-async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
-    report = incident.report
-    report.outcome = outcome
-    report.postmortem = render_postmortem(report)
-    final = incident.finish(outcome)
-    await publish_report(final)
-    return final.summary_json()

@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from remediation import runtime
 from remediation.forms import (
@@ -73,7 +72,6 @@ from remediation.forms import (
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionState,
-    Alert,
     DrainInstance,
     Evidence,
     FindingStatus,
@@ -86,11 +84,11 @@ from remediation.models import (
 )
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from tasks.act import act
-from tasks.report import publish_report, render_postmortem
 from tasks.restart import Fleet, batches, budget_finding, drain_timeout, fleet_finding, inventory, read_fleet
 from tasks.restart_approval import approve_restarts
 from tasks.restart_checks import Slo
 from tasks.restart_wait import SloWatch, wait_restarted, wait_stable, wait_warm
+from tasks.runbook import current_flow_run_id, finish, start_incident
 
 RUNBOOK = "rolling-restart"
 
@@ -159,7 +157,7 @@ async def rolling_restart(
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
-    run_id = str(flow_run.id) if flow_run.id else None
+    run_id = current_flow_run_id()
     job = _Job(
         service=service, drill=drill,
         slo=Slo(error_pct=error_threshold_pct, p95_ms=p95_threshold_ms or settings.latency_p95_ms,
@@ -170,11 +168,9 @@ async def rolling_restart(
         restart_timeout_s=restart_timeout_s or settings.restart_timeout_s,
     )
     source = "drill" if drill else "manual" if alert_name == "manual" else "alert"
-    incident = RunningIncident(
-        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id or _adopted(providers, run_id),
-        alert=Alert(name=alert_name, service=service, severity=severity, source=source),
-        flow_run_id=run_id, approval_timeout_s=approval_timeout_s,
-    )
+    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
+                              incident_id=incident_id or _adopted(providers, run_id),
+                              approval_timeout_s=approval_timeout_s, source=source, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, "
                   f"{'drill' if drill else 'production'}, SLO: {job.slo.describe()}")
     watch = SloWatch(incident, service, job.slo, job.interval_s)
@@ -394,11 +390,7 @@ def _timings(incident: RunningIncident, progress: _Progress) -> None:
 
 
 async def _close(incident: RunningIncident, outcome: Outcome, job: _Job) -> dict[str, Any]:
-    report = incident.report
-    report.outcome = outcome
-    report.postmortem = render_postmortem(report)
-    final = incident.finish(outcome)
-    await publish_report(final)
+    final = await finish(incident, outcome)
     if job.drill:
         from remediation.drills import record_report
 

@@ -62,7 +62,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from remediation import runtime
 from remediation.forms import (
@@ -82,7 +81,6 @@ from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
     ActionState,
-    Alert,
     BlockActor,
     Evidence,
     FindingStatus,
@@ -92,12 +90,11 @@ from remediation.models import (
     ReloadSignatures,
     Severity,
 )
-from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.providers.quarantine import QuarantineReport
 from remediation.providers.security import UploadAllowlist
 from tasks.act import act
 from tasks.detect import error_rate_finding
-from tasks.report import publish_report, render_postmortem
+from tasks.runbook import close, locked, start_incident
 from tasks.uploads import (
     audit_finding,
     audit_writes_finding,
@@ -151,29 +148,19 @@ async def suspicious_upload(
 ) -> dict[str, Any]:
     providers = runtime.current()
     settings = providers.settings
-    incident = RunningIncident(
-        providers, runbook=RUNBOOK, mode=mode or settings.mode, incident_id=incident_id,
-        alert=Alert(name=alert_name, service=service, severity=severity,
-                    source="manual" if alert_name == "manual" else "alert"),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-        approval_timeout_s=approval_timeout_s,
-    )
+    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
+                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     detections = min_detections or settings.upload_min_detections
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {detections}+ malware uploads")
-    try:
-        async with service_lock(service, timeout_s=lock_timeout_s):
-            return await _remediate(
-                incident, service=service, window_s=window_s or settings.upload_window_s,
-                min_detections=detections, min_rejections=min_rejections or settings.upload_min_rejections,
-                block_ttl_s=block_ttl_s or settings.block_ttl_s, max_blocks=max_blocks,
-                tighten=tighten_allowlist,
-                verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
-                            interval_s=verify_interval_s or settings.verify_interval_s,
-                            deadline_s=verify_deadline_s or settings.verify_deadline_s),
-            )
-    except ServiceBusy as busy:
-        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
-        return await _close(incident, Outcome.ESCALATED)
+    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
+        incident, service=service, window_s=window_s or settings.upload_window_s,
+        min_detections=detections, min_rejections=min_rejections or settings.upload_min_rejections,
+        block_ttl_s=block_ttl_s or settings.block_ttl_s, max_blocks=max_blocks,
+        tighten=tighten_allowlist,
+        verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
+                    interval_s=verify_interval_s or settings.verify_interval_s,
+                    deadline_s=verify_deadline_s or settings.verify_deadline_s),
+    ))
 
 
 async def _remediate(incident: RunningIncident, *, service: str, window_s: float, min_detections: int,
@@ -193,10 +180,10 @@ async def _remediate(incident: RunningIncident, *, service: str, window_s: float
                            error_rate_finding(requests, 1.0, 20)])
     if summary.status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "no malware upload: standing down")
-        return await _close(incident, Outcome.STOOD_DOWN)
+        return await close(incident, Outcome.STOOD_DOWN)
     if summary.status is FindingStatus.UNKNOWN:
         incident.escalate(Phase.IDENTIFY, "no upload signal can be read, so nothing is changed: a human must look")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
 
     # contain -------------------------------------------------------------------------------------------
     choice = block_plans(service, audit, min_detections=min_detections, ttl_s=block_ttl_s, max_blocks=max_blocks)
@@ -217,18 +204,18 @@ async def _remediate(incident: RunningIncident, *, service: str, window_s: float
     if denied is None:
         denied = await _reload(incident, service)
     if incident.report.mode is Mode.DRY_RUN:
-        return await _close(incident, Outcome.DRY_RUN)
+        return await close(incident, Outcome.DRY_RUN)
     if denied is not None:
         answer = denied.approval.answer.value if denied.approval else "refused"
         who = f" by {denied.approval.approver}" if denied.approval and denied.approval.approver else ""
         incident.escalate(denied.phase, f"{denied.plan.summary()} was not approved ({answer}{who}); "
                           f"{_kept(incident)}")
-        return await _close(incident, Outcome.DENIED)
+        return await close(incident, Outcome.DENIED)
     applied = [r for r in (*blocks, tightened) if r is not None and r.applied]
     if not applied:
         why = "; ".join(choice.notes) or "no client could be named and no file type to drop"
         incident.escalate(Phase.CONTAIN, f"nothing could be contained ({why}): a human must block the source")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
 
     # recover -------------------------------------------------------------------------------------------
     contained_at = max(r.completed_at or providers.clock.now() for r in applied)
@@ -241,7 +228,7 @@ async def _remediate(incident: RunningIncident, *, service: str, window_s: float
     if not verification.healthy:
         incident.escalate(Phase.RECOVER, f"recovery not verified ({verification.detail}); {_kept(incident)}: "
                           "nothing is lifted on missing evidence")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
     blocked = {r.plan.value for r in blocks if r.applied and isinstance(r.plan, BlockActor) and
                r.plan.actor_kind == "ip"}
     source_blocked = (bool(choice.offenders) and not choice.too_many and not audit.unattributed
@@ -249,14 +236,14 @@ async def _remediate(incident: RunningIncident, *, service: str, window_s: float
     if not source_blocked:
         incident.escalate(Phase.RECOVER, "uploads are clean again, but the source of the malware is not blocked "
                           f"({'; '.join(choice.notes) or 'no offending client could be named'}); {_kept(incident)}")
-        return await _close(incident, Outcome.ESCALATED)
+        return await close(incident, Outcome.ESCALATED)
     if tightened is not None and tightened.applied and (undo := tightened.plan.undo()) is not None:
         restored = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True,
                              why="recovery verified and the source is blocked: give users their file types back")
         if not restored.applied:
             incident.note(Phase.RECOVER, "allowlist still tightened", f"restore it by hand: {undo.summary()}")
     _note_expiry(incident, blocks)
-    return await _close(incident, Outcome.RECOVERED)
+    return await close(incident, Outcome.RECOVERED)
 
 
 async def _block(incident: RunningIncident, choice: BlockChoice) -> tuple[list[ActionRecord], ActionRecord | None]:
@@ -321,10 +308,3 @@ def _note_expiry(incident: RunningIncident, blocks: list[ActionRecord]) -> None:
                           f"at {record.completed_at + timedelta(seconds=ttl):%H:%M:%S}Z; undo in the ledger")
 
 
-async def _close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
-    report = incident.report
-    report.outcome = outcome
-    report.postmortem = render_postmortem(report)
-    final = incident.finish(outcome)
-    await publish_report(final)
-    return final.summary_json()

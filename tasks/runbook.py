@@ -1,0 +1,80 @@
+"""What every runbook does the same way: open its incident, hold the service's lock, close with a report.
+
+The runbooks differ in what they read and change; how a run starts, serialises per service and ends is one
+policy, kept here so that it cannot drift between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prefect.runtime import flow_run
+
+from remediation import runtime
+from remediation.incident import RunningIncident
+from remediation.models import ActionRecord, Alert, IncidentReport, Mode, Outcome, Phase, Severity
+from remediation.orchestration.limits import ServiceBusy, service_lock
+from tasks.report import publish_report, render_postmortem
+
+
+def confirm_readings(confirm_samples: int | None, alert_name: str) -> int:
+    """Readings that must agree before acting. An alert rule already required the breach to persist, so one
+    reading of our own confirms it; a manual run has no such history and takes two."""
+    return confirm_samples or (2 if alert_name == "manual" else 1)
+
+
+def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: Severity, alert_name: str,
+                   incident_id: str | None, approval_timeout_s: int | None, source: str | None = None,
+                   providers: runtime.Providers | None = None) -> RunningIncident:
+    """The run's incident: the one intake opened (``incident_id``) or a new one, tied to this flow run."""
+    bundle = providers or runtime.current()
+    return RunningIncident(
+        bundle, runbook=runbook, mode=mode or bundle.settings.mode, incident_id=incident_id,
+        alert=Alert(name=alert_name, service=service, severity=severity,
+                    source=source or ("manual" if alert_name == "manual" else "alert")),
+        flow_run_id=current_flow_run_id(), approval_timeout_s=approval_timeout_s,
+    )
+
+
+def current_flow_run_id() -> str | None:
+    return str(flow_run.id) if flow_run.id else None
+
+
+async def locked(incident: RunningIncident, service: str, lock_timeout_s: float | None,
+                 body: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Run ``body`` holding the service's remediation slot. The body closes the incident inside the lock, so it
+    is closed before the next run of this service starts; a slot that stays taken escalates without acting."""
+    try:
+        async with service_lock(service, timeout_s=lock_timeout_s):
+            return await body()
+    except ServiceBusy as busy:
+        incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
+        return await close(incident, Outcome.ESCALATED)
+
+
+async def finish(incident: RunningIncident, outcome: Outcome) -> IncidentReport:
+    """Outcome, postmortem draft, the store's final record and the Prefect artifacts."""
+    report = incident.report
+    report.outcome = outcome
+    report.postmortem = render_postmortem(report)
+    final = incident.finish(outcome)
+    await publish_report(final)
+    return final
+
+
+async def close(incident: RunningIncident, outcome: Outcome) -> dict[str, Any]:
+    """:func:`finish`, returning the report's JSON summary (every runbook's return value)."""
+    return (await finish(incident, outcome)).summary_json()
+
+
+def not_applied(incident: RunningIncident, phase: Phase, record: ActionRecord, consequence: str) -> Outcome:
+    """Escalate for a step that was planned but did not happen: DENIED when a person said no (or nobody
+    answered), ESCALATED when policy or the platform refused. ``consequence`` says what that leaves in place."""
+    if record.approval is not None and not record.approval.granted:
+        incident.escalate(phase, f"{record.plan.summary()} was not approved ({record.approval.answer.value}); "
+                          f"{consequence}")
+        return Outcome.DENIED
+    incident.escalate(phase, f"{record.plan.summary()} was not applied "
+                      f"({record.error or '; '.join(record.reasons)}); {consequence}")
+    return Outcome.ESCALATED
