@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from remediation.providers.platform import PlatformError
+
 BlockKind = Literal["ip", "user", "session"]
 
 
@@ -47,6 +49,20 @@ class UploadAllowlist(BaseModel):
 
     extensions: tuple[str, ...]
     mime_types: tuple[str, ...]
+
+
+def valid_allowlist(allowlist: UploadAllowlist) -> UploadAllowlist:
+    """The edge's rules (those of the simulated edge): lower-case ``.ext`` and ``type/subtype``, duplicates dropped.
+    SSM and Edge Config store anything, so a typo has to be caught by the adapter, before anything is written."""
+    for ext in allowlist.extensions:
+        if not ext.startswith(".") or len(ext) < 2 or ext != ext.lower() or any(c in ext for c in " ,/"):
+            raise PlatformError(f"extension {ext!r} must be lower case and start with a dot, like '.png'")
+    for mime in allowlist.mime_types:
+        kind, _, sub = mime.partition("/")
+        if mime != mime.lower() or not kind or not sub or "/" in sub or any(c in mime for c in " ,"):
+            raise PlatformError(f"MIME type {mime!r} must be lower case type/subtype, like 'image/png'")
+    return UploadAllowlist(extensions=tuple(dict.fromkeys(allowlist.extensions)),
+                           mime_types=tuple(dict.fromkeys(allowlist.mime_types)))
 
 
 class UploadPolicy(Protocol):

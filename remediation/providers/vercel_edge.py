@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from remediation.providers.platform import FlagChange, PlatformError
 from remediation.providers.saas_client import NotConfigured, epoch_ms
-from remediation.providers.security import UploadAllowlist
+from remediation.providers.security import UploadAllowlist, valid_allowlist
 from remediation.providers.vercel import VercelApi
 
 MAINTENANCE_KEY = "maintenance_prefixes"
@@ -235,16 +235,3 @@ def _allowlist(item: EdgeItem | None) -> UploadAllowlist:
     except ValidationError as exc:
         raise PlatformError(f"Edge Config item {UPLOAD_KEY} is not an allowlist: {str(item.value)[:200]}") from exc
 
-
-def valid_allowlist(allowlist: UploadAllowlist) -> UploadAllowlist:
-    """The edge's rules (the simulated edge's and the SSM adapter's): lower-case ``.ext`` and ``type/subtype``,
-    duplicates dropped. Edge Config stores any JSON, so a typo has to be caught here, before anything is written."""
-    for ext in allowlist.extensions:
-        if not ext.startswith(".") or len(ext) < 2 or ext != ext.lower() or any(c in ext for c in " ,/"):
-            raise PlatformError(f"extension {ext!r} must be lower case and start with a dot, like '.png'")
-    for mime in allowlist.mime_types:
-        kind, _, sub = mime.partition("/")
-        if mime != mime.lower() or not kind or not sub or "/" in sub or any(c in mime for c in " ,"):
-            raise PlatformError(f"MIME type {mime!r} must be lower case type/subtype, like 'image/png'")
-    return UploadAllowlist(extensions=tuple(dict.fromkeys(allowlist.extensions)),
-                           mime_types=tuple(dict.fromkeys(allowlist.mime_types)))

@@ -20,9 +20,9 @@ from remediation.providers.aws.params import SsmParameters, hashed_part, key_par
 from remediation.providers.aws.session import AwsError
 from remediation.providers.aws.waf import WafBlocks
 from remediation.providers.platform import FlagChange, PlatformError
-from remediation.providers.security import UploadAllowlist
+from remediation.providers.security import UploadAllowlist, valid_allowlist
 
-__all__ = ["SsmEdge", "SsmUploadPolicy", "WafBlocks", "validate_allowlist"]
+__all__ = ["SsmEdge", "SsmUploadPolicy", "WafBlocks"]
 
 _BOOL = {"true": True, "false": False}
 
@@ -99,13 +99,13 @@ class SsmUploadPolicy:
                                 "at the edge yet (create it with the app's UPLOAD_ALLOWED_EXT/MIME values)")
         try:
             body = json.loads(current.value)
-            return validate_allowlist(UploadAllowlist(extensions=tuple(body["extensions"]),
+            return valid_allowlist(UploadAllowlist(extensions=tuple(body["extensions"]),
                                                       mime_types=tuple(body["mime_types"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise PlatformError(f"SSM parameter {self.parameter} is not an allowlist: {exc}") from exc
 
     async def set_allowlist(self, allowlist: UploadAllowlist) -> UploadAllowlist:
-        wanted = validate_allowlist(allowlist)
+        wanted = valid_allowlist(allowlist)
         previous = await self.allowlist()  # also refuses a change whose "previous" (the undo) is unknown
         if previous == wanted:
             return previous
@@ -113,16 +113,3 @@ class SsmUploadPolicy:
         await self.params.put(self.parameter, value)
         return previous
 
-
-def validate_allowlist(allowlist: UploadAllowlist) -> UploadAllowlist:
-    """The edge's rules (those of the simulated edge): lower-case '.ext' and 'type/subtype', duplicates dropped.
-    SSM would store anything, so the adapter is where a typo is caught."""
-    for ext in allowlist.extensions:
-        if not ext.startswith(".") or len(ext) < 2 or ext != ext.lower() or any(c in ext for c in " ,/"):
-            raise PlatformError(f"extension {ext!r} must be lower case and start with a dot, like '.png'")
-    for mime in allowlist.mime_types:
-        if (mime != mime.lower() or mime.count("/") != 1 or any(c in mime for c in " ,") or mime.startswith("/")
-                or mime.endswith("/")):
-            raise PlatformError(f"MIME type {mime!r} must be lower case type/subtype, like 'image/png'")
-    return UploadAllowlist(extensions=tuple(dict.fromkeys(allowlist.extensions)),
-                           mime_types=tuple(dict.fromkeys(allowlist.mime_types)))
