@@ -19,17 +19,24 @@ class ControlPlane:
         self.timeout_s = timeout_s
         self._transport = transport
 
-    async def request(self, method: str, path: str, *, json_body: Any = None,
-                      params: dict[str, str] | None = None) -> httpx.Response:
+    async def send(self, method: str, path: str, *, json_body: Any = None, params: dict[str, str] | None = None,
+                   content: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        """One request; any status is returned, a transport failure raises PlatformError."""
         url = f"{self.base_url}/_sim{path}"
         try:
             async with httpx.AsyncClient(
                 timeout=self.timeout_s, transport=self._transport, verify=shared_ssl_context()
             ) as client:
-                response = await client.request(method, url, json=json_body, params=params)
+                return await client.request(method, url, json=json_body, params=params, content=content,
+                                            headers=headers)
         except httpx.HTTPError as exc:
             raise PlatformError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def request(self, method: str, path: str, *, json_body: Any = None,
+                      params: dict[str, str] | None = None) -> httpx.Response:
+        response = await self.send(method, path, json_body=json_body, params=params)
         if response.status_code >= 400:
+            url = f"{self.base_url}/_sim{path}"
             raise PlatformError(f"{method} {url}: HTTP {response.status_code}: {response.text[:200]}")
         return response
 

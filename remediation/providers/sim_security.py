@@ -19,7 +19,6 @@ from remediation.providers.platform import PlatformError
 from remediation.providers.quarantine import QuarantinedSample, QuarantineReport
 from remediation.providers.security import AuditReport, Block, BlockKind, ScanVerdict, UploadAllowlist
 from remediation.providers.sim_platform import ControlPlane
-from remediation.providers.tls import shared_ssl_context
 
 
 def _iso(moment: datetime) -> str:
@@ -106,14 +105,11 @@ class SimAntivirus:
         return version if isinstance(version, str) and version else None
 
     async def scan(self, data: bytes) -> ScanVerdict:
-        url = f"{self.plane.base_url}/_sim/antivirus/scan"
         try:
-            async with httpx.AsyncClient(timeout=self.plane.timeout_s, transport=self.plane._transport,
-                                         verify=shared_ssl_context()) as client:
-                response = await client.post(url, content=data,
-                                             headers={"content-type": "application/octet-stream"})
-        except httpx.HTTPError as exc:
-            return ScanVerdict(status="unavailable", detail=f"POST {url}: {type(exc).__name__}: {exc}")
+            response = await self.plane.send("POST", "/antivirus/scan", content=data,
+                                              headers={"content-type": "application/octet-stream"})
+        except PlatformError as exc:
+            return ScanVerdict(status="unavailable", detail=str(exc))
         if response.status_code == 503:
             return ScanVerdict(status="unavailable", detail=_error_text(response))
         if response.status_code >= 400:
