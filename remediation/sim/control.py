@@ -6,7 +6,6 @@ idempotent and says whether it ``changed`` anything. Never rate limited; never s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.routing import Route
 
 from remediation.sim.applog import Stream
 from remediation.sim.capacity import MAX_REPLICAS, SERVICE
+from remediation.sim.controlkit import Handler, error, json_object, non_empty_string
 from remediation.sim.database_control import database_routes
 from remediation.sim.faults import Fault
 from remediation.sim.identity_control import identity_routes
@@ -25,8 +25,6 @@ from remediation.sim.platform import PlatformConflict
 from remediation.sim.scenarios import SCENARIOS, start_scenario
 from remediation.sim.security_control import security_routes
 from remediation.sim.state import METRICS_FAULTS, SimState
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class InvalidBody(ValueError):
@@ -40,11 +38,11 @@ def control_routes(sim: SimState) -> list[Route]:
             try:
                 return await handler(sim, request)
             except InvalidBody as exc:
-                return _error(422, str(exc))
+                return error(422, str(exc))
             except KeyError as exc:
-                return _error(404, f"unknown {exc.args[0]}")
+                return error(404, f"unknown {exc.args[0]}")
             except PlatformConflict as exc:
-                return _error(409, str(exc))
+                return error(409, str(exc))
         return run
 
     return [
@@ -78,8 +76,8 @@ async def _get_releases(sim: SimState, request: Request) -> Response:
 
 
 async def _post_release(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
-    version = _string(body, "version")
+    body = await json_object(request, InvalidBody)
+    version = non_empty_string(body, "version", InvalidBody)
     raw_fault = body.get("fault")
     fault = None
     if raw_fault is not None:
@@ -100,7 +98,7 @@ async def _post_release(sim: SimState, request: Request) -> Response:
 
 
 async def _post_rollback(sim: SimState, request: Request) -> Response:
-    body = await _body(request, allow_empty=True)
+    body = await json_object(request, InvalidBody, allow_empty=True)
     target = body.get("to")
     if target is not None and not isinstance(target, str):
         raise InvalidBody("to must be a release id")
@@ -118,8 +116,8 @@ async def _get_maintenance(sim: SimState, request: Request) -> Response:
 
 
 async def _post_maintenance(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
-    prefix = _string(body, "prefix")
+    body = await json_object(request, InvalidBody)
+    prefix = non_empty_string(body, "prefix", InvalidBody)
     if not prefix.startswith("/"):
         raise InvalidBody("prefix must start with '/'")
     changed = sim.edge.set_maintenance(prefix, _bool(body, "enabled"))
@@ -131,8 +129,8 @@ async def _get_flags(sim: SimState, request: Request) -> Response:
 
 
 async def _post_flag(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
-    name = _string(body, "name")
+    body = await json_object(request, InvalidBody)
+    name = non_empty_string(body, "name", InvalidBody)
     changed = sim.edge.set_flag(name, _bool(body, "enabled"), sim.clock.now_ms())
     return JSONResponse({**sim.edge.public_flag(name), "changed": changed})
 
@@ -165,7 +163,7 @@ async def _get_errors(sim: SimState, request: Request) -> Response:
 
 
 async def _post_faults(sim: SimState, request: Request) -> Response:
-    body = await _body(request, allow_empty=True)
+    body = await json_object(request, InvalidBody, allow_empty=True)
     if "metrics" in body:
         if body["metrics"] not in METRICS_FAULTS:
             raise InvalidBody(f"metrics must be one of {', '.join(METRICS_FAULTS)}")
@@ -181,8 +179,8 @@ async def _post_faults(sim: SimState, request: Request) -> Response:
 
 
 async def _post_scenario(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
-    name = _string(body, "name")
+    body = await json_object(request, InvalidBody)
+    name = non_empty_string(body, "name", InvalidBody)
     if name not in SCENARIOS:
         raise KeyError(f"scenario {name}")
     start_scenario(sim, name)
@@ -197,16 +195,16 @@ async def _get_capacity(sim: SimState, request: Request) -> Response:
 async def _post_capacity(sim: SimState, request: Request) -> Response:
     """Set the replica count (idempotent). Bad input is a 400 that says what was wrong, as a scaling API's is."""
     try:
-        body = await _body(request)
+        body = await json_object(request, InvalidBody)
     except InvalidBody as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     service = body.get("service")
     if service is not None and not isinstance(service, str):
-        return _error(400, "service must be a string")
+        return error(400, "service must be a string")
     _capacity_service(service)
     replicas = body.get("replicas")
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
-        return _error(400, f"replicas must be an integer between 1 and {MAX_REPLICAS}")
+        return error(400, f"replicas must be an integer between 1 and {MAX_REPLICAS}")
     changed = sim.load.scale(replicas)
     return JSONResponse({"service": SERVICE, "replicas": sim.load.replicas, "changed": changed})
 
@@ -216,34 +214,8 @@ def _capacity_service(service: str | None) -> None:
         raise KeyError(f"service {service}")
 
 
-async def _body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        if allow_empty:
-            return {}
-        raise InvalidBody("a JSON object body is required")
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise InvalidBody("body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise InvalidBody("body must be a JSON object")
-    return parsed
-
-
-def _string(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise InvalidBody(f"{key} must be a non-empty string")
-    return value
-
-
 def _bool(body: dict[str, Any], key: str) -> bool:
     value = body.get(key)
     if not isinstance(value, bool):
         raise InvalidBody(f"{key} must be true or false")
     return value
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)

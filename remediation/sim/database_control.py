@@ -10,8 +10,6 @@ the database's reason.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -20,31 +18,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from remediation.providers.database import CreateIndex, DatabaseActionError
+from remediation.sim.controlkit import BadRequest, bad_request_endpoint, error, json_object
 from remediation.sim.database_memory import BadIndex, Refused
 
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
-Handler = Callable[[Request], Awaitable[Response]]
 MAX_LIMIT = 100
 
 
-class BadRequest(ValueError):
-    """Input outside the contract: answered with 400 and this message."""
-
-
 def database_routes(sim: SimState) -> list[Route]:
-    def endpoint(handler: Callable[[SimState, Request], Awaitable[Response]]) -> Handler:
-        async def run(request: Request) -> Response:
-            sim.run_due()  # scheduled scenario events land before anyone reads the platform
-            try:
-                return await handler(sim, request)
-            except BadRequest as exc:
-                return _error(400, str(exc))
-            except KeyError as exc:
-                return _error(404, f"unknown {exc.args[0]}")
-        return run
-
+    endpoint = bad_request_endpoint(sim)
     return [
         Route("/database", endpoint(_get_database), methods=["GET"]),
         Route("/database/locks", endpoint(_get_locks), methods=["GET"]),
@@ -87,19 +71,19 @@ async def _get_statements(sim: SimState, request: Request) -> Response:
 
 
 async def _post_terminate(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     pid = body.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         raise BadRequest("pid must be a positive integer (a backend process id)")
     try:
         terminated = await sim.database.backend.terminate_backend(pid)
     except (Refused, DatabaseActionError) as exc:
-        return _error(409, str(exc))
+        return error(409, str(exc))
     return JSONResponse({"pid": pid, "terminated": terminated})
 
 
 async def _post_index(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     columns = body.get("columns")
     if not isinstance(columns, list):
         raise BadRequest("columns must be a list of column names")
@@ -112,9 +96,9 @@ async def _post_index(sim: SimState, request: Request) -> Response:
     try:
         created = await sim.database.backend.create_index_concurrently(statement)
     except BadIndex as exc:
-        return _error(400, f"{statement.sql}: {exc}")
+        return error(400, f"{statement.sql}: {exc}")
     except DatabaseActionError as exc:
-        return _error(409, str(exc))
+        return error(409, str(exc))
     return JSONResponse({"name": statement.name, "statement": statement.sql, "created": created})
 
 
@@ -128,7 +112,7 @@ async def _post_job(sim: SimState, request: Request) -> Response:
         sim.database.jobs.get(name)
     except KeyError:
         raise KeyError(f"job {name}") from None
-    body = await _body(request)
+    body = await json_object(request)
     try:
         previous = sim.database.jobs.set_workers(name, body.get("workers"))  # type: ignore[arg-type]
     except ValueError as exc:
@@ -152,20 +136,3 @@ def _number(request: Request, key: str, default: float, low: float, high: float,
     if not low <= value <= high:
         raise BadRequest(f"{key} must be between {low:g} and {high:g}")
     return value
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        raise BadRequest("a JSON object body is required")
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise BadRequest("body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise BadRequest("body must be a JSON object")
-    return parsed
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)

@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from remediation.sim.controlkit import non_empty_string
+
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
@@ -36,7 +38,7 @@ def identity_routes(sim: SimState) -> list[Route]:
                 return await handler(sim, request)
             except KeyError as exc:
                 return JSONResponse({"error": f"unknown {exc.args[0]}"}, status_code=404)
-            except ValueError as exc:
+            except ValueError as exc:  # _Invalid, controlkit's BadRequest, the provider's own refusals
                 return JSONResponse({"error": str(exc)}, status_code=422)
         return run
 
@@ -56,7 +58,7 @@ async def _get_identity(sim: SimState, request: Request) -> Response:
 
 async def _patch_identity(sim: SimState, request: Request) -> Response:
     body = await _body(request)
-    name, value = _string(body, "name"), body.get("value")
+    name, value = non_empty_string(body, "name"), body.get("value")
     if not isinstance(value, str):
         raise _Invalid("value must be a string")
     previous, changed = sim.identity.set(name, value)
@@ -77,7 +79,8 @@ async def _get_status(sim: SimState, request: Request) -> Response:
 
 async def _post_status(sim: SimState, request: Request) -> Response:
     body = await _body(request)
-    incident = sim.identity.status.post(_string(body, "title"), _string(body, "body"), _string(body, "status"))
+    incident = sim.identity.status.post(non_empty_string(body, "title"), non_empty_string(body, "body"),
+                                        non_empty_string(body, "status"))
     return JSONResponse(incident.public(), status_code=201)
 
 
@@ -86,7 +89,7 @@ async def _patch_status(sim: SimState, request: Request) -> Response:
     incident_id = request.path_params["incident_id"]
     if incident_id not in sim.identity.status.incidents:
         raise KeyError(f"status incident {incident_id}")
-    incident = sim.identity.status.update(incident_id, _string(body, "body"), _string(body, "status"))
+    incident = sim.identity.status.update(incident_id, non_empty_string(body, "body"), non_empty_string(body, "status"))
     return JSONResponse(incident.public())
 
 
@@ -98,10 +101,3 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise _Invalid("body must be a JSON object")
     return parsed
-
-
-def _string(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise _Invalid(f"{key} must be a non-empty string")
-    return value

@@ -10,8 +10,6 @@ and says whether it changed anything.
 from __future__ import annotations
 
 import ipaddress
-import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -19,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from remediation.sim.controlkit import BadRequest, bad_request_endpoint, error, json_object
 from remediation.sim.jsfmt import parse_iso_ms
 from remediation.sim.security import BLOCK_KINDS, AvMode
 from remediation.sim.uploads import MAX_BYTES
@@ -26,7 +25,6 @@ from remediation.sim.uploads import MAX_BYTES
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
-Handler = Callable[[Request], Awaitable[Response]]
 MAX_BLOCK_TTL_S = 7 * 86_400  # the simulated firewall's own ceiling; our policy caps far lower
 MAX_LIMIT = 5000
 EDGE_BLOCKED_PAGE = (
@@ -35,22 +33,8 @@ EDGE_BLOCKED_PAGE = (
 )
 
 
-class BadRequest(ValueError):
-    """Input outside the contract: answered with 400 and this message."""
-
-
 def security_routes(sim: SimState) -> list[Route]:
-    def endpoint(handler: Callable[[SimState, Request], Awaitable[Response]]) -> Handler:
-        async def run(request: Request) -> Response:
-            sim.run_due()  # scheduled scenario events land before anyone reads the platform
-            try:
-                return await handler(sim, request)
-            except BadRequest as exc:
-                return _error(400, str(exc))
-            except KeyError as exc:
-                return _error(404, f"unknown {exc.args[0]}")
-        return run
-
+    endpoint = bad_request_endpoint(sim)
     return [
         Route("/security", endpoint(_get_security), methods=["GET"]),
         Route("/blocks", endpoint(_get_blocks), methods=["GET"]),
@@ -78,7 +62,7 @@ async def _get_blocks(sim: SimState, request: Request) -> Response:
 
 
 async def _post_block(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     kind, value = _actor(body.get("kind"), body.get("value"))
     ttl = body.get("ttl_s")
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_BLOCK_TTL_S:
@@ -116,7 +100,7 @@ async def _get_allowlist(sim: SimState, request: Request) -> Response:
 
 
 async def _put_allowlist(sim: SimState, request: Request) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     extensions = _strings(body, "extensions")
     mime_types = _strings(body, "mime_types")
     for ext in extensions:
@@ -147,7 +131,7 @@ async def _get_antivirus(sim: SimState, request: Request) -> Response:
 
 async def _post_antivirus(sim: SimState, request: Request) -> Response:
     """Switch the scanner: ``available`` false stands for a daemon that is down; ``mode`` is the app's AV mode."""
-    body = await _body(request)
+    body = await json_object(request)
     scanner = sim.security.scanner
     if "available" in body:
         if not isinstance(body["available"], bool):
@@ -175,14 +159,14 @@ async def _post_scan(sim: SimState, request: Request) -> Response:
         raise BadRequest(f"at most {MAX_BYTES} bytes can be scanned")
     verdict = sim.security.scanner.scan(data)
     if verdict.status == "unavailable":
-        return _error(503, f"antivirus unavailable: {verdict.detail}")
+        return error(503, f"antivirus unavailable: {verdict.detail}")
     return JSONResponse(verdict.public())
 
 
 async def _post_reload(sim: SimState, request: Request) -> Response:
     scanner = sim.security.scanner
     if not scanner.reload():
-        return _error(503, f"antivirus unavailable: {scanner.engine} did not reload")
+        return error(503, f"antivirus unavailable: {scanner.engine} did not reload")
     return JSONResponse({"reloaded": True, "reloads": scanner.reloads})
 
 
@@ -225,20 +209,3 @@ def _limit(request: Request, default: int) -> int:
     if not 1 <= value <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     return value
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        raise BadRequest("a JSON object body is required")
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise BadRequest("body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise BadRequest("body must be a JSON object")
-    return parsed
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
