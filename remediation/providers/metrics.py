@@ -175,8 +175,13 @@ def _status(raw: str | None) -> int:
         return 0
 
 
-def _unavailable(fetched: Fetched) -> RequestStats:
-    return RequestStats(available=False, reason=f"{fetched.url}: {fetched.error}", rate_limited=fetched.rate_limited)
+def page_problem(fetched: Fetched) -> str | None:
+    """Why a fetched metrics page cannot be read (an error, or an HTML page where metrics should be); None: fine."""
+    if not fetched.ok:
+        return f"{fetched.url}: {fetched.error}"
+    if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
+        return f"{fetched.url}: an HTML page instead of metrics"
+    return None
 
 
 class AppMetrics:
@@ -187,10 +192,8 @@ class AppMetrics:
 
     async def request_stats(self, window_records: int) -> RequestStats:
         fetched = await self.http.get(METRICS_PATH)
-        if not fetched.ok:
-            return _unavailable(fetched)
-        if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
-            return RequestStats(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
+        if problem := page_problem(fetched):
+            return RequestStats(available=False, reason=problem, rate_limited=fetched.rate_limited)
         try:
             return parse_request_stats(tail_samples(fetched.text, REQUEST_SERIES, window_records), window_records)
         except ValueError as exc:
@@ -200,10 +203,8 @@ class AppMetrics:
         from remediation.providers.dbops import DbOperationStats, parse_db_operations
 
         fetched = await self.http.get(METRICS_PATH)
-        if not fetched.ok:
-            return DbOperationStats(available=False, reason=f"{fetched.url}: {fetched.error}")
-        if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
-            return DbOperationStats(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
+        if problem := page_problem(fetched):
+            return DbOperationStats(available=False, reason=problem)
         try:
             page = tail_samples(fetched.text, ("process_uptime_seconds", "db_operation_duration"), window_samples)
             return parse_db_operations(page, window_samples)
@@ -214,10 +215,8 @@ class AppMetrics:
         from remediation.providers.uploadstats import UploadCounts, parse_upload_counts
 
         fetched = await self.http.get(METRICS_PATH)
-        if not fetched.ok:
-            return UploadCounts(available=False, reason=f"{fetched.url}: {fetched.error}")
-        if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
-            return UploadCounts(available=False, reason=f"{fetched.url}: an HTML page instead of metrics")
+        if problem := page_problem(fetched):
+            return UploadCounts(available=False, reason=problem)
         try:
             return parse_upload_counts(fetched.text)
         except ValueError as exc:

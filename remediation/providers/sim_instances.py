@@ -22,7 +22,7 @@ from remediation.providers.budget import RequestBudget
 from remediation.providers.clock import Clock, RealClock
 from remediation.providers.http import AppHttp
 from remediation.providers.instances import LoadBalancerStatus, MetricsPage
-from remediation.providers.metrics import METRICS_PATH
+from remediation.providers.metrics import METRICS_PATH, page_problem
 from remediation.providers.platform import Instance, PlatformError
 from remediation.providers.sim_platform import ControlPlane
 
@@ -109,10 +109,8 @@ class SimInstances:
                            RequestBudget(self.budget_per_min), timeout_s=self.timeout_s)
             self._direct[instance_id] = http
         fetched = await http.get(METRICS_PATH)
-        if not fetched.ok:
-            return MetricsPage(instance_id=instance_id, error=f"{fetched.url}: {fetched.error}")
-        if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
-            return MetricsPage(instance_id=instance_id, error=f"{fetched.url}: an HTML page instead of metrics")
+        if problem := page_problem(fetched):
+            return MetricsPage(instance_id=instance_id, error=problem)
         return MetricsPage(instance_id=instance_id, text=fetched.text)
 
     async def load_balancer(self, service: str) -> LoadBalancerStatus:
