@@ -37,10 +37,6 @@ class AdminRoute(BaseModel):
     route: str  # as the app names it, e.g. /api/admin/coupons/[id]
     guard: Guard  # what reference §6.2 says protects it
 
-    @property
-    def expected_protected(self) -> bool:
-        return self.guard != "none"
-
 
 def _item(collection: str, method: str = "PATCH", suffix: str = "") -> AdminRoute:
     return AdminRoute(method=method, path=f"/api/admin/{collection}/{PROBE_ID}{suffix}",

@@ -41,11 +41,10 @@ class PostgresAuditLog:
     def _get_engine(self) -> Any:
         if self._engine is None:
             from sqlalchemy import create_engine
-            from sqlalchemy.engine import make_url
 
-            url = make_url(self.url)
-            if url.drivername in {"postgresql", "postgres"}:
-                url = url.set(drivername="postgresql+psycopg")
+            from remediation.store.engine import normalize_url
+
+            url = normalize_url(self.url)
             self._engine = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=1, connect_args={
                 "connect_timeout": self.connect_timeout_s, "application_name": "remediation-audit-reader",
                 "options": f"-c statement_timeout={max(1, int(self.statement_timeout_s * 1000))} "

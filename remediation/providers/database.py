@@ -164,11 +164,10 @@ class PostgresInspector:
     def _get_engine(self) -> Any:
         if self._engine is None:
             from sqlalchemy import create_engine
-            from sqlalchemy.engine import make_url
 
-            url = make_url(self.url)
-            if url.drivername in {"postgresql", "postgres"}:
-                url = url.set(drivername="postgresql+psycopg")
+            from remediation.store.engine import normalize_url
+
+            url = normalize_url(self.url)
             timeout_ms = max(1, int(self.statement_timeout_s * 1000))
             self._engine = create_engine(
                 url,
