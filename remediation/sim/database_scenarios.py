@@ -10,14 +10,11 @@ from typing import TYPE_CHECKING
 
 from remediation.sim.database_schema import SLOW_RELEASE
 from remediation.sim.routes import AppRequest
-from remediation.sim.traffic import prefill
+from remediation.sim.traffic import HOUR_MS, PREFILL_REQUESTS, PREFILL_SPAN_MS, boot, prefill
 
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
-_HOUR_MS = 3_600_000
-PREFILL_REQUESTS = 200
-PREFILL_SPAN_MS = 60_000
 BACK_OFFICE_SHARE = 0.05  # staff order updates, as a share of the user traffic's rate
 BACK_OFFICE_MAX_RPS = 10.0
 _STAFF_IPS = ("198.51.100.40", "198.51.100.41", "198.51.100.42")
@@ -77,12 +74,8 @@ class LockContention:
 
 def _start(state: SimState) -> None:
     now = state.clock.now_ms()
-    state.clock.pin(now - PREFILL_SPAN_MS - 1000)
-    try:
-        state.log.print_banner(state.port)
-    finally:
-        state.clock.pin(None)
-    state.releases.deploy("v1.4.2", None, now, created_at_ms=now - _HOUR_MS)
+    boot(state, now - PREFILL_SPAN_MS - 1000)
+    state.releases.deploy("v1.4.2", None, now, created_at_ms=now - HOUR_MS)
     state.database.prepare()
     prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)
 

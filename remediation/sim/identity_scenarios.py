@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from remediation.sim.traffic import prefill
+from remediation.sim.traffic import HOUR_MS, PREFILL_REQUESTS, PREFILL_SPAN_MS, boot, prefill
 from remediation.sim.usermix import Endpoint
 
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
-_HOUR_MS = 3_600_000
-PREFILL_REQUESTS = 200
-PREFILL_SPAN_MS = 60_000
 RENAMED_CLAIM = "userRole"
 ADMIN_TRAFFIC = (
     Endpoint("GET", "/admin", 2.0, signed_in=0.95, admin=0.85),
@@ -79,11 +76,7 @@ class AuthKeyRotated(AuthMisconfig):
 
 def _start(state: SimState) -> None:
     now = state.clock.now_ms()
-    state.clock.pin(now - PREFILL_SPAN_MS - 1000)
-    try:
-        state.log.print_banner(state.port)
-    finally:
-        state.clock.pin(None)
-    state.releases.deploy("v1.4.2", None, now, created_at_ms=now - 3 * _HOUR_MS)
+    boot(state, now - PREFILL_SPAN_MS - 1000)
+    state.releases.deploy("v1.4.2", None, now, created_at_ms=now - 3 * HOUR_MS)
     state.users.add(ADMIN_TRAFFIC)
     prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)

@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from remediation.sim.instances import Fleet
-from remediation.sim.traffic import prefill
+from remediation.sim.traffic import HOUR_MS, PREFILL_SPAN_MS, prefill
 
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
-_HOUR_MS = 3_600_000
-PREFILL_REQUESTS = 400
-PREFILL_SPAN_MS = 60_000
+PREFILL_REQUESTS = 400  # spread over every instance's own buffers (traffic.PREFILL_REQUESTS is for one)
 
 
 class RollingRestart:
@@ -37,5 +35,5 @@ class RollingRestart:
             state.fleet = Fleet(state, state.config.fleet)  # booted and registered before the prefill
         finally:
             state.clock.pin(None)
-        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - _HOUR_MS)
+        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - HOUR_MS)
         prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)

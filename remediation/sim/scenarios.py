@@ -14,12 +14,9 @@ from remediation.sim.identity_scenarios import AuthKeyRotated, AuthMisconfig, Au
 from remediation.sim.instances_scenario import RollingRestart
 from remediation.sim.security_attack import MalwareBurst
 from remediation.sim.state import SimState
-from remediation.sim.traffic import prefill
+from remediation.sim.traffic import HOUR_MS, PREFILL_REQUESTS, PREFILL_SPAN_MS, boot, prefill
 
-_HOUR_MS = 3_600_000
 FAULTY_PATHS = ("/api/checkout", "/api/cart")
-PREFILL_REQUESTS = 200
-PREFILL_SPAN_MS = 60_000
 
 
 class Scenario(Protocol):
@@ -39,8 +36,8 @@ class Healthy:
 
     def start(self, state: SimState) -> None:
         now = state.clock.now_ms()
-        _boot(state, now)
-        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - _HOUR_MS)
+        boot(state, now)
+        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - HOUR_MS)
 
 
 class BadRelease:
@@ -60,8 +57,8 @@ class BadRelease:
 
     def start(self, state: SimState) -> None:
         now = state.clock.now_ms()
-        _boot(state, now - PREFILL_SPAN_MS - 1000)
-        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - _HOUR_MS)
+        boot(state, now - PREFILL_SPAN_MS - 1000)
+        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - HOUR_MS)
         prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)
         state.schedule(state.config.onset_s, lambda: self.onset(state))
 
@@ -106,8 +103,8 @@ class LoadSpike:
 
     def start(self, state: SimState) -> None:
         now = state.clock.now_ms()
-        _boot(state, now - PREFILL_SPAN_MS - 1000)
-        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - 3 * _HOUR_MS)
+        boot(state, now - PREFILL_SPAN_MS - 1000)
+        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - 3 * HOUR_MS)
         prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)
         state.schedule(state.config.onset_s, lambda: self.surge(state, self.factor))
         if state.config.spike_s is not None:
@@ -128,11 +125,3 @@ def start_scenario(state: SimState, name: str) -> None:
     scenario = SCENARIOS[name]
     state.reset(name)
     scenario.start(state)
-
-
-def _boot(state: SimState, at_ms: int) -> None:
-    state.clock.pin(at_ms)
-    try:
-        state.log.print_banner(state.port)
-    finally:
-        state.clock.pin(None)

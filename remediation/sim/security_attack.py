@@ -12,15 +12,12 @@ from typing import TYPE_CHECKING
 from remediation.sim.ratelimit import client_identity
 from remediation.sim.routes import AppRequest
 from remediation.sim.security import EICAR, MARKER
-from remediation.sim.traffic import prefill
+from remediation.sim.traffic import HOUR_MS, PREFILL_REQUESTS, PREFILL_SPAN_MS, boot, prefill
 from remediation.sim.uploads import UploadFile
 
 if TYPE_CHECKING:
     from remediation.sim.state import SimState
 
-_HOUR_MS = 3_600_000
-PREFILL_REQUESTS = 200
-PREFILL_SPAN_MS = 60_000
 ATTACKER = "203.0.113.66"
 LOAD_BALANCER = "10.0.0.1"
 ATTACK_RPS = 3.0
@@ -55,12 +52,8 @@ class MalwareBurst:
 
     def start(self, state: SimState) -> None:
         now = state.clock.now_ms()
-        state.clock.pin(now - PREFILL_SPAN_MS - 1000)
-        try:
-            state.log.print_banner(state.port)
-        finally:
-            state.clock.pin(None)
-        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - _HOUR_MS)
+        boot(state, now - PREFILL_SPAN_MS - 1000)
+        state.releases.deploy("v1.4.2", None, now, created_at_ms=now - HOUR_MS)
         state.security.scenario_defaults(avscan="scan", audit_table_missing=False)
         prefill(state, PREFILL_REQUESTS, PREFILL_SPAN_MS)
         state.schedule(state.config.onset_s, Attacker(state).send)

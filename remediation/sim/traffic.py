@@ -13,6 +13,18 @@ import time
 from remediation.sim.state import SimState
 
 TICK_S = 0.05
+HOUR_MS = 3_600_000
+PREFILL_REQUESTS = 200  # how many requests a scenario's world has already served when it starts
+PREFILL_SPAN_MS = 60_000  # ... over this last span
+
+
+def boot(state: SimState, at_ms: int) -> None:
+    """The app's start-up banner, as printed by a process that started at ``at_ms``."""
+    state.clock.pin(at_ms)
+    try:
+        state.log.print_banner(state.port)
+    finally:
+        state.clock.pin(None)
 
 
 def send_one(state: SimState) -> None:
