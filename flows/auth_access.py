@@ -96,7 +96,7 @@ from tasks.auth_investigate import (
 from tasks.auth_plans import affected_features, disable_plans, fix_plans, post_status, update_status
 from tasks.auth_verify import verify_admin_access
 from tasks.investigate import deploy_history, log_excerpts
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident, verify_budget
 
 RUNBOOK = "auth-access"
 _DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we have switched it off while we fix "
@@ -148,15 +148,13 @@ async def auth_access(
         incident, service=service, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
         refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
         event_window_s=event_window_s, confirm_samples=confirm, sample_interval_s=sample_interval_s,
-        verify=(verify_consecutive or settings.verify_consecutive,
-                verify_interval_s or settings.verify_interval_s,
-                verify_deadline_s or settings.verify_deadline_s),
+        verify=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
     ))
 
 
 async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: float, min_admin_records: int,
                      refused_pct: float, min_refused: int, window_records: int, event_window_s: float,
-                     confirm_samples: int, sample_interval_s: float, verify: tuple[int, float, float]
+                     confirm_samples: int, sample_interval_s: float, verify: dict[str, Any]
                      ) -> dict[str, Any]:
     providers = incident.providers
     # identify ------------------------------------------------------------------------------------------
@@ -256,7 +254,7 @@ def _without_fix(incident: RunningIncident, fix: ActionRecord | None, contained:
 
 async def _restore_and_verify(incident: RunningIncident, contained: list[ActionRecord], *, since: datetime,
                               forbidden_pct: float, min_admin_records: int, refused_pct: float, min_refused: int,
-                              window_records: int, verify: tuple[int, float, float]) -> Verification:
+                              window_records: int, verify: dict[str, Any]) -> Verification:
     """With the features off the edge answers and the app's checks are never exercised: switch them back on first."""
     for record in contained:
         if record.applied and isinstance(record.plan, SetFeatureFlag) and (undo := record.plan.undo()) is not None:
@@ -265,13 +263,11 @@ async def _restore_and_verify(incident: RunningIncident, contained: list[ActionR
             if not restored.applied:
                 return Verification(check="switch admin features back on", healthy=False,
                                     detail=f"{undo.summary()} was not applied: {'; '.join(restored.reasons)}")
-    consecutive, interval_s, deadline_s = verify
-    incident.note(Phase.RECOVER, "verifying", f"{consecutive} healthy readings {interval_s:g}s apart within "
-                  f"{deadline_s:g}s, then the admin test user")
+    incident.note(Phase.RECOVER, "verifying", f"{verify['consecutive']} healthy readings {verify['interval_s']:g}s "
+                  f"apart within {verify['deadline_s']:g}s, then the admin test user")
     verification = await verify_admin_access(
         incident.providers, since=since, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
-        refused_pct=refused_pct, min_refused=min_refused, window_records=window_records, consecutive=consecutive,
-        interval_s=interval_s, deadline_s=deadline_s)
+        refused_pct=refused_pct, min_refused=min_refused, window_records=window_records, **verify)
     incident.note(Phase.RECOVER, f"verification {'healthy' if verification.healthy else 'failed'}",
                   verification.detail)
     return verification

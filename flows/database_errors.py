@@ -96,7 +96,7 @@ from tasks.database_plans import index_plan, pause_jobs_plan, terminate_plan
 from tasks.database_verify import probe_check, verify_db_quiet
 from tasks.detect import error_rate_finding
 from tasks.investigate import deploy_history, error_tracker
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident, verify_budget
 
 RUNBOOK = "database-errors"
 
@@ -161,9 +161,7 @@ async def database_errors(
         sample_interval_s=sample_interval_s,
         long_running_s=long_running_s or settings.db_long_running_s,
         min_seq_scans=min_seq_scans or settings.db_min_seq_scans, deploy_lookback_s=deploy_lookback_s,
-        verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
-                    interval_s=verify_interval_s or settings.verify_interval_s,
-                    deadline_s=verify_deadline_s or settings.verify_deadline_s),
+        verify=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
         probe=dict(requests=probe_requests or settings.probe_requests,
                    p95_ms=probe_p95_ms or settings.probe_p95_ms,
                    error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct),

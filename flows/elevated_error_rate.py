@@ -83,7 +83,7 @@ from tasks.act import act
 from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
 from tasks.detect import error_issues_finding, health_finding, rate_limit_finding, sample_error_rate
 from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
+from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident, verify_budget
 from tasks.verify import verify_error_rate
 
 RUNBOOK = "elevated-error-rate"
@@ -194,9 +194,7 @@ async def _remediate(
     # recover -------------------------------------------------------------------------------------------
     verification = await _lift_and_verify(
         incident, contained, threshold_pct=threshold_pct, min_records=min_records, window=window,
-        consecutive=verify_consecutive or settings.verify_consecutive,
-        interval_s=verify_interval_s or settings.verify_interval_s,
-        deadline_s=verify_deadline_s or settings.verify_deadline_s,
+        **verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
     )
     incident.report.verification = verification
     if verification.healthy:

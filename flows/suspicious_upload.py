@@ -94,7 +94,7 @@ from remediation.providers.quarantine import QuarantineReport
 from remediation.providers.security import UploadAllowlist
 from tasks.act import act
 from tasks.detect import error_rate_finding
-from tasks.runbook import close, locked, start_incident
+from tasks.runbook import close, locked, start_incident, verify_budget
 from tasks.uploads import (
     audit_finding,
     audit_writes_finding,
@@ -157,9 +157,7 @@ async def suspicious_upload(
         min_detections=detections, min_rejections=min_rejections or settings.upload_min_rejections,
         block_ttl_s=block_ttl_s or settings.block_ttl_s, max_blocks=max_blocks,
         tighten=tighten_allowlist,
-        verify=dict(consecutive=verify_consecutive or settings.verify_consecutive,
-                    interval_s=verify_interval_s or settings.verify_interval_s,
-                    deadline_s=verify_deadline_s or settings.verify_deadline_s),
+        verify=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
     ))
 
 

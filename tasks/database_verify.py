@@ -9,53 +9,35 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from remediation.models import Sample, Verification
+from remediation.models import Verification
 from remediation.runtime import Providers
 from tasks import step
 from tasks.database_detect import parse_db_logs
+from tasks.verify import Reading, verify_since
 
 
 @step(name="recover: database failures stopped")
 async def verify_db_quiet(providers: Providers, *, since: datetime, consecutive: int, interval_s: float,
                           deadline_s: float) -> Verification:
     """Healthy = ``consecutive`` samples in a row, each with database operations logged and none failed or slow."""
-    clock = providers.clock
-    started = clock.monotonic()
     check = (f"no failed or slow database operation logged since the fix, {consecutive} samples "
              f"{interval_s:g}s apart")
-    samples: list[Sample] = []
-    checkpoint = since
-    streak = bad_streak = 0
-    last = "no sample"
-    while True:
-        await clock.sleep(interval_s)
-        taken = clock.now()
-        try:
-            stats = parse_db_logs(await providers.logs.lines(since=checkpoint, limit=5000))
-        except Exception as exc:
-            value, healthy, last = None, False, f"logs unreadable: {exc}"
-        else:
-            if stats.operations + stats.slow == 0:
-                value, healthy, last = None, False, "no database operation logged: unknown"
-            else:
-                value = float(stats.failures + stats.slow)
-                healthy = value == 0
-                worst = stats.worst()
-                last = (f"{stats.failures} failed, {stats.slow} slow of {stats.operations} operations"
-                        + (f" (worst: {worst[0].operation} on {worst[0].table})" if worst else ""))
-        # The next sample reads from just before this read: a line logged meanwhile is counted, never missed.
-        checkpoint = taken
-        samples.append(Sample(at=taken, value=value, healthy=healthy))
-        streak = streak + 1 if healthy else 0
-        bad_streak = 0 if healthy else bad_streak + 1
-        if streak >= consecutive:
-            return Verification(check=check, healthy=True, samples=tuple(samples), required_consecutive=consecutive,
-                                detail=f"quiet: {last}")
-        if clock.monotonic() - started + interval_s > deadline_s or bad_streak >= 2 * consecutive:
-            why = (f"{bad_streak} unhealthy samples in a row" if bad_streak >= 2 * consecutive
-                   else f"deadline {deadline_s:g}s reached")
-            return Verification(check=check, healthy=False, samples=tuple(samples),
-                                required_consecutive=consecutive, detail=f"not recovered: {why}; last: {last}")
+    return await verify_since(providers, check=check, since=since, consecutive=consecutive, interval_s=interval_s,
+                              deadline_s=deadline_s, read=lambda at: _sample(providers, at), healthy_word="quiet")
+
+
+async def _sample(providers: Providers, since: datetime) -> Reading:
+    """(value, healthy, words): value = failed plus slow operations logged since ``since``."""
+    try:
+        stats = parse_db_logs(await providers.logs.lines(since=since, limit=5000))
+    except Exception as exc:
+        return None, False, f"logs unreadable: {exc}"
+    if stats.operations + stats.slow == 0:
+        return None, False, "no database operation logged: unknown"
+    value = float(stats.failures + stats.slow)
+    worst = stats.worst()
+    return value, value == 0, (f"{stats.failures} failed, {stats.slow} slow of {stats.operations} operations"
+                               + (f" (worst: {worst[0].operation} on {worst[0].table})" if worst else ""))
 
 
 @step(name="recover: load probe")

@@ -15,6 +15,7 @@ from remediation import runtime
 from remediation.incident import RunningIncident
 from remediation.models import ActionRecord, Alert, IncidentReport, Mode, Outcome, Phase, Severity
 from remediation.orchestration.limits import ServiceBusy, service_lock
+from remediation.settings import Settings
 from tasks.report import publish_report, render_postmortem
 
 
@@ -22,6 +23,14 @@ def confirm_readings(confirm_samples: int | None, alert_name: str) -> int:
     """Readings that must agree before acting. An alert rule already required the breach to persist, so one
     reading of our own confirms it; a manual run has no such history and takes two."""
     return confirm_samples or (2 if alert_name == "manual" else 1)
+
+
+def verify_budget(settings: Settings, consecutive: int | None, interval_s: float | None,
+                  deadline_s: float | None) -> dict[str, Any]:
+    """The recover phase's ``consecutive``/``interval_s``/``deadline_s``: the run's values, else the settings'."""
+    return dict(consecutive=consecutive or settings.verify_consecutive,
+                interval_s=interval_s or settings.verify_interval_s,
+                deadline_s=deadline_s or settings.verify_deadline_s)
 
 
 def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: Severity, alert_name: str,

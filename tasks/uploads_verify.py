@@ -16,12 +16,13 @@ from datetime import datetime
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from remediation.models import Sample, Verification
+from remediation.models import Verification
 from remediation.providers.security import UploadAllowlist
 from remediation.providers.tls import shared_ssl_context
 from remediation.runtime import Providers
 from tasks import step
 from tasks.uploads import parse_upload_logs
+from tasks.verify import Reading, verify_since
 
 UPLOADS_PATH = "/api/uploads"
 # The smallest PNG the app accepts: signature, IHDR, IDAT, IEND of a 1x1 image.
@@ -88,33 +89,13 @@ async def verify_uploads(providers: Providers, *, since: datetime, consecutive: 
     """Healthy = ``consecutive`` samples in a row with the probe accepted, the antivirus saying ok for it and no
     malware rejection logged. An antivirus that cannot answer makes a sample unknown; 2 x ``consecutive``
     unhealthy samples in a row end the wait early."""
-    clock = providers.clock
-    started = clock.monotonic()
     check = (f"benign upload accepted, antivirus ok, no malware rejection since containment: {consecutive} samples "
              f"{interval_s:g}s apart")
-    samples: list[Sample] = []
-    checkpoint = since
-    streak = bad_streak = 0
-    last = "no sample"
-    while True:
-        await clock.sleep(interval_s)
-        taken = clock.now()
-        value, healthy, last = await _sample(providers, checkpoint)
-        checkpoint = taken  # the next sample reads from just before this one: nothing logged meanwhile is missed
-        samples.append(Sample(at=taken, value=value, healthy=healthy))
-        streak = streak + 1 if healthy else 0
-        bad_streak = 0 if healthy else bad_streak + 1
-        if streak >= consecutive:
-            return Verification(check=check, healthy=True, samples=tuple(samples), required_consecutive=consecutive,
-                                detail=f"recovered: {last}")
-        if clock.monotonic() - started + interval_s > deadline_s or bad_streak >= 2 * consecutive:
-            why = (f"{bad_streak} unhealthy samples in a row" if bad_streak >= 2 * consecutive
-                   else f"deadline {deadline_s:g}s reached")
-            return Verification(check=check, healthy=False, samples=tuple(samples),
-                                required_consecutive=consecutive, detail=f"not recovered: {why}; last: {last}")
+    return await verify_since(providers, check=check, since=since, consecutive=consecutive, interval_s=interval_s,
+                              deadline_s=deadline_s, read=lambda at: _sample(providers, at), healthy_word="recovered")
 
 
-async def _sample(providers: Providers, since: datetime) -> tuple[float | None, bool, str]:
+async def _sample(providers: Providers, since: datetime) -> Reading:
     """(value, healthy, words): value = problems found, None when a part could not be judged (unknown)."""
     allowlist = None
     if providers.uploads is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
 from remediation.models import Sample, Verification
 from remediation.runtime import Providers
 from tasks import step
@@ -38,3 +41,40 @@ async def verify_error_rate(providers: Providers, *, threshold_pct: float, min_r
             return Verification(check=check, healthy=False, samples=tuple(samples),
                                 required_consecutive=consecutive, detail=f"not recovered: {why}; {last}")
         await clock.sleep(interval_s)
+
+
+Reading = tuple[float | None, bool, str]
+"""One sample: (value, healthy, words); value None = unknown."""
+
+
+async def verify_since(providers: Providers, *, check: str, since: datetime, consecutive: int, interval_s: float,
+                       deadline_s: float, read: Callable[[datetime], Awaitable[Reading]],
+                       healthy_word: str) -> Verification:
+    """Every ``interval_s``, ``read`` what happened since the previous sample (the first: since ``since``).
+
+    Healthy = ``consecutive`` healthy samples in a row; gives up at the deadline or after 2 x ``consecutive``
+    unhealthy samples in a row. The next sample reads from just before this read: nothing logged meanwhile is
+    missed.
+    """
+    clock = providers.clock
+    started = clock.monotonic()
+    samples: list[Sample] = []
+    checkpoint = since
+    streak = bad_streak = 0
+    last = "no sample"
+    while True:
+        await clock.sleep(interval_s)
+        taken = clock.now()
+        value, healthy, last = await read(checkpoint)
+        checkpoint = taken
+        samples.append(Sample(at=taken, value=value, healthy=healthy))
+        streak = streak + 1 if healthy else 0
+        bad_streak = 0 if healthy else bad_streak + 1
+        if streak >= consecutive:
+            return Verification(check=check, healthy=True, samples=tuple(samples), required_consecutive=consecutive,
+                                detail=f"{healthy_word}: {last}")
+        if clock.monotonic() - started + interval_s > deadline_s or bad_streak >= 2 * consecutive:
+            why = (f"{bad_streak} unhealthy samples in a row" if bad_streak >= 2 * consecutive
+                   else f"deadline {deadline_s:g}s reached")
+            return Verification(check=check, healthy=False, samples=tuple(samples),
+                                required_consecutive=consecutive, detail=f"not recovered: {why}; last: {last}")
