@@ -17,13 +17,14 @@ requests (``fail_next``).
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.helpers.local_server import LocalHttpServer
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json; charset=utf-8"
@@ -45,46 +46,11 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeServer:
+class FakeServer(LocalHttpServer):
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        super().__init__()
         self.requests: list[Request] = []
         self.faults: deque[Reply] = deque()
-        self._server: ThreadingHTTPServer | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                fake._dispatch(self)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def fail_next(self, status: int, body: Any = None, times: int = 1) -> None:
         with self.lock:

@@ -8,12 +8,13 @@ the rest to its subclass's :meth:`FakeApi.handle`. State is guarded by one lock;
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.helpers.local_server import LocalHttpServer
 
 
 @dataclass(frozen=True)
@@ -32,53 +33,17 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeApi:
+class FakeApi(LocalHttpServer):
     """Subclasses implement ``handle`` and ``unauthorized``; everything else is shared."""
 
     public_paths: tuple[str, ...] = ()
+    poll_interval_s = 0.02
 
     def __init__(self, token: str) -> None:
+        super().__init__()
         self.token = token
-        self.lock = threading.RLock()
         self.requests: list[Recorded] = []
         self.faults: deque[Answer] = deque()
-        self._server: ThreadingHTTPServer | None = None
-        self.port = 0
-
-    # -- lifecycle ------------------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                fake._dispatch(self)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting and inspection ---------------------------------------------------------------------------------
 

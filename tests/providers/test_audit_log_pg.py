@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from remediation.providers.audit import PostgresAuditLog
 from remediation.sim.appschema import AUDIT_SCHEMA
@@ -89,6 +90,6 @@ async def test_an_unreachable_database_is_unavailable_with_a_reason() -> None:
 async def test_the_reader_cannot_write(audit_db: str) -> None:
     reader = PostgresAuditLog(audit_db)
     engine = reader._get_engine()
-    with engine.connect() as conn, pytest.raises(Exception, match="read-only"):
+    with engine.connect() as conn, pytest.raises(DBAPIError, match="read-only"):
         conn.execute(text("DELETE FROM kamkmserve_audit_log"))
     await reader.aclose()

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from remediation.providers.platform import PlatformError
 from remediation.providers.saas_client import NotConfigured, RestClient, retry_after_s, vendor_message
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -40,7 +41,7 @@ async def test_a_vendor_echoing_the_token_gets_it_redacted_and_the_header_carrie
 
     client = RestClient("sentry", "http://api.test", SecretStr("tok_SECRET_value"),
                         transport=httpx.MockTransport(answer))
-    with pytest.raises(Exception, match=r"HTTP 400: token \[redacted\] is malformed") as raised:
+    with pytest.raises(PlatformError, match=r"HTTP 400: token \[redacted\] is malformed") as raised:
         await client.request("GET", "/x", params={"q": "1"})
     assert "tok_SECRET_value" not in str(raised.value)
     assert seen[0].headers["Authorization"] == "Bearer tok_SECRET_value"
