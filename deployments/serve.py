@@ -155,7 +155,8 @@ def _warn_if_settings_differ_from_env(settings: Settings) -> None:
     except Exception:  # the environment alone does not validate: served runs will fail the same way
         log.warning("REMEDIATE_* in the environment do not form valid Settings; served runs will fail to start")
         return
-    differing = sorted(k for k, v in settings.model_dump().items() if from_env.model_dump().get(k) != v)
+    env_values = from_env.model_dump()
+    differing = sorted(k for k, v in settings.model_dump().items() if env_values.get(k) != v)
     if differing:
         log.warning("served runs read Settings from the environment, which differs from the given settings in: %s",
                     ", ".join(differing))

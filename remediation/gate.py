@@ -90,9 +90,7 @@ async def _mutate(plan: Plan, providers: Providers) -> None:
         case SetFeatureFlag(flag=flag, enabled=enabled):
             await providers.edge.set_flag(flag, enabled)
         case ScaleUp(to_replicas=replicas) | ScaleDown(to_replicas=replicas):
-            if providers.capacity is None:
-                raise NoLever(f"platform '{providers.settings.platform}' has no capacity lever for {plan.summary()}")
-            now = await providers.capacity.scale(plan.service, replicas)
+            now = await _lever(providers.capacity, "capacity", plan, providers).scale(plan.service, replicas)
             if now != replicas:
                 raise RuntimeError(f"asked for {replicas} replicas of {plan.service}, the platform set {now}")
         case PauseJobs(previous=previous):

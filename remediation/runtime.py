@@ -95,7 +95,6 @@ def _connect_platform(settings: Settings, *, migrate: bool = True) -> Providers:
     from remediation.providers.sim_instances import SimInstances
     from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
     from remediation.providers.sim_security import SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
-    from remediation.store import Store
 
     if settings.platform == "aws":
         return _connect_aws(settings, migrate=migrate)
@@ -107,11 +106,7 @@ def _connect_platform(settings: Settings, *, migrate: bool = True) -> Providers:
         raise UnsupportedPlatform(
             f"platform '{settings.platform}' has no adapters yet; use REMEDIATE_PLATFORM=sim or aws"
         )
-    store = Store(settings.resolved_database_url)
-    if migrate:
-        store.migrate()
-    http = AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
-                   timeout_s=settings.http_timeout_s)
+    store, http = _store_and_http(settings, migrate=migrate)
     plane = ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)
     fleet = SimInstances(plane, timeout_s=settings.http_timeout_s)
     return Providers(
@@ -163,20 +158,10 @@ def _connect_aws(settings: Settings, *, migrate: bool) -> Providers:
     from remediation.providers.prefect_approvals import PrefectApprovals
     from remediation.providers.probe import LoadProbe
     from remediation.providers.sim_platform import ControlPlane, SimErrors
-    from remediation.store import Store
 
-    store = Store(settings.resolved_database_url)
-    if migrate:
-        store.migrate()
-    http = AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
-                   timeout_s=settings.http_timeout_s)
+    store, http = _store_and_http(settings, migrate=migrate)
     clock = RealClock()
     aws = aws_levers(settings, clock)
-    antivirus = None
-    if settings.clamd_host:
-        from remediation.providers.clamd import ClamdAntivirus
-
-        antivirus = ClamdAntivirus(settings.clamd_host, settings.clamd_port, timeout_s=settings.http_timeout_s)
     return Providers(
         settings=settings, metrics=AppMetrics(http), deploys=aws.deploys, edge=aws.edge, logs=aws.logs,
         errors=SimErrors(ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)),
@@ -184,17 +169,34 @@ def _connect_aws(settings: Settings, *, migrate: bool) -> Providers:
         capacity=aws.capacity, jobs=aws.jobs, blocks=aws.blocks, uploads=aws.uploads, instances=aws.instances,
         database=PostgresInspector(settings.app_database_url) if settings.app_database_url else None,
         audit=PostgresAuditLog(settings.app_database_url) if settings.app_database_url else None,
-        antivirus=antivirus, probe=LoadProbe(http),
+        antivirus=_clamd(settings), probe=LoadProbe(http),
     )
 
 
-def _antivirus(settings: Settings, plane: Any) -> Antivirus:
+def _store_and_http(settings: Settings, *, migrate: bool) -> tuple[Store, AppHttp]:
+    """Our store (migrated to head when ``migrate``) and the app's rate-budgeted HTTP client, as every bundle has."""
+    from remediation.store import Store
+
+    store = Store(settings.resolved_database_url)
+    if migrate:
+        store.migrate()
+    return store, AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
+                          timeout_s=settings.http_timeout_s)
+
+
+def _clamd(settings: Settings) -> Antivirus | None:
+    """clamd at REMEDIATE_CLAMD_HOST; None when unset."""
     from remediation.providers.clamd import ClamdAntivirus
-    from remediation.providers.sim_security import SimAntivirus
 
     if settings.clamd_host:
         return ClamdAntivirus(settings.clamd_host, settings.clamd_port, timeout_s=settings.http_timeout_s)
-    return SimAntivirus(plane)
+    return None
+
+
+def _antivirus(settings: Settings, plane: Any) -> Antivirus:
+    from remediation.providers.sim_security import SimAntivirus
+
+    return _clamd(settings) or SimAntivirus(plane)
 
 
 _bound: ContextVar[Providers | None] = ContextVar("remediation_providers", default=None)

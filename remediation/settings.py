@@ -206,14 +206,9 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", "aws_job_services",
-                     "notify_channels", "statuspage_component_ids", mode="before")
+                     "notify_channels", "statuspage_component_ids", "drill_preapproved", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _comma_list(value)
-
-    @field_validator("drill_preapproved", mode="before")
-    @classmethod
-    def _split_services(cls, value: object) -> object:
         return _comma_list(value)
 
     @classmethod
