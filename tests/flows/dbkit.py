@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from remediation.sim import SimServer
+from tests.flows.flowkit import wait_until
 
 # Fast, but faithful: one confirming reading (as after an alert), short windows, a small probe.
 DB_FAST: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 1, "log_window_s": 30.0,
@@ -26,14 +26,6 @@ def database(server: SimServer) -> dict[str, Any]:
 
 def workers(server: SimServer) -> dict[str, int]:
     return {job["name"]: job["workers"] for job in plane(server, "/jobs")["jobs"]}
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def wait_for_blocker(server: SimServer, held_s: float = 1.5) -> int:

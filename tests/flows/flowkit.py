@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,6 +16,14 @@ FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20}
 def sim_state(server: SimServer) -> dict[str, Any]:
     state: dict[str, Any] = httpx.get(f"{server.url}/_sim/state", timeout=5).json()
     return state
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(0.1)
 
 
 def wait_for_bad_release(server: SimServer) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from remediation.sim import SimServer
+from tests.flows.flowkit import wait_until
 
 # Fast, but faithful: a short window, two detections to act on, quick verification.
 UPLOAD_FAST: dict[str, Any] = {"window_s": 120.0, "min_detections": 3, "verify_consecutive": 2,
@@ -30,14 +29,6 @@ def blocks(server: SimServer) -> list[dict[str, Any]]:
 def allowlist(server: SimServer) -> dict[str, list[str]]:
     found: dict[str, list[str]] = plane(server, "/uploads/allowlist")
     return found
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def wait_for_burst(server: SimServer, detections: int = 6) -> None:
