@@ -39,7 +39,9 @@ def test_served_deployments_match_prefect_yaml() -> None:
 
 def test_prefect_yaml_trigger_is_the_event_contract() -> None:
     """prefect.yaml spells the trigger by hand; it must equal what remediation.orchestration.events defines."""
-    for entry in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]:
+    deployments = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    assert len(deployments) == 6  # one per runbook; an empty list must not pass the loop below vacuously
+    for entry in deployments:
         assert entry["triggers"] == [trigger_spec(entry["name"])]
 
 
