@@ -24,8 +24,8 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from remediation.providers.database import CreateIndex, PostgresInspector, describe_error
 from remediation.providers.dbqueries import IndexReport, LockReport, ScanReport, SessionReport, StatementReport
@@ -51,6 +51,7 @@ SLOW_QUERY_EVERY_S = 0.2
 INDEX_CHECK_EVERY_S = 0.5
 WRITE_PAUSE_S = 0.25
 STUCK_WAIT_S = 0.5  # a writer waiting this long on its UPDATE counts as blocked before its timeout fires
+_T = TypeVar("_T")
 
 
 class PostgresBackend:
@@ -246,7 +247,7 @@ class PostgresBackend:
             engine.dispose()
 
     # -- what an inspector reads: a PostgresInspector per call, so nothing outlives the request ----------
-    async def _inspect(self, call: Callable[[PostgresInspector], Any]) -> Any:
+    async def _inspect(self, call: Callable[[PostgresInspector], Awaitable[_T]]) -> _T:
         inspector = PostgresInspector(self.url)
         try:
             return await call(inspector)
@@ -254,28 +255,22 @@ class PostgresBackend:
             await inspector.aclose()
 
     async def blocking_locks(self) -> LockReport:
-        report: LockReport = await self._inspect(lambda i: i.blocking_locks())
-        return report
+        return await self._inspect(lambda i: i.blocking_locks())
 
     async def long_running(self, min_seconds: float) -> SessionReport:
-        report: SessionReport = await self._inspect(lambda i: i.long_running(min_seconds))
-        return report
+        return await self._inspect(lambda i: i.long_running(min_seconds))
 
     async def scan_stats(self, min_seq_scans: int) -> ScanReport:
-        report: ScanReport = await self._inspect(lambda i: i.scan_stats(min_seq_scans))
-        return report
+        return await self._inspect(lambda i: i.scan_stats(min_seq_scans))
 
     async def unused_indexes(self) -> IndexReport:
-        report: IndexReport = await self._inspect(lambda i: i.unused_indexes())
-        return report
+        return await self._inspect(lambda i: i.unused_indexes())
 
     async def top_statements(self, limit: int) -> StatementReport:
-        report: StatementReport = await self._inspect(lambda i: i.top_statements(limit))
-        return report
+        return await self._inspect(lambda i: i.top_statements(limit))
 
     async def terminate_backend(self, pid: int) -> bool:
-        done: bool = await self._inspect(lambda i: i.terminate_backend(pid))
-        return done
+        return await self._inspect(lambda i: i.terminate_backend(pid))
 
     async def create_index_concurrently(self, statement: CreateIndex) -> bool:
         await self._inspect(lambda i: i.create_index_concurrently(statement))
