@@ -96,7 +96,7 @@ from tasks.auth_investigate import (
 from tasks.auth_plans import affected_features, disable_plans, fix_plans, post_status, update_status
 from tasks.auth_verify import verify_admin_access
 from tasks.investigate import deploy_history, log_excerpts
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident, verify_budget
+from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
 
 RUNBOOK = "auth-access"
 _DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we have switched it off while we fix "
@@ -246,10 +246,7 @@ async def _flag_history(incident: RunningIncident) -> list[Any]:
 def _without_fix(incident: RunningIncident, fix: ActionRecord | None, contained: list[ActionRecord]) -> Outcome:
     kept = ("containment kept: the admin features stay off until a human switches them on"
             if any(r.applied for r in contained) else "nothing contained")
-    if fix is None:
-        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
-        return Outcome.ESCALATED
-    return not_applied(incident, Phase.REMEDIATE, fix, kept)
+    return without_fix(incident, fix, kept)
 
 
 async def _restore_and_verify(incident: RunningIncident, contained: list[ActionRecord], *, since: datetime,

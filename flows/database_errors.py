@@ -96,7 +96,7 @@ from tasks.database_plans import index_plan, pause_jobs_plan, terminate_plan
 from tasks.database_verify import probe_check, verify_db_quiet
 from tasks.detect import error_rate_finding
 from tasks.investigate import deploy_history, error_tracker
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident, verify_budget
+from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
 
 RUNBOOK = "database-errors"
 
@@ -291,10 +291,7 @@ def _choose_fix(service: str, locks: LockReport, sessions: SessionReport, scans:
 
 def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome:
     kept = "jobs stay paused" if incident.applied("pause_jobs") else "nothing contained"
-    if fix is None:
-        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
-        return Outcome.ESCALATED
-    return not_applied(incident, Phase.REMEDIATE, fix, kept)
+    return without_fix(incident, fix, kept)
 
 
 async def _verify(incident: RunningIncident, fix: ActionRecord, verify: dict[str, Any],

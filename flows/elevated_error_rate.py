@@ -83,7 +83,7 @@ from tasks.act import act
 from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
 from tasks.detect import error_issues_finding, health_finding, rate_limit_finding, sample_error_rate
 from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident, verify_budget
+from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
 from tasks.verify import verify_error_rate
 
 RUNBOOK = "elevated-error-rate"
@@ -208,10 +208,7 @@ async def _remediate(
 
 def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome:
     kept = "containment kept" if incident.applied("enable_maintenance") else "nothing contained"
-    if fix is None:
-        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
-        return Outcome.ESCALATED
-    return not_applied(incident, Phase.REMEDIATE, fix, kept)
+    return without_fix(incident, fix, kept)
 
 
 async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | None, *, threshold_pct: float,

@@ -87,3 +87,12 @@ def not_applied(incident: RunningIncident, phase: Phase, record: ActionRecord, c
     incident.escalate(phase, f"{record.plan.summary()} was not applied "
                       f"({record.error or '; '.join(record.reasons)}); {consequence}")
     return Outcome.ESCALATED
+
+
+def without_fix(incident: RunningIncident, fix: ActionRecord | None, kept: str) -> Outcome:
+    """Escalate a run whose remediate phase changed nothing: no fix was indicated, or it was not applied
+    (:func:`not_applied`). ``kept`` says what containment stays in place."""
+    if fix is None:
+        incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
+        return Outcome.ESCALATED
+    return not_applied(incident, Phase.REMEDIATE, fix, kept)
