@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from remediation.orchestration.stack import free_port
 from tests.helpers.services import require_service
 
 BINARY = "clamd"
@@ -22,13 +23,6 @@ MARKER = b"REMEDIATE-TEST-MALWARE-MARKER-" + b"7f3a"
 TINY_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
