@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from remediation.sim.controlkit import error
 from remediation.sim.instances_config import FaultAfterRestart
 
 if TYPE_CHECKING:
@@ -47,11 +48,11 @@ def instance_routes(sim: SimState) -> list[Route]:
                     raise _NoFleet
                 return await handler(sim.fleet, request)
             except _NoFleet:
-                return _error(409, NO_FLEET)
+                return error(409, NO_FLEET)
             except KeyError as exc:
-                return _error(404, f"unknown {exc.args[0]}")
+                return error(404, f"unknown {exc.args[0]}")
             except ValueError as exc:
-                return _error(422, str(exc))
+                return error(422, str(exc))
         return run
 
     return [
@@ -109,7 +110,3 @@ async def _faults(fleet: Fleet, request: Request) -> Response:
     except ValidationError as exc:
         raise ValueError(f"after_restart: {exc.errors()[0]['msg']}") from None
     return JSONResponse(fleet.public())
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
