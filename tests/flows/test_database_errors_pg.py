@@ -4,7 +4,7 @@ PostgreSQL, a failure when REMEDIATE_REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from remediation.providers.approvals import Scripted, ScriptedApprovals
 from remediation.providers.database import PostgresInspector
 from remediation.sim import SimServer
 from tests.flows.dbkit import DB_FAST, database, plane, wait_for_blocker, wait_for_seq_scans, wait_until, workers
-from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
+from tests.helpers.services import postgres_url_fixture
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.postgres]
 
@@ -24,14 +24,8 @@ Sim = Callable[..., SimServer]
 Build = Callable[..., runtime.Providers]
 
 
-@pytest.fixture
-def app_db() -> Iterator[str]:
-    """A throwaway database per test: the simulator builds kamkmserve's tables in it."""
-    admin = pg_admin_url()
-    reachable, why = postgres_reachable(admin)
-    require_service("PostgreSQL", reachable, why)
-    with temporary_postgres_database(admin, "remediate_dbflow") as url:
-        yield url
+#: A throwaway database per test: the simulator builds kamkmserve's tables in it.
+app_db = postgres_url_fixture("app_db", "remediate_dbflow", scope="function")
 
 
 def scalar(url: str, sql: str, **params: Any) -> Any:

@@ -19,7 +19,7 @@ from remediation.providers.clamd import ClamdAntivirus
 from remediation.sim import SimServer
 from tests.flows.uploadkit import ATTACKER, DEFAULT_EXT, UPLOAD_FAST, allowlist, blocks, wait_for_burst, wait_until
 from tests.helpers.clamd import EICAR, MARKER, Clamd, running_clamd
-from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
+from tests.helpers.services import postgres_url_fixture
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -33,14 +33,8 @@ def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clamd]:
         yield daemon
 
 
-@pytest.fixture
-def app_db() -> Iterator[str]:
-    """A fresh database for the app: the simulator creates (or, told so, leaves out) the audit table."""
-    admin = pg_admin_url()
-    reachable, why = postgres_reachable(admin)
-    require_service("PostgreSQL", reachable, why)
-    with temporary_postgres_database(admin, "remediate_uploads") as url:
-        yield url
+#: A fresh database per test for the app: the simulator creates (or, told so, leaves out) the audit table.
+app_db = postgres_url_fixture("app_db", "remediate_uploads", scope="function")
 
 
 def audit_rows(url: str, event: str = "upload.validation_failed") -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import pytest
 
@@ -73,14 +74,15 @@ def temporary_postgres_database(admin_url: str, prefix: str = "remediate_test") 
         admin.dispose()
 
 
-def postgres_url_fixture(name: str = "postgres_url", prefix: str = "remediate_test") -> Callable[..., Iterator[str]]:
-    """Build a session fixture yielding the URL of a throwaway PostgreSQL database.
+def postgres_url_fixture(name: str = "postgres_url", prefix: str = "remediate_test",
+                         scope: Literal["session", "module", "function"] = "session") -> Callable[..., Iterator[str]]:
+    """Build a fixture (session-scoped unless told otherwise) yielding the URL of a throwaway PostgreSQL database.
 
     Use in a conftest: ``postgres_url = postgres_url_fixture()``. Skips (or fails, see
     :func:`require_service`) when PostgreSQL is unreachable.
     """
 
-    @pytest.fixture(scope="session", name=name)
+    @pytest.fixture(scope=scope, name=name)
     def _postgres_url() -> Iterator[str]:
         admin_url = pg_admin_url()
         reachable, why = postgres_reachable(admin_url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,16 +11,9 @@ from sqlalchemy.exc import DBAPIError
 
 from remediation.providers.audit import PostgresAuditLog
 from remediation.sim.appschema import AUDIT_SCHEMA
-from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
+from tests.helpers.services import postgres_url_fixture
 
-
-@pytest.fixture
-def empty_db() -> Iterator[str]:
-    admin = pg_admin_url()
-    reachable, why = postgres_reachable(admin)
-    require_service("PostgreSQL", reachable, why)
-    with temporary_postgres_database(admin, "remediate_audit") as url:
-        yield url
+empty_db = postgres_url_fixture("empty_db", "remediate_audit", scope="function")
 
 
 @pytest.fixture
