@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from tests.browser import uikit
-from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
+from tests.helpers.services import (
+    pg_admin_url,
+    postgres_reachable,
+    require_service,
+    services_required,
+    temporary_postgres_database,
+)
 
 
 @contextmanager
@@ -24,7 +30,9 @@ def prefect_database(home: Path) -> Iterator[str]:
     """PostgreSQL for the Prefect server when there is one (no SQLite lock stalls under the UI's polling, as in
     production), else SQLite under ``home``."""
     admin_url = pg_admin_url()
-    reachable, _ = postgres_reachable(admin_url)
+    reachable, why = postgres_reachable(admin_url)
+    if services_required():  # CI has PostgreSQL: a missing one is a failure, not a quiet switch to SQLite
+        require_service("PostgreSQL", reachable, why)
     if not reachable:
         yield f"sqlite+aiosqlite:///{(home / 'prefect.db').resolve()}"
         return
