@@ -102,7 +102,9 @@ def test_unknown_instance_is_404(start_sim: Start) -> None:
 
 
 def test_a_restart_without_drain_drops_requests_with_the_load_balancers_502(start_sim: Start) -> None:
-    server = start_sim(scenario="rolling-restart", rps=200.0, fleet=FAST)
+    # The restart outlasts the health checks by seconds, so "unhealthy while still starting" is not a race with a
+    # busy machine (with 0.5 s it was: the process could be back before the poll saw the unhealthy mark).
+    server = start_sim(scenario="rolling-restart", rps=200.0, fleet=FAST.model_copy(update={"restart_s": 3.0}))
     with clients(server) as seen:
         poll(lambda: sum(seen.values()) > 5, what="client traffic")
         assert post(server, "/i-02/restart").json()["changed"] is True  # still registered: a naive restart
