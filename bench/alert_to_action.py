@@ -54,6 +54,7 @@ def _configure_env(home: Path, sim_url: str) -> None:
     """Settings for both paths: served runs are child processes and read them from the environment."""
     os.environ.update({
         "REMEDIATE_HOME": str(home), "REMEDIATE_APP_URL": sim_url, "REMEDIATE_PLATFORM": "sim",
+        "REMEDIATE_SIM_URL": sim_url,
         "REMEDIATE_DATABASE_URL": f"sqlite:///{home / 'bench.db'}", "REMEDIATE_MODE": "auto",
         "REMEDIATE_PREAPPROVED": "rollback", "REMEDIATE_APPROVERS": "bench",
         "REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR": "1000000", "REMEDIATE_METRICS_BUDGET_PER_MIN": "100",
@@ -165,7 +166,7 @@ def _settle(settle_s: float, baseline: set[int]) -> None:
 
 
 def _incident(path: str, settings: Any, executor: Any, sim_url: str, timeout_s: float) -> Sample:
-    from remediation import runtime
+    from remediation import composition, runtime
     from remediation.models import new_id
     from remediation.orchestration.events import emit_alert
 
@@ -174,7 +175,7 @@ def _incident(path: str, settings: Any, executor: Any, sim_url: str, timeout_s: 
     params = {"service": SERVICE, "severity": "sev2", "alert_name": "HighErrorRate", "incident_id": incident_id}
     # A fresh provider bundle per warm incident: its request budget (100/min, the app's limit) would otherwise
     # be shared by all warm incidents, while each served child starts with its own. Built outside the timing.
-    providers = runtime.connect(settings, migrate=False)
+    providers = composition.connect(settings, migrate=False)
     run_id = None
     with runtime.use(providers):
         t0 = datetime.now(UTC)

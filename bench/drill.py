@@ -100,14 +100,15 @@ def naive(url: str, rps: float, settle_s: float) -> dict[str, Any]:
 
 def drill(url: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from flows.rolling_restart import rolling_restart
-    from remediation import runtime
+    from remediation import composition, runtime
     from remediation.models import Mode
     from remediation.settings import Settings
 
     # Six instances take 18 actions (drain, restart, restore each): the hourly cap must allow them.
-    settings = Settings(app_url=url, platform="sim", home=home, mode=Mode.AUTO, drill_preapproved=["kamkmserve"],
-                        metrics_budget_per_min=100, max_actions_per_service_per_hour=3 * args.instances + 2)
-    providers = runtime.connect(settings)
+    settings = Settings(app_url=url, platform="sim", sim_url=url, home=home, mode=Mode.AUTO,
+                        drill_preapproved=["kamkmserve"], metrics_budget_per_min=100,
+                        max_actions_per_service_per_hour=3 * args.instances + 2)
+    providers = composition.connect(settings)
     before = _fleet(url)
     load = Load(url, args.rps)
     time.sleep(args.settle)

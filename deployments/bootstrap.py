@@ -1,6 +1,6 @@
 """One idempotent call that prepares a Prefect server for the runbooks, before serving or deploying them.
 
-Creates what Prefect never creates by itself (prefect.md §3.2, §5, §8): the ``runbooks`` work pool that
+Creates what Prefect never creates by itself (docs/reference/prefect.md §3.2, §5, §8): the ``runbooks`` work pool that
 ``prefect deploy`` requires, the per-service concurrency limit of each known service (flows also ensure theirs on
 first use; creating them up front makes them visible in the UI before the first incident), and the automation
 that marks runs whose heartbeats stopped as ``Crashed``. Safe to run from every process at every start.

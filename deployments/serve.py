@@ -2,7 +2,8 @@
 
 The deployments are built from prefect.yaml's entries (same names, descriptions, parameters, tags, triggers), so a
 served deployment and a ``prefect deploy``-ed one are interchangeable; only the work pool is dropped, because a
-served deployment needs none (prefect.md §3.1). Whichever registers last owns the deployment on that server.
+served deployment needs none (docs/reference/prefect.md §3.1). Whichever registers last owns the deployment on that
+server.
 
 This is ``prefect.serve(...)`` with two changes it cannot be asked for: it runs in a background thread (``serve``
 calls ``asyncio.run`` and relies on SIGTERM in the main thread), and it stops when ``stop`` is set. It builds the

@@ -9,11 +9,17 @@ What it does
                  requests answered 403 among the app's last ``window_records`` request records, and the
                  middleware's ``Admin role check failed`` / ``errored`` events against its claims-debug lines (one per
                  check) over the last ``event_window_s``; plus auth issues in the error tracker (informational).
-                 Either signal confirmed in breach -> an incident; both normal -> stand down. The denial rate
-                 unknown (the app as it is never emits request records) -> nothing is changed, escalate with the
-                 security events as evidence: a fix whose effect cannot be measured is not made by a robot.
-                 Then, before anything is switched off, a signed-in **non-admin** test user calls every admin route
-                 of the reference (harmless requests) and the routes that let it through are recorded.
+                 Whatever they say, and before anything is switched off, a **read-only** probe (GET only; routes
+                 that serve only mutating methods are skipped and listed) calls every admin route of
+                 docs/reference/kamkmserve.md §6.2 signed out and as a signed-in **non-admin** test user where one
+                 is configured. Each route answering either with anything but a refusal (401/403, a redirect to
+                 sign in) is a ``breach`` of ``admin_route_authorization``, named with what it answered (the real
+                 app: ``/api/admin/orders/export`` answers a signed-out caller with a 500 and the database's error).
+                 Either signal confirmed in breach -> an incident (below). Otherwise nothing is changed: an open
+                 admin route -> escalate with it (only a code change closes it; never "recovered"); the denial rate
+                 unknown (the app as it is never emits request records) -> escalate with the security events as
+                 evidence, a fix whose effect cannot be measured is not made by a robot; both normal and every
+                 route refusing -> stand down.
     contain      Switches the affected admin features off at the edge (``admin-console`` for ``/admin``,
                  ``admin-api`` for ``/api/admin``; reversible) and posts a status update (a notification).
     investigate  In parallel: the identity configuration (keys present and of one instance, JWKS reachable, the
@@ -56,7 +62,7 @@ from typing import Annotated, Any
 
 from prefect import flow
 
-from remediation import runtime
+from remediation import composition
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -75,6 +81,7 @@ from remediation.forms import (
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
+    Finding,
     FindingStatus,
     Mode,
     Outcome,
@@ -83,15 +90,17 @@ from remediation.models import (
     Severity,
     Verification,
 )
+from remediation.providers.access_probe import AccessReport
 from tasks.act import act
 from tasks.auth import auth_issues_finding, sample_auth, verdict
 from tasks.auth_investigate import (
     access_policy,
+    admin_route_probe,
     identity_check,
-    non_admin_probe,
     probe_evidence,
     probe_finding,
     recommendations,
+    route_authorization_finding,
 )
 from tasks.auth_plans import affected_features, disable_plans, fix_plans, post_status, update_status
 from tasks.auth_verify import verify_admin_access
@@ -137,7 +146,7 @@ async def auth_access(
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
-    providers = runtime.current()
+    providers = composition.current()
     settings = providers.settings
     confirm = confirm_readings(confirm_samples, alert_name)
     incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
@@ -166,15 +175,13 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
     denials, events = signals
     incident.add_findings([denials, events, issues])
     status = verdict(denials, events)
-    if status is FindingStatus.OK:
-        incident.note(Phase.IDENTIFY, "not confirmed: standing down")
-        return await close(incident, Outcome.STOOD_DOWN)
-    if status is FindingStatus.UNKNOWN:
-        incident.escalate(Phase.IDENTIFY, "the admin denial rate is unknown, so nothing is changed "
-                          f"(security events: {events.status.value}, {events.detail}): a human must look")
-        return await close(incident, Outcome.ESCALATED)
-    probe = await non_admin_probe(providers)  # before containment hides the app's checks behind the edge
-    incident.add_findings([probe_finding(probe)])
+    # Whatever the signals say: the app's real hole (an admin route with no check) shows in none of them, and
+    # containment would hide the app's checks behind the edge.
+    signed_out, probe = await admin_route_probe(providers)
+    holes = route_authorization_finding(signed_out, probe)
+    incident.add_findings([probe_finding(probe), holes])
+    if status is not FindingStatus.BREACH:
+        return await _without_incident_signal(incident, status, events, holes, (signed_out, probe))
 
     # contain -------------------------------------------------------------------------------------------
     why = denials.detail if denials.status is FindingStatus.BREACH else events.detail
@@ -187,11 +194,12 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
 
     # investigate ---------------------------------------------------------------------------------------
     (identity, check), (policy, _), (deploys, _), logs = await asyncio.gather(
-        identity_check(providers), access_policy(providers, lines, probe), deploy_history(providers, 3600.0),
+        identity_check(providers), access_policy(providers, lines, probe, signed_out),
+        deploy_history(providers, 3600.0),
         log_excerpts(providers, providers.clock.now() - timedelta(seconds=event_window_s)))
     plans, by_hand = fix_plans(service, check)
-    incident.report.evidence.extend([identity, probe_evidence(probe), policy, deploys, logs,
-                                     recommendations(probe, by_hand)])
+    incident.report.evidence.extend([identity, probe_evidence(probe), probe_evidence(signed_out), policy, deploys,
+                                     logs, recommendations((signed_out, probe), by_hand)])
     for evidence in incident.report.evidence:
         incident.note(Phase.INVESTIGATE, f"evidence {evidence.source}", evidence.summary)
 
@@ -235,9 +243,36 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
     return await close(incident, Outcome.ESCALATED)
 
 
+async def _without_incident_signal(incident: RunningIncident, status: FindingStatus, events: Finding,
+                                   holes: Finding, probes: tuple[AccessReport, AccessReport]) -> dict[str, Any]:
+    """Denial signals unknown or normal: nothing to contain or fix, and nothing is planned on missing evidence. An
+    admin route that answers anyone is still reported, and escalated: only a change to the app's code closes it,
+    and no lever here makes one, so the run never claims it recovered."""
+    incident.report.evidence.extend([*(probe_evidence(p) for p in probes), recommendations(probes, [])])
+    for evidence in incident.report.evidence:
+        incident.note(Phase.INVESTIGATE, f"evidence {evidence.source}", evidence.summary)
+    unknown = (f"the admin denial rate is unknown (security events: {events.status.value}, {events.detail})"
+               if status is FindingStatus.UNKNOWN else "")
+    if holes.status is FindingStatus.BREACH:
+        incident.escalate(Phase.IDENTIFY, f"{holes.detail}. No lever here can add a check to the app's code, so "
+                          "nothing is changed: a human must fix the handlers"
+                          + (f"; also, {unknown}" if unknown else ""))
+        return await close(incident, Outcome.ESCALATED)
+    if unknown:
+        incident.escalate(Phase.IDENTIFY, f"{unknown}, so nothing is changed: a human must look (admin route probe: "
+                          f"{holes.status.value}, {holes.detail})")
+        return await close(incident, Outcome.ESCALATED)
+    incident.note(Phase.IDENTIFY, "not confirmed: standing down", f"admin route probe: {holes.detail}")
+    return await close(incident, Outcome.STOOD_DOWN)
+
+
 async def _flag_history(incident: RunningIncident) -> list[Any]:
+    edge = incident.providers.edge
+    if edge is None:
+        incident.note(Phase.CONTAIN, "flag history unavailable", "no edge capability configured")
+        return []
     try:
-        return list(await incident.providers.edge.flag_history())
+        return list(await edge.flag_history())
     except Exception as exc:
         incident.note(Phase.CONTAIN, "flag history unreadable", f"{exc}; assuming the admin features are on")
         return []

@@ -57,7 +57,7 @@ from typing import Annotated, Any
 
 from prefect import flow
 
-from remediation import runtime
+from remediation import composition
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -148,7 +148,7 @@ async def database_errors(
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
-    providers = runtime.current()
+    providers = composition.current()
     settings = providers.settings
     confirm = confirm_readings(confirm_samples, alert_name)
     incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
@@ -193,7 +193,8 @@ async def _remediate(
         providers.metrics.request_stats(providers.settings.metrics_window_records))
     signals = [*db_findings, log_finding(logs, min_failures, min_slow, log_window_s)]
     summary = verdict(signals)
-    incident.add_findings([summary, *signals, error_rate_finding(requests, 1.0, 20)])
+    incident.add_findings([summary, *signals, error_rate_finding(requests, 1.0, 20).informational(
+        "context: this runbook's verdict is the database signals")])
     if summary.status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")
         return await close(incident, Outcome.STOOD_DOWN)

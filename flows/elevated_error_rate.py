@@ -47,7 +47,7 @@ from typing import Annotated, Any
 
 from prefect import flow
 
-from remediation import runtime
+from remediation import composition
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -81,7 +81,13 @@ from remediation.models import (
 )
 from tasks.act import act
 from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
-from tasks.detect import error_issues_finding, health_finding, rate_limit_finding, sample_error_rate
+from tasks.detect import (
+    error_issues_finding,
+    health_finding,
+    rate_limit_finding,
+    run_app_reads,
+    sample_error_rate,
+)
 from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
 from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
 from tasks.verify import verify_error_rate
@@ -112,7 +118,7 @@ async def elevated_error_rate(
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
-    providers = runtime.current()
+    providers = composition.current()
     settings = providers.settings
     window = window_records or settings.metrics_window_records
     confirm = confirm_readings(confirm_samples, alert_name)
@@ -148,7 +154,7 @@ async def _remediate(
     (rate_findings, stats), health, issues = await asyncio.gather(
         sample_error_rate(providers, threshold_pct, min_records, window, confirm_samples, sample_interval_s),
         health_finding(providers), error_issues_finding(providers))
-    incident.add_findings([*rate_findings, rate_limit_finding(stats), health, issues])
+    incident.add_findings([*rate_findings, rate_limit_finding(stats, run_app_reads(incident)), health, issues])
     verdict = rate_findings[0].status
     if verdict is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")

@@ -3,8 +3,9 @@
 When it fires
     An alert on kamkmserve's response times (Alertmanager ``HighLatency``/``HighResponseTime``/``SlowRequests``/
     ``HighP95Latency``, a Sentry metric alert on ``p95(transaction.duration)`` or ``avg(transaction.duration)``)
-    or by hand from the Prefect UI. Thresholds are the app's own (reference §11): p95 above 500 ms (its load-test
-    bar) or an average above 1000 ms (its health rule's warning; critical above 2000 ms); all are parameters.
+    or by hand from the Prefect UI. Thresholds are the app's own (docs/reference/kamkmserve.md §11): p95 above 500 ms
+    (its load-test bar) or an average above 1000 ms (its health rule's warning; critical above 2000 ms); all are
+    parameters.
 
 What it does
     identify     Reads ``/api/monitoring/metrics`` (raw ``http_request_duration`` samples) and computes p95
@@ -54,7 +55,7 @@ from typing import Annotated, Any
 
 from prefect import flow
 
-from remediation import runtime
+from remediation import composition
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -84,7 +85,7 @@ from remediation.models import (
     Verification,
 )
 from tasks.act import act
-from tasks.detect import health_finding, rate_limit_finding
+from tasks.detect import health_finding, rate_limit_finding, run_app_reads
 from tasks.investigate import deploy_history, log_excerpts
 from tasks.latency import (
     LatencyThresholds,
@@ -160,7 +161,7 @@ async def high_latency(
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
-    providers = runtime.current()
+    providers = composition.current()
     settings = providers.settings
     limits = LatencyThresholds(
         p95_ms=p95_threshold_ms or settings.latency_p95_ms,
@@ -190,7 +191,7 @@ async def _remediate(incident: RunningIncident, job: _Job) -> dict[str, Any]:
     slow, health_avg, memory = await asyncio.gather(
         slow_request_finding(providers, LOG_LOOKBACK_S, stats.available),
         health_latency_finding(providers, job.limits, stats.available), health_finding(providers))
-    incident.add_findings([*latency, slow, health_avg, rate_limit_finding(stats), memory])
+    incident.add_findings([*latency, slow, health_avg, rate_limit_finding(stats, run_app_reads(incident)), memory])
     verdict = latency[0]
     if verdict.status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "not confirmed: standing down")

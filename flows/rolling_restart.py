@@ -4,13 +4,13 @@ When it fires
     By hand from the Prefect UI (to pick up rotated secrets, clear a leak), from an alert that asks for it
     (``RollingRestartRequested``), and every week on schedule as a **drill** (``drill=true``): the procedure is
     exercised while nothing is wrong, so that it is known to work when it is needed. kamkmserve's readiness probe
-    always answers 200 and its SIGTERM handler exits without draining (reference §9), so the drain comes from the
-    load balancer, never from the app.
+    always answers 200 and its SIGTERM handler exits without draining (docs/reference/kamkmserve.md §9), so the drain
+    comes from the load balancer, never from the app.
 
 What it does
     identify     Lists the instances and reads the load balancer. Every instance must be in service (healthy) and
                  the service within its SLO, read from each instance's own metrics page (each keeps its own
-                 buffers, reference §2.4) and pooled: 5xx share < ``error_threshold_pct``, p95 <=
+                 buffers, docs/reference/kamkmserve.md §2.4) and pooled: 5xx share < ``error_threshold_pct``, p95 <=
                  ``p95_threshold_ms``, and no 5xx from the load balancer itself. Degraded or breaching already ->
                  escalate, nothing touched. Unknown (request metrics dead, as in kamkmserve today; pages unreadable)
                  -> escalate, nothing touched: a restart that cannot be verified is not started. The hourly action
@@ -57,7 +57,7 @@ from typing import Annotated, Any
 
 from prefect import flow
 
-from remediation import runtime
+from remediation import composition, runtime
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -155,7 +155,7 @@ async def rolling_restart(
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
-    providers = runtime.current()
+    providers = composition.current()
     settings = providers.settings
     run_id = current_flow_run_id()
     job = _Job(

@@ -63,7 +63,7 @@ from typing import Annotated, Any
 
 from prefect import flow
 
-from remediation import runtime
+from remediation import composition
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -100,6 +100,7 @@ from tasks.uploads import (
     audit_writes_finding,
     log_finding,
     metric_finding,
+    policy_finding,
     read_audit,
     read_upload_counts,
     read_upload_logs,
@@ -146,7 +147,7 @@ async def suspicious_upload(
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
 ) -> dict[str, Any]:
-    providers = runtime.current()
+    providers = composition.current()
     settings = providers.settings
     incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
                               incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
@@ -174,8 +175,10 @@ async def _remediate(incident: RunningIncident, *, service: str, window_s: float
     log_f = log_finding(logs, min_detections, window_s)
     metric_f = metric_finding(counts, min_rejections)
     summary = verdict(audit_f, log_f, metric_f)
-    incident.add_findings([summary, audit_f, log_f, metric_f, audit_writes_finding(logs, audit),
-                           error_rate_finding(requests, 1.0, 20)])
+    incident.add_findings([summary, audit_f, log_f, policy_finding(logs, window_s), metric_f,
+                           audit_writes_finding(logs, audit),
+                           error_rate_finding(requests, 1.0, 20).informational(
+                               "context: this runbook's verdict is the upload signals")])
     if summary.status is FindingStatus.OK:
         incident.note(Phase.IDENTIFY, "no malware upload: standing down")
         return await close(incident, Outcome.STOOD_DOWN)

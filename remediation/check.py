@@ -21,13 +21,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from remediation import capabilities, config_file, notify
+from remediation import composition, config_file, notify
 from remediation.notify.probe import ProbeResult
 from remediation.notify.redact import redact
+from remediation.providers.metrics import METRICS_PATH
 from remediation.providers.platform import PlatformError
+from remediation.runtime import Source
 from remediation.settings import Settings
 
-Status = Literal["ok", "failing", "absent", "not checked"]
+Status = Literal["ok", "degraded", "failing", "absent", "not checked"]
+#: Runbooks that read the app's request series (http_requests_total, http_request_duration) for their decisions.
+REQUEST_SERIES_READERS = ("elevated-error-rate", "high-latency", "rolling-restart")
+DEGRADED = "degraded: "
 AUTH_MARKERS = ("HTTP 401", "HTTP 403", "Unauthorized", "Forbidden", "AccessDenied", "InvalidClientTokenId",
                 "UnrecognizedClient", "ExpiredToken", "SignatureDoesNotMatch", "Could not authenticate",
                 "invalid_token", "password authentication failed", "permission denied")
@@ -99,9 +104,23 @@ Probe = Callable[[Any, Settings, str], Awaitable[ProbeResult]]
 
 
 async def _metrics(m: Any, s: Settings, service: str) -> ProbeResult:
+    """The question every runbook asks first: the metrics page (within the budget), then the health page."""
+    r = await m.request_stats(s.metrics_window_records)
+    if r.rate_limited:
+        return ProbeResult(reachable=True, authorised=False, detail=f"{METRICS_PATH}: {r.reason}",
+                           missing=("the app's rate limit (429): wait for Retry-After, lower "
+                                    "REMEDIATE_METRICS_BUDGET_PER_MIN or stop other readers",))
+    page_read = r.available or r.reason.startswith("no request records")
+    if not page_read:
+        return classify(f"{METRICS_PATH}: {r.reason}")
     h = await m.health()
     memory = "?" if h.memory_pct is None else f"{h.memory_pct:.0f}"
-    return _report(h.available, h.reason, f"health page: status {h.status}, memory {memory}%")
+    health = f"health page: status {h.status}, memory {memory}%" if h.available else f"health page: {h.reason}"
+    if not r.available:
+        return ProbeResult.fine(f"{DEGRADED}{METRICS_PATH} answers without the request series (http_requests_total, "
+                                f"http_request_duration): {', '.join(REQUEST_SERIES_READERS)} read their "
+                                f"findings as unknown; {health}")
+    return ProbeResult.fine(f"{METRICS_PATH}: {r.records} request record(s); {health}")
 
 
 async def _deploys(d: Any, s: Settings, service: str) -> ProbeResult:
@@ -195,9 +214,6 @@ PROBES: dict[str, Probe] = {
     "blocks": _blocks, "uploads": _uploads, "antivirus": _antivirus, "identity": _identity,
     "quarantine": _quarantine, "status_page": _status_page,
 }
-#: Optional levers: absent is a fact about the platform (Vercel has no scale knob), not a failure.
-OPTIONAL = ("capacity", "jobs", "instances", "database", "audit", "blocks", "uploads", "antivirus", "identity",
-            "quarantine", "status_page")
 NOT_PROBED = {"probe": "sends page requests to the app; metrics covers reachability",
               "access": "signs in test identities; not a read-only question",
               "instance_metrics": "per-instance pages; covered by instances"}
@@ -211,6 +227,8 @@ def _row(capability: str, implementation: str, result: ProbeResult, secrets: lis
     elif result.missing or result.reachable is False or result.authorised is False \
             or result.detail.startswith("error:"):
         status = "failing"
+    elif result.detail.startswith(DEGRADED):
+        status = "degraded"
     else:
         status = "ok"
     return CheckRow(capability=capability, implementation=implementation, status=status, reachable=result.reachable,
@@ -218,11 +236,8 @@ def _row(capability: str, implementation: str, result: ProbeResult, secrets: lis
                     missing=tuple(_scrub(m, secrets) for m in result.missing))
 
 
-async def _probe(name: str, adapter: Any, probe: Probe, settings: Settings, service: str,
+async def _probe(name: str, adapter: Any, probe: Probe, settings: Settings, service: str, source: Source,
                  secrets: list[str]) -> CheckRow:
-    implementation = capabilities.implementation_of(adapter)
-    if type(adapter).__name__.startswith(("Unconfigured", "NoLog", "Drainless")):
-        implementation = "none"
     budget = max(settings.http_timeout_s * 2, 2.0)
     try:
         result = await asyncio.wait_for(probe(adapter, settings, service), timeout=budget)
@@ -232,23 +247,17 @@ async def _probe(name: str, adapter: Any, probe: Probe, settings: Settings, serv
         result = classify(str(exc))
     except Exception as exc:  # an adapter bug must not hide the other rows
         result = classify(f"{type(exc).__name__}: {exc}")
-    configured = settings.capabilities.get(name)
-    if configured:
-        extra = capabilities.missing_settings(name, configured, settings)
-        if extra:
-            result = result.model_copy(update={"missing": tuple(dict.fromkeys((*result.missing, *extra)))})
-    return _row(name, implementation, result, secrets, absent_ok=not configured and name in OPTIONAL)
+    if source.read_only:
+        result = result.model_copy(update={"detail": f"{result.detail} ({source.detail})"})
+    return _row(name, source.implementation, result, secrets)
 
 
-def _absent(name: str, settings: Settings) -> CheckRow:
-    configured = settings.capabilities.get(name)
-    missing = tuple(capabilities.missing_settings(name, configured, settings)) if configured else ()
-    detail = "no lever on this platform" if not configured else f"configured as {configured} but not available"
-    if configured == "none":
-        detail = "switched off by configuration"
-    status: Status = "failing" if missing else "absent"
-    return CheckRow(capability=name, implementation=configured or "none", status=status, detail=detail,
-                    missing=missing)
+def _absent(name: str, source: Source) -> CheckRow:
+    """Not built: switched off, not on this platform, no platform chosen, or missing settings. Absent, never ok;
+    failing when the configuration asked for it by name and it cannot be built."""
+    status: Status = "failing" if source.explicit and source.missing else "absent"
+    return CheckRow(capability=name, implementation=source.implementation, status=status,
+                    detail=source.detail or "not available on this platform", missing=source.missing)
 
 
 def _configuration(settings: Settings) -> tuple[str | None, list[CheckRow]]:
@@ -307,35 +316,40 @@ async def _prefect() -> CheckRow:
 
 
 async def run_check(settings: Settings, *, service: str = "kamkmserve") -> CheckReport:
-    from remediation import runtime
-
     secrets = _secrets(settings)
     path, rows = _configuration(settings)
+    platform = settings.platform or "none"
     try:
-        providers = runtime.connect(settings, migrate=False)
+        providers = composition.connect(settings, migrate=False, local_budget=True)
     except Exception as exc:  # a configuration that cannot even be built: say why, stop there
-        rows.append(CheckRow(capability="platform", implementation=settings.platform, status="failing",
+        rows.append(CheckRow(capability="platform", implementation=platform, status="failing",
                              detail=_scrub(f"{type(exc).__name__}: {exc}", secrets)))
-        return CheckReport(config_file=path, platform=settings.platform, rows=tuple(rows))
+        return CheckReport(config_file=path, platform=platform, rows=tuple(rows))
+    if settings.platform is None:
+        rows.append(CheckRow(capability="platform", implementation="none", status="absent",
+                             detail="REMEDIATE_PLATFORM unset: no lever; runs read, plan, record and escalate",
+                             missing=("REMEDIATE_PLATFORM (sim, aws or vercel)",)))
     jobs: list[Awaitable[CheckRow]] = [_store(providers, secrets), _prefect()]
     for name, probe in PROBES.items():
+        source = providers.sources.get(name) or Source(implementation="app", explicit=False)
         adapter = getattr(providers, name, None)
-        if adapter is None:
-            rows.append(_absent(name, settings))
+        if adapter is None or source.missing or source.implementation == "none":
+            rows.append(_absent(name, source))
         else:
-            jobs.append(_probe(name, adapter, probe, settings, service, secrets))
+            jobs.append(_probe(name, adapter, probe, settings, service, source, secrets))
     selected = notify.selected_channels(settings)
     for channel in notify.CHANNELS:
         jobs.append(_channel(channel, channel in selected, settings, secrets))
     probed = await asyncio.gather(*jobs)
     for name, why in NOT_PROBED.items():
         if getattr(providers, name, None) is not None:
-            rows.append(CheckRow(capability=name, implementation=capabilities.implementation_of(
-                getattr(providers, name)), status="not checked", detail=why))
+            known = providers.sources.get(name)
+            rows.append(CheckRow(capability=name, implementation=known.implementation if known else "app",
+                                 status="not checked", detail=why))
     order = ["configuration", "platform", "store", "approvals", *PROBES, *NOT_PROBED,
              *(f"notify:{c}" for c in notify.CHANNELS)]
     everything = sorted([*rows, *probed], key=lambda r: order.index(r.capability) if r.capability in order else 99)
-    return CheckReport(config_file=path, platform=settings.platform, rows=tuple(everything))
+    return CheckReport(config_file=path, platform=platform, rows=tuple(everything))
 
 
 CHANNEL_NEEDS = {"slack": ("REMEDIATE_SLACK_WEBHOOK_URL",),
@@ -367,7 +381,8 @@ def render(report: CheckReport, console: Any) -> None:
         table.add_column(column, overflow="fold")
     for row in report.rows:
         text = row.detail + (f"; missing: {', '.join(row.missing)}" if row.missing else "")
-        status = {"ok": "ok", "failing": "[red]FAILING[/]", "absent": "absent", "not checked": "not checked"}
+        status = {"ok": "ok", "degraded": "[yellow]degraded[/]", "failing": "[red]FAILING[/]", "absent": "absent",
+                  "not checked": "not checked"}
         table.add_row(row.capability, row.implementation, status[row.status], _mark(row.reachable),
                       _mark(row.authorised), text)
     console.print(table)

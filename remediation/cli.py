@@ -78,6 +78,32 @@ def sim(
                           rate_limit=rate_limit, echo_logs=True))
 
 
+@app.command()
+def replay(
+    directory: Annotated[str, typer.Argument(help="Folder of captured .http exchanges (tests/fixtures/kamkmserve)")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 3000,
+    rate_limited: Annotated[bool, typer.Option("--rate-limited", help="Answer every /api/* with the 429")] = False,
+    pattern: Annotated[str, typer.Option(help="Which captured run to serve")] = "default-*.http",
+    log: Annotated[str | None, typer.Option(help="Append each request received to this JSONL file")] = None,
+) -> None:
+    """Serve the real app's captured answers (Ctrl-C to stop); each request received is printed."""
+    import contextlib
+    from pathlib import Path
+
+    from remediation.replay import ReplayServer
+
+    try:
+        server = ReplayServer(Path(directory), port=port, rate_limited=rate_limited, pattern=pattern,
+                              log_path=Path(log) if log else None, echo=typer.echo).bind()
+    except (ValueError, OSError) as exc:
+        err.print(f"replay: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"replaying {sum(map(len, server.captures.values()))} captures of {directory} on {server.url}"
+               f"{' (rate-limited)' if rate_limited else ''}")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
 def _parse_params(values: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in values:
@@ -100,7 +126,7 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
 ) -> None:
     """Run a runbook now, in this process, against REMEDIATE_APP_URL. Approve from another terminal."""
-    from remediation import catalog, runtime
+    from remediation import catalog, composition, runtime
     from remediation.settings import Settings
 
     try:
@@ -110,7 +136,7 @@ def run(
         raise typer.Exit(2) from None
     _embedded_prefect_defaults()
     settings = Settings()
-    providers = runtime.connect(settings)
+    providers = composition.connect(settings)
     err.print(f"running {runbook} on {service} ({mode.value}) against {settings.app_url}; "
               "approve paused steps with `remediate approve RUN_ID --as NAME`")
     with runtime.use(providers):

@@ -9,7 +9,7 @@ Shape::
     approvers = ["alice", "bob"]
     [vercel]                          # [group] key -> the setting group_key (vercel_project_id)
     project_id = "prj_123"
-    [capabilities]                    # capability -> implementation (remediation.capabilities.CHOICES)
+    [capabilities]                    # capability -> implementation (remediation.choices.CHOICES)
     errors = "sentry"
     notify = ["slack", "pagerduty"]   # the notification channels
     [secrets]                         # a secret setting -> where its value lives
@@ -37,6 +37,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from remediation.choices import CHANNELS, CapabilityError, validate
 
 CONFIG_ENV = "REMEDIATE_CONFIG"
 DEFAULT_NAME = "remediate.toml"
@@ -117,8 +119,6 @@ def load(path: Path, settings_cls: type[BaseSettings]) -> ConfigFile:
 
 
 def parse(raw: dict[str, Any], settings_cls: type[BaseSettings], path: Path = Path(DEFAULT_NAME)) -> ConfigFile:
-    from remediation.capabilities import CapabilityError, validate
-
     fields = set(settings_cls.model_fields)
     secrets = secret_fields(settings_cls)
     values: dict[str, Any] = {}
@@ -163,8 +163,6 @@ def _table(value: Any, name: str, path: Path) -> dict[str, Any]:
 
 
 def _check_channels(channels: list[Any], path: Path) -> None:
-    from remediation.notify import CHANNELS
-
     unknown = [c for c in channels if c not in CHANNELS]
     if unknown:
         raise ConfigError(f"{path}: unknown notification channel(s) {unknown} in capabilities.notify; known: "

@@ -18,8 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from remediation import approval_client, catalog, runtime
-from remediation.models import IncidentReport, Mode, new_id
+from remediation import approval_client, catalog, composition, runtime
+from remediation.models import FindingStatus, IncidentReport, Mode, new_id
 from remediation.settings import Settings
 
 DEMO_APPROVER = "demo.oncall"
@@ -86,7 +86,7 @@ def demo_settings(app_url: str, approvers: list[str]) -> Settings:
     database = (base.home / "demo.db").resolve()
     database.unlink(missing_ok=True)
     return Settings(
-        app_url=app_url, platform="sim", mode=Mode.AUTO, approvers=approvers,
+        app_url=app_url, platform="sim", sim_url=app_url, mode=Mode.AUTO, approvers=approvers,
         database_url=f"sqlite:///{database}",
         approval_timeout_s=300, approval_poll_s=1,
         verify_interval_s=2.0, verify_consecutive=3, verify_deadline_s=90.0,
@@ -105,7 +105,7 @@ def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] |
         console.print(f"  app and platform at {sim.url}; the fault starts in {options.onset_s:g}s")
         approvers = sorted({DEMO_APPROVER, options.approve_as} if not options.interactive else {DEMO_APPROVER})
         settings = demo_settings(sim.url, approvers)
-        providers = runtime.connect(settings)
+        providers = composition.connect(settings)
         time.sleep(options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
         incident_id = new_id("inc")
         flow = catalog.load(demo.runbook)
@@ -191,7 +191,9 @@ def print_report(report: IncidentReport, console: Console) -> None:
     for column in ("check", "status", "observed", "threshold"):
         findings.add_column(column)
     for f in report.findings:
-        findings.add_row(f.check, f.status.value, f"{f.observed} {f.unit}".strip(), f"{f.threshold} {f.unit}".strip())
+        informational = f.status is FindingStatus.INFO  # a reading for context: it has no threshold to pass or fail
+        findings.add_row(f.check, f.status.value, f"{f.observed} {f.unit}".strip(),
+                         "-" if informational else f"{f.threshold} {f.unit}".strip())
     console.print(findings)
     actions = Table(title="Actions")
     for column in ("phase", "action", "risk", "decision", "approval", "state"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from remediation import levers
 from remediation.models import (
     ActionRecord,
     ActionState,
@@ -59,6 +60,12 @@ async def apply(action: ActionRecord, incident_id: str, providers: Providers) ->
         )
     store = providers.store
     now = providers.clock.now
+    problem = levers.lever_problem(action.plan, providers)
+    if problem is not None:  # nothing can be changed, so no intent: recorded failed, with why
+        failed = action.model_copy(update={"state": ActionState.FAILED, "error": f"NoLever: {problem}",
+                                           "started_at": now(), "completed_at": now()})
+        store.record_action(incident_id, failed)
+        return failed
     intent = action.model_copy(update={"state": ActionState.INTENT, "started_at": now()})
     store.record_intent(incident_id, intent)
     try:
@@ -78,17 +85,19 @@ async def apply(action: ActionRecord, incident_id: str, providers: Providers) ->
 async def _mutate(plan: Plan, providers: Providers) -> None:
     match plan:
         case EnableMaintenance(path_prefixes=prefixes):
+            edge = _lever(providers.edge, "edge", plan, providers)
             for prefix in prefixes:
-                await providers.edge.set_maintenance(prefix, True)
+                await edge.set_maintenance(prefix, True)
         case DisableMaintenance(path_prefixes=prefixes):
+            edge = _lever(providers.edge, "edge", plan, providers)
             for prefix in prefixes:
-                await providers.edge.set_maintenance(prefix, False)
+                await edge.set_maintenance(prefix, False)
         case Rollback(to_release=release):
-            current = await providers.deploys.rollback(release)
+            current = await _lever(providers.deploys, "deploys", plan, providers).rollback(release)
             if current.id != release:
                 raise RuntimeError(f"rollback to {release} left {current.id} current")
         case SetFeatureFlag(flag=flag, enabled=enabled):
-            await providers.edge.set_flag(flag, enabled)
+            await _lever(providers.edge, "edge", plan, providers).set_flag(flag, enabled)
         case ScaleUp(to_replicas=replicas) | ScaleDown(to_replicas=replicas):
             now = await _lever(providers.capacity, "capacity", plan, providers).scale(plan.service, replicas)
             if now != replicas:
@@ -137,6 +146,7 @@ _L = TypeVar("_L")
 
 
 def _lever(lever: _L | None, what: str, plan: Plan, providers: Providers) -> _L:
-    if lever is None:
-        raise NoLever(f"platform '{providers.settings.platform}' has no {what} lever for {plan.summary()}")
+    problem = levers.lever_problem(plan, providers)
+    if lever is None or problem is not None:
+        raise NoLever(problem or f"no {what} lever for {plan.summary()}")
     return lever

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from remediation import gate, policy
+from remediation import gate, levers, policy
 from remediation.models import (
     ActionRecord,
     ActionState,
@@ -19,19 +19,21 @@ from remediation.models import (
     Approval,
     ApprovalAnswer,
     Finding,
+    FindingStatus,
     IncidentReport,
     Mode,
     Outcome,
     Phase,
     Plan,
-    Severity,
     TimelineEntry,
     Verdict,
     new_id,
 )
 from remediation.notify.ladder import ack_s, climb
 from remediation.notify.notifier import Delivery, EventKind, IncidentEvent, Tier, failures
+from remediation.notify.told import escalation_notice
 from remediation.providers.approvals import ApprovalRequest
+from remediation.providers.metrics import app_reads
 from remediation.runtime import Providers
 
 log = logging.getLogger("remediation.incident")
@@ -47,8 +49,6 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     except MissingContextError:
         return log
 
-ACK_SLA = {Severity.SEV1: "5 min", Severity.SEV2: "10 min", Severity.SEV3: "30 min", Severity.SEV4: "30 min"}
-
 
 class RunningIncident:
     def __init__(self, providers: Providers, *, runbook: str, alert: Alert, mode: Mode,
@@ -56,6 +56,8 @@ class RunningIncident:
                  approval_timeout_s: float | None = None) -> None:
         self.providers = providers
         self.approval_timeout_s = approval_timeout_s or providers.settings.approval_timeout_s
+        # The app client outlives runs; its counters now are this run's zero for the rate-limit finding.
+        self.app_reads_at_start = app_reads(providers.metrics)
         self.report = IncidentReport(
             incident_id=incident_id or new_id("inc"),
             runbook=runbook,
@@ -90,10 +92,11 @@ class RunningIncident:
     def add_findings(self, findings: list[Finding]) -> None:
         self.report.findings.extend(findings)
         for f in findings:
+            against = "informational" if f.status is FindingStatus.INFO else f"vs threshold {f.threshold} {f.unit}"
             self.note(Phase.IDENTIFY, f"finding {f.check}: {f.status.value}",
-                      f"observed {f.observed} {f.unit} vs threshold {f.threshold} {f.unit}; {f.detail}".strip())
+                      f"observed {f.observed} {f.unit} {against}; {f.detail}".strip())
 
-    def policy_context(self, evidence_confirmed: bool) -> policy.PolicyContext:
+    def policy_context(self, evidence_confirmed: bool, lever_problem: str | None = None) -> policy.PolicyContext:
         settings = self.providers.settings
         store = self.providers.store
         since = self.providers.clock.now()
@@ -110,6 +113,7 @@ class RunningIncident:
             never_block=tuple(settings.never_block_cidrs),
             max_block_ttl_s=settings.max_block_ttl_s,
             evidence_confirmed=evidence_confirmed,
+            lever_problem=lever_problem,
         )
 
     def _earlier_open_incidents(self) -> int:
@@ -126,7 +130,10 @@ class RunningIncident:
 
     async def act(self, phase: Phase, plan: Plan, *, evidence_confirmed: bool, why: str = "") -> ActionRecord:
         """Evaluate, ask if needed, apply through the gate, and record every step."""
-        decision = policy.evaluate(plan, self.policy_context(evidence_confirmed))
+        # A dry run applies nothing: it only needs to know whether a lever exists, not ask it anything.
+        problem = (levers.lever_problem(plan, self.providers) if self.report.mode is Mode.DRY_RUN
+                   else await levers.preflight(plan, self.providers))
+        decision = policy.evaluate(plan, self.policy_context(evidence_confirmed, problem))
         record = ActionRecord(phase=phase, plan=plan, decision=decision.verdict, reasons=decision.reasons,
                               started_at=self.providers.clock.now())
         self.note(phase, f"plan {plan.summary()} ({plan.risk.value})",
@@ -192,13 +199,15 @@ class RunningIncident:
         return [a for a in self.report.actions if a.kind == kind and a.state is ActionState.APPLIED]
 
     def escalate(self, phase: Phase, reason: str) -> None:
+        """Tell the channels first, so that the report says who was really paged, not who should have been."""
         sev = self.report.severity
-        self.report.escalation = (
-            f"{reason}. Page primary on-call ({sev.value.upper()} ack SLA {ACK_SLA[sev]}; "
-            "no ack -> secondary -> duty manager)."
-        )
+        deliveries = self._publish_blocking(phase, EventKind.ESCALATED, reason)
+        ack = ack_s(self.providers.settings, sev)
+        within = f"{ack / 60:g} min" if ack >= 60 else f"{ack:g}s"
+        told = escalation_notice(deliveries, ack=f"{sev.value.upper().replace('SEV', 'SEV-')}, ack within {within}",
+                                 dry_run=self.report.mode is Mode.DRY_RUN)
+        self.report.escalation = f"{reason}. {told}"
         self.note(phase, "escalated", self.report.escalation)
-        self._publish_blocking(phase, EventKind.ESCALATED, reason)
 
     def finish(self, outcome: Outcome) -> IncidentReport:
         self.report.outcome = outcome
@@ -244,15 +253,17 @@ class RunningIncident:
             deliveries = [Delivery(channel="notify", ok=False, error=f"{type(exc).__name__}")]
         self._record_failures(phase, deliveries)
 
-    def _publish_blocking(self, phase: Phase, kind: EventKind, summary: str, **fields: object) -> None:
+    def _publish_blocking(self, phase: Phase, kind: EventKind, summary: str, **fields: object) -> list[Delivery] | None:
+        """What each channel made of the event; None when nothing was sent (no channel, or a dry run)."""
         notifier = self.providers.notifier
         if notifier is None or self._muted():
-            return
+            return None
         try:
             deliveries = notifier.publish_blocking(self._event(phase, kind, summary, **fields))
         except Exception as exc:
             deliveries = [Delivery(channel="notify", ok=False, error=f"{type(exc).__name__}")]
         self._record_failures(phase, deliveries)
+        return deliveries
 
     def _record_failures(self, phase: Phase, deliveries: list[Delivery]) -> None:
         for failed in failures(deliveries):

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from remediation.sqlindex import CreateIndex
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -48,6 +50,9 @@ class FindingStatus(StrEnum):
     BREACH = "breach"
     OK = "ok"
     UNKNOWN = "unknown"  # no data is never healthy
+    # Context, not a verdict (the app's heap ratio, error-tracker issues, a side runbook's 5xx share): it can neither
+    # trigger an action nor stand as evidence that all is well, so it must not wear "breach" or "ok".
+    INFO = "info"
 
 
 class Outcome(StrEnum):
@@ -94,6 +99,16 @@ class Finding(_Frozen):
     unit: str = ""
     detail: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
+
+    def informational(self, why: str = "") -> Finding:
+        """This reading as context only: what a verdict would have said stays in ``evidence`` (``against_threshold``)
+        for a human, never in ``status``. An unreadable one stays ``unknown``: that is still the truth about it."""
+        if self.status is FindingStatus.UNKNOWN:
+            return self
+        said = {FindingStatus.BREACH: "above", FindingStatus.OK: "within"}.get(self.status)
+        evidence = {**self.evidence, **({"against_threshold": said} if said else {})}
+        detail = f"{self.detail} ({why})" if why else self.detail
+        return self.model_copy(update={"status": FindingStatus.INFO, "evidence": evidence, "detail": detail})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -325,10 +340,8 @@ class CreateIndexPlan(_PlanBase):
     def target(self) -> str:
         return f"{self.schema_name}.{self.table}({', '.join(self.columns)})"
 
-    def index(self) -> Any:
-        """The validated :class:`remediation.providers.database.CreateIndex` (raises ValueError on bad names)."""
-        from remediation.providers.database import CreateIndex
-
+    def index(self) -> CreateIndex:
+        """The validated :class:`remediation.sqlindex.CreateIndex` (raises ValueError on bad names)."""
         return CreateIndex(table=self.table, columns=self.columns, name=self.index_name, schema=self.schema_name)
 
     @property

@@ -2,8 +2,8 @@
 
 Initialised only when a DSN is configured (``REMEDIATE_SENTRY_DSN`` or the conventional ``SENTRY_DSN``); an
 empty DSN leaves the SDK disabled. Events wait in the SDK's background transport, so a process that exits on
-SIGTERM without ``flush`` loses them (integrations.md §2.3: 0 of 20 without, 20 of 20 with): every exit path of
-``remediate serve`` calls :func:`flush_sentry`.
+SIGTERM without ``flush`` loses them (docs/reference/integrations.md §2.3: 0 of 20 without, 20 of 20 with): every exit
+path of ``remediate serve`` calls :func:`flush_sentry`.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ class PolicyContext(BaseModel):
     min_block_prefix_v4: int = 24  # a block on a network broader than /24 (IPv4) or /64 (IPv6) is refused
     min_block_prefix_v6: int = 64
     evidence_confirmed: bool = True
+    # Why no lever can carry the plan out now (remediation.levers.preflight), or None: such a step is denied
+    # before a person is asked to approve it.
+    lever_problem: str | None = None
 
 
 def _blast_radius(plan: Plan, ctx: PolicyContext) -> list[str]:
@@ -82,6 +85,8 @@ def evaluate(plan: Plan, ctx: PolicyContext) -> Decision:
     deny: list[str] = []
     if ctx.kill_switch:
         deny.append("kill switch is on: no mutations")
+    if ctx.lever_problem:
+        deny.append(ctx.lever_problem)
     if ctx.mode is Mode.DRY_RUN:
         deny.append("dry run: planned and recorded, nothing applied")
     if ctx.other_active_remediations:

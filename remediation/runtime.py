@@ -1,7 +1,8 @@
 """The bundle of capabilities a run works with, and how a run finds it.
 
-``connect(settings)`` builds the live bundle for the configured platform. ``use(providers)`` binds a bundle
-for the duration of a block (tests, the demo); flows call ``current()``. Nothing here connects at import.
+The composition root (``remediation.composition.connect``) builds the live bundle. ``use(providers)`` binds a
+bundle for the duration of a block (tests, the demo, serve); flows find it through ``composition.current()``.
+Nothing here connects or builds anything.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from remediation.providers.approvals import Approvals
-from remediation.providers.budget import RequestBudget
 from remediation.providers.clock import Clock, RealClock
-from remediation.providers.http import AppHttp
-from remediation.providers.metrics import AppMetrics, Metrics
+from remediation.providers.metrics import Metrics
 from remediation.providers.platform import Capacity, Deploys, EdgeControls, Errors, Instances, Jobs, Logs
 from remediation.providers.security import ActorBlocks, Antivirus, AuditLog, Identity, StatusUpdates, UploadPolicy
 from remediation.settings import Settings
@@ -39,8 +38,10 @@ if TYPE_CHECKING:
 class Providers:
     settings: Settings
     metrics: Metrics
-    deploys: Deploys
-    edge: EdgeControls
+    # A lever the platform lacks (or that no platform was chosen for) is None: a plan that needs it is refused
+    # before anyone is asked to approve it (remediation.levers), and at the gate with NoLever.
+    deploys: Deploys | None
+    edge: EdgeControls | None
     logs: Logs
     errors: Errors
     approvals: Approvals
@@ -66,137 +67,26 @@ class Providers:
     # Slack / Statuspage / PagerDuty fan-out (remediation.notify); None: the run notifies nobody. Failures are
     # recorded on the run's timeline, never raised into the runbook.
     notifier: Notifications | None = None
+    # capability -> where it came from, for `remediate check` and the lever checks (remediation.composition).
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    def read_only(self, capability: str) -> bool:
+        source = self.sources.get(capability)
+        return source is not None and source.read_only
 
     def with_(self, **changes: Any) -> Providers:
         return replace(self, **changes)
 
 
-class UnsupportedPlatform(RuntimeError):
-    pass
+@dataclass(frozen=True)
+class Source:
+    """Where a capability came from (remediation.composition): what ``remediate check`` reports about it."""
 
-
-def connect(settings: Settings, *, migrate: bool = True) -> Providers:
-    """Live providers: the platform's bundle, then the configuration's per-capability choices and the
-    notification channels (remediation.capabilities)."""
-    from remediation.capabilities import compose
-
-    return compose(_connect_platform(settings, migrate=migrate))
-
-
-def _connect_platform(settings: Settings, *, migrate: bool = True) -> Providers:
-    """Live providers for ``settings.platform``; the store is migrated to head on first use."""
-    from remediation.providers.audit import PostgresAuditLog
-    from remediation.providers.database import PostgresInspector
-    from remediation.providers.prefect_approvals import PrefectApprovals
-    from remediation.providers.probe import LoadProbe
-    from remediation.providers.sim_capacity import SimCapacity
-    from remediation.providers.sim_database import SimDatabase, SimJobs
-    from remediation.providers.sim_identity import SimIdentity, SimStatusPage
-    from remediation.providers.sim_instances import SimInstances
-    from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimErrors, SimLogs
-    from remediation.providers.sim_security import SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
-
-    if settings.platform == "aws":
-        return _connect_aws(settings, migrate=migrate)
-    if settings.platform == "vercel":
-        from remediation.providers.vercel_bundle import connect_vercel
-
-        return connect_vercel(settings, migrate=migrate)  # Vercel + Sentry + Clerk; see vercel_bundle
-    if settings.platform != "sim":
-        raise UnsupportedPlatform(
-            f"platform '{settings.platform}' has no adapters yet; use REMEDIATE_PLATFORM=sim or aws"
-        )
-    store, http = _store_and_http(settings, migrate=migrate)
-    plane = ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)
-    fleet = SimInstances(plane, timeout_s=settings.http_timeout_s)
-    return Providers(
-        settings=settings,
-        metrics=AppMetrics(http),
-        deploys=SimDeploys(plane),
-        edge=SimEdge(plane),
-        logs=SimLogs(plane),
-        errors=SimErrors(plane),
-        approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s),
-        store=store,
-        capacity=SimCapacity(plane),
-        jobs=SimJobs(plane),
-        database=(PostgresInspector(settings.app_database_url) if settings.app_database_url
-                  else SimDatabase(plane)),
-        probe=LoadProbe(http),
-        blocks=SimBlocks(plane),
-        uploads=SimUploadPolicy(plane),
-        antivirus=_antivirus(settings, plane),
-        audit=(PostgresAuditLog(settings.app_database_url) if settings.app_database_url else SimAuditLog(plane)),
-        quarantine=SimQuarantine(plane),
-        identity=SimIdentity(plane),
-        status_page=SimStatusPage(plane),
-        access=_sim_access(http),
-        instances=fleet,
-        instance_metrics=fleet,
-    )
-
-
-def _sim_access(http: AppHttp) -> AccessProbe:
-    """The access probe with the simulator's test users (its stand-in for Clerk test-user sessions)."""
-    from remediation.providers.access_probe import AccessProbe, ProbeIdentity
-    from remediation.providers.sim_identity import PROBE_ADMIN_SESSION, PROBE_USER_SESSION, SESSION_COOKIE
-
-    return AccessProbe(http, user=ProbeIdentity(name="probe-member", role="USER",
-                                                cookies={SESSION_COOKIE: PROBE_USER_SESSION}),
-                       admin=ProbeIdentity(name="probe-admin", role="ADMIN",
-                                           cookies={SESSION_COOKIE: PROBE_ADMIN_SESSION}))
-
-
-def _connect_aws(settings: Settings, *, migrate: bool) -> Providers:
-    """The levers are AWS (remediation.providers.aws, REMEDIATE_AWS_*). The app's metrics still come from its own
-    HTTP endpoints (REMEDIATE_APP_URL); errors come from the error tracker at REMEDIATE_PLATFORM_URL (the
-    simulator's) until the Sentry adapter is wired; database and audit reads need REMEDIATE_APP_DATABASE_URL, the
-    scanner REMEDIATE_CLAMD_HOST. A lever the settings do not name is None: the gate answers NoLever."""
-    from remediation.providers.audit import PostgresAuditLog
-    from remediation.providers.aws import aws_levers
-    from remediation.providers.database import PostgresInspector
-    from remediation.providers.prefect_approvals import PrefectApprovals
-    from remediation.providers.probe import LoadProbe
-    from remediation.providers.sim_platform import ControlPlane, SimErrors
-
-    store, http = _store_and_http(settings, migrate=migrate)
-    clock = RealClock()
-    aws = aws_levers(settings, clock)
-    return Providers(
-        settings=settings, metrics=AppMetrics(http), deploys=aws.deploys, edge=aws.edge, logs=aws.logs,
-        errors=SimErrors(ControlPlane(settings.resolved_platform_url, timeout_s=settings.http_timeout_s)),
-        approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s), store=store, clock=clock,
-        capacity=aws.capacity, jobs=aws.jobs, blocks=aws.blocks, uploads=aws.uploads, instances=aws.instances,
-        database=PostgresInspector(settings.app_database_url) if settings.app_database_url else None,
-        audit=PostgresAuditLog(settings.app_database_url) if settings.app_database_url else None,
-        antivirus=_clamd(settings), probe=LoadProbe(http),
-    )
-
-
-def _store_and_http(settings: Settings, *, migrate: bool) -> tuple[Store, AppHttp]:
-    """Our store (migrated to head when ``migrate``) and the app's rate-budgeted HTTP client, as every bundle has."""
-    from remediation.store import Store
-
-    store = Store(settings.resolved_database_url)
-    if migrate:
-        store.migrate()
-    return store, AppHttp(settings.app_url, RequestBudget(settings.metrics_budget_per_min),
-                          timeout_s=settings.http_timeout_s)
-
-
-def _clamd(settings: Settings) -> Antivirus | None:
-    """clamd at REMEDIATE_CLAMD_HOST; None when unset."""
-    from remediation.providers.clamd import ClamdAntivirus
-
-    if settings.clamd_host:
-        return ClamdAntivirus(settings.clamd_host, settings.clamd_port, timeout_s=settings.http_timeout_s)
-    return None
-
-
-def _antivirus(settings: Settings, plane: Any) -> Antivirus:
-    from remediation.providers.sim_security import SimAntivirus
-
-    return _clamd(settings) or SimAntivirus(plane)
+    implementation: str  # "sim", "aws", "sentry", ... or "none"
+    explicit: bool  # named in [capabilities], not just the platform preset
+    missing: tuple[str, ...] = ()  # settings it needs and does not have: it is absent
+    read_only: bool = False  # built for its reads; its repairs are not levers (no platform chosen)
+    detail: str = ""
 
 
 _bound: ContextVar[Providers | None] = ContextVar("remediation_providers", default=None)
@@ -204,7 +94,6 @@ _bound: ContextVar[Providers | None] = ContextVar("remediation_providers", defau
 # process-wide fallback keeps ``use()`` visible there too.
 _process_bound: list[Providers] = []
 _lock = threading.Lock()
-_connected: dict[str, Providers] = {}
 
 
 @contextlib.contextmanager
@@ -220,16 +109,12 @@ def use(providers: Providers) -> Iterator[Providers]:
             _process_bound.remove(providers)
 
 
-def current() -> Providers:
-    bound = _bound.get()
-    if bound is not None:
-        return bound
+def bound() -> Providers | None:
+    """The bundle bound by :func:`use` in this context (or, from another thread, in this process), if any.
+
+    Building one from the environment is the composition root's job (``remediation.composition.current``)."""
+    providers = _bound.get()
+    if providers is not None:
+        return providers
     with _lock:
-        if _process_bound:
-            return _process_bound[-1]
-    settings = Settings()
-    key = settings.model_dump_json()
-    with _lock:
-        if key not in _connected:
-            _connected[key] = connect(settings)
-        return _connected[key]
+        return _process_bound[-1] if _process_bound else None

@@ -6,9 +6,11 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from remediation.choices import validate as validate_choices
+from remediation.config_file import ConfigFileSource
 from remediation.models import Mode
 from remediation.policy import DEFAULT_NEVER_BLOCK
 
@@ -24,10 +26,11 @@ class Settings(BaseSettings):
 
     # Where the application and its platform are.
     app_url: str = "http://127.0.0.1:3000"
-    platform: Literal["sim", "aws", "vercel"] = "sim"
-    platform_url: str | None = Field(
-        default=None, description="Control plane of the simulated platform; defaults to app_url"
-    )
+    # No default on purpose: without a platform no lever exists, and nothing mutates (remediation.composition).
+    platform: Literal["sim", "aws", "vercel"] | None = Field(
+        default=None, description="The lever provider: sim, aws or vercel; unset: read, plan, record, escalate")
+    sim_url: str | None = Field(
+        default=None, description="The simulator's control plane (required with platform sim; never the app's URL)")
 
     # Where we keep our own records.
     home: Path = Path(".remediate")
@@ -66,8 +69,8 @@ class Settings(BaseSettings):
     verify_consecutive: int = Field(default=3, ge=1)
     verify_deadline_s: float = Field(default=600.0, gt=0)
 
-    # Runbook 2 (high latency). Thresholds are the app's own (reference §11): load-test p95 < 500 ms; the
-    # health rule's average response time warns above 1000 ms and is critical above 2000 ms.
+    # Runbook 2 (high latency). Thresholds are the app's own (docs/reference/kamkmserve.md §11): load-test p95 < 500 ms;
+    # the health rule's average response time warns above 1000 ms and is critical above 2000 ms.
     latency_p95_ms: float = Field(default=500.0, gt=0)
     latency_avg_warning_ms: float = Field(default=1000.0, gt=0)
     latency_avg_critical_ms: float = Field(default=2000.0, gt=0)
@@ -80,7 +83,8 @@ class Settings(BaseSettings):
     db_long_running_s: float = Field(default=30.0, gt=0, description="A session idle in transaction or "
                                      "holding locks this long is a termination candidate")
     db_min_seq_scans: int = Field(default=50, ge=1, description="Sequential scans before a table is judged")
-    # The load probe of recovery checks: the app's load-test gate (reference §11: p95 < 500 ms, errors < 1 %).
+    # The load probe of recovery checks: the app's load-test gate (docs/reference/kamkmserve.md §11: p95 < 500 ms,
+    # errors < 1 %).
     probe_requests: int = Field(default=20, ge=1, le=100)
     probe_p95_ms: float = Field(default=500.0, gt=0)
     probe_error_pct: float = Field(default=1.0, ge=0)
@@ -146,6 +150,13 @@ class Settings(BaseSettings):
     aws_log_stream_prefix: str | None = None
     aws_target_group_arn: str | None = Field(default=None, description="ELBv2 target group of the web instances")
     aws_drain_poll_s: float = Field(default=5.0, gt=0, description="Polling interval of drain/restore waits")
+    # The app's own log output read where it really lands (remediation.providers.file_logs / drain_logs): files of a
+    # self-hosted `next start >app.log 2>app.err`, or a Vercel Log Drain delivered to the receiver's /logs/vercel.
+    log_files: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="The app's stdout/stderr log files (comma-separated), read by logs=file")
+    vercel_drain_secret: SecretStr | None = Field(default=None, description="Vercel Log Drain secret: the key of "
+                                                  "x-vercel-signature; None: POST /logs/vercel refuses every delivery")
+    log_drain_retention_s: float = Field(default=6 * 3600.0, gt=0, description="How long drained log lines are kept")
 
     # Vercel (REMEDIATE_PLATFORM=vercel; remediation.providers.vercel*): deployments, Edge Config levers and the
     # firewall's IP blocks. The token is a secret: settings or env only, never a flow parameter, never logged.
@@ -155,8 +166,8 @@ class Settings(BaseSettings):
     vercel_edge_config_id: str | None = Field(default=None, description="Edge Config (ecfg_...) holding maintenance "
                                               "prefixes, flags and the upload allowlist; None: no edge lever")
     vercel_api_url: str = Field(default="https://api.vercel.com", description="Vercel REST API (a fake in tests)")
-    # Sentry REST API for the app's issues, event counts, releases and deploys (reference §9: org kamkm, project
-    # javascript-nextjs). Not the DSN above: that is where our own errors go.
+    # Sentry REST API for the app's issues, event counts, releases and deploys (docs/reference/kamkmserve.md §9: org
+    # kamkm, project javascript-nextjs). Not the DSN above: that is where our own errors go.
     sentry_api_token: SecretStr | None = Field(default=None, description="Sentry auth token (event:read, "
                                                "project:read, project:releases, org:read)")
     sentry_org: str | None = Field(default=None, description="Sentry organization slug of the app (kamkm)")
@@ -189,14 +200,27 @@ class Settings(BaseSettings):
     pagerduty_duty_manager_routing_key: SecretStr | None = Field(default=None, description="... of the duty manager")
     pagerduty_events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue",
                                       description="PagerDuty Events API v2 (a fake in tests)")
-    # Ack time per severity (reference kamkmserve §10): an approval unanswered this long pages the next tier.
+    # Ack time per severity (docs/reference/kamkmserve.md §10): an approval unanswered this long pages the next tier.
     ack_sev1_s: float = Field(default=300.0, gt=0)
     ack_sev2_s: float = Field(default=600.0, gt=0)
     ack_sev3_s: float = Field(default=1800.0, gt=0)
     ack_sev4_s: float = Field(default=1800.0, gt=0)
-    # Per-capability implementation overrides on top of the platform's bundle (remediation.capabilities), e.g.
+    # Per-capability implementation overrides on top of the platform's bundle (remediation.composition), e.g.
     # {"errors": "sentry", "identity": "clerk"}; env as JSON: REMEDIATE_CAPABILITIES='{"errors": "sentry"}'.
     capabilities: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_choices(cls, value: dict[str, str]) -> dict[str, str]:
+        validate_choices(value)  # CapabilityError (a ValueError) names the bad capability or implementation
+        return value
+
+    @model_validator(mode="after")
+    def _simulator_named(self) -> Settings:
+        if self.platform == "sim" and not self.sim_url:
+            raise ValueError("REMEDIATE_PLATFORM=sim needs REMEDIATE_SIM_URL, the simulator's control plane (it is "
+                             "never derived from REMEDIATE_APP_URL, so the app itself is never sent /_sim requests)")
+        return self
 
     @field_validator("never_block_cidrs", "trusted_proxy_cidrs")
     @classmethod
@@ -206,7 +230,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", "aws_job_services",
-                     "notify_channels", "statuspage_component_ids", "drill_preapproved", mode="before")
+                     "notify_channels", "statuspage_component_ids", "drill_preapproved", "log_files", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _comma_list(value)
@@ -219,13 +243,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments win, then ``REMEDIATE_*`` variables, then the configuration file (``REMEDIATE_CONFIG`` or
         ``./remediate.toml``, see remediation.config_file and docs/configuration.md), then the defaults."""
-        from remediation.config_file import ConfigFileSource
-
         return init_settings, env_settings, dotenv_settings, ConfigFileSource(settings_cls), file_secret_settings
-
-    @property
-    def resolved_platform_url(self) -> str:
-        return (self.platform_url or self.app_url).rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,7 +10,8 @@ from remediation.providers.platform import FlagChange
 from remediation.providers.security import IdentityCheck
 from remediation.providers.sim_identity import ACCEPTED_ROLE_CLAIMS, expected_jwks_url
 
-#: The edge flags that switch kamkmserve's admin area off (the app has no flags of its own, reference §13).
+#: The edge flags that switch kamkmserve's admin area off (the app has no flags of its own,
+#: docs/reference/kamkmserve.md §13).
 FEATURES = {"admin-console": "the admin pages (/admin)", "admin-api": "the admin API (/api/admin)"}
 STATUS_TITLE = "Admin area access issue"
 

@@ -1,8 +1,9 @@
 """Identify for the database runbook: failed and slow database operations, from the app's metrics and logs.
 
-Both sources exist only when kamkmserve's ``db.execute`` wrapper and metrics collector run (reference §2.3,
-§3.3: dead code today). So the absence of failure lines proves nothing by itself: a source that shows no database
-operation at all is ``unknown``, and only a source that shows operations succeeding can say ``ok``.
+Both sources exist only when kamkmserve's ``db.execute`` wrapper and metrics collector run
+(docs/reference/kamkmserve.md §2.3, §3.3: dead code today). So the absence of failure lines proves nothing by itself: a
+source that shows no database operation at all is ``unknown``, and only a source that shows operations succeeding can
+say ``ok``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,24 @@ from remediation.providers.platform import LogLine
 from remediation.runtime import Providers
 from tasks import step
 
-# The app's exact messages (reference §3.2/§3.3): the wrapper's error line and the collector's lines.
+# The app's exact messages (docs/reference/kamkmserve.md §3.2/§3.3): the wrapper's error line and the collector's lines.
 _WRAPPER_FAILED = re.compile(r"DB (?P<op>[A-Z]+) on (?P<table>\S+) failed")
 _FAILED = re.compile(r"Database operation failed: (?P<op>\S+) on (?P<table>\S+)")
 _SLOW = re.compile(r"Slow database operation: (?P<op>\S+) on (?P<table>\S+)")
 _DONE = re.compile(r"Database operation: (?P<op>\S+) on (?P<table>\S+)")
+# What the running app does write about its database today (docs/reference/kamkmserve.md §3.2, "Observed at
+# runtime"): every audit insert logs its failure (context.error is the driver's, "Error connecting to database:
+# TypeError: fetch failed" when the database is unreachable) or, once it succeeded, its security event. So the
+# audit insert is the one database operation whose outcome the real app logs.
+AUDIT_TABLE = "kamkmserve_audit_log"
+CONNECTION = "(connection)"
+_AUDIT_FAILED = "Failed to write audit log"
+_AUDIT_WRITTEN = "Security event: Audit: "
+_UNREACHABLE = "Error connecting to database"
+# No migration creates the audit table (reference §5.1), so on the app as deployed every upload's audit write fails
+# this way while the database itself is fine: a standing schema gap for the upload runbook's audit_writes finding,
+# which no database remedy (terminate, index, rollback) can close. Counted apart, never as a failure.
+_TABLE_MISSING = re.compile(r'relation "(?:\w+\.)?kamkmserve_audit_log" does not exist')
 
 
 class DbLogGroup(BaseModel):
@@ -45,6 +59,7 @@ class DbLogStats(BaseModel):
     reason: str = ""
     lines: int = 0
     groups: tuple[DbLogGroup, ...] = ()
+    audit_table_missing: int = 0  # audit writes refused only because the table was never created
 
     @property
     def operations(self) -> int:
@@ -68,7 +83,18 @@ def parse_db_logs(lines: list[LogLine]) -> DbLogStats:
     failed: …``; it is counted once (the larger of the two counts per group)."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     errors: dict[tuple[str, str], str] = {}
+    table_missing = 0
     for line in lines:
+        written = _audit_or_connection(line)
+        if written is not None:
+            kind, key, error = written
+            if kind == "missing":
+                table_missing += 1
+                continue
+            counts.setdefault(key, {"wrapper": 0, "failed": 0, "slow": 0, "done": 0})[kind] += 1
+            if error is not None:
+                errors[key] = error
+            continue
         for kind, pattern in (("wrapper", _WRAPPER_FAILED), ("failed", _FAILED), ("slow", _SLOW), ("done", _DONE)):
             match = pattern.fullmatch(line.message)
             if match is None:
@@ -85,7 +111,21 @@ def parse_db_logs(lines: list[LogLine]) -> DbLogStats:
                    slow=c["slow"], last_error=errors.get((table, op)))
         for (table, op), c in sorted(counts.items())
     )
-    return DbLogStats(available=True, lines=len(lines), groups=groups)
+    return DbLogStats(available=True, lines=len(lines), groups=groups, audit_table_missing=table_missing)
+
+
+def _audit_or_connection(line: LogLine) -> tuple[str, tuple[str, str], str | None] | None:
+    """(kind, (table, operation), error) for an audit insert's outcome or an unreachable database, else None."""
+    context_error = (line.context or {}).get("error")
+    error = context_error if isinstance(context_error, str) else None
+    if line.message == _AUDIT_FAILED:
+        missing = error is not None and _TABLE_MISSING.search(error) is not None
+        return "missing" if missing else "failed", (AUDIT_TABLE, "INSERT"), error
+    if line.message.startswith(_AUDIT_WRITTEN):
+        return "done", (AUDIT_TABLE, "INSERT"), None
+    if _UNREACHABLE in line.message or (error is not None and _UNREACHABLE in error):
+        return "failed", (CONNECTION, "CONNECT"), error or line.message
+    return None
 
 
 @step(name="identify: database log lines")
@@ -102,18 +142,21 @@ def log_finding(stats: DbLogStats, min_failures: int, min_slow: int, window_s: f
     if not stats.available:
         return Finding(check="db_log_errors", status=FindingStatus.UNKNOWN, threshold=min_failures, unit="failures",
                        detail=stats.reason)
+    missing = (f"; {stats.audit_table_missing} audit write(s) failed only because {AUDIT_TABLE} does not exist (a "
+               "missing migration, not counted)") if stats.audit_table_missing else ""
     if not stats.groups:
         return Finding(check="db_log_errors", status=FindingStatus.UNKNOWN, threshold=min_failures, unit="failures",
                        detail=f"no database operation in {stats.lines} log line(s) of the last {window_s:g}s "
-                              "(kamkmserve's db.execute wrapper logs nothing today)")
+                              f"(kamkmserve's db.execute wrapper logs nothing today){missing}")
     breach = stats.failures >= min_failures or stats.slow >= min_slow
     top = "; ".join(f"{g.operation} on {g.table}: {g.failed} failed, {g.slow} slow"
                     + (f" ({g.last_error})" if g.last_error else "") for g in stats.worst()[:3])
     return Finding(check="db_log_errors", status=FindingStatus.BREACH if breach else FindingStatus.OK,
                    observed=stats.failures, threshold=min_failures, unit="failures",
                    detail=(f"{stats.failures} failed and {stats.slow} slow of {stats.operations} database operations "
-                           f"logged in the last {window_s:g}s" + (f"; {top}" if top else "")),
+                           f"logged in the last {window_s:g}s" + (f"; {top}" if top else "") + missing),
                    evidence={"slow": stats.slow, "operations": stats.operations,
+                             "audit_table_missing": stats.audit_table_missing,
                              "groups": [g.model_dump() for g in stats.worst()[:10]]})
 
 

@@ -1,8 +1,8 @@
 """Recover for the database runbook: no new database failures since the fix, then the load probe.
 
-The app's metric samples carry no timestamps (reference §2.4: raw samples in a ring buffer), so "since the
-fix" is read from its logs, which do: every sample counts the failed and slow database operations logged since
-the previous one. A stretch with no database line at all is unknown, never quiet.
+The app's metric samples carry no timestamps (docs/reference/kamkmserve.md §2.4: raw samples in a ring buffer), so
+"since the fix" is read from its logs, which do: every sample counts the failed and slow database operations logged
+since the previous one. A stretch with no database line at all is unknown, never quiet.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ from tasks import step
 
 @step(name="investigate: deploy history")
 async def deploy_history(providers: Providers, lookback_s: float) -> tuple[Evidence, list[Release]]:
+    if providers.deploys is None:
+        return Evidence(source="deploys", summary="deploy history unavailable: no deploys capability configured",
+                        available=False), []
     try:
         releases = await providers.deploys.releases()
     except Exception as exc:
@@ -32,6 +35,9 @@ async def deploy_history(providers: Providers, lookback_s: float) -> tuple[Evide
 
 @step(name="investigate: feature flag changes")
 async def flag_changes(providers: Providers, lookback_s: float) -> tuple[Evidence, list[FlagChange]]:
+    if providers.edge is None:
+        return Evidence(source="flags", summary="flag history unavailable: no edge capability configured",
+                        available=False), []
     try:
         history = await providers.edge.flag_history()
     except Exception as exc:

@@ -18,7 +18,8 @@ from remediation.runtime import Providers
 from tasks import step
 from tasks.contain import NEVER_CONTAIN, maintenance_plan
 
-SLOW_REQUEST = "Slow request detected: "  # the app's warn line for a request over 1000 ms (reference §3.3)
+# The app's warn line for a request over 1000 ms (docs/reference/kamkmserve.md §3.3).
+SLOW_REQUEST = "Slow request detected: "
 
 
 class LatencyThresholds(BaseModel):

@@ -19,7 +19,7 @@ from remediation.providers.platform import Release
 from remediation.runtime import Providers
 from tasks import step
 
-SLOW_DB_MS = 500.0  # the app's own "Slow database operation" threshold (reference §11)
+SLOW_DB_MS = 500.0  # the app's own "Slow database operation" threshold (docs/reference/kamkmserve.md §11)
 
 
 class Recommendation(BaseModel):

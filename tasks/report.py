@@ -7,7 +7,7 @@ import re
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.context import FlowRunContext
 
-from remediation.models import IncidentReport
+from remediation.models import FindingStatus, IncidentReport
 from tasks import step
 
 
@@ -24,7 +24,8 @@ def render_report(report: IncidentReport) -> str:
         "## Findings",
         "| check | status | observed | threshold | detail |",
         "|---|---|---|---|---|",
-        *[f"| {f.check} | {f.status.value} | {f.observed} {f.unit} | {f.threshold} | {f.detail} |"
+        *[f"| {f.check} | {f.status.value} | {f.observed} {f.unit} | "
+          f"{'- (informational)' if f.status is FindingStatus.INFO else f.threshold} | {f.detail} |"
           for f in report.findings],
         "",
         "## Actions",
@@ -48,6 +49,8 @@ def render_report(report: IncidentReport) -> str:
 
 def render_postmortem(report: IncidentReport) -> str:
     applied = [a for a in report.actions if a.applied]
+    verdicts = [f for f in report.findings if f.status is not FindingStatus.INFO]
+    context = [f for f in report.findings if f.status is FindingStatus.INFO]
     start = report.timeline[0].at if report.timeline else report.started_at
     end = report.finished_at or (report.timeline[-1].at if report.timeline else report.started_at)
     return "\n".join([
@@ -57,8 +60,11 @@ def render_postmortem(report: IncidentReport) -> str:
         f"- Window: {start:%Y-%m-%d %H:%M:%S}Z to {end:%H:%M:%S}Z",
         "",
         "## Impact",
-        *[f"- {f.check}: {f.observed} {f.unit} ({f.status.value}) {f.detail}" for f in report.findings],
+        *([f"- {f.check}: {f.observed} {f.unit} ({f.status.value}) {f.detail}" for f in verdicts]
+          or ["- no finding"]),
         "",
+        *(["## Context (informational readings, not evidence of impact or of health)",
+           *[f"- {f.check}: {f.observed} {f.unit} {f.detail}" for f in context], ""] if context else []),
         "## What the automation did",
         *([f"- {a.plan.summary()} ({a.risk.value}), "
            f"{'approved by ' + a.approval.approver if a.approval else 'policy: ' + a.decision.value}"

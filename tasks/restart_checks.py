@@ -1,7 +1,7 @@
 """The rolling restart's SLO reading: is the service healthy enough to take (or to have taken) an instance out?
 
-One reading scrapes every in-service instance's own metrics page (each keeps its own buffers, reference §2.4) and
-the load balancer's counters, then judges:
+One reading scrapes every in-service instance's own metrics page (each keeps its own buffers,
+docs/reference/kamkmserve.md §2.4) and the load balancer's counters, then judges:
 
 * **breach** when, over the pooled most recent ``window`` user requests of each instance, the 5xx share reaches
   ``error_pct`` or p95 exceeds ``p95_ms``; when one instance alone answers 5xx that often (at least two of its

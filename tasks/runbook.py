@@ -11,11 +11,12 @@ from typing import Any
 
 from prefect.runtime import flow_run
 
-from remediation import runtime
+from remediation import composition, runtime
 from remediation.incident import RunningIncident
 from remediation.models import ActionRecord, Alert, IncidentReport, Mode, Outcome, Phase, Severity
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.settings import Settings
+from tasks.detect import close_rate_limit_finding
 from tasks.report import publish_report, render_postmortem
 
 
@@ -37,7 +38,7 @@ def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: S
                    incident_id: str | None, approval_timeout_s: int | None, source: str | None = None,
                    providers: runtime.Providers | None = None) -> RunningIncident:
     """The run's incident: the one intake opened (``incident_id``) or a new one, tied to this flow run."""
-    bundle = providers or runtime.current()
+    bundle = providers or composition.current()
     return RunningIncident(
         bundle, runbook=runbook, mode=mode or bundle.settings.mode, incident_id=incident_id,
         alert=Alert(name=alert_name, service=service, severity=severity,
@@ -64,6 +65,7 @@ async def locked(incident: RunningIncident, service: str, lock_timeout_s: float 
 
 async def finish(incident: RunningIncident, outcome: Outcome) -> IncidentReport:
     """Outcome, postmortem draft, the store's final record and the Prefect artifacts."""
+    close_rate_limit_finding(incident)
     report = incident.report
     report.outcome = outcome
     report.postmortem = render_postmortem(report)

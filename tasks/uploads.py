@@ -1,10 +1,11 @@
 """Identify for the upload runbook: malware rejections in the audit table, the upload log lines and the metrics page.
 
-What the app really records (reference §3.2, §5.1, §7): a rejected upload gives ``upload_rejected_validation`` (one
-untagged sample), the log line ``Upload: validation failed`` with ``context.error`` (no request fields, so no
-client), and an audit row ``upload.validation_failed`` whose ``ip`` is the raw x-forwarded-for chain and whose
-``metadata`` is the JSON string ``{"error": …}``. Only the error text says *why*: ``Malware scan failed: <reason>``.
-``Malware scan failed: scan-error`` is the scanner failing closed, not a detection, and is counted apart.
+What the app really records (docs/reference/kamkmserve.md §3.2, §5.1, §7): a rejected upload gives
+``upload_rejected_validation`` (one untagged sample), the log line ``Upload: validation failed`` with ``context.error``
+(no request fields, so no client), and an audit row ``upload.validation_failed`` whose ``ip`` is the raw x-forwarded-for
+chain and whose ``metadata`` is the JSON string ``{"error": …}``. Only the error text says *why*:
+``Malware scan failed: <reason>``. ``Malware scan failed: scan-error`` is the scanner failing closed, not a detection,
+and is counted apart.
 
 Only the audit table names clients. The client of a row is the right-most address of its chain outside our trusted
 proxies (``remediation.providers.xff``): a chain that names nobody, or that names an address in the never-block
@@ -34,6 +35,7 @@ SCAN_ERROR = "scan-error"  # avscan.ts's catch: the scanner failed, the upload w
 VALIDATION_FAILED = "Upload: validation failed"
 AUDIT_FAILED = "Failed to write audit log"
 AUDIT_WRITTEN = "Security event: Audit: "
+EXTENSION_REFUSED = "File extension not allowed: "  # validateUpload's allowlist refusal, before any scan
 
 
 def error_of(event: AuditEvent) -> str | None:
@@ -54,6 +56,14 @@ def malware_reason(error: str | None) -> str | None:
     if reason == SCAN_ERROR:
         return None
     return reason or "(no reason)"
+
+
+def policy_reason(error: str | None) -> str | None:
+    """The refusal when ``error`` is the upload policy saying no (extension, MIME, size, buffer), else None: the
+    app refuses a ``.exe`` by its name without scanning it, so that is no malware detection."""
+    if error is None or error.startswith(MALWARE_PREFIX):
+        return None
+    return error.strip() or "(no reason)"
 
 
 class Actor(BaseModel):
@@ -166,6 +176,9 @@ class UploadLogReading(BaseModel):
     malware: int = 0
     scanner_errors: int = 0
     reasons: dict[str, int] = Field(default_factory=dict)
+    policy: int = 0  # validation failures that are the allowlist refusing, not the scanner detecting
+    policy_reasons: dict[str, int] = Field(default_factory=dict)
+    refused_extensions: dict[str, int] = Field(default_factory=dict)
     audit_failures: int = 0
     audit_error: str | None = None
     audit_written: int = 0
@@ -174,6 +187,8 @@ class UploadLogReading(BaseModel):
 
 def parse_upload_logs(lines: list[LogLine]) -> UploadLogReading:
     reasons: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    extensions: Counter[str] = Counter()
     uploads = scanner_errors = failures = written = 0
     audit_error: str | None = None
     excerpts: list[str] = []
@@ -188,6 +203,10 @@ def parse_upload_logs(lines: list[LogLine]) -> UploadLogReading:
                 excerpts.append(line.raw)
             elif error == f"{MALWARE_PREFIX}: {SCAN_ERROR}":
                 scanner_errors += 1
+            elif (refusal := policy_reason(error)) is not None:
+                refusals[refusal] += 1
+                if refusal.startswith(EXTENSION_REFUSED):
+                    extensions[refusal.removeprefix(EXTENSION_REFUSED).strip()] += 1
         elif line.message == AUDIT_FAILED:
             failures += 1
             audit_error = str(error) if error is not None else audit_error
@@ -196,7 +215,8 @@ def parse_upload_logs(lines: list[LogLine]) -> UploadLogReading:
         elif line.message.startswith(AUDIT_WRITTEN):
             written += 1
     return UploadLogReading(available=True, lines=len(lines), uploads=uploads, malware=sum(reasons.values()),
-                            scanner_errors=scanner_errors, reasons=dict(reasons), audit_failures=failures,
+                            scanner_errors=scanner_errors, reasons=dict(reasons), policy=sum(refusals.values()),
+                            policy_reasons=dict(refusals), refused_extensions=dict(extensions), audit_failures=failures,
                             audit_error=audit_error, audit_written=written, excerpts=tuple(excerpts[-20:]))
 
 
@@ -250,8 +270,24 @@ def log_finding(reading: UploadLogReading, min_detections: int, window_s: float)
         observed=reading.malware, threshold=min_detections, unit="detections",
         detail=(f"{reading.malware} '{VALIDATION_FAILED}' line(s) with '{MALWARE_PREFIX}: …' among {reading.uploads} "
                 f"upload line(s) of the last {window_s:g}s" + (f" ({reasons})" if reasons else "")
-                + (f"; {reading.scanner_errors} scanner failure(s) (scan-error)" if reading.scanner_errors else "")),
-        evidence={"reasons": reading.reasons, "scanner_errors": reading.scanner_errors})
+                + (f"; {reading.scanner_errors} scanner failure(s) (scan-error)" if reading.scanner_errors else "")
+                + (f"; {reading.policy} policy rejection(s) not counted as malware (see upload_log_policy)"
+                   if reading.policy else "")),
+        evidence={"reasons": reading.reasons, "scanner_errors": reading.scanner_errors, "policy": reading.policy})
+
+
+def policy_finding(reading: UploadLogReading, window_s: float) -> Finding:
+    """Uploads the allowlist refused (``File extension not allowed: .exe``, ``MIME not allowed: …``): context
+    beside the malware count, naming what was refused; they never make or unmake a malware verdict."""
+    if not reading.available or not reading.lines:
+        return Finding(check="upload_log_policy", status=FindingStatus.UNKNOWN, unit="rejections",
+                       detail=reading.reason or f"no log line at all in the last {window_s:g}s")
+    refused = ", ".join(f"{n}x {r}" for r, n in sorted(reading.policy_reasons.items(), key=lambda kv: -kv[1]))
+    return Finding(
+        check="upload_log_policy", status=FindingStatus.INFO, observed=reading.policy, unit="rejections",
+        detail=(f"{reading.policy} '{VALIDATION_FAILED}' line(s) refused by the upload policy, not by the scanner, "
+                f"in the last {window_s:g}s" + (f" ({refused})" if refused else "")),
+        evidence={"reasons": reading.policy_reasons, "extensions": reading.refused_extensions})
 
 
 def audit_writes_finding(reading: UploadLogReading, audit: AuditReading) -> Finding:

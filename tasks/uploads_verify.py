@@ -1,11 +1,11 @@
 """Recover for the upload runbook: a benign upload passes end to end, our antivirus calls it clean, and no malware
 rejection is logged since the containment.
 
-Each sample POSTs one small, harmless file to ``/api/uploads`` (the route stores nothing, reference §7) and expects
-exactly ``200 {"ok":true,"mime":…,"ext":…,"bytes":…}``, has the antivirus scan the same bytes (only ``ok`` is
-clean: ``unavailable``/``error`` make the sample unknown, never healthy), and counts the app's ``Upload: validation
-failed`` lines with a malware reason logged since the previous sample. The probe file is a type the (possibly
-tightened) allowlist still accepts: a 1x1 PNG, else a minimal PDF.
+Each sample POSTs one small, harmless file to ``/api/uploads`` (the route stores nothing,
+docs/reference/kamkmserve.md §7) and expects exactly ``200 {"ok":true,"mime":…,"ext":…,"bytes":…}``, has the antivirus
+scan the same bytes (only ``ok`` is clean: ``unavailable``/``error`` make the sample unknown, never healthy), and counts
+the app's ``Upload: validation failed`` lines with a malware reason logged since the previous sample. The probe file is
+a type the (possibly tightened) allowlist still accepts: a 1x1 PNG, else a minimal PDF.
 """
 
 from __future__ import annotations
@@ -112,11 +112,14 @@ async def _sample(providers: Providers, since: datetime) -> Reading:
     verdict = await providers.antivirus.scan(probe.data)
     malware: int | None = None
     try:
-        malware = parse_upload_logs(await providers.logs.lines(since=since, limit=5000)).malware
+        reading = parse_upload_logs(await providers.logs.lines(since=since, limit=5000))
     except Exception as exc:
         log_words = f"logs unreadable: {exc}"
     else:
-        log_words = f"{malware} new malware rejection(s)"
+        # A refused .exe after the allowlist was tightened is the containment working, not new malware.
+        malware = reading.malware
+        log_words = f"{malware} new malware rejection(s)" + (
+            f", {reading.policy} refused by the upload policy" if reading.policy else "")
     words = (f"probe {answer.detail}; antivirus {verdict.status}"
              + (f" ({verdict.detail})" if not verdict.clean and verdict.detail else "") + f"; {log_words}")
     problems = int(answer.answered and not answer.passed) + int(verdict.status == "found") + (malware or 0)

@@ -1,6 +1,6 @@
 """Alertmanager webhook payload (``version`` "4") and its normalisation.
 
-A notification is not the group's state but a per-fingerprint delta (integrations.md §1.4): the same
+A notification is not the group's state but a per-fingerprint delta (docs/reference/integrations.md §1.4): the same
 ``groupKey`` arrives with both alerts firing, then one resolved and one firing, then only the last one
 resolved. So every entry of ``alerts[]`` becomes its own :class:`Incoming`, keyed to the group by
 ``groupKey``, and the group's state is what the store accumulates on the incident.

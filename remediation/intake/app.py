@@ -1,7 +1,8 @@
 """The alert receiver: a Starlette app built by :func:`create_app` from explicit dependencies.
 
 Endpoints: ``POST /alerts/alertmanager``, ``POST /alerts/sentry``, ``POST /alerts/generic``,
-``GET /healthz``. Status codes are part of the contract with senders (integrations.md §1.5):
+``POST /logs/vercel`` (a Vercel Log Drain, remediation.intake.vercel_drain), ``GET /healthz``. Status codes
+are part of the contract with senders (docs/reference/integrations.md §1.5):
 
 * 2xx: stored (and, for Alertmanager/generic, the run started or already running);
 * 4xx: the sender's fault, never retried by Alertmanager: 400 malformed JSON, 401 authentication
@@ -31,6 +32,7 @@ from remediation.intake import alertmanager, generic, sentry
 from remediation.intake.auth import SeenRequests, check_sentry_signature, check_shared_secret
 from remediation.intake.routing import Routes, default_routes
 from remediation.intake.service import AlertOutcome, IntakeService, RunStart
+from remediation.intake.vercel_drain import drain_endpoint
 from remediation.intake.wire import IntakeError, parse_json, read_body
 from remediation.orchestration.starter import RunStarter
 from remediation.providers.clock import Clock, RealClock
@@ -163,6 +165,7 @@ def create_app(
             Route("/alerts/alertmanager", alertmanager_endpoint, methods=["POST"]),
             Route("/alerts/sentry", sentry_endpoint, methods=["POST"]),
             Route("/alerts/generic", generic_endpoint, methods=["POST"]),
+            Route("/logs/vercel", guarded(drain_endpoint(settings, store, the_clock)), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

@@ -18,7 +18,7 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
     """Alertmanager's alert fingerprint: 64-bit FNV-1a over the sorted labels, as 16 hex digits.
 
     Used when a sender gives no fingerprint, so generic alerts with the same labels as an Alertmanager
-    alert get the same identity (prometheus/common ``model/signature.go``; see integrations.md §1.3).
+    alert get the same identity (prometheus/common ``model/signature.go``; see docs/reference/integrations.md §1.3).
     """
     acc = _FNV_OFFSET
     for name in sorted(labels):

@@ -1,4 +1,4 @@
-"""Sentry integration-platform webhooks (integrations.md §2.1): which deliveries are alerts, and as what.
+"""Sentry integration-platform webhooks (docs/reference/integrations.md §2.1): which deliveries are alerts, and as what.
 
 Handled resources and actions (``Sentry-Hook-Resource`` header, ``action`` in the body):
 

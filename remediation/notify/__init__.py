@@ -7,6 +7,7 @@ first event. ``REMEDIATE_NOTIFY_CHANNELS`` unset means every channel whose crede
 
 from __future__ import annotations
 
+from remediation.choices import CHANNELS
 from remediation.notify.notifier import (
     Delivery,
     EventKind,
@@ -23,8 +24,6 @@ from remediation.notify.slack import SlackWebhook
 from remediation.notify.statuspage import StatuspageClient, StatuspageNotifier
 from remediation.providers.clock import Clock
 from remediation.settings import Settings
-
-CHANNELS = ("slack", "statuspage", "pagerduty")
 
 __all__ = [
     "CHANNELS",

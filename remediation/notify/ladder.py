@@ -1,4 +1,4 @@
-"""The SEV-1..4 escalation ladder (reference kamkmserve §10, ``docs/people/on-call-escalation.md``).
+"""The SEV-1..4 escalation ladder (docs/reference/kamkmserve.md §10, ``docs/people/on-call-escalation.md``).
 
 =========  ===================  ======================================================================
 severity   ack time (default)   ladder while an approval waits

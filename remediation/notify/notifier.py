@@ -32,7 +32,7 @@ class EventKind(StrEnum):
 
 
 class Tier(StrEnum):
-    """The on-call ladder (reference kamkmserve §10): no ack -> secondary -> duty manager (+ incident bridge)."""
+    """The on-call ladder (docs/reference/kamkmserve.md §10): no ack -> secondary -> duty manager (+ bridge)."""
 
     PRIMARY = "primary"
     SECONDARY = "secondary"

@@ -1,6 +1,6 @@
 """PagerDuty Events API v2: page people, acknowledge when one answers, resolve when the service recovered.
 
-Shape (integrations reference §6): ``POST https://events.pagerduty.com/v2/enqueue``, JSON, no auth header: the
+Shape (docs/reference/integrations.md §6): ``POST https://events.pagerduty.com/v2/enqueue``, JSON, no auth header: the
 ``routing_key`` in the body is the credential. ``event_action`` ``trigger`` / ``acknowledge`` / ``resolve``;
 ``dedup_key`` (<= 255) ties them together: ours is the incident id, so every event of one incident lands on one
 PagerDuty alert per routing key, and a retried trigger never opens a second one. ``payload.summary`` (<= 1024),

@@ -1,6 +1,6 @@
 """Slack incoming webhook: the incident's timeline as it happens, and approval requests that link to the run.
 
-Shape (integrations reference §5): ``POST <webhook URL>`` with ``{"text": <fallback>, "blocks": [...]}``;
+Shape (docs/reference/integrations.md §5): ``POST <webhook URL>`` with ``{"text": <fallback>, "blocks": [...]}``;
 success is ``200`` with body ``ok``; failures are non-200 with a plain-text code (``invalid_payload``,
 ``no_text``, ``channel_not_found``, ``channel_is_archived``, ``action_prohibited``). The URL fixes the channel
 and is itself the credential: it is never logged, never put in a message (see remediation.notify.redact).

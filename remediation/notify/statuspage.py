@@ -1,6 +1,6 @@
 """Atlassian Statuspage (API v1): the public face of a SEV-1/2 incident.
 
-Shape (integrations reference §4): base ``https://api.statuspage.io/v1``, header ``Authorization: OAuth <key>``
+Shape (docs/reference/integrations.md §4): base ``https://api.statuspage.io/v1``, header ``Authorization: OAuth <key>``
 (not Bearer); ``POST /pages/{page}/incidents`` and ``PATCH /pages/{page}/incidents/{id}`` with
 ``{"incident": {name, status, impact_override, body, component_ids, components, deliver_notifications,
 metadata}}``; ``GET /pages/{page}/incidents/unresolved``; about one request a second (``420``/``429`` beyond).

@@ -1,8 +1,8 @@
 """The event contract of Prefect's own alert → run path (deployment triggers in prefect.yaml and in ``serve``).
 
-OSS Prefect has no inbound webhooks (prefect.md §4.2), so whoever receives an alert may *emit an event* instead of
-creating the run; each runbook deployment has a ``DeploymentEventTrigger`` that turns a matching event into a run.
-The shape is defined once here so that the emitter, prefect.yaml and the served deployments agree:
+OSS Prefect has no inbound webhooks (docs/reference/prefect.md §4.2), so whoever receives an alert may *emit an event*
+instead of creating the run; each runbook deployment has a ``DeploymentEventTrigger`` that turns a matching event into a
+run. The shape is defined once here so that the emitter, prefect.yaml and the served deployments agree:
 
 * event ``remediation.alert.fired``
 * resource ``{"prefect.resource.id": "remediation.alert.<runbook>.<incident_id>", "remediation.service": service}``

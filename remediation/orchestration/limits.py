@@ -1,9 +1,10 @@
 """Server-side objects the runbooks rely on: per-service locks, the zombie-run automation, the work pool.
 
-Prefect creates none of these implicitly, and the failure modes of a missing one are silent (prefect.md §5, §8):
-without the limit a non-strict ``concurrency()`` only warns and lets two remediations of one service run at once;
-without the automation a SIGKILLed run stays ``Running`` forever. Every ``ensure_*`` is idempotent and safe when
-several processes bootstrap at once, so each process may call them at start-up without coordination.
+Prefect creates none of these implicitly, and the failure modes of a missing one are silent
+(docs/reference/prefect.md §5, §8): without the limit a non-strict ``concurrency()`` only warns and lets two
+remediations of one service run at once; without the automation a SIGKILLed run stays ``Running`` forever. Every
+``ensure_*`` is idempotent and safe when several processes bootstrap at once, so each process may call them at start-up
+without coordination.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ log = logging.getLogger("remediation.orchestration")
 SERVICE_LIMIT_PREFIX = "remediate-"
 ZOMBIE_AUTOMATION = "crash-silent-flow-runs"
 RUNBOOKS_POOL = "runbooks"
-#: Server minimum for a concurrency lease (prefect.md §5: 30 gives a 422). A holder that dies without releasing
-#: blocks the service for about this long, then the lease expires and the next run gets the slot.
+#: Server minimum for a concurrency lease (docs/reference/prefect.md §5: 30 gives a 422). A holder that dies without
+#: releasing blocks the service for about this long, then the lease expires and the next run gets the slot.
 LEASE_S = 60
 _FINAL_EVENTS = tuple(f"prefect.flow-run.{s}" for s in
                       ("Completed", "Failed", "Cancelled", "Crashed", "Paused", "Suspended"))
@@ -169,7 +170,8 @@ def heartbeat_seconds() -> int | None:
 
 
 def ensure_zombie_automation(heartbeat_s: int | None = None, within_s: float | None = None) -> UUID | None:
-    """Install prefect.md §8's heartbeat automation, idempotent by name; return its id (None: not installed).
+    """Install docs/reference/prefect.md §8's heartbeat automation, idempotent by name; return its id (None: not
+    installed).
 
     ``within_s`` defaults to twice the heartbeat interval (at least 60 s), so one late heartbeat does not crash a
     healthy run: with Prefect's default 180 s heartbeat a 60 s window would (§8). Without heartbeats the
@@ -204,7 +206,8 @@ def ensure_zombie_automation(heartbeat_s: int | None = None, within_s: float | N
 
 
 def ensure_work_pool(name: str = RUNBOOKS_POOL, pool_type: str = "process") -> None:
-    """Create the work pool ``prefect deploy`` needs (prefect.md §3.2), with the worker type's default template.
+    """Create the work pool ``prefect deploy`` needs (docs/reference/prefect.md §3.2), with the worker type's default
+    template.
 
     The template is what ``prefect work-pool create --type process`` would store; creating a pool through the
     API without it leaves workers nothing to build their job from.

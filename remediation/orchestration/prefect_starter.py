@@ -2,7 +2,7 @@
 
 This is the path every other starter falls back to. It needs nothing in this process but an API client, so it
 keeps working when the warm executor is unhealthy, full or does not know the deployment. Its cost is the
-runner's poll plus a fresh interpreter per run (reference prefect-fast-start.md: ~1.5 s + poll).
+runner's poll plus a fresh interpreter per run (docs/reference/prefect-fast-start.md: ~1.5 s + poll).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ log = logging.getLogger("remediation.orchestration")
 class DeploymentStarter:
     """``RunStarter`` over ``arun_deployment(name, timeout=0, idempotency_key=...)``.
 
-    Prefect scopes idempotency keys per *flow* and never expires them (prefect.md §4.1): the same key returns
-    the run that already exists, even a finished one, and silently ignores new parameters. Callers derive the
+    Prefect scopes idempotency keys per *flow* and never expires them (docs/reference/prefect.md §4.1): the same key
+    returns the run that already exists, even a finished one, and silently ignores new parameters. Callers derive the
     key from the incident (and attempt), which is exactly the guarantee ``RunStarter`` asks for.
     """
 

@@ -12,7 +12,7 @@ Start order, and the reverse on shutdown (SIGTERM/SIGINT in the main thread, or 
 
 Shutdown stops uvicorn (no new alerts), then serving (served runs are cancelled, as Prefect's ``serve`` does on
 SIGTERM), then the executor (runs it is executing are marked Crashed), then the server subprocess; exit code 0.
-Flows find their providers through ``remediation.runtime``: this function binds ``runtime.connect(settings)``
+Flows find their providers through ``remediation.runtime``: this function binds ``composition.connect(settings)``
 process-wide for the executor's threads; served child processes build theirs from the environment.
 """
 
@@ -91,7 +91,8 @@ def start_local_prefect_server(home: Path, *, database_url: str, host: str = "12
                                timeout_s: float = 120.0, stop_event: threading.Event | None = None
                                ) -> LocalPrefectServer:
     """Start ``prefect server start`` with its own ``PREFECT_HOME`` and wait for ``/api/health`` (SQLite: ~11 s on
-    a new database, ~4 s on an existing one; prefect.md §2). Raises ``StackStartFailed`` if it dies or is slow."""
+    a new database, ~4 s on an existing one; docs/reference/prefect.md §2). Raises ``StackStartFailed`` if it dies
+    or is slow."""
     import httpx
 
     home.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,7 @@ def export_prefect_api(api_url: str, home: Path) -> None:
 
     Only used when this process started the server (nothing else configured Prefect), so rebuilding Prefect's
     process-wide settings from the environment loses nothing. Heartbeats every 30 s (Prefect's minimum) unless
-    set: the zombie automation's window is derived from it (prefect.md §8).
+    set: the zombie automation's window is derived from it (docs/reference/prefect.md §8).
     """
     from prefect.context import refresh_global_settings_context
 
@@ -197,7 +198,7 @@ def _uvicorn_server(app: Any, host: str, port: int, stop_event: threading.Event)
 class Draining:
     """ASGI wrapper: once ``draining`` is set, new alerts get ``503`` + ``Retry-After`` (Alertmanager and Sentry
     redeliver) and ``/healthz`` answers 503 so a load balancer stops sending here, while requests already inside
-    finish normally. kamkmserve's own readiness never flips (reference §9); ours does."""
+    finish normally. kamkmserve's own readiness never flips (docs/reference/kamkmserve.md §9); ours does."""
 
     def __init__(self, app: Any, draining: threading.Event, retry_after_s: int = 5) -> None:
         self.app = app
@@ -234,8 +235,9 @@ def _reconcile_periodically(providers: Any, stop_event: threading.Event, every_s
             # Some block lists have no TTL of their own (a WAF IP set): reading ours carries out due expiries.
             try:
                 asyncio.run(providers.blocks.blocks())
-            except Exception:
-                log.exception("sweeping expired blocks failed; retrying in %gs", every_s)
+            except Exception as exc:  # one line a minute, not a traceback: `remediate check` says more
+                log.warning("sweeping expired blocks failed (%s: %s); retrying in %gs", type(exc).__name__,
+                            str(exc)[:300], every_s)
         if stop_event.wait(every_s):
             return
 
@@ -262,7 +264,7 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
     """
     from deployments.bootstrap import bootstrap
     from deployments.serve import serve_runbooks
-    from remediation import runtime
+    from remediation import composition, runtime
     from remediation.observability import flush_sentry, init_sentry
     from remediation.orchestration import resumable
     from remediation.orchestration.warm import WarmExecutor
@@ -289,7 +291,7 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
         if stop_event.is_set():
             return 0
         bootstrap(settings)
-        providers = runtime.connect(settings)
+        providers = composition.connect(settings)
         cleanup.callback(_close_providers, providers)
         cleanup.enter_context(runtime.use(providers))
         reconciling = threading.Thread(target=_reconcile_periodically, args=(providers, stop_event),

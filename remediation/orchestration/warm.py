@@ -1,8 +1,8 @@
 """The warm in-process executor: start a deployment run in ~0.2 s instead of ~1.5 s + poll.
 
 A served runner spends ~1.5 s per run on a fresh interpreter importing Prefect, plus its poll interval
-(prefect-fast-start.md §1-2). This executor imports the runbook flows once, at start-up, and runs each run with
-Prefect's own engine (``prefect.flow_engine.run_flow``) in a thread of this already-warm process. The run is an
+(docs/reference/prefect-fast-start.md §1-2). This executor imports the runbook flows once, at start-up, and runs each
+run with Prefect's own engine (``prefect.flow_engine.run_flow``) in a thread of this already-warm process. The run is an
 ordinary deployment run: created from the deployment, visible under it in the UI with states and logs.
 
 A start (``claim=True``, the default):
@@ -30,7 +30,8 @@ What Prefect does not do for runs executed this way, and this module does (fast-
     be run again (``resumable``: answerable after the restart), then cancels the other executing runs without the
     cancel flag, so the engine reports ``Crashed`` and runs ``on_crashed`` hooks; a run whose thread does not finish
     within the grace period is forced ``Crashed``. After SIGKILL nobody reports: the engine's heartbeats stop
-    and the zombie automation (``limits.ensure_zombie_automation``) marks the run ``Crashed`` (prefect.md §8).
+    and the zombie automation (``limits.ensure_zombie_automation``) marks the run ``Crashed``
+    (docs/reference/prefect.md §8).
   * Isolation: flow code shares this process. Providers come from ``remediation.runtime`` (a process-wide
     ``runtime.use(...)`` is visible in these threads); the executor never builds its own.
 

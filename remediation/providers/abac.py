@@ -1,10 +1,10 @@
 """Who may call which admin route, as data, and the recorded requests that break it.
 
-kamkmserve's own ABAC (``src/server/auth/abac.ts``) is dead code (reference §6.2): nothing calls it, its decisions are
-never logged. Here the intent is written down as a :class:`Policy` (pydantic, so it can live in configuration) and
-evaluated against what really happened: the middleware's security events (who was refused an admin page, who was
-let in by their claim) and the access probe's answers (what a known non-admin or admin identity got). A subject's
-role is the identity provider's (who the user *is*), not what a broken session token claimed.
+kamkmserve's own ABAC (``src/server/auth/abac.ts``) is dead code (docs/reference/kamkmserve.md §6.2): nothing calls it,
+its decisions are never logged. Here the intent is written down as a :class:`Policy` (pydantic, so it can live in
+configuration) and evaluated against what really happened: the middleware's security events (who was refused an admin
+page, who was let in by their claim) and the access probe's answers (what a known non-admin or admin identity got). A
+subject's role is the identity provider's (who the user *is*), not what a broken session token claimed.
 
 A violation is either **over-permissive** (allowed, the policy says deny: e.g. a customer reaching an admin API
 that has no check) or **over-restrictive** (denied, the policy says allow: e.g. admins locked out by a
@@ -169,10 +169,11 @@ def records_from_events(lines: Sequence[LogLine], roles: Mapping[str, str | None
 
 
 def records_from_probe(report: AccessReport) -> list[AccessRecord]:
-    """The probe's answers with a known identity; unknown answers (429, not sent, no such route) are left out."""
+    """The probe's answers with a known identity; unknown answers (429, not sent, no such route) and routes the
+    read-only probe skipped are left out: neither is a decision of the app."""
     return [AccessRecord(subject=report.identity, role=report.role, method=r.method, path=r.route,
                          allowed=r.verdict == "reached", source="probe", status=r.status)
-            for r in report.results if r.verdict != "unknown"]
+            for r in report.results if r.verdict in ("rejected", "reached")]
 
 
 def route_of(path: str) -> str:

@@ -2,20 +2,24 @@
 
 * :meth:`AccessProbe.denials` reads the request records of ``/api/monitoring/metrics`` (dead in the app as it is:
   then every figure is unknown) and counts 401 and 403 answers on the admin pages and the admin API.
-* :meth:`AccessProbe.non_admin` calls every admin route of reference §6.2 with a signed-in **non-admin** session and
-  reports the routes that do not reject it. The real app has eleven routes with no check at all (§6.2); they are
-  evidence and a recommendation, never fixed by a robot. Requests are harmless by construction: item routes get
-  an id that does not exist and an empty JSON body, collections only GETs.
+* :meth:`AccessProbe.signed_out` and :meth:`AccessProbe.non_admin` call every admin route of
+  docs/reference/kamkmserve.md §6.2 with no session and with a signed-in **non-admin** session, and report the routes
+  that do not refuse the caller. The real app has routes with no check at all (§6.2; ``/api/admin/orders/export``
+  answers a signed-out caller with the database's error, observed at runtime); they are evidence and a
+  recommendation, never fixed by a robot. The probe is **read-only**: it sends GET and nothing else, to an id that
+  does not exist where a route takes one. A route that serves only mutating methods (``upgrade-role``, the item
+  routes' PATCH/DELETE, ``mark-paid``) is listed but not called: its result is ``skipped`` and says so.
 * :meth:`AccessProbe.admin_access` opens the admin page and one admin API with an **admin** session: the check that
   admins are back in after a fix.
 
 Everything goes through the app HTTP client, so it spends the same budget as every reader of the app (100
-requests/min per IP, reference §8): a request the budget refuses is not sent and a 429 is the rate limit talking,
-not the app's access control. Both are ``unknown`` for that route, never a verdict.
+requests/min per IP, docs/reference/kamkmserve.md §8): a request the budget refuses is not sent and a 429 is the rate
+limit talking, not the app's access control. Both are ``unknown`` for that route, never a verdict.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -26,7 +30,9 @@ from remediation.providers.metrics import METRICS_PATH
 AUTH_CHECK_FAILED = '{"error":"Auth check failed"}'  # requireRole's answer when the check itself throws (§6.2)
 PROBE_ID = "remediate-probe-0000"  # an id no record has: a handler that runs finds nothing to change
 Guard = Literal["middleware", "ADMIN", "SUPERADMIN", "none"]
-RouteVerdict = Literal["rejected", "reached", "unknown"]
+RouteVerdict = Literal["rejected", "reached", "unknown", "skipped"]
+#: What the probe may send to the real app: nothing that can change a record, whatever the handler does.
+READ_ONLY = frozenset({"GET", "HEAD"})
 
 
 class AdminRoute(BaseModel):
@@ -35,7 +41,11 @@ class AdminRoute(BaseModel):
     method: str
     path: str  # as probed (an item route carries PROBE_ID)
     route: str  # as the app names it, e.g. /api/admin/coupons/[id]
-    guard: Guard  # what reference §6.2 says protects it
+    guard: Guard  # what docs/reference/kamkmserve.md §6.2 says protects it
+
+    @property
+    def read_only(self) -> bool:
+        return self.method in READ_ONLY
 
 
 def _item(collection: str, method: str = "PATCH", suffix: str = "") -> AdminRoute:
@@ -43,7 +53,9 @@ def _item(collection: str, method: str = "PATCH", suffix: str = "") -> AdminRout
                       route=f"/api/admin/{collection}/[id]{suffix}", guard="none")
 
 
-#: The admin routes of reference §6.2, one harmless request each.
+#: The admin routes of docs/reference/kamkmserve.md §6.2. The item routes serve PATCH/DELETE only (a GET answers
+#: 405, captured ``default-6e``), so they, ``upgrade-role`` and ``mark-paid`` are listed by their mutating method
+#: and skipped by the probe.
 ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute(method="GET", path="/admin", route="/admin", guard="middleware"),
     *(AdminRoute(method="GET", path=f"/api/admin/{c}", route=f"/api/admin/{c}", guard="ADMIN")
@@ -69,6 +81,10 @@ class ProbeIdentity(BaseModel):
     cookies: dict[str, str]
 
 
+#: The caller with no session at all: what anyone on the internet gets.
+SIGNED_OUT = ProbeIdentity(name="signed-out", role="ANONYMOUS", cookies={})  # the ABAC policy's role for it
+
+
 class RouteResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -78,6 +94,7 @@ class RouteResult(BaseModel):
     status: int | None
     verdict: RouteVerdict
     detail: str = ""
+    answer: str = ""  # what the route answered, shown in findings: status and (error answers only) a body excerpt
 
 
 class AccessReport(BaseModel):
@@ -95,6 +112,10 @@ class AccessReport(BaseModel):
     @property
     def unknown(self) -> list[RouteResult]:
         return [r for r in self.results if r.verdict == "unknown"]
+
+    @property
+    def skipped(self) -> list[RouteResult]:
+        return [r for r in self.results if r.verdict == "skipped"]
 
     @property
     def unexpected(self) -> list[RouteResult]:
@@ -188,10 +209,31 @@ def classify(fetched: Fetched) -> tuple[RouteVerdict, str]:
     if fetched.status in (404, 405) and fetched.content_type != "application/json":
         return "unknown", f"{fetched.status}: no handler answered (the route or method does not exist here)"
     if fetched.status in (301, 302, 303, 307, 308):
-        return "rejected", f"{fetched.status}: sent to sign in"
+        where = fetched.headers.get("location", "")
+        if _SIGN_IN.search(where):
+            return "rejected", f"{fetched.status}: sent to sign in"
+        # e.g. the production HTTPS redirect (reference §6.1): the route's own check was never reached.
+        return "unknown", f"{fetched.status}: redirected to {where or '(no location)'}, not to sign in: not a verdict"
     if fetched.status == 500 and AUTH_CHECK_FAILED in fetched.text:
         return "rejected", "500: requireRole's own check threw (fail closed)"
     return "reached", f"{fetched.status}: the handler ran for this identity"
+
+
+_SIGN_IN = re.compile(r"(?i)sign-?in|sign_in|login")
+_TEXTUAL = ("application/json", "text/plain")
+
+
+def answer_of(fetched: Fetched) -> str:
+    """Status and, for an error answer, the start of its body. A success's body is never kept: an unchecked export
+    answers with customer data, which has no place in a report or a chat message."""
+    if fetched.status is None:
+        return fetched.error or "no answer"
+    body = " ".join(fetched.text.split())
+    if not body:
+        return str(fetched.status)
+    if fetched.status >= 400 and fetched.content_type in _TEXTUAL:
+        return f"{fetched.status} {body[:160]}{'...' if len(body) > 160 else ''}"
+    return f"{fetched.status}, {len(fetched.text.encode())} bytes of {fetched.content_type or 'untyped content'}"
 
 
 class AccessProbe:
@@ -221,6 +263,11 @@ class AccessProbe:
         results = [await self._one(route, self.user) for route in self.routes]
         return AccessReport(identity=self.user.name, role=self.user.role, results=tuple(results))
 
+    async def signed_out(self) -> AccessReport:
+        """Every admin route with no session: needs no test user, so it runs against any deployment."""
+        results = [await self._one(route, SIGNED_OUT) for route in self.routes]
+        return AccessReport(identity=SIGNED_OUT.name, role=SIGNED_OUT.role, results=tuple(results))
+
     async def admin_access(self) -> AdminAccess:
         if self.admin is None:
             return AdminAccess(ok=None, detail="no admin test identity is configured")
@@ -233,8 +280,11 @@ class AccessProbe:
         return AdminAccess(ok=True, detail=f"admin {self.admin.name} gets in: {shown}", results=results)
 
     async def _one(self, route: AdminRoute, identity: ProbeIdentity) -> RouteResult:
-        body: dict[str, object] | None = {} if route.method in ("POST", "PATCH", "PUT") else None
-        fetched = await self.http.send(route.method, route.path, cookies=identity.cookies, json_body=body)
+        if not route.read_only:
+            return RouteResult(method=route.method, route=route.route, guard=route.guard, status=None,
+                               verdict="skipped", detail=f"not probed: the route serves {route.method} only and the "
+                               "probe never sends a method that can change a record")
+        fetched = await self.http.send(route.method, route.path, cookies=identity.cookies or None)
         verdict, detail = classify(fetched)
         return RouteResult(method=route.method, route=route.route, guard=route.guard, status=fetched.status,
-                           verdict=verdict, detail=detail)
+                           verdict=verdict, detail=detail, answer=answer_of(fetched))

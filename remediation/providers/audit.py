@@ -1,4 +1,4 @@
-"""Reading kamkmserve's ``kamkmserve_audit_log`` (reference §5.1) with SQLAlchemy, read-only.
+"""Reading kamkmserve's ``kamkmserve_audit_log`` (docs/reference/kamkmserve.md §5.1) with SQLAlchemy, read-only.
 
 No migration creates the table, so in production it may simply not exist: that is a reading with
 ``table_missing=True`` and a reason that says what it means (every audit write is failing), never an exception.
@@ -13,8 +13,9 @@ from typing import Any
 from remediation.providers.security import AuditEvent, AuditReport
 
 TABLE = "kamkmserve_audit_log"
-TABLE_MISSING = (f'relation "{TABLE}" does not exist: no migration creates it (reference §5.1), so the app\'s '
-                 "audit writes are failing (it logs \"Failed to write audit log\") and there is no audit trail")
+TABLE_MISSING = (f'relation "{TABLE}" does not exist: no migration creates it '
+                 "(docs/reference/kamkmserve.md §5.1), so the app's audit writes are failing "
+                 "(it logs \"Failed to write audit log\") and there is no audit trail")
 
 _SELECT = f"""
 SELECT id, event, action, resource, allowed, actor_user_id, ip, user_agent, metadata, created_at

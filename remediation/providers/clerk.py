@@ -1,10 +1,10 @@
 """Clerk Backend API (httpx): is the app's Clerk configuration sound, and the ban / revoke levers.
 
-kamkmserve needs ``CLERK_SECRET_KEY`` and ``NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY`` (reference §14) and has no ban or
-demote endpoint of its own (§6.4, §13); Clerk's Backend API (``https://api.clerk.com/v1``, ``Authorization:
-Bearer <secret key>``) has both. Endpoints used: ``GET/PATCH /instance``, ``GET /jwks``, ``GET /users/{id}``,
-``GET /users?banned=true``, ``POST /users/{id}/ban`` and ``/unban``, ``PATCH /users/{id}/metadata`` (merges; a
-``null`` value removes a key), ``GET /sessions/{id}`` and ``POST /sessions/{id}/revoke``. Errors come as
+kamkmserve needs ``CLERK_SECRET_KEY`` and ``NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY`` (docs/reference/kamkmserve.md §14) and
+has no ban or demote endpoint of its own (§6.4, §13); Clerk's Backend API (``https://api.clerk.com/v1``,
+``Authorization: Bearer <secret key>``) has both. Endpoints used: ``GET/PATCH /instance``, ``GET /jwks``,
+``GET /users/{id}``, ``GET /users?banned=true``, ``POST /users/{id}/ban`` and ``/unban``, ``PATCH /users/{id}/metadata``
+(merges; a ``null`` value removes a key), ``GET /sessions/{id}`` and ``POST /sessions/{id}/revoke``. Errors come as
 ``{"errors": [{"message", "long_message", "code"}]}``.
 
 :meth:`ClerkIdentity.check` judges the keys without changing anything: both present; the publishable key

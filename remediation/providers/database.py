@@ -10,11 +10,8 @@ themselves out of every report.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from remediation.providers import dbqueries as q
 from remediation.providers.dbqueries import (
@@ -30,6 +27,7 @@ from remediation.providers.dbqueries import (
     StatementStats,
     TableScanStats,
 )
+from remediation.sqlindex import CreateIndex
 
 __all__ = [
     "PG_STAT_STATEMENTS_MISSING",
@@ -56,52 +54,6 @@ PG_STAT_STATEMENTS_MISSING = "pg_stat_statements is not installed in this databa
 
 class DatabaseActionError(RuntimeError):
     """A database repair failed; the message says which one and why."""
-
-
-class CreateIndex(BaseModel):
-    """A ``CREATE INDEX CONCURRENTLY IF NOT EXISTS`` statement built only from validated identifiers."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    table: str
-    columns: tuple[str, ...]
-    name: str = ""  # derived from table and columns when empty
-    schema_name: str = Field(default="public", alias="schema")
-
-    @field_validator("table", "schema_name")
-    @classmethod
-    def _plain(cls, value: str) -> str:
-        return q.validate_identifier(value)
-
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("an index needs at least one column")
-        if len(value) > q.MAX_INDEX_COLUMNS:
-            raise ValueError(f"an index takes at most {q.MAX_INDEX_COLUMNS} columns")
-        if len(set(value)) != len(value):
-            raise ValueError("index columns must be distinct")
-        return tuple(q.validate_identifier(column, "column") for column in value)
-
-    @model_validator(mode="after")
-    def _name(self) -> CreateIndex:
-        if not self.name:
-            derived = "ix_" + "_".join((self.table, *self.columns))
-            if len(derived) > q.MAX_IDENTIFIER_BYTES:
-                digest = hashlib.sha1(derived.encode()).hexdigest()[:8]
-                derived = f"{derived[: q.MAX_IDENTIFIER_BYTES - 9]}_{digest}"
-            object.__setattr__(self, "name", derived)
-        q.validate_identifier(self.name, "index name")
-        return self
-
-    @property
-    def sql(self) -> str:
-        columns = ", ".join(q.quote_ident(column) for column in self.columns)
-        return (
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {q.quote_ident(self.name)} "
-            f"ON {q.quote_ident(self.schema_name)}.{q.quote_ident(self.table)} ({columns})"
-        )
 
 
 class DatabaseInspector(Protocol):

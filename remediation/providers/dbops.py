@@ -1,8 +1,8 @@
 """Database operation figures from kamkmserve's raw ``db_operation_duration`` samples, by table and operation.
 
 The app records one ``db_operation_duration{operation,table,success}`` sample (ms) per operation that goes
-through its ``db.execute`` wrapper (reference §2.3). Today nothing calls that wrapper, so against the real
-app the series is dead: no samples means *unknown*, never "no failures".
+through its ``db.execute`` wrapper (docs/reference/kamkmserve.md §2.3). Today nothing calls that wrapper, so against the
+real app the series is dead: no samples means *unknown*, never "no failures".
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediation.models import utcnow
-from remediation.providers.metrics import percentile
+from remediation.stats import percentile
 
 DURATION = "db_operation_duration"
 

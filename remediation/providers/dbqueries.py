@@ -7,42 +7,18 @@ after :func:`validate_identifier` has accepted the name.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediation.models import utcnow
-
-#: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; we reject longer ones instead.
-MAX_IDENTIFIER_BYTES = 63
-#: INDEX_MAX_KEYS in a stock build.
-MAX_INDEX_COLUMNS = 32
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
-
-
-def validate_identifier(value: str, what: str = "identifier") -> str:
-    """Return ``value`` if it is a plain SQL identifier we are willing to quote, else raise ValueError.
-
-    Deliberately narrow: ASCII letters, digits, ``_`` and ``$``, not starting with a digit, at most 63
-    bytes. Case is kept as given (the name is quoted, so it must match the catalog exactly).
-    """
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string")
-    if len(value.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-        raise ValueError(f"{what} is longer than {MAX_IDENTIFIER_BYTES} bytes")
-    if not _IDENTIFIER.fullmatch(value):
-        raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, _ and $; no leading digit)")
-    return value
-
-
-def quote_ident(value: str) -> str:
-    """Double-quote an identifier, doubling embedded quotes (defence in depth behind validation)."""
-    if "\x00" in value:
-        raise ValueError("identifiers cannot contain NUL")
-    return '"' + value.replace('"', '""') + '"'
-
+from remediation.sqlindex import (  # noqa: F401  (re-exported: the queries' identifier rules)
+    MAX_IDENTIFIER_BYTES,
+    MAX_INDEX_COLUMNS,
+    quote_ident,
+    validate_identifier,
+)
 
 APP_NAME = "remediation-inspector"
 

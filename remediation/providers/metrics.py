@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from fractions import Fraction
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediation.models import utcnow
-from remediation.providers.http import AppHttp, Fetched
+from remediation.providers.http import AppHttp, AppReadTally, Fetched
 from remediation.providers.promtext import tail_samples
+from remediation.stats import percentile
 
 METRICS_PATH = "/api/monitoring/metrics"
 HEALTH_PATH = "/monitoring/metrics"
@@ -104,14 +104,6 @@ class _HealthBody(BaseModel):
     issues: list[str]
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (what an operator computes by hand from raw samples)."""
-    ordered = sorted(values)
-    # Exact arithmetic: with floats, 7 / 100 * 100 is 7.000000000000001 and the rank would be one too high.
-    rank = min(len(ordered), max(1, math.ceil(Fraction(pct) * len(ordered) / 100)))
-    return ordered[rank - 1]
-
-
 def parse_request_stats(text: str, window_records: int) -> RequestStats:
     """Compute request figures from a Prometheus page of raw samples. Raises ValueError on a bad page."""
     families = {family.name: family for family in text_string_to_metric_families(text)}
@@ -182,6 +174,11 @@ def page_problem(fetched: Fetched) -> str | None:
     if fetched.content_type == "text/html" or fetched.text.lstrip().startswith("<"):
         return f"{fetched.url}: an HTML page instead of metrics"
     return None
+
+
+def app_reads(metrics: Metrics) -> AppReadTally | None:
+    """This process's tally of reads of the app so far; None when the metrics do not come over ``AppHttp``."""
+    return metrics.http.reads() if isinstance(metrics, AppMetrics) else None
 
 
 class AppMetrics:

@@ -1,7 +1,7 @@
 """Platform capabilities: deploys, edge controls, capacity, background jobs, logs and error tracking.
 
-kamkmserve itself has no rollback script, maintenance mode or feature flags (reference §13); these levers
-come from the platform it runs on. Each capability is one Protocol; the simulated platform implements them
+kamkmserve itself has no rollback script, maintenance mode or feature flags (docs/reference/kamkmserve.md §13); these
+levers come from the platform it runs on. Each capability is one Protocol; the simulated platform implements them
 in ``sim_platform``, AWS and Vercel later.
 """
 

@@ -1,7 +1,7 @@
 """Approval by pausing the Prefect flow run for typed input (the UI renders the form; the CLI resumes).
 
-A caught ``FlowPauseTimeout`` makes Prefect force the run to Failed and drop its return value (reference
-prefect.md §1.4). We keep the run honest instead: the pause is given a grace period beyond our own
+A caught ``FlowPauseTimeout`` makes Prefect force the run to Failed and drop its return value
+(docs/reference/prefect.md §1.4). We keep the run honest instead: the pause is given a grace period beyond our own
 deadline, and at our deadline the run resumes *itself* with a deny, so the runbook carries on to escalate
 and the run ends with its report.
 """

@@ -1,10 +1,10 @@
 """A k6-like smoke probe: N GETs to safe public pages of the app, client-side p95 and error share.
 
-kamkmserve's own load-test gate is ``p(95) < 500 ms`` and ``rate < 0.01`` failed requests (reference §11); this
-is that check, small enough to run as a recovery verification. It goes through the app HTTP client, so it
-spends the same :class:`~remediation.providers.budget.RequestBudget` as every other reader of the app (the real
-app allows 100 requests/min per IP): a request the budget refuses is not sent, and a 429 means *we* were rate
-limited, not that the app failed. Both count as unanswered; too few answers make the probe *unknown*, never
+kamkmserve's own load-test gate is ``p(95) < 500 ms`` and ``rate < 0.01`` failed requests
+(docs/reference/kamkmserve.md §11); this is that check, small enough to run as a recovery verification. It goes through
+the app HTTP client, so it spends the same :class:`~remediation.providers.budget.RequestBudget` as every other reader of
+the app (the real app allows 100 requests/min per IP): a request the budget refuses is not sent, and a 429 means *we*
+were rate limited, not that the app failed. Both count as unanswered; too few answers make the probe *unknown*, never
 healthy. Only GETs of public, read-only paths: a probe must never change anything.
 """
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from remediation.models import Sample, Verification, utcnow
 from remediation.providers.http import AppHttp, Fetched
-from remediation.providers.metrics import percentile
+from remediation.stats import percentile
 
 # Public, read-only, and cheap: the pages a visitor opens and the static liveness probe.
 DEFAULT_PATHS = ("/", "/services", "/pricing", "/blog", "/monitoring/health")

@@ -1,9 +1,9 @@
 """Trim a kamkmserve metrics page to what one reading needs before it reaches the Prometheus parser.
 
-The page prints every stored raw sample (up to 1,000 metric samples and 500 request records, reference
-§2.1-§2.4), while a reading uses only the last N samples of two or three series. Parsing is the costliest
-step of a reading (~50 ms for a full page on this 2-core machine), and it sits on the path from an alert to
-the first containment action, so the page is cut down first and ``prometheus_client``'s parser still checks
+The page prints every stored raw sample (up to 1,000 metric samples and 500 request records,
+docs/reference/kamkmserve.md §2.1-§2.4), while a reading uses only the last N samples of two or three series. Parsing is
+the costliest step of a reading (~50 ms for a full page on this 2-core machine), and it sits on the path from an alert
+to the first containment action, so the page is cut down first and ``prometheus_client``'s parser still checks
 everything that is kept.
 """
 

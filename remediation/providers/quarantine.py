@@ -1,7 +1,7 @@
 """What the upload scanner kept of the files it rejected: the samples of an attack, for evidence and re-scanning.
 
-kamkmserve stores no upload (reference §7: the route validates and answers metadata), and its audit row of a
-rejection holds only the error string, so the file type an attack used and the file itself exist only where the
+kamkmserve stores no upload (docs/reference/kamkmserve.md §7: the route validates and answers metadata), and its audit
+row of a rejection holds only the error string, so the file type an attack used and the file itself exist only where the
 scanner hook (the app's intended ``AVSCAN_URL`` service) quarantines them. clamd keeps nothing, so a platform
 without such a service has no quarantine (``Providers.quarantine`` None) and the runbook says so.
 """

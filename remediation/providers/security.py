@@ -1,9 +1,9 @@
 """Security capabilities for the upload/malware and auth runbooks: actor blocks, upload allowlists, antivirus,
 the audit table and the identity provider's configuration.
 
-kamkmserve has none of these levers itself (reference §4, §13): no block list, allowlists are env vars that need
-a redeploy, no real scanner, no demote/ban endpoint. They come from the platform (a WAF IP set, edge config),
-a real clamd, the app's PostgreSQL and Clerk. Each is one Protocol; the simulator implements them all.
+kamkmserve has none of these levers itself (docs/reference/kamkmserve.md §4, §13): no block list, allowlists are env
+vars that need a redeploy, no real scanner, no demote/ban endpoint. They come from the platform (a WAF IP set, edge
+config), a real clamd, the app's PostgreSQL and Clerk. Each is one Protocol; the simulator implements them all.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class ActorBlocks(Protocol):
 
 
 class UploadAllowlist(BaseModel):
-    """What ``/api/uploads`` accepts: extensions with their dot, lower-case; MIME types (reference §7)."""
+    """What ``/api/uploads`` accepts (docs/reference/kamkmserve.md §7): extensions with their dot, lower-case; MIME
+    types."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -100,7 +101,8 @@ class Antivirus(Protocol):
 
 
 class AuditEvent(BaseModel):
-    """One ``kamkmserve_audit_log`` row, exactly as stored (``metadata`` is a JSON *string*, reference §5.1)."""
+    """One ``kamkmserve_audit_log`` row, exactly as stored (``metadata`` is a JSON *string*,
+    docs/reference/kamkmserve.md §5.1)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,7 +1,8 @@
 """Sentry REST API (httpx): the app's unresolved issues, its event counts, and its releases and deploys.
 
-kamkmserve reports to Sentry as org ``kamkm`` / project ``javascript-nextjs`` (reference §9). Endpoints
-(docs.sentry.io/api, integrations.md §2.2), all under ``<base>/api/0/`` with ``Authorization: Bearer <token>``:
+kamkmserve reports to Sentry as org ``kamkm`` / project ``javascript-nextjs`` (docs/reference/kamkmserve.md §9).
+Endpoints (docs.sentry.io/api, docs/reference/integrations.md §2.2), all under ``<base>/api/0/`` with
+``Authorization: Bearer <token>``:
 
 - ``GET /projects/{org}/{project}/`` once, for the numeric project id the issues endpoint filters on;
 - ``GET /organizations/{org}/issues/?project=<id>&query=is:unresolved&start=&end=`` (``count`` is a string);

@@ -8,8 +8,8 @@ and answers with the latest of them. A release with no deploy recorded counts by
 answer says so ("released", not "deployed"). Unreadable Sentry is ``available=False`` with the reason, never
 "no deploy".
 
-kamkmserve sets no release anywhere (reference §9), so until its build passes one, Sentry's release list is
-empty and the honest answer is "no release recorded", which the report states.
+kamkmserve sets no release anywhere (docs/reference/kamkmserve.md §9), so until its build passes one, Sentry's release
+list is empty and the honest answer is "no release recorded", which the report states.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Capacity over the simulated platform's ``/_sim/capacity``: the replica count of a service.
 
-kamkmserve on Vercel has no scale knob (reference §12); in the simulator this stands for the platform's
-(ECS desiredCount / an Auto Scaling group later). Answers are validated: a platform that answers something
+kamkmserve on Vercel has no scale knob (docs/reference/kamkmserve.md §12); in the simulator this stands for the
+platform's (ECS desiredCount / an Auto Scaling group later). Answers are validated: a platform that answers something
 other than a replica count is a PlatformError, never a guess.
 """
 

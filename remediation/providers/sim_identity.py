@@ -29,7 +29,8 @@ PROBE_ADMIN_ID = "user_probe_admin"  # a dedicated admin test user (publicMetada
 PROBE_USER_SESSION = SESSION_PREFIX + PROBE_USER_ID
 PROBE_ADMIN_SESSION = SESSION_PREFIX + PROBE_ADMIN_ID
 
-#: Where kamkmserve's middleware looks for the role in the session claims, in order (reference §6.1 step 4).
+#: Where kamkmserve's middleware looks for the role in the session claims, in order (docs/reference/kamkmserve.md §6.1
+#: step 4).
 APP_ROLE_CLAIMS = ("role", "publicMetadata.role", "privateMetadata.role")
 #: The claim names a session token template may use so that the app finds the role.
 ACCEPTED_ROLE_CLAIMS = ("role",)

@@ -6,9 +6,9 @@ the ELBv2 adapter does; a wait that runs out raises ``PlatformError`` naming the
 validated: an answer that does not fit the contract is a ``PlatformError``, never a guess. Each instance's metrics
 page is read at ``/_sim/instances/<id>/direct/api/monitoring/metrics`` (the stand-in for the target's private
 address) through an ``AppHttp`` with its own budget: the app's in-memory rate limit (100/min per client IP) is kept
-per instance (reference §8), and these direct reads are our only traffic to an instance's limiter besides the odd
-public scrape the load balancer sends there, hence 90/min. (With Upstash configured the limit is shared by every
-instance: choose the SLO reading interval so that instances x readings stay under it.)
+per instance (docs/reference/kamkmserve.md §8), and these direct reads are our only traffic to an instance's limiter
+besides the odd public scrape the load balancer sends there, hence 90/min. (With Upstash configured the limit is shared
+by every instance: choose the SLO reading interval so that instances x readings stay under it.)
 """
 
 from __future__ import annotations

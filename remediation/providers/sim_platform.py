@@ -12,6 +12,10 @@ from remediation.providers.platform import ErrorIssue, FlagChange, LogLine, Plat
 from remediation.providers.tls import shared_ssl_context
 
 
+class NotASimulator(PlatformError):
+    """The control plane URL answers, but not as the simulator: a 404 or an HTML page (e.g. the real app)."""
+
+
 class ControlPlane:
     def __init__(self, base_url: str, *, timeout_s: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -35,8 +39,14 @@ class ControlPlane:
     async def request(self, method: str, path: str, *, json_body: Any = None,
                       params: dict[str, str] | None = None) -> httpx.Response:
         response = await self.send(method, path, json_body=json_body, params=params)
+        url = f"{self.base_url}/_sim{path}"
+        html = "html" in response.headers.get("content-type", "").lower()
+        if response.status_code == 404 or html:
+            # Not a simulator at all (the real app answers its 404 page): say so, never hide it behind a False.
+            raise NotASimulator(f"{method} {url}: HTTP {response.status_code}"
+                                f"{' (an HTML page)' if html else ''}: no simulator control plane answers at "
+                                f"{self.base_url} (check REMEDIATE_SIM_URL)")
         if response.status_code >= 400:
-            url = f"{self.base_url}/_sim{path}"
             raise PlatformError(f"{method} {url}: HTTP {response.status_code}: {response.text[:200]}")
         return response
 

@@ -18,7 +18,7 @@ from remediation.providers.audit import TABLE_MISSING
 from remediation.providers.platform import PlatformError
 from remediation.providers.quarantine import QuarantinedSample, QuarantineReport
 from remediation.providers.security import AuditReport, Block, BlockKind, ScanVerdict, UploadAllowlist
-from remediation.providers.sim_platform import ControlPlane
+from remediation.providers.sim_platform import ControlPlane, NotASimulator
 
 
 def _iso(moment: datetime) -> str:
@@ -91,6 +91,8 @@ class SimAntivirus:
     async def _state(self) -> dict[str, object] | None:
         try:
             body = await self.plane.json("GET", "/antivirus")
+        except NotASimulator:
+            raise
         except PlatformError:
             return None
         return body if isinstance(body, dict) else None
@@ -120,10 +122,8 @@ class SimAntivirus:
             return ScanVerdict(status="error", detail=f"not a verdict: {response.text[:200]!r}")
 
     async def reload(self) -> bool:
-        try:
-            body = await self.plane.json("POST", "/antivirus/reload")
-        except PlatformError:
-            return False
+        """True when the daemon acknowledged; a failed request raises with what answered (never a bare False)."""
+        body = await self.plane.json("POST", "/antivirus/reload")
         return isinstance(body, dict) and body.get("reloaded") is True
 
 

@@ -1,7 +1,7 @@
 """kamkmserve's upload counters from its metrics page: one raw ``<name> 1`` line per upload outcome.
 
-The uploads route is the one part of the app whose metrics really exist (reference §2.3, "Observed at runtime"):
-``upload_accepted``, ``upload_rejected_validation`` and four more, untagged, one sample per event, in the
+The uploads route is the one part of the app whose metrics really exist (docs/reference/kamkmserve.md §2.3, "Observed at
+runtime"): ``upload_accepted``, ``upload_rejected_validation`` and four more, untagged, one sample per event, in the
 collector's ring of the last 1,000 metric samples (shared with every other metric, so how far back the page
 reaches depends on traffic). A page without any upload sample says nothing about uploads: *unknown*.
 """

@@ -1,7 +1,8 @@
 """Vercel REST API (httpx): the project's production deployments, and rolling back or forward between them.
 
-kamkmserve deploys with ``vercel deploy --prebuilt --prod`` and has no rollback script (reference §12); the
-practical rollback is pointing production back at an earlier deployment, which is what this adapter does.
+kamkmserve deploys with ``vercel deploy --prebuilt --prod`` and has no rollback script
+(docs/reference/kamkmserve.md §12); the practical rollback is pointing production back at an earlier deployment, which
+is what this adapter does.
 
 Endpoints (Vercel REST API reference): ``GET /v9/projects/{id}`` (``targets.production`` is what serves production
 now; ``lastAliasRequest`` is the last promote/rollback with its ``jobStatus``), ``GET /v6/deployments?projectId=

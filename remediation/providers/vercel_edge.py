@@ -1,13 +1,14 @@
 """Vercel Edge Config as the edge's switchboard: maintenance prefixes, feature flags and the upload allowlist.
 
-kamkmserve has no maintenance mode, no flags and env-only upload allowlists (reference §13); an Edge Config read
-by the edge middleware is where these levers live on Vercel. Layout (item keys must match ``^[\\w-]+$``, so a
-path cannot be a key):
+kamkmserve has no maintenance mode, no flags and env-only upload allowlists (docs/reference/kamkmserve.md §13); an Edge
+Config read by the edge middleware is where these levers live on Vercel. Layout (item keys must match ``^[\\w-]+$``, so
+a path cannot be a key):
 
 - ``maintenance_prefixes``: a list of path prefixes answered with the maintenance page, in the order added;
 - ``flag_<name>``: one boolean item per feature flag (one item each, so each flag has its own ``updatedAt``);
 - ``upload_allowlist``: ``{"extensions": [...], "mime_types": [...]}``; absent means the app's own defaults
-  (reference §7: ``UPLOAD_ALLOWED_EXT`` / ``UPLOAD_ALLOWED_MIME`` defaults), which is what it enforces then.
+  (docs/reference/kamkmserve.md §7: ``UPLOAD_ALLOWED_EXT`` / ``UPLOAD_ALLOWED_MIME`` defaults), which is what it
+  enforces then.
 
 Endpoints: ``GET /v1/edge-config/{id}`` (does it exist: an item's 404 alone could be a wrong id),
 ``GET /v1/edge-config/{id}/items``, ``GET /v1/edge-config/{id}/item/{key}`` (404: no such item),
@@ -42,7 +43,7 @@ from remediation.providers.vercel import VercelApi
 MAINTENANCE_KEY = "maintenance_prefixes"
 FLAG_PREFIX = "flag_"
 UPLOAD_KEY = "upload_allowlist"
-# kamkmserve's defaults when UPLOAD_ALLOWED_EXT / UPLOAD_ALLOWED_MIME are unset (reference §7).
+# kamkmserve's defaults when UPLOAD_ALLOWED_EXT / UPLOAD_ALLOWED_MIME are unset (docs/reference/kamkmserve.md §7).
 APP_DEFAULT_UPLOADS = UploadAllowlist(extensions=(".png", ".jpg", ".jpeg", ".webp", ".pdf"),
                                       mime_types=("image/png", "image/jpeg", "image/webp", "application/pdf"))
 

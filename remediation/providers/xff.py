@@ -1,4 +1,5 @@
-"""Who really sent a request, from a raw ``x-forwarded-for`` chain (the app stores it raw: reference §5.1, §7).
+"""Who really sent a request, from a raw ``x-forwarded-for`` chain (the app stores it raw:
+docs/reference/kamkmserve.md §5.1, §7).
 
 Each proxy appends the address it received the request from, so only the right-hand end of the chain is written
 by infrastructure we run; everything to the left is whatever the client claimed. The client is therefore the

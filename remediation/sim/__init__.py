@@ -1,6 +1,6 @@
 """A simulated kamkmserve with the platform around it (deploys, edge, logs, error tracking).
 
-Faithful to the real app's wire formats (see /work/shared/reference/kamkmserve.md and the captured fixtures);
+Faithful to the real app's wire formats (see docs/reference/kamkmserve.md and the captured fixtures);
 used by the demo, the tests and the benchmarks in place of a live deployment.
 """
 

@@ -150,7 +150,8 @@ def _metrics_body(sim: SimState, request: Request, *, api: bool) -> tuple[int, l
         text = metrics_page(sim.instance.collector)
         return 200, [("cache-control", "no-store"), ("content-type", "text/plain; version=0.0.4")], text.encode()
     json_type: list[shape.Header] = [("content-type", "application/json")]
-    # The route asks for the admin role first; with no Clerk context that always fails (reference §2.2).
+    # The route asks for the admin role first; with no Clerk context that always fails
+    # (docs/reference/kamkmserve.md §2.2).
     fmt = request.query_params.get("format", "summary")
     if fmt == "health":
         return 200, json_type, health_json(sim.instance.collector, sim.clock.now_ms()).encode()

@@ -1,5 +1,5 @@
-"""kamkmserve's own tables, exactly as its schema declares them (reference §5.1-§5.2), for the simulator's
-real-PostgreSQL mode and for tests. Only what the runbooks read is here."""
+"""kamkmserve's own tables, exactly as its schema declares them (docs/reference/kamkmserve.md §5.1-§5.2), for the
+simulator's real-PostgreSQL mode and for tests. Only what the runbooks read is here."""
 
 from __future__ import annotations
 

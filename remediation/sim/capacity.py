@@ -1,7 +1,7 @@
 """Replicas and load: how many instances serve the simulated app, and what too much traffic does to latency.
 
-kamkmserve on Vercel has no scale knob (reference §12): this stands for the platform's replica count (ECS
-desiredCount or an Auto Scaling group later). Load is measured in *replica units*: the usual user traffic
+kamkmserve on Vercel has no scale knob (docs/reference/kamkmserve.md §12): this stands for the platform's replica count
+(ECS desiredCount or an Auto Scaling group later). Load is measured in *replica units*: the usual user traffic
 keeps ``BASELINE_LOAD`` replicas busy, so the default two replicas run at 40 % utilisation. A traffic surge
 multiplies the load; maintenance at the edge removes the share of the user mix it covers.
 

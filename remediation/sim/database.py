@@ -12,7 +12,7 @@ memory otherwise (``database_memory``). Either way the app's routes see the same
   ``500 {"error":"Failed to update order"}``.
 
 In request-metrics mode the app shows it the way src/lib/metrics.ts and the ``db.execute`` wrapper would
-(reference §2.3, §3.2): ``Database operation: <OP> on <table>``, ``DB <OP> on <table> failed`` with
+(docs/reference/kamkmserve.md §2.3, §3.2): ``Database operation: <OP> on <table>``, ``DB <OP> on <table> failed`` with
 ``{ duration }``, ``db_operation_duration``/``db_operation_count`` samples with ``success="false"``,
 ``Slow database operation: …`` over 500 ms, ``Database operation failed: …``, and ``Slow request detected``
 over 1000 ms. In as-is mode none of that exists (§3.3): the request only fails or is slow, the handler's
@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 DbFault = Literal["slow-query", "lock-contention"]
 SLOW_QUERY_MEDIAN_MS = 1150.0
 HEAVY_WORKER_LOAD = 0.1  # each heavy job worker makes the slow query this much slower
-SENTRY_TRACE_SHARE = 0.1  # tracesSampleRate in production (reference §9): Sentry sees one slow span in ten
+# tracesSampleRate in production (docs/reference/kamkmserve.md §9): Sentry sees one slow span in ten.
+SENTRY_TRACE_SHARE = 0.1
 CHECKOUT = ("POST", "/api/checkout")
 ORDER_ITEM_PREFIX = "/api/admin/orders/"
 

@@ -1,8 +1,8 @@
 """Background job pools of the simulated platform: what the Jobs lever pauses and resumes.
 
-kamkmserve itself has no background jobs (reference §4 and §13: "no jobs exist"). The pools here stand for the
-platform's worker service (an ECS worker service scaled to 0 and back, later): ``report-export`` is heavy and
-adds database load, ``email-digest`` is light. Pausing a pool stops new work; it does not reach into a
+kamkmserve itself has no background jobs (docs/reference/kamkmserve.md §4 and §13: "no jobs exist"). The pools here
+stand for the platform's worker service (an ECS worker service scaled to 0 and back, later): ``report-export`` is heavy
+and adds database load, ``email-digest`` is light. Pausing a pool stops new work; it does not reach into a
 transaction a worker already left open (the lock-contention scenario depends on that, as real life does).
 """
 

@@ -1,5 +1,5 @@
-"""The simulated app's database: kamkmserve's tables (reference §5.2), the statements the scenarios run, and
-the errors the app's driver reports. Both database backends (in memory and real PostgreSQL) use these, so the
+"""The simulated app's database: kamkmserve's tables (docs/reference/kamkmserve.md §5.2), the statements the scenarios
+run, and the errors the app's driver reports. Both database backends (in memory and real PostgreSQL) use these, so the
 facts they show are the same.
 
 Statements are printed the way drizzle-orm writes them (lower-case keywords, quoted identifiers, ``$n``

@@ -5,7 +5,7 @@ publishable and secret keys (``NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY``, ``CLERK_SECR
 tokens are verified against, the claim the instance's session token template puts the role in, and the role cache
 (``ROLE_CACHE_SECRET``, ``ROLE_CACHE_TTL_SEC``). Secrets never leave the simulator unredacted.
 
-The admin checks follow reference §6 and emit its exact security events:
+The admin checks follow docs/reference/kamkmserve.md §6 and emit its exact security events:
 
 * ``/admin`` pages (the middleware gate, §6.1): ``Role cache miss or invalid``; a session that cannot be verified
   (secret key revoked or of another instance, JWKS URL dead) -> ``Admin role check errored`` and ``403 Forbidden``;
@@ -218,7 +218,10 @@ class SimIdentity:
     # -- the app's checks --------------------------------------------------------------------------------------
 
     def middleware(self, request: AppRequest, principal: Principal, log: AppLog) -> Decision:
-        """src/middleware.ts for an /admin page and a signed-in user (reference §6.1 steps 3-5, §6.3)."""
+        """src/middleware.ts for an /admin page and a signed-in user.
+
+        As docs/reference/kamkmserve.md §6.1 steps 3-5 and §6.3 describe it.
+        """
         fields = request.fields()
         log.security("Role cache miss or invalid", {"feature": "role_cache", "cookiePresent": False}, fields)
         error = self.verification_error()

@@ -29,9 +29,9 @@ class AuthMisconfig:
     """``auth-misconfig``: the Clerk session token template is edited and the role claim renamed.
 
     After ``onset_s`` the session token carries the role as ``userRole`` instead of ``role`` (``role_claim`` in
-    ``/_sim/identity``, changed by ``clerk-dashboard``). The app reads ``role`` (reference §6.1), finds none and
-    falls back to the kamkmserve_user row, which says USER for every admin but the owner: the middleware logs
-    ``Admin role check failed`` for each of them and answers ``403 Forbidden``, the admin API answers
+    ``/_sim/identity``, changed by ``clerk-dashboard``). The app reads ``role`` (docs/reference/kamkmserve.md §6.1),
+    finds none and falls back to the kamkmserve_user row, which says USER for every admin but the owner: the middleware
+    logs ``Admin role check failed`` for each of them and answers ``403 Forbidden``, the admin API answers
     ``403 {"error":"Forbidden"}``. Setting ``role_claim`` back to ``role`` ends it at once (tokens are re-minted
     every minute; the sim reads the template on every request).
     """

@@ -6,7 +6,8 @@ through :meth:`Fleet.route`, which picks a target round-robin among the register
 
 What it reproduces, because a rolling restart is judged by it:
 
-* **Per-instance state** (reference §2.4): each instance is its own Node process with its own metric ring
+* **Per-instance state** (docs/reference/kamkmserve.md §2.4): each instance is its own Node process with its own metric
+ring
   buffers, rate-limit store and upload quota, all lost when it restarts (uptime from zero, empty buffers).
 * **Restart without drain fails requests, as in reality.** SIGTERM makes the app log
   ``Received SIGTERM, initiating graceful shutdown...``, flush Sentry and exit after ``shutdown_s`` without

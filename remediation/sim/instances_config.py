@@ -3,7 +3,7 @@
 The defaults are AWS Application Load Balancer semantics with the clock compressed for tests and drills: ALB's
 deregistration delay defaults to 300 s, its health checks to every 30 s with 5 passes to become healthy and 2
 failures to become unhealthy. kamkmserve's own numbers are real: on SIGTERM it flushes Sentry and exits after
-about 0.05 s (up to 2 s), without draining (reference §9).
+about 0.05 s (up to 2 s), without draining (docs/reference/kamkmserve.md §9).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What the hosting platform owns, not the app: deployments, the edge (maintenance, flags), error tracking.
 
-kamkmserve has none of these levers itself (reference §13); Vercel, a WAF/edge and Sentry provide them.
+kamkmserve has none of these levers itself (docs/reference/kamkmserve.md §13); Vercel, a WAF/edge and Sentry provide
+them.
 """
 
 from __future__ import annotations

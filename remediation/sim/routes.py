@@ -128,8 +128,8 @@ def _api(request: AppRequest, env: RouteEnv) -> Outcome:
 def _admin_api(request: AppRequest, env: RouteEnv) -> Outcome:
     path, method = request.path, request.method
     if path in ("/api/admin/orders/export", "/api/admin/payouts/export") and method == "GET":
-        # No auth check at all in these handlers (the reference's authorization gap); a failure answers
-        # the raw error message and logs nothing.
+        # No auth check at all in these handlers (the authorization gap of docs/reference/kamkmserve.md §6.2); a
+        # failure answers the raw error message and logs nothing.
         return _business(request, env, ("SELECT", "kamkmserve_order"), None, 120, ok=_export_csv(path))
     if path == "/api/admin/upgrade-role" and method == "PATCH":
         return _role_gated(request, env, "SUPERADMIN", ("UPDATE", "kamkmserve_user"), "Failed to upgrade role")
@@ -138,12 +138,12 @@ def _admin_api(request: AppRequest, env: RouteEnv) -> Outcome:
         return _role_gated(request, env, "ADMIN", ("SELECT", f"kamkmserve_{collection.rstrip('s')}"),
                            f"Failed to fetch {collection}")
     if path.startswith("/api/admin/orders/") and _ADMIN_ITEM.match(path) and method == "GET":
-        # GET orders/[id] checks no role at all (reference §6.2).
+        # GET orders/[id] checks no role at all (docs/reference/kamkmserve.md §6.2).
         return _business(request, env, ("SELECT", "kamkmserve_order"), "Failed to fetch order", 60)
     if _MARK_PAID.match(path) and method == "POST":  # payouts/[id]/mark-paid: no check either
         return _business(request, env, ("UPDATE", "kamkmserve_payout"), "Failed to mark payout as paid", 70)
     if path.startswith("/api/admin/orders/") and _ADMIN_ITEM.match(path) and method == "PATCH":
-        # PATCH orders/[id] is the one item route with requireRole('ADMIN') (reference §6.2).
+        # PATCH orders/[id] is the one item route with requireRole('ADMIN') (docs/reference/kamkmserve.md §6.2).
         return _role_gated(request, env, "ADMIN", ("UPDATE", "kamkmserve_order"), "Failed to update order")
     if _ADMIN_ITEM.match(path) and method in ("PATCH", "DELETE"):
         failure = "Failed to update order" if path.startswith("/api/admin/orders/") else "Failed to update"

@@ -95,7 +95,7 @@ class LoadSpike:
     Database timings stay normal: this is pure load. Scaling to 4 replicas (``POST /_sim/capacity``) brings
     utilisation to 0.8 and p95 back under 500 ms as soon as the metrics window has turned over; 3 replicas
     are not enough. Maintenance on a path removes its share of the load. kamkmserve on Vercel has no scale
-    knob (reference §12): the replica count stands for the platform's (ECS/ASG later).
+    knob (docs/reference/kamkmserve.md §12): the replica count stands for the platform's (ECS/ASG later).
     """
 
     name = "load-spike"

@@ -1,11 +1,11 @@
 """The security levers around the simulated app: the edge's block list, the upload allowlist, the upload scanner
 (the app's intended ``AVSCAN_URL`` hook) with its quarantine, and where audit rows go.
 
-kamkmserve has none of these itself (reference §4, §13): no block list (it must come from the edge, e.g. a WAF IP
-set), allowlists are env vars that need a redeploy, and ``src/lib/avscan.ts`` has only ``AVSCAN_MODE`` off/reject
-(``AVSCAN_URL`` is a comment). The simulator provides them the way the platform would, and the app's code paths
-use them exactly where the real ones would: the edge refuses a blocked client before the app runs, and
-``validateUpload()`` checks extension, MIME and then the scanner, in that order (reference §7).
+kamkmserve has none of these itself (docs/reference/kamkmserve.md §4, §13): no block list (it must come from the edge,
+e.g. a WAF IP set), allowlists are env vars that need a redeploy, and ``src/lib/avscan.ts`` has only ``AVSCAN_MODE``
+off/reject (``AVSCAN_URL`` is a comment). The simulator provides them the way the platform would, and the app's code
+paths use them exactly where the real ones would: the edge refuses a blocked client before the app runs, and
+``validateUpload()`` checks extension, MIME and then the scanner, in that order (docs/reference/kamkmserve.md §7).
 
 Scanner modes (``SimConfig.avscan``): ``off`` (the app today), ``reject`` (the app's ``AVSCAN_MODE=reject``:
 every upload fails with ``simulated-detection``) and ``scan`` (the hook: the simulator's own signatures, or the

@@ -1,10 +1,10 @@
 """Where the simulated app's ``writeAuditLog()`` inserts go: ``kamkmserve_audit_log`` in memory, or the real table.
 
-The app's writer (``src/lib/audit.ts``, reference §5.1) is fire-and-forget: the HTTP answer never waits for it,
-and only afterwards does it log ``Security event: Audit: <event>`` (insert succeeded) or ``Failed to write audit
-log`` with the insert's error (reference §3.2). So a sink takes the row and a callback that receives the insert's
-error message (None: written); the in-memory sink calls back at once, the PostgreSQL one from its writer thread
-once the INSERT has really run.
+The app's writer (``src/lib/audit.ts``, docs/reference/kamkmserve.md §5.1) is fire-and-forget: the HTTP answer never
+waits for it, and only afterwards does it log ``Security event: Audit: <event>`` (insert succeeded) or
+``Failed to write audit log`` with the insert's error (docs/reference/kamkmserve.md §3.2). So a sink takes the row and a
+callback that receives the insert's error message (None: written); the in-memory sink calls back at once, the PostgreSQL
+one from its writer thread once the INSERT has really run.
 
 With ``missing`` the table was never migrated (no migration creates it): in memory every insert fails with
 PostgreSQL's message; on a real database the table is simply not created, so the real INSERT fails. A table that

@@ -1,4 +1,5 @@
-"""``POST /api/uploads`` (reference §7): quota, content-type, file field, validation order, metrics and logs."""
+"""``POST /api/uploads`` (docs/reference/kamkmserve.md §7): quota, content-type, file field, validation order, metrics
+and logs."""
 
 from __future__ import annotations
 
@@ -138,7 +139,8 @@ def handle_upload(request: UploadRequest, *, quota: UploadQuota, collector: Metr
 
 def _validated(request: UploadRequest, collector: MetricsCollector, log: AppLog, duration_ms: int,
                rules: UploadRules, quota_headers: tuple[tuple[str, str], ...]) -> tuple[UploadAnswer, AuditRow]:
-    # The audit row of each step, exactly as reference §5.1 lists it (which of ip/user_agent/metadata is passed).
+    # The audit row of each step, exactly as docs/reference/kamkmserve.md §5.1 lists it (which of ip/user_agent/metadata
+    # is passed).
     raw_ip, agent = request.forwarded_for, request.user_agent
     if "multipart/form-data" not in request.content_type.lower():
         log.log("warn", "Upload: wrong content-type", {"duration": duration_ms, "contentType": request.content_type})

@@ -36,6 +36,7 @@ from remediation.models import (
 )
 from remediation.store import migrate as _migrate
 from remediation.store.alerts import AlertMethods
+from remediation.store.budgets import BudgetMethods
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
 from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
@@ -52,11 +53,13 @@ def _require_aware(value: datetime, name: str) -> datetime:
     return value
 
 
-class Store(AlertMethods):
+class Store(AlertMethods, BudgetMethods):
     """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
 
     The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
     ``unrouted_alerts``) come from :class:`~remediation.store.alerts.AlertMethods`.
+    The shared request budgets (``take_request``, ``block_requests``, ``request_budget``) come from
+    :class:`~remediation.store.budgets.BudgetMethods`.
     """
 
     def __init__(self, url: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from remediation.store.coltypes import JSONDoc, UTCDateTime
@@ -175,3 +175,34 @@ class AlertORM(Base):
         Index(None, "incident_id"),
         Index(None, "received_at"),
     )
+
+
+class RateBudgetORM(Base):
+    """One token bucket per budget key (the app URL): every process reading that app shares it.
+
+    Times are epoch seconds (float) so the refill arithmetic is the same on both backends.
+    """
+
+    __tablename__ = "rate_budgets"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[float] = mapped_column(Float)
+    blocked_until: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    block_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AppLogLineORM(Base):
+    """A line of the app's own output as a log drain delivered it (``source`` "vercel-drain")."""
+
+    __tablename__ = "app_log_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    logged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stream: Mapped[str | None] = mapped_column(String(32))  # stdout | stderr | None when the drain does not say
+    message: Mapped[str] = mapped_column(Text)  # the app's own line (its JSON text), as it printed it
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONDoc)  # the drain's whole entry
+
+    __table_args__ = (Index(None, "logged_at"),)

@@ -114,6 +114,7 @@ def stack_env(home: Path, api_url: str, app_url: str) -> dict[str, str]:
         "REMEDIATE_HOME": str(home / "remediate"),
         "REMEDIATE_APP_URL": app_url,
         "REMEDIATE_PLATFORM": "sim",
+        "REMEDIATE_SIM_URL": app_url,
         "REMEDIATE_APPROVERS": ",".join(APPROVERS),
         "REMEDIATE_APPROVAL_POLL_S": "1",
         "REMEDIATE_METRICS_BUDGET_PER_MIN": "100",

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from flows.elevated_error_rate import elevated_error_rate
-from remediation import runtime
+from remediation import composition, runtime
 from remediation.intake import create_app
 from remediation.models import Approval, ApprovalAnswer, Mode
 from remediation.orchestration.warm import WarmExecutor
@@ -93,10 +93,11 @@ def test_alertmanager_alerts_open_one_incident_start_one_run_and_the_runbook_act
     sim = SimServer(SimConfig(scenario="bad-release", rps=200.0, onset_s=0.2, seed=11)).start()
     try:
         wait_for_bad_release(sim)
-        settings = Settings(app_url=sim.url, platform="sim", home=tmp_path, mode=Mode.AUTO, approvers=["alice"],
+        settings = Settings(app_url=sim.url, platform="sim", sim_url=sim.url, home=tmp_path, mode=Mode.AUTO,
+                            approvers=["alice"],
                             intake_token=TOKEN, intake_mode=Mode.AUTO, verify_interval_s=0.3,
                             verify_consecutive=3, verify_deadline_s=20.0, metrics_budget_per_min=100)
-        live = runtime.connect(settings)
+        live = composition.connect(settings)
         providers = live.with_(approvals=ApproveOnceResolved(live.store))
         store = providers.store
         labels = {"alertname": "KamkmserveHigh5xxRate", "service": "kamkmserve", "severity": "critical"}

@@ -35,7 +35,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from flows.elevated_error_rate import elevated_error_rate
-from remediation import runtime
+from remediation import composition, runtime
 from remediation.cli import app as cli
 from remediation.config_file import secret_fields
 from remediation.intake import create_app
@@ -108,7 +108,7 @@ async def test_no_seeded_secret_appears_in_logs_artifacts_reports_or_the_store(
         assert all(getattr(settings, name).get_secret_value() == value for name, value in values.items())
 
         # An alert arrives at the intake with the seeded bearer token.
-        providers = runtime.connect(settings)
+        providers = composition.connect(settings)
         starter = RecordingStarter()
         with TestClient(create_app(settings, providers.store, starter)) as intake:
             denied = intake.post("/alerts/generic", json={"name": "HighErrorRate", "service": "kamkmserve"},

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from remediation import runtime
+from remediation import composition, runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Approvals, Scripted, ScriptedApprovals
 from remediation.settings import Settings
@@ -35,12 +35,12 @@ def providers(tmp_path: Path) -> Callable[..., runtime.Providers]:
     def build(app_url: str, *, answers: list[Scripted] | None = None, approvals: Approvals | None = None,
               **settings: Any) -> runtime.Providers:
         base = {
-            "app_url": app_url, "platform": "sim", "home": tmp_path, "mode": Mode.AUTO,
+            "app_url": app_url, "platform": "sim", "sim_url": app_url, "home": tmp_path, "mode": Mode.AUTO,
             "approvers": ["alice", "bob"], "approval_timeout_s": 30, "approval_poll_s": 1,
             "verify_interval_s": 0.3, "verify_consecutive": 3, "verify_deadline_s": 20.0,
             "metrics_budget_per_min": 100,
         }
-        live = runtime.connect(Settings(**{**base, **settings}))
+        live = composition.connect(Settings(**{**base, **settings}))
         return live.with_(approvals=approvals or ScriptedApprovals(answers or []))
 
     return build

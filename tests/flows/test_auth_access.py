@@ -12,7 +12,7 @@ import pytest
 from flows.auth_access import auth_access
 from remediation import runtime
 from remediation.models import Mode
-from remediation.providers.access_probe import ADMIN_ROUTES
+from remediation.providers.access_probe import ADMIN_ROUTES, AccessProbe
 from remediation.providers.approvals import Scripted
 from remediation.sim import SimServer
 from tests.flows.authkit import FAST, flags, identity, status_incidents, wait_for_lockout
@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 Sim = Callable[..., SimServer]
 Build = Callable[..., runtime.Providers]
 APPROVE = [Scripted(approve=True, approver="alice", reason="INC-5")]
-UNPROTECTED = sorted(f"{r.method} {r.route}" for r in ADMIN_ROUTES if r.guard == "none")
+# The routes the reference lists without a check that a read-only (GET) probe can reach.
+UNPROTECTED = sorted(f"{r.method} {r.route}" for r in ADMIN_ROUTES if r.guard == "none" and r.read_only)
 
 
 async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:
@@ -42,13 +43,43 @@ def evidence(report: dict[str, Any], source: str) -> dict[str, Any]:
     return next(e for e in report["evidence"] if e["source"] == source)
 
 
-async def test_stands_down_when_admins_get_in_as_usual(sim: Sim, providers: Build) -> None:
+def protected_routes_only(p: runtime.Providers) -> runtime.Providers:
+    """The same probe, limited to the routes the reference says are checked: an app with no unchecked admin route."""
+    assert p.access is not None
+    routes = tuple(r for r in ADMIN_ROUTES if r.guard != "none")
+    return p.with_(access=AccessProbe(p.access.http, user=p.access.user, admin=p.access.admin, routes=routes))
+
+
+async def test_stands_down_when_admins_get_in_as_usual_and_every_admin_route_refuses(
+    sim: Sim, providers: Build
+) -> None:
     server = sim("auth-misconfig", onset_s=3600.0)  # the admin traffic, never the change
     time.sleep(1.0)
-    report = await run(providers(server.url))
+    report = await run(protected_routes_only(providers(server.url)))
     assert report["outcome"] == "stood_down"
     assert finding(report, "admin_forbidden_rate")["status"] == "ok"
     assert finding(report, "admin_role_check_failures")["status"] == "ok"
+    assert finding(report, "admin_route_authorization")["status"] == "ok"
+    assert report["actions"] == []
+    assert flags(server) == {} and status_incidents(server) == []
+
+
+async def test_normal_signals_still_probe_the_admin_routes_and_escalate_the_unchecked_ones_without_acting(
+    sim: Sim, providers: Build
+) -> None:
+    """The signals are normal, but the read-only probe finds the admin routes anyone reaches (the simulator keeps
+    the real app's gaps): a breach named with its answer, escalated, nothing changed, never 'recovered'."""
+    server = sim("auth-misconfig", onset_s=3600.0)
+    time.sleep(1.0)
+    report = await run(providers(server.url))
+    assert report["outcome"] == "escalated"
+    assert finding(report, "admin_forbidden_rate")["status"] == "ok"
+    holes = finding(report, "admin_route_authorization")
+    assert holes["status"] == "breach" and holes["observed"] == len(UNPROTECTED)
+    assert "/api/admin/orders/export answers without an authorization check (200" in holes["detail"]
+    assert "a signed-out caller and non-admin probe-member (USER)" in holes["detail"]
+    assert "/api/admin/orders/export answers without an authorization check" in report["escalation"]
+    assert "No lever here can add a check" in report["escalation"]
     assert report["actions"] == []
     assert flags(server) == {} and status_incidents(server) == []
 

@@ -168,7 +168,7 @@ def aws_world(aws: MotoServer, build: Build, server: SimServer, **settings: Any)
     started = time.monotonic()
     overrides = {**awskit.aws_settings(aws).model_dump(include={
         "aws_endpoint_url", "aws_region", "aws_max_attempts", "aws_ecs_cluster", "aws_ecs_service", "aws_ssm_prefix",
-        "aws_log_group"}), "platform": "aws", "platform_url": server.url, **settings}
+        "aws_log_group"}), "platform": "aws", **settings}
     live = build(server.url, **overrides)
     assert time.monotonic() - started < 3, "connecting must not eat the load spike"
     return live

@@ -1,4 +1,7 @@
-"""Run Debian's real clamd on 127.0.0.1 with locally made test signatures (no network: reference §7.1)."""
+"""Run Debian's real clamd on 127.0.0.1 with locally made test signatures.
+
+No network: docs/reference/integrations.md §7.1.
+"""
 
 from __future__ import annotations
 

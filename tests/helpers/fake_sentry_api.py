@@ -1,4 +1,5 @@
-"""A local fake of the Sentry REST API parts we read, following docs.sentry.io/api (integrations.md §2.2).
+"""A local fake of the Sentry REST API parts we read, following docs.sentry.io/api
+(docs/reference/integrations.md §2.2).
 
 - ``GET /api/0/projects/{org}/{project}/`` → ``{id, slug, name}``;
 - ``GET /api/0/organizations/{org}/issues/`` with ``project`` (numeric ids), ``query`` (default

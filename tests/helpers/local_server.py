@@ -18,10 +18,14 @@ class LocalHttpServer:
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
+        # Where to listen: any 127.0.0.0/8 address is loopback on Linux (a fake EC2 instance's private IP), and
+        # bind_port 0 takes a free port.
+        self.host = "127.0.0.1"
+        self.bind_port = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> Self:
         fake = self
@@ -35,7 +39,7 @@ class LocalHttpServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.bind_port), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": self.poll_interval_s},
                          daemon=True).start()

@@ -23,7 +23,7 @@ with warnings.catch_warnings():
 
 __all__ = ["TestClient"]
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
 TOKEN = "example-intake-token"  # what the fixtures' alertmanager.yml sends
 SENTRY_SECRET = "sentry-client-secret-for-tests"
 T0 = datetime(2026, 11, 26, 16, 3, 10, tzinfo=UTC)  # just after the fixtures' startsAt
@@ -86,7 +86,7 @@ def sentry_headers(
 
 
 def metric_alert(action: str = "critical", *, rule_id: str = "7", query: str = "level:error") -> dict[str, Any]:
-    """The fixture shape of integrations.md §2.1."""
+    """The fixture shape of docs/reference/integrations.md §2.1."""
     title = {"critical": "Critical", "warning": "Warning", "resolved": "Resolved"}[action]
     return {
         "action": action,

@@ -1,4 +1,4 @@
-"""Alertmanager webhooks end to end through the app, with the real 0.25 deliveries from shared/fixtures."""
+"""Alertmanager webhooks end to end through the app, with the real 0.25 deliveries in tests/fixtures/alertmanager."""
 
 from __future__ import annotations
 

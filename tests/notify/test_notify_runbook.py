@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from flows.elevated_error_rate import elevated_error_rate
-from remediation import runtime
+from remediation import composition, runtime
 from remediation.incident import RunningIncident
 from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Outcome, Phase, Rollback, Severity
 from remediation.providers.approvals import ApprovalRequest, Scripted, ScriptedApprovals
 from remediation.providers.clock import VirtualClock
+from remediation.providers.platform import Release
 from remediation.settings import Settings
 from remediation.sim import SimConfig, SimServer
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
@@ -42,7 +43,7 @@ def bad_release() -> Iterator[SimServer]:
 def settings(tmp_path: Path, app_url: str, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty,
              **overrides: Any) -> Settings:
     return Settings(**{
-        "app_url": app_url, "platform": "sim", "home": tmp_path, "mode": Mode.AUTO, "approvers": ["alice", "bob"],
+        "app_url": app_url, "platform": "sim", "sim_url": app_url, "home": tmp_path, "mode": Mode.AUTO, "approvers": ["alice", "bob"],
         "approval_timeout_s": 30, "approval_poll_s": 1, "verify_interval_s": 0.3, "verify_consecutive": 3,
         "verify_deadline_s": 20.0, "metrics_budget_per_min": 100,
         "slack_webhook_url": slack.webhook_url(SLACK_TOKEN),
@@ -57,7 +58,7 @@ def settings(tmp_path: Path, app_url: str, slack: FakeSlack, statuspage: FakeSta
 async def test_a_recovered_run_tells_slack_statuspage_and_pagerduty_each_step(
     tmp_path: Path, bad_release: SimServer, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty
 ) -> None:
-    providers = runtime.connect(settings(tmp_path, bad_release.url, slack, statuspage, pagerduty))
+    providers = composition.connect(settings(tmp_path, bad_release.url, slack, statuspage, pagerduty))
     providers = providers.with_(approvals=ScriptedApprovals([Scripted(approve=True, approver="alice", reason="ok")]))
     with runtime.use(providers):
         report = await elevated_error_rate(**FAST)
@@ -87,7 +88,7 @@ async def test_notification_outages_are_recorded_and_the_run_still_recovers(
     broken = settings(tmp_path, bad_release.url, slack, statuspage, pagerduty,
                       slack_webhook_url=slack.webhook_url("revokedTokenSECRETxxxxxx"),
                       pagerduty_events_url="http://127.0.0.1:9/v2/enqueue", notify_timeout_s=1.0)
-    providers = runtime.connect(broken).with_(
+    providers = composition.connect(broken).with_(
         approvals=ScriptedApprovals([Scripted(approve=True, approver="alice")]))
     statuspage.fail_next(500, {"error": "down"}, times=50)
     with runtime.use(providers):
@@ -105,7 +106,7 @@ async def test_notification_outages_are_recorded_and_the_run_still_recovers(
 async def test_a_dry_run_notifies_nobody(
     tmp_path: Path, bad_release: SimServer, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty
 ) -> None:
-    providers = runtime.connect(settings(tmp_path, bad_release.url, slack, statuspage, pagerduty))
+    providers = composition.connect(settings(tmp_path, bad_release.url, slack, statuspage, pagerduty))
     with runtime.use(providers.with_(approvals=ScriptedApprovals([]))):
         report = await elevated_error_rate(**FAST, mode=Mode.DRY_RUN)
     assert report["outcome"] == "dry_run"
@@ -126,13 +127,24 @@ class AnswersAfterPages:
         return await ScriptedApprovals([self.answer]).request(req)
 
 
+class Answering:
+    """A deploys lever that answers its read-only check (the rollback's lever must work before anyone is asked)."""
+
+    async def releases(self) -> list[Release]:
+        return []
+
+    async def rollback(self, to_release: str) -> Release:
+        raise AssertionError("these tests deny the rollback")
+
+
 async def test_an_unanswered_approval_climbs_the_ladder_and_the_answer_acknowledges_every_tier(
     tmp_path: Path, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty
 ) -> None:
     clock = VirtualClock()
     base = settings(tmp_path, "http://127.0.0.1:9", slack, statuspage, pagerduty, approval_timeout_s=3600)
-    providers = runtime.connect(base).with_(
-        clock=clock, approvals=AnswersAfterPages(pagerduty, 3, Scripted(approve=False, approver="bob", reason="no")))
+    providers = composition.connect(base).with_(
+        clock=clock, approvals=AnswersAfterPages(pagerduty, 3, Scripted(approve=False, approver="bob", reason="no")),
+        deploys=Answering())
     incident = RunningIncident(providers, runbook="elevated-error-rate", mode=Mode.AUTO,
                                alert=Alert(name="HighErrorRate", service="kamkmserve", severity=Severity.SEV1))
     plan = Rollback(service="kamkmserve", from_release="r2", to_release="r1", reason="5xx after deploy")
@@ -154,8 +166,9 @@ async def test_a_prompt_answer_cancels_the_ladder(
     tmp_path: Path, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty
 ) -> None:
     base = settings(tmp_path, "http://127.0.0.1:9", slack, statuspage, pagerduty)
-    providers = runtime.connect(base).with_(
-        clock=VirtualClock(), approvals=ScriptedApprovals([Scripted(approve=False, approver="alice")]))
+    providers = composition.connect(base).with_(
+        clock=VirtualClock(), approvals=ScriptedApprovals([Scripted(approve=False, approver="alice")]),
+        deploys=Answering())
     incident = RunningIncident(providers, runbook="elevated-error-rate", mode=Mode.AUTO,
                                alert=Alert(name="HighErrorRate", service="kamkmserve", severity=Severity.SEV2))
     plan = Rollback(service="kamkmserve", from_release="r2", to_release="r1", reason="5xx after deploy")
@@ -168,7 +181,7 @@ async def test_escalation_pages_the_primary_and_a_failed_closing_notice_is_in_th
     tmp_path: Path, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty
 ) -> None:
     base = settings(tmp_path, "http://127.0.0.1:9", slack, statuspage, pagerduty)
-    providers = runtime.connect(base).with_(clock=VirtualClock())
+    providers = composition.connect(base).with_(clock=VirtualClock())
     incident = RunningIncident(providers, runbook="elevated-error-rate", mode=Mode.AUTO,
                                alert=Alert(name="HighErrorRate", service="kamkmserve", severity=Severity.SEV2))
     incident.escalate(Phase.IDENTIFY, "5xx error rate is unknown")

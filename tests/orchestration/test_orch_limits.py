@@ -56,8 +56,8 @@ async def test_service_lock_serialises_one_service_and_not_another(executor: War
     svc_a, svc_b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
 
     def params(label: str, service: str) -> dict[str, Any]:
-        # Holds long enough that a SQLite API stall (~2 s, prefect.md §2) delaying b1's start cannot make it
-        # miss both of the first service's runs: the overlap window is ~6 s, not ~3 s.
+        # Holds long enough that a SQLite API stall (~2 s, docs/reference/prefect.md §2) delaying b1's start cannot make
+        # it miss both of the first service's runs: the overlap window is ~6 s, not ~3 s.
         return {"label": label, "sleep_s": 3.0, "record_to": str(record), "lock_service": service}
 
     ensure_service_limit(svc_a), ensure_service_limit(svc_b)  # keep limit creation out of the timing

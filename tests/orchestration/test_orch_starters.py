@@ -38,7 +38,7 @@ async def test_deployment_starter_same_key_twice_gives_one_run(tiny_deployment: 
     assert first == second
     runs = runs_with_key(k)
     assert [str(r.id) for r in runs] == [first]
-    assert runs[0].parameters["label"] == "a"  # a repeat's parameters are ignored (prefect.md §4.1)
+    assert runs[0].parameters["label"] == "a"  # a repeat's parameters are ignored (docs/reference/prefect.md §4.1)
     assert runs[0].state.is_scheduled()  # nobody serves it here: Prefect's path leaves it for a runner
 
 

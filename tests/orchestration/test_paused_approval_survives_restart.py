@@ -117,7 +117,8 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
     with SimServer(SimConfig(scenario="rolling-restart", rps=200.0, seed=5, fleet=FLEET)) as sim:
         env.update({"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "prefect-home"),
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "REMEDIATE_HOME": str(tmp_path),
-                    "REMEDIATE_APP_URL": sim.url, "REMEDIATE_APPROVERS": "alice", "REMEDIATE_MODE": "auto",
+                    "REMEDIATE_APP_URL": sim.url, "REMEDIATE_PLATFORM": "sim", "REMEDIATE_SIM_URL": sim.url,
+                    "REMEDIATE_APPROVERS": "alice", "REMEDIATE_MODE": "auto",
                     "REMEDIATE_APPROVAL_POLL_S": "1", "REMEDIATE_METRICS_BUDGET_PER_MIN": "100"})
         first = Stack(tmp_path, env, "first")
         second: Stack | None = None

@@ -21,12 +21,12 @@ from remediation.sim import SimConfig, SimServer
 Start = Callable[..., SimServer]
 MEMBER = ProbeIdentity(name="probe-member", role="USER", cookies={SESSION_COOKIE: PROBE_USER_SESSION})
 ADMIN = ProbeIdentity(name="probe-admin", role="ADMIN", cookies={SESSION_COOKIE: PROBE_ADMIN_SESSION})
-# Reference §6.2, "No check at all", one route each (item routes by their PATCH, orders/[id] by its GET).
-UNPROTECTED = {
+# Reference §6.2, "No check at all": the ones a GET can reach. The rest serve mutating methods only and are skipped.
+UNPROTECTED = {"GET /api/admin/orders/[id]", "GET /api/admin/orders/export", "GET /api/admin/payouts/export"}
+SKIPPED = {
     "PATCH /api/admin/blogs/[id]", "PATCH /api/admin/commissions/[id]", "PATCH /api/admin/coupons/[id]",
     "PATCH /api/admin/payouts/[id]", "PATCH /api/admin/referrals/[id]", "PATCH /api/admin/services/[id]",
-    "GET /api/admin/orders/[id]", "GET /api/admin/orders/export", "GET /api/admin/payouts/export",
-    "POST /api/admin/payouts/[id]/mark-paid",
+    "POST /api/admin/payouts/[id]/mark-paid", "PATCH /api/admin/upgrade-role",
 }
 
 
@@ -52,10 +52,23 @@ async def test_the_probe_finds_exactly_the_unprotected_admin_routes_of_the_refer
     server = start_sim(scenario="healthy", rps=0)
     report = await probe_for(server.url).non_admin()
     assert {f"{r.method} {r.route}" for r in report.reached} == UNPROTECTED
+    assert {f"{r.method} {r.route}" for r in report.skipped} == SKIPPED
     assert report.unknown == [] and report.unexpected == []
     rejected = {f"{r.method} {r.route}": r.status for r in report.results if r.verdict == "rejected"}
-    assert rejected["GET /admin"] == 403 and rejected["PATCH /api/admin/upgrade-role"] == 403
-    assert len(rejected) == len(ADMIN_ROUTES) - len(UNPROTECTED)
+    assert rejected["GET /admin"] == 403 and rejected["GET /api/admin/orders"] == 403
+    assert len(rejected) == len(ADMIN_ROUTES) - len(UNPROTECTED) - len(SKIPPED)
+
+
+async def test_signed_out_the_probe_finds_the_unchecked_routes_and_keeps_no_body_of_a_success(start_sim: Start) -> None:
+    """No session at all: the checked routes answer 401 or send to sign in; the unchecked ones run. An unchecked
+    export answers with data, so the answer shown is its size and type, never its content."""
+    server = start_sim(scenario="healthy", rps=0)
+    report = await probe_for(server.url).signed_out()
+    assert {f"{r.method} {r.route}" for r in report.reached} == UNPROTECTED
+    refused = {r.route: r.status for r in report.results if r.verdict == "rejected"}
+    assert refused["/admin"] == 307 and refused["/api/admin/orders"] == 401
+    export = next(r for r in report.reached if r.route == "/api/admin/orders/export")
+    assert export.status == 200 and "bytes of" in export.answer and "," in export.answer
 
 
 async def test_the_admin_test_user_gets_in_and_the_denials_are_counted(start_sim: Start) -> None:
@@ -79,7 +92,8 @@ async def test_a_429_or_a_spent_budget_is_never_a_verdict() -> None:
         return httpx.Response(429, headers={"retry-after": "30"}, text="Too Many Requests")
 
     report = await probe_for("http://app", transport=httpx.MockTransport(answer)).non_admin()
-    assert {r.verdict for r in report.results} == {"unknown"}  # the first 429 blocks the rest of the budget too
+    sent = [r for r in report.results if r.verdict != "skipped"]
+    assert {r.verdict for r in sent} == {"unknown"}  # the first 429 blocks the rest of the budget too
     assert "429" in report.results[0].detail and report.results[1].detail.startswith("not sent")
     assert report.reached == []
 
@@ -103,7 +117,17 @@ async def test_no_handler_is_unknown_redirects_and_failed_auth_checks_refuse_a_j
     assert verdicts["/api/admin/payouts/export"] == "unknown"
 
 
-async def test_requests_carry_the_session_and_harmless_bodies_only() -> None:
+async def test_a_redirect_anywhere_but_sign_in_is_not_a_verdict() -> None:
+    """The production HTTPS redirect (reference §6.1) answers before any check runs: it neither refuses nor lets in."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"location": f"https://shop.example{request.url.path}"})
+
+    report = await probe_for("http://app", transport=httpx.MockTransport(answer)).signed_out()
+    assert {r.verdict for r in report.results if r.verdict != "skipped"} == {"unknown"}
+    assert "not to sign in" in report.results[0].detail
+
+
+async def test_requests_carry_the_session_and_are_bodiless_gets_only() -> None:
     seen: list[tuple[str, str, str, bytes]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -112,9 +136,10 @@ async def test_requests_carry_the_session_and_harmless_bodies_only() -> None:
 
     await probe_for("http://app", transport=httpx.MockTransport(answer)).non_admin()
     assert all(cookie == f"{SESSION_COOKIE}={PROBE_USER_SESSION}" for _, _, cookie, _ in seen)
-    assert all(body in (b"", b"{}") for _, _, _, body in seen)
-    assert {m for m, _, _, _ in seen} <= {"GET", "PATCH", "POST"}  # never DELETE
-    assert all("remediate-probe-0000" in path for m, path, _, _ in seen if m != "GET" and "upgrade" not in path)
+    assert all(body == b"" for _, _, _, body in seen)
+    assert {m for m, _, _, _ in seen} == {"GET"}  # never a method that can change a record
+    assert len(seen) == len(ADMIN_ROUTES) - len(SKIPPED)
+    assert all("remediate-probe-0000" in path for _, path, _, _ in seen if "/orders/" in path and "export" not in path)
 
 
 def test_denials_count_401_and_403_on_the_admin_pages_and_api_only() -> None:

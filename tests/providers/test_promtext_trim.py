@@ -22,7 +22,8 @@ def escape(value: str) -> str:
 
 
 def page(requests: list[tuple[str, str, int, int]], db_ops: list[tuple[str, str, bool, int]]) -> str:
-    """A page in the app's order (reference §2.1): process gauges, custom metrics by first use, request records."""
+    """A page in the app's order (docs/reference/kamkmserve.md §2.1): process gauges, custom metrics by first use,
+    request records."""
     lines = ["# HELP process_uptime_seconds Process uptime in seconds", "# TYPE process_uptime_seconds gauge",
              "process_uptime_seconds 42.125", "# HELP process_memory_used_bytes Heap used bytes",
              "# TYPE process_memory_used_bytes gauge", "process_memory_used_bytes 1234567"]

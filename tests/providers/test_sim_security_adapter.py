@@ -83,14 +83,18 @@ async def test_an_antivirus_that_is_down_or_unreachable_is_never_clean(server: S
     unreachable = SimAntivirus(DEAD)
     verdict = await unreachable.scan(TINY_PNG)
     assert verdict.status == "unavailable" and not verdict.clean and "127.0.0.1:9" in verdict.detail
-    assert await unreachable.ping() is False and await unreachable.reload() is False
+    assert await unreachable.ping() is False
+    with pytest.raises(PlatformError, match="127.0.0.1:9"):  # a failed RELOAD says what failed, never a bare False
+        await unreachable.reload()
     assert await unreachable.version() is None
     await plane.json("POST", "/antivirus", json_body={"available": False})
     try:
         down = SimAntivirus(plane)
         verdict = await down.scan(TINY_PNG)
         assert verdict.status == "unavailable" and "daemon down" in verdict.detail
-        assert await down.ping() is False and await down.reload() is False
+        assert await down.ping() is False
+        with pytest.raises(PlatformError, match="503"):
+            await down.reload()
     finally:
         await plane.json("POST", "/antivirus", json_body={"available": True})
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from remediation import gate, runtime
+from remediation import composition, gate, runtime
 from remediation.models import (
     ActionRecord,
     ActionState,
@@ -78,7 +78,7 @@ async def applied(plan: Plan, providers: runtime.Providers) -> ActionRecord:
 
 def test_connect_builds_the_vercel_bundle_with_sentry_and_clerk_and_no_capacity_lever(
         tmp_path: Path, fakes: tuple[FakeVercel, FakeSentryApi, FakeClerk]) -> None:
-    providers = runtime.connect(vercel_settings(tmp_path, *fakes))
+    providers = composition.connect(vercel_settings(tmp_path, *fakes))
     assert isinstance(providers.deploys, VercelDeploys)
     assert isinstance(providers.errors, SentryApi)
     assert isinstance(providers.identity, ClerkIdentity)
@@ -90,11 +90,11 @@ def test_connect_builds_the_vercel_bundle_with_sentry_and_clerk_and_no_capacity_
 
 async def test_without_sentry_or_a_log_drain_those_reads_fail_with_the_reason(
         tmp_path: Path, fakes: tuple[FakeVercel, FakeSentryApi, FakeClerk]) -> None:
-    providers = runtime.connect(vercel_settings(tmp_path, *fakes, sentry_api_token=None, clerk_secret_key=None,
+    providers = composition.connect(vercel_settings(tmp_path, *fakes, sentry_api_token=None, clerk_secret_key=None,
                                                 vercel_edge_config_id=None), migrate=False)
     with pytest.raises(PlatformError, match="REMEDIATE_SENTRY_API_TOKEN"):
         await providers.errors.issues()
-    with pytest.raises(PlatformError, match="log drain"):
+    with pytest.raises(PlatformError, match="REMEDIATE_VERCEL_DRAIN_SECRET"):
         await providers.logs.lines()
     assert providers.identity is None and providers.uploads is None
     with pytest.raises(PlatformError, match="REMEDIATE_CLERK_SECRET_KEY"):
@@ -104,7 +104,7 @@ async def test_without_sentry_or_a_log_drain_those_reads_fail_with_the_reason(
 async def test_plans_reach_vercel_and_clerk_through_the_gate(
         tmp_path: Path, fakes: tuple[FakeVercel, FakeSentryApi, FakeClerk]) -> None:
     vercel, _, clerk = fakes
-    providers = runtime.connect(vercel_settings(tmp_path, *fakes))
+    providers = composition.connect(vercel_settings(tmp_path, *fakes))
     open_incident(providers)
     releases = await providers.deploys.releases()
     current, previous = releases[0], releases[1]
@@ -134,7 +134,7 @@ async def test_seeded_secrets_never_reach_exceptions_logs_the_ledger_or_reports(
     vercel, sentry, clerk = fakes
     secrets = [vercel.token, sentry.token, clerk.token]
     caplog.set_level(logging.DEBUG)
-    providers = runtime.connect(vercel_settings(tmp_path, *fakes))
+    providers = composition.connect(vercel_settings(tmp_path, *fakes))
     open_incident(providers)
     # Vendors that echo the credential back in their error bodies.
     vercel.fail_next(400, {"error": {"code": "bad_token", "message": f"token {vercel.token} is malformed"}})

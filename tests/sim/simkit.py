@@ -12,7 +12,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "kamkmserve"
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "kamkmserve"
 
 T = TypeVar("T")
 

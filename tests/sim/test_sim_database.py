@@ -164,7 +164,7 @@ def test_a_locked_order_update_answers_the_handlers_500_body(start_sim: Start) -
     server = start_sim(scenario="lock-contention", rps=0, onset_s=0.0)
     poll(lambda: httpx.get(f"{server.url}/_sim/database", timeout=10).json()["blocker"], what="the blocker")
     order = "/api/admin/orders/5b0e0c2a-0000-4000-8000-000000000001"
-    # PATCH orders/[id] needs ADMIN (reference §6.2): signed out, it never reaches the database.
+    # PATCH orders/[id] needs ADMIN (docs/reference/kamkmserve.md §6.2): signed out, it never reaches the database.
     signed_out = fetch(server.url, order, method="PATCH", headers={"content-type": "application/json"},
                        body=b'{"status":"PAID"}')
     assert signed_out.status == 401 and signed_out.body == '{"error":"Unauthorized"}'

@@ -57,7 +57,8 @@ async def test_every_capability_of_the_simulator_and_every_channel_answers(
 ) -> None:
     slack, page, pd = fakes
     before = state(sim)
-    report = await run_check(Settings(app_url=sim.url, home=tmp_path, **notify_settings(slack, page, pd)))
+    report = await run_check(Settings(app_url=sim.url, platform="sim", sim_url=sim.url, home=tmp_path,
+                                      **notify_settings(slack, page, pd)))
     by = rows(report)
     assert report.ok, [r for r in report.rows if r.status == "failing"]
     for capability in ("metrics", "deploys", "edge", "logs", "errors", "capacity", "jobs", "database", "blocks",
@@ -80,14 +81,14 @@ async def test_failures_say_which_capability_and_why_without_the_secret(
     slack, page, pd = fakes
     wrong = {**notify_settings(slack, page, pd), "slack_webhook_url": slack.webhook_url("revokedSlackSECRET0002"),
              "statuspage_api_key": "wrong-statuspage-SECRET-02"}
-    report = await run_check(Settings(app_url="http://127.0.0.1:9", platform_url=sim.url, home=tmp_path,
+    report = await run_check(Settings(app_url="http://127.0.0.1:9", platform="sim", sim_url=sim.url, home=tmp_path,
                                       http_timeout_s=1.0, capabilities={"errors": "sentry"}, **wrong))
     by = rows(report)
     assert not report.ok
     assert by["metrics"].status == "failing" and by["metrics"].reachable is False
     assert by["notify:slack"].status == "failing" and by["notify:slack"].authorised is False
     assert by["notify:statuspage"].authorised is False
-    assert by["errors"].status == "failing" and by["errors"].implementation == "none"
+    assert by["errors"].status == "failing" and by["errors"].implementation == "sentry"
     assert set(by["errors"].missing) >= {"REMEDIATE_SENTRY_API_TOKEN", "REMEDIATE_SENTRY_ORG",
                                          "REMEDIATE_SENTRY_PROJECT"}
     assert by["deploys"].status == "ok", "the platform itself is fine: only what is broken fails"
@@ -97,7 +98,8 @@ async def test_failures_say_which_capability_and_why_without_the_secret(
 
 async def test_a_lever_switched_off_or_missing_on_the_platform_is_absent_not_failing(sim: SimServer,
                                                                                     tmp_path: Path) -> None:
-    report = await run_check(Settings(app_url=sim.url, home=tmp_path, capabilities={"capacity": "none"}))
+    report = await run_check(Settings(app_url=sim.url, platform="sim", sim_url=sim.url, home=tmp_path,
+                                      capabilities={"capacity": "none"}))
     by = rows(report)
     assert by["capacity"].status == "absent" and "switched off" in by["capacity"].detail
     assert by["notify:slack"].status == "absent" and by["notify:slack"].missing == ("REMEDIATE_SLACK_WEBHOOK_URL",)
@@ -111,6 +113,8 @@ def test_cli_prints_a_table_and_json_and_exits_by_the_result(
     for name in [n for n in os.environ if n.startswith("REMEDIATE_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("REMEDIATE_APP_URL", sim.url)
+    monkeypatch.setenv("REMEDIATE_PLATFORM", "sim")
+    monkeypatch.setenv("REMEDIATE_SIM_URL", sim.url)
     monkeypatch.setenv("REMEDIATE_HOME", str(tmp_path))
     for key, value in notify_settings(slack, page, pd).items():
         monkeypatch.setenv(f"REMEDIATE_{key.upper()}", value)
@@ -136,3 +140,29 @@ def test_cli_reports_a_broken_configuration_file_without_a_traceback(tmp_path: P
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 2
     assert "configuration error" in result.output and "datadog" in result.output
+
+
+async def test_without_a_platform_every_lever_is_absent_and_nothing_is_sent_under_sim(sim: SimServer,
+                                                                                      tmp_path: Path) -> None:
+    """Only REMEDIATE_APP_URL set: no lever is built (absent, with why), reads still answer, and the app's URL is
+    never sent a /_sim request (the simulator here records every request it serves)."""
+    report = await run_check(Settings(app_url=sim.url, home=tmp_path))
+    by = rows(report)
+    assert report.platform == "none" and by["platform"].status == "absent"
+    for lever in ("deploys", "edge", "capacity", "jobs", "instances", "blocks", "uploads", "identity"):
+        assert by[lever].status == "absent", by[lever]
+        assert "no platform chosen" in by[lever].detail or by[lever].missing, by[lever]
+    assert by["metrics"].status == "ok" and by["metrics"].reachable is True
+    assert by["logs"].status == "absent" and "REMEDIATE_LOG_FILES" in by["logs"].missing
+    assert by["errors"].status == "absent" and "REMEDIATE_SENTRY_API_TOKEN" in by["errors"].missing
+
+
+async def test_vercel_without_its_settings_is_absent_never_ok(tmp_path: Path) -> None:
+    """REMEDIATE_PLATFORM=vercel with no Vercel or Clerk settings: the levers say what they miss; none says ok."""
+    report = await run_check(Settings(app_url="http://127.0.0.1:9", platform="vercel", home=tmp_path,
+                                      http_timeout_s=1.0))
+    by = rows(report)
+    for lever in ("deploys", "edge", "blocks", "uploads", "identity"):
+        assert by[lever].status == "absent" and by[lever].missing, by[lever]
+    assert "REMEDIATE_VERCEL_TOKEN" in by["blocks"].missing
+    assert by["identity"].missing == ("REMEDIATE_CLERK_SECRET_KEY",)

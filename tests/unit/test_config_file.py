@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from remediation import catalog, runtime
-from remediation.capabilities import CHOICES, CapabilityError, validate
+from remediation import catalog, composition
+from remediation.choices import CHOICES, CapabilityError, validate
 from remediation.config_file import ConfigError, check_secrets, load, secret_fields
 from remediation.settings import Settings
 
@@ -64,7 +64,7 @@ def test_a_named_file_that_does_not_exist_is_an_error(monkeypatch: pytest.Monkey
     ("[vercel.deep]\nx = 1\n", "nest one level only"),
     ("[capabilities]\nerrors = 'datadog'\n", "no implementation 'datadog'"),
     ("[capabilities]\npager = 'sim'\n", "unknown capability 'pager'"),
-    ("[capabilities]\nlogs = 'none'\n", "no implementation 'none'"),
+    ("[capabilities]\nlogs = 'papertrail'\n", "no implementation 'papertrail'"),
     ("[capabilities]\nnotify = ['email']\n", "unknown notification channel"),
     ("[secrets]\nmax_replicas = { env = 'X' }\n", "not a secret setting"),
     ("max_replicas = \n", "Invalid value"),
@@ -120,13 +120,15 @@ def test_secrets_come_from_a_prefect_secret_block(config: Write) -> None:
 
 
 def test_capabilities_choose_implementations_and_notify_lists_channels(config: Write, tmp_path: Path) -> None:
-    config(f'home = "{tmp_path}"\n[capabilities]\nerrors = "sentry"\ncapacity = "none"\nidentity = "clerk"\n'
+    config(f'home = "{tmp_path}"\nplatform = "sim"\nsim_url = "http://127.0.0.1:9"\n'
+           '[capabilities]\nerrors = "sentry"\ncapacity = "none"\nidentity = "clerk"\n'
            'notify = ["pagerduty"]\n[secrets]\npagerduty_routing_key = { env = "PD_KEY" }\n')
     settings = Settings()
     assert settings.capabilities == {"errors": "sentry", "capacity": "none", "identity": "clerk"}
     assert settings.notify_channels == ["pagerduty"]
-    providers = runtime.connect(settings, migrate=False)
-    assert type(providers.errors).__name__ == "UnconfiguredErrors", "sentry chosen, not configured: says so on use"
+    providers = composition.connect(settings, migrate=False)
+    assert type(providers.errors).__name__ == "NoErrors", "sentry chosen, not configured: says so on use"
+    assert "REMEDIATE_SENTRY_API_TOKEN" in providers.sources["errors"].missing
     assert providers.capacity is None and providers.identity is None
     assert providers.notifier is not None and [c.name for c in providers.notifier.channels] == ["pagerduty"]
     assert type(providers.deploys).__name__ == "SimDeploys", "unchosen capabilities keep the platform's"
@@ -137,8 +139,20 @@ def test_every_choice_in_the_menu_builds(tmp_path: Path) -> None:
         for implementation in implementations:
             settings = Settings(home=tmp_path, capabilities={capability: implementation}, aws_region="us-east-1",
                                 app_database_url="postgresql+psycopg://x@127.0.0.1:1/x", clamd_host="127.0.0.1",
-                                vercel_edge_config_id="ecfg_1", vercel_project_id="prj_1", vercel_token="t" * 8)
-            runtime.connect(settings, migrate=False)  # builds only: nothing connects
+                                vercel_edge_config_id="ecfg_1", vercel_project_id="prj_1", vercel_token="t" * 8,
+                                sim_url="http://127.0.0.1:9", log_files=[str(tmp_path / "app.log")],
+                                vercel_drain_secret="d" * 16, aws_log_group="kamkmserve", aws_job_services=["w"],
+                                aws_waf_ip_set_name="blocks", aws_target_group_arn="arn:aws:tg",
+                                statuspage_api_key="k" * 8, statuspage_page_id="p", sentry_api_token="t" * 8,
+                                sentry_org="kamkm", sentry_project="js", clerk_secret_key="sk_test_" + "x" * 8)
+            providers = composition.connect(settings, migrate=False)  # builds only: nothing connects
+            source = providers.sources[capability]
+            assert source.implementation == implementation and not source.missing, (capability, source)
+            if implementation == "none" and capability in ("logs", "errors"):  # read by every runbook: a stand-in
+                assert type(getattr(providers, capability)).__name__ in ("NoLogs", "NoErrors")
+            else:
+                assert (getattr(providers, capability) is None) == (implementation == "none"), (capability,
+                                                                                                 implementation)
     with pytest.raises(CapabilityError):
         validate({"deploys": "heroku"})
 

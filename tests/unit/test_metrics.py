@@ -11,7 +11,7 @@ from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics, parse_request_stats, percentile
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "kamkmserve"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 
 HEADER = """# HELP process_uptime_seconds Process uptime in seconds
 # TYPE process_uptime_seconds gauge

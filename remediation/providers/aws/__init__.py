@@ -10,6 +10,7 @@ UploadPolicy   :class:`SsmUploadPolicy`                        SSM Parameter Sto
 ActorBlocks    :class:`WafBlocks`                              WAFv2 IP set (+ TTL records in SSM)
 Jobs           :class:`EcsJobs`                                ECS worker services
 Instances      :class:`ElbInstances`                           ELBv2 target group + EC2 reboot
+InstanceMetr.  :class:`ElbInstanceMetrics`                     target's own page; ALB counters (CloudWatch)
 Logs           :class:`CloudWatchLogs`                         CloudWatch Logs FilterLogEvents
 =============  ==============================================  ===========================================
 
@@ -24,6 +25,7 @@ from datetime import datetime
 from remediation.providers.aws.capacity import AsgCapacity, EcsCapacity
 from remediation.providers.aws.deploys import EcsDeploys
 from remediation.providers.aws.edge import SsmEdge, SsmUploadPolicy
+from remediation.providers.aws.instance_metrics import ElbInstanceMetrics
 from remediation.providers.aws.instances import ElbInstances
 from remediation.providers.aws.jobs import EcsJobs
 from remediation.providers.aws.logs import CloudWatchLogs
@@ -39,7 +41,8 @@ APP_SERVICE = "kamkmserve"
 
 __all__ = [
     "APP_SERVICE", "AsgCapacity", "AwsConfig", "AwsError", "AwsLevers", "AwsSession", "CloudWatchLogs", "EcsCapacity",
-    "EcsDeploys", "EcsJobs", "ElbInstances", "SsmEdge", "SsmParameters", "SsmUploadPolicy", "WafBlocks", "aws_levers",
+    "EcsDeploys", "EcsJobs", "ElbInstanceMetrics", "ElbInstances", "SsmEdge", "SsmParameters", "SsmUploadPolicy",
+    "WafBlocks", "aws_levers",
 ]
 
 
@@ -63,6 +66,8 @@ class AwsLevers:
     jobs: EcsJobs | None
     blocks: WafBlocks | None
     instances: ElbInstances | None
+    # The rolling restart's stability readings (each target's own metrics page, the ALB's counters); with instances.
+    instance_metrics: ElbInstanceMetrics | None = None
 
 
 def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
@@ -93,4 +98,6 @@ def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
         instances=(ElbInstances(session, default_target_group=settings.aws_target_group_arn,
                                 poll_s=settings.aws_drain_poll_s, clock=clock)
                    if settings.aws_target_group_arn else None),
+        instance_metrics=(ElbInstanceMetrics(session, settings.aws_target_group_arn, timeout_s=settings.http_timeout_s)
+                          if settings.aws_target_group_arn else None),
     )

@@ -2,7 +2,7 @@
 
 Both read before they write, so a retried or repeated scale to N is a no-op (never a second action), and both
 read the result back. A group's own MinSize..MaxSize is a hard limit here: AWS refuses beyond it, moto 5.2.5
-wrongly accepts (integrations reference §3.3), so the adapter checks first and never widens the group itself.
+wrongly accepts (docs/reference/integrations.md §3.3), so the adapter checks first and never widens the group itself.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 service back to an earlier revision of the same family.
 
 A release id is ``family:revision`` (``web:41``), the form ``update_service`` takes. The service answers with an
-ARN on AWS and with the bare ``family:revision`` on moto (integrations reference §3.3); both are understood.
+ARN on AWS and with the bare ``family:revision`` on moto (docs/reference/integrations.md §3.3); both are understood.
 
 What ECS does not keep, we do not invent: ``promoted_at`` is the PRIMARY deployment's start for the current
 revision and the registration time for the others (when a revision was registered is when it was built to go

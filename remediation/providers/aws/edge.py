@@ -1,8 +1,9 @@
 """Edge levers on AWS: maintenance mode, feature flags and the upload allowlist in SSM Parameter Store, and the
 WAFv2 IP-set block list (:class:`~remediation.providers.aws.waf.WafBlocks`, re-exported here).
 
-kamkmserve reads none of these itself (reference §13); whatever serves the edge (a CloudFront function or the
-load balancer's rules reading the parameters) enforces them. Layout under the prefix, documented for that reader:
+kamkmserve reads none of these itself (docs/reference/kamkmserve.md §13); whatever serves the edge (a CloudFront
+function or the load balancer's rules reading the parameters) enforces them. Layout under the prefix, documented for
+that reader:
 
     <prefix>/maintenance/<slug>-<hash>   value: the path prefix under maintenance (one parameter per prefix, so
                                          two runs never overwrite each other's list)

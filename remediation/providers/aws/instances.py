@@ -3,8 +3,8 @@ followed by a bounded wait on ``describe_target_health``; restart = ``ec2.reboot
 
 The waits poll every ``poll_s`` on the injected clock (virtual in unit tests) and stop at their deadline with a
 PlatformError naming the state last seen. On AWS a deregistered target spends the deregistration delay in
-``draining`` and then reads ``unused``/``Target.NotRegistered``; moto has no draining phase (integrations
-reference §3.3), so the draining path is covered by recorded responses (botocore Stubber).
+``draining`` and then reads ``unused``/``Target.NotRegistered``; moto has no draining phase
+(docs/reference/integrations.md §3.3), so the draining path is covered by recorded responses (botocore Stubber).
 
 Restart is the one call here that is not idempotent: a reboot retried after a lost answer is a second reboot. It
 goes through a client with retries switched off, and its failure is reported, never repeated.

@@ -4,7 +4,7 @@
 since ``since``, oldest first, as the simulated platform gives them. So the pages are read to the end (bounded by
 ``max_events``) and the tail kept. Without ``since`` the window is the last ``default_window_s`` seconds: a whole
 log group is never scanned. Only plain filter terms are used (moto matches ``{``/``?``/``[`` patterns wrongly,
-integrations reference §3.3); the app's lines are parsed with the same parser as every other log source.
+docs/reference/integrations.md §3.3); the app's lines are parsed with the same parser as every other log source.
 """
 
 from __future__ import annotations

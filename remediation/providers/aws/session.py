@@ -11,7 +11,7 @@ AWS's error code, in three families that callers treat differently:
 * ``client``: AWS understood and refused (not found, validation, lock conflict); ``code`` says which.
 * ``provider``: AWS or the emulator failed. moto answers an unimplemented call with an HTML 500, which JSON
   clients raise as a ``ClientError`` with code ``"500"`` and XML clients as ``ResponseParserError`` (not a
-  ``ClientError`` at all); both land here (integrations reference §3.2).
+  ``ClientError`` at all); both land here (docs/reference/integrations.md §3.2).
 * ``transport``: no answer (endpoint unreachable, timeout, no credentials).
 """
 

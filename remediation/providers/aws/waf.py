@@ -12,7 +12,8 @@ A web ACL rule (``IPSetReferenceStatement``, action Block) references the set; t
   out: expired blocks are taken out of the set whenever the list is read (:meth:`WafBlocks.expire_due`), and
   something must read it regularly (a scheduled sweep) for a block's life to be bounded when nothing else does.
   Credentials that may only read leave overdue blocks listed, with their past expiry: they are still in force.
-* Addresses are validated here: WAF rejects a malformed CIDR, moto 5.2.5 stores it (integrations reference §3.3).
+* Addresses are validated here: WAF rejects a malformed CIDR, moto 5.2.5 stores it
+(docs/reference/integrations.md §3.3).
   One IP set holds one IP version; an address of the other version is refused with a clear message.
 * Only ``ip`` blocks: users and sessions are blocked at the identity provider, not at the edge.
 """

@@ -1,5 +1,5 @@
 """What moto 5.2.5 does not implement, said plainly, and how it surfaces through the adapters' error path (the
-integrations reference §3.2): JSON clients get a ClientError "500", XML clients a ResponseParserError; both are
+docs/reference/integrations.md §3.2): JSON clients get a ClientError "500", XML clients a ResponseParserError; both are
 provider errors here. The adapters avoid these calls (rollback is update_service to a revision, not the
 service-deployment API; scaling never needs an instance refresh), and the unit tests with recorded responses
 cover what moto cannot show (draining, lost answers, ARNs, registration times)."""

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.parsers import ResponseParserError
 
-from remediation import runtime
+from remediation import composition
 from remediation.providers.aws import (
     AsgCapacity,
     AwsError,
@@ -57,7 +57,7 @@ async def test_without_a_log_group_reading_logs_says_what_is_missing() -> None:
 
 
 def test_connect_builds_the_aws_bundle_without_touching_aws(tmp_path: object) -> None:
-    providers = runtime.connect(Settings(**FULL, home=tmp_path))
+    providers = composition.connect(Settings(**FULL, home=tmp_path))
     assert isinstance(providers.capacity, EcsCapacity) and isinstance(providers.blocks, WafBlocks)
     assert isinstance(providers.instances, ElbInstances) and isinstance(providers.edge, SsmEdge)
     assert providers.database is None and providers.identity is None  # no lever named: the gate says NoLever
