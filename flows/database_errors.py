@@ -257,8 +257,8 @@ async def _remediate(
 async def _pause_jobs(incident: RunningIncident, service: str, why: str) -> ActionRecord | None:
     jobs_lever = incident.providers.jobs
     if jobs_lever is None:
-        incident.note(Phase.CONTAIN, "no jobs lever", f"platform '{incident.providers.settings.platform}' cannot "
-                      "pause background work; continuing without containment")
+        incident.note(Phase.CONTAIN, "no jobs lever", f"{incident.providers.no_lever('jobs')}: background work "
+                      "cannot be paused; continuing without containment")
         return None
     try:
         jobs = await jobs_lever.jobs(service)

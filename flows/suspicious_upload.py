@@ -252,8 +252,8 @@ async def _block(incident: RunningIncident, choice: BlockChoice) -> tuple[list[A
     for note in choice.notes:
         incident.note(Phase.CONTAIN, "blocks", note)
     if incident.providers.blocks is None:
-        incident.note(Phase.CONTAIN, "no block-list lever", f"platform '{incident.providers.settings.platform}' "
-                      "cannot block clients at the edge")
+        incident.note(Phase.CONTAIN, "no block-list lever",
+                      f"{incident.providers.no_lever('blocks')}: clients cannot be blocked at the edge")
     done: list[ActionRecord] = []
     for plan in choice.plans:
         record = await act(incident, Phase.CONTAIN, plan, evidence_confirmed=True, why=plan.reason)

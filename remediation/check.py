@@ -387,7 +387,9 @@ def render(report: CheckReport, console: Any) -> None:
                       _mark(row.authorised), text)
     console.print(table)
     failing = [r.capability for r in report.rows if r.status == "failing"]
-    console.print("all configured capabilities answered" if not failing else f"failing: {', '.join(failing)}")
+    degraded = [r.capability for r in report.rows if r.status == "degraded"]
+    console.print(f"failing: {', '.join(failing)}" if failing else "all configured capabilities answered"
+                  + (f" (degraded: {', '.join(degraded)})" if degraded else ""))
 
 
 def check_command(*, service: str, json_output: bool, console: Any) -> int:

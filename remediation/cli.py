@@ -126,6 +126,7 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
 ) -> None:
     """Run a runbook now, in this process, against REMEDIATE_APP_URL. Approve from another terminal."""
+    _embedded_prefect_defaults()  # before Prefect is imported: its settings are read once, at import
     from remediation import catalog, composition, runtime
     from remediation.settings import Settings
 
@@ -134,7 +135,6 @@ def run(
     except catalog.UnknownRunbook as exc:
         err.print(str(exc))
         raise typer.Exit(2) from None
-    _embedded_prefect_defaults()
     settings = Settings()
     providers = composition.connect(settings)
     err.print(f"running {runbook} on {service} ({mode.value}) against {settings.app_url}; "

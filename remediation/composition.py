@@ -48,14 +48,15 @@ def preset(settings: Settings) -> dict[str, str]:
     reads = {
         "logs": logs, "errors": "sentry",
         "database": "postgres" if s.app_database_url else "none",
-        "audit": "postgres" if s.app_database_url else "none",
+        "audit": "postgres",
         "antivirus": "clamd" if s.clamd_host else "none",
-        "status_page": "statuspage" if s.statuspage_api_key is not None else "none",
+        "status_page": "statuspage",
         "identity": "clerk" if s.clerk_secret_key is not None else "none",
     }
     if s.platform == "sim":
         sim = dict.fromkeys(BUILT, "sim")
-        return {**sim, **{k: v for k, v in reads.items() if k in ("database", "audit", "antivirus") and v != "none"}}
+        real = {"database": "postgres", "audit": "postgres"} if s.app_database_url else {}
+        return {**sim, **real, **({"antivirus": "clamd"} if s.clamd_host else {})}
     if s.platform == "aws":
         aws = dict.fromkeys(("deploys", "edge", "uploads", "capacity", "jobs", "blocks", "instances",
                              "instance_metrics"), "aws")
@@ -256,7 +257,7 @@ def _build_one(capability: str, implementation: str, explicit: bool, parts: Part
     missing = tuple(missing_settings(capability, implementation, parts.settings))
     if missing:
         return None, Source(implementation=implementation, explicit=explicit, missing=missing,
-                            detail=f"{implementation} needs {', '.join(missing)}")
+                            detail="not configured")
     adapter = BUILDERS[(capability, implementation)](parts)
     if adapter is None:  # e.g. REMEDIATE_AWS_CAPACITY=none: the settings say there is no such lever
         return None, Source(implementation=implementation, explicit=explicit,

@@ -74,6 +74,14 @@ class Providers:
         source = self.sources.get(capability)
         return source is not None and source.read_only
 
+    def no_lever(self, capability: str) -> str:
+        """Why ``capability`` has no lever here, for notes and escalations (no platform, none on it, settings)."""
+        source = self.sources.get(capability)
+        platform = self.settings.platform
+        why = source.detail if source is not None and source.detail else (
+            f"platform '{platform}' has none" if platform else "no platform chosen (REMEDIATE_PLATFORM unset)")
+        return f"no {capability} lever: {why}"
+
     def with_(self, **changes: Any) -> Providers:
         return replace(self, **changes)
 

@@ -166,7 +166,7 @@ def shed_load_plan(service: str, stats: RequestStats, p95_ms: float) -> EnableMa
 async def read_replicas(providers: Providers, service: str) -> tuple[int | None, str]:
     """The current replica count, or None and why (no capacity lever, or the platform did not answer)."""
     if providers.capacity is None:
-        return None, f"platform '{providers.settings.platform}' has no capacity lever"
+        return None, providers.no_lever("capacity")
     try:
         return await providers.capacity.replicas(service), ""
     except Exception as exc:

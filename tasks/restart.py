@@ -35,8 +35,8 @@ class Fleet:
 @step(name="identify: instances and load balancer")
 async def read_fleet(providers: Providers, service: str) -> Fleet:
     if providers.instances is None:
-        return Fleet((), None, f"platform '{providers.settings.platform}' has no instances lever (kamkmserve on "
-                     "Vercel has no instances to restart and no drain)")
+        return Fleet((), None, f"{providers.no_lever('instances')} (kamkmserve on Vercel has no instances to "
+                     "restart and no drain)")
     try:
         instances = tuple(sorted(await providers.instances.instances(service), key=lambda i: i.id))
     except Exception as exc:

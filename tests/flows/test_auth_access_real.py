@@ -4,6 +4,7 @@ over real HTTP on 127.0.0.1, with no platform configured: what the runbook can d
 from __future__ import annotations
 
 from collections.abc import Iterator
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,10 @@ import pytest
 from flows.auth_access import auth_access
 from remediation import composition, runtime
 from remediation.models import Mode
+from remediation.replay import ReplayServer
 from remediation.settings import Settings
 from tests.flows.authkit import FAST
-from tests.helpers.replay_app import ReplayApp
-from tests.providers.test_access_probe_real import ADMIN_CAPTURES
+from tests.providers.test_access_probe_real import ADMIN_CAPTURES, FIXTURES
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -23,8 +24,13 @@ EXPORT_ANSWER = '500 {"error":"Error connecting to database: TypeError: fetch fa
 
 
 @pytest.fixture
-def real_app() -> Iterator[ReplayApp]:
-    with ReplayApp("default-1a-metrics-fresh-1.http", *ADMIN_CAPTURES) as app:
+def real_app(tmp_path: Path) -> Iterator[ReplayServer]:
+    # Only these captures are served: the fresh metrics page (kept for every later read) and the admin answers.
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    for name in ("default-1a-metrics-fresh-1.http", *ADMIN_CAPTURES):
+        shutil.copyfile(FIXTURES / name, captures / name)
+    with ReplayServer(captures) as app:
         yield app
 
 
@@ -33,7 +39,7 @@ def finding(report: dict[str, Any], check: str) -> dict[str, Any]:
 
 
 async def test_unknown_denial_signals_still_probe_and_escalate_the_unchecked_orders_export(
-    tmp_path: Path, real_app: ReplayApp
+    tmp_path: Path, real_app: ReplayServer
 ) -> None:
     """The real app's denial signals are dead (unknown), yet the run names /api/admin/orders/export and what it
     answered a signed-out caller, escalates without changing anything, never claims recovery, sends only GETs, and
@@ -58,4 +64,4 @@ async def test_unknown_denial_signals_still_probe_and_escalate_the_unchecked_ord
     assert {r["route"] for r in probed if r["verdict"] == "skipped"} >= {"/api/admin/upgrade-role"}
     advice = next(e for e in report["evidence"] if e["source"] == "recommendations")["summary"]
     assert "GET /api/admin/orders/export" in advice and "signed in or not" in advice
-    assert {method for method, _ in real_app.requests} == {"GET"}
+    assert {r.method for r in real_app.requests} == {"GET"}

@@ -106,7 +106,7 @@ def stored(store: Store) -> list[str]:
 
 async def test_captured_and_generated_output_posted_as_ndjson_and_as_an_array_reaches_the_parsers(
         serve: Serve, store: Store, clock: VirtualClock) -> None:
-    captured_batch = captured_entries() + [vercel_entry(900, None, T0 - timedelta(minutes=20))]  # a request record
+    captured_batch = [*captured_entries(), vercel_entry(900, None, T0 - timedelta(minutes=20))]  # + a request record
     start = T0 - timedelta(minutes=10)
     generated_batch = [vercel_entry(1000 + i, line, start + timedelta(milliseconds=i), stream)
                        for i, (stream, line) in enumerate(burst(start, malware=10, exe=10))]

@@ -4,13 +4,14 @@ replayed over real HTTP on 127.0.0.1: what each answer means, and that the probe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from remediation.providers.access_probe import ADMIN_ROUTES, AccessProbe, AdminRoute
 from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
-from tests.helpers.replay_app import ReplayApp
+from remediation.replay import ReplayServer
 
 ADMIN_CAPTURES = (
     "default-6a-get-api-admin-orders-unauth.http", "default-6b-get-api-admin-services-unauth.http",
@@ -19,19 +20,21 @@ ADMIN_CAPTURES = (
     "default-6e-get-api-admin-coupons-abc-no-handler-check.http", "default-6f-get-admin-page-headers-only.http",
     "default-6g-get-admin-orders-with-basic-auth-header.http",
 )
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 
 
 @pytest.fixture
-def real_app() -> Iterator[ReplayApp]:
-    with ReplayApp(*ADMIN_CAPTURES) as app:
+def real_app() -> Iterator[ReplayServer]:
+    with ReplayServer(FIXTURES, pattern="default-6*.http") as app:  # exactly the ADMIN_CAPTURES
+        assert sorted(c.name for seq in app.captures.values() for c in seq) == sorted(ADMIN_CAPTURES)
         yield app
 
 
-def signed_out_probe(app: ReplayApp, routes: tuple[AdminRoute, ...] = ADMIN_ROUTES) -> AccessProbe:
+def signed_out_probe(app: ReplayServer, routes: tuple[AdminRoute, ...] = ADMIN_ROUTES) -> AccessProbe:
     return AccessProbe(AppHttp(app.url, RequestBudget(100)), user=None, admin=None, routes=routes)
 
 
-async def test_each_captured_signed_out_answer_is_read_as_the_real_app_means_it(real_app: ReplayApp) -> None:
+async def test_each_captured_signed_out_answer_is_read_as_the_real_app_means_it(real_app: ReplayServer) -> None:
     """401 and a redirect to sign in refuse; the export's 500 with the database's error is a handler that ran with no
     check (named with its answer); the item route's bodiless 405 says nothing about authorization."""
     routes = tuple(AdminRoute(method="GET", path=path, route=path, guard=guard) for path, guard in (
@@ -48,12 +51,12 @@ async def test_each_captured_signed_out_answer_is_read_as_the_real_app_means_it(
     assert report.identity == "signed-out" and report.role == "ANONYMOUS"
 
 
-async def test_the_reference_routes_are_probed_with_get_only_and_no_session(real_app: ReplayApp) -> None:
+async def test_the_reference_routes_are_probed_with_get_only_and_no_session(real_app: ReplayServer) -> None:
     """The PATCH-only upgrade-role (captured 6c), the item routes' PATCH and mark-paid's POST are listed as skipped,
     never sent: the real app only ever sees GETs without a cookie."""
     report = await signed_out_probe(real_app).signed_out()
-    assert {method for method, _ in real_app.requests} == {"GET"}
-    assert not any(target.startswith("/api/admin/upgrade-role") for _, target in real_app.requests)
+    assert {r.method for r in real_app.requests} == {"GET"}
+    assert not any(r.path.startswith("/api/admin/upgrade-role") for r in real_app.requests)
     skipped = {f"{r.method} {r.route}" for r in report.skipped}
     assert skipped == {f"{r.method} {r.route}" for r in ADMIN_ROUTES if not r.read_only}
     assert "PATCH /api/admin/upgrade-role" in skipped and "POST /api/admin/payouts/[id]/mark-paid" in skipped

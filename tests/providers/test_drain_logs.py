@@ -96,7 +96,8 @@ async def test_since_uses_the_app_timestamp_and_limit_keeps_the_newest_across_pa
 
 
 async def test_without_since_the_default_window_is_read(store: Store) -> None:
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0 - timedelta(hours=2), app_line(T0 - timedelta(hours=2), "info", "old")),
+    old = T0 - timedelta(hours=2)
+    add_log_lines(store, VERCEL_DRAIN, [entry(old, app_line(old, "info", "old")),
                                         entry(T0, app_line(T0, "info", "recent"))], T0)
     drain = DrainLogs(store, clock=VirtualClock(T0 + timedelta(minutes=5)), default_window_s=3600)
     assert [line.message for line in await drain.lines()] == ["recent"]

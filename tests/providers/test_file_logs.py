@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from remediation.models import FindingStatus
-from remediation.providers.file_logs import FileLogs, build_file_logs
 from remediation.providers.clock import VirtualClock
+from remediation.providers.file_logs import FileLogs, build_file_logs
 from remediation.providers.platform import LogLine, PlatformError
 from remediation.settings import Settings
-from tasks.database_detect import AUDIT_TABLE, log_finding as db_finding, parse_db_logs
+from tasks.database_detect import AUDIT_TABLE, parse_db_logs
+from tasks.database_detect import log_finding as db_finding
 from tasks.uploads import log_finding, parse_upload_logs, policy_finding
 from tests.helpers.applog import CAPTURED, DB_DOWN, app_line, audit_failed, burst, captured, captured_json, numbered
 
@@ -115,7 +116,8 @@ async def test_an_unreachable_database_counts_as_failures_but_the_never_migrated
     stats = parse_db_logs(await FileLogs([err]).lines(since=T0))
     assert (stats.failures, stats.audit_table_missing, stats.operations) == (2, 2, 3)
     finding = db_finding(stats, min_failures=2, min_slow=5, window_s=600)
-    assert finding.status is FindingStatus.BREACH and "does not exist (a missing migration, not counted)" in finding.detail
+    assert finding.status is FindingStatus.BREACH
+    assert "does not exist (a missing migration, not counted)" in finding.detail
 
     write(err, [audit_failed(T0, missing)] * 5 + [app_line(T0, "warn", "Security event: Audit: upload.validated")], "w")
     quiet = db_finding(parse_db_logs(await FileLogs([err]).lines(since=T0)), min_failures=2, min_slow=5, window_s=600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,20 +14,22 @@ from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics
 from remediation.providers.platform import ErrorIssue
+from remediation.replay import ReplayServer
 from tasks.auth import auth_issues_finding
 from tasks.detect import error_issues_finding, health_finding
 from tasks.report import render_postmortem, render_report
-from tests.helpers.replay_app import ReplayApp
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 
 
 @pytest.fixture
-def idle_app_at_91_percent_heap() -> Iterator[ReplayApp]:
+def idle_app_at_91_percent_heap() -> Iterator[ReplayServer]:
     # Captured from the real app after a few uploads, otherwise idle: status "critical" on the heap ratio alone.
-    with ReplayApp("default-2h-format-health-after-uploads.http") as app:
+    with ReplayServer(FIXTURES, pattern="default-2h-format-health-after-uploads.http") as app:
         yield app
 
 
-async def test_the_real_apps_critical_heap_ratio_is_info_not_a_breach(idle_app_at_91_percent_heap: ReplayApp) -> None:
+async def test_the_real_apps_critical_heap_ratio_is_info_not_a_breach(idle_app_at_91_percent_heap: ReplayServer) -> None:
     providers: Any = SimpleNamespace(metrics=AppMetrics(AppHttp(idle_app_at_91_percent_heap.url, RequestBudget(100))))
     finding = await health_finding.fn(providers)
     assert finding.check == "memory_usage"
