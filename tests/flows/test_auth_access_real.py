@@ -3,8 +3,8 @@ over real HTTP on 127.0.0.1, with no platform configured: what the runbook can d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 

@@ -153,7 +153,10 @@ async def test_antivirus_unavailable_is_unknown_escalates_and_keeps_the_blocks(s
     assert "blocks kept" in report["escalation"] and "nothing is lifted on missing evidence" in report["escalation"]
     assert "unblock_actor" not in kinds(report)
     assert kinds(report, "applied") == ["block_actor", "set_upload_allowlist"]
-    assert kinds(report, "failed") == ["reload_signatures"]
+    # The scanner fails its read-only check, so the reload is denied before anyone is asked, with the reason.
+    reload = next(a for a in report["actions"] if a["kind"] == "reload_signatures")
+    assert reload["state"] != "applied" and reload["approval"] is None
+    assert any("antivirus lever fails its read-only check" in r for r in reload["reasons"]), reload["reasons"]
     assert [b["value"] for b in blocks(server)] == [ATTACKER]
     assert ".pdf" not in allowlist(server)["extensions"]  # containment kept
 

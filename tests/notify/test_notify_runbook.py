@@ -43,7 +43,8 @@ def bad_release() -> Iterator[SimServer]:
 def settings(tmp_path: Path, app_url: str, slack: FakeSlack, statuspage: FakeStatuspage, pagerduty: FakePagerDuty,
              **overrides: Any) -> Settings:
     return Settings(**{
-        "app_url": app_url, "platform": "sim", "sim_url": app_url, "home": tmp_path, "mode": Mode.AUTO, "approvers": ["alice", "bob"],
+        "app_url": app_url, "platform": "sim",
+        "sim_url": app_url, "home": tmp_path, "mode": Mode.AUTO, "approvers": ["alice", "bob"],
         "approval_timeout_s": 30, "approval_poll_s": 1, "verify_interval_s": 0.3, "verify_consecutive": 3,
         "verify_deadline_s": 20.0, "metrics_budget_per_min": 100,
         "slack_webhook_url": slack.webhook_url(SLACK_TOKEN),

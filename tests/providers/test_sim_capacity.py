@@ -68,6 +68,7 @@ async def test_an_unreachable_platform_is_a_platform_error() -> None:
 
 
 def test_connect_gives_the_simulated_platform_a_capacity_lever(tmp_path: Path) -> None:
-    providers = composition.connect(Settings(app_url="http://127.0.0.1:9", platform="sim", sim_url="http://127.0.0.1:9", home=tmp_path))
+    providers = composition.connect(Settings(app_url="http://127.0.0.1:9", platform="sim",
+                                             sim_url="http://127.0.0.1:9", home=tmp_path))
     assert isinstance(providers.capacity, SimCapacity)
     assert providers.capacity.plane.base_url == "http://127.0.0.1:9"

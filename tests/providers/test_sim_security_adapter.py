@@ -84,7 +84,7 @@ async def test_an_antivirus_that_is_down_or_unreachable_is_never_clean(server: S
     verdict = await unreachable.scan(TINY_PNG)
     assert verdict.status == "unavailable" and not verdict.clean and "127.0.0.1:9" in verdict.detail
     assert await unreachable.ping() is False
-    with pytest.raises(PlatformError, match="127.0.0.1:9"):  # a failed RELOAD says what failed, never a bare False
+    with pytest.raises(PlatformError, match=r"127\.0\.0\.1:9"):  # a failed RELOAD says what failed, never a bare False
         await unreachable.reload()
     assert await unreachable.version() is None
     await plane.json("POST", "/antivirus", json_body={"available": False})

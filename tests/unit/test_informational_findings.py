@@ -29,7 +29,8 @@ def idle_app_at_91_percent_heap() -> Iterator[ReplayServer]:
         yield app
 
 
-async def test_the_real_apps_critical_heap_ratio_is_info_not_a_breach(idle_app_at_91_percent_heap: ReplayServer) -> None:
+async def test_the_real_apps_critical_heap_ratio_is_info_not_a_breach(
+        idle_app_at_91_percent_heap: ReplayServer) -> None:
     providers: Any = SimpleNamespace(metrics=AppMetrics(AppHttp(idle_app_at_91_percent_heap.url, RequestBudget(100))))
     finding = await health_finding.fn(providers)
     assert finding.check == "memory_usage"
