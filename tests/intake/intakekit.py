@@ -7,12 +7,18 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from remediation.orchestration.stack import free_port
 from remediation.orchestration.starter import StartFailed
 from remediation.settings import Settings
 
@@ -142,3 +148,21 @@ class FakeStarter:
             raise StartFailed("Prefect API unreachable (test)")
         with self._lock:
             return self.runs.setdefault(idempotency_key, str(uuid.uuid4()))
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """The receiver on a real uvicorn server on 127.0.0.1 for the block; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -16,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from remediation.intake import create_app
 from remediation.providers.clock import VirtualClock
@@ -26,20 +22,13 @@ from remediation.store.logs import LogEntryIn, add_log_lines, log_lines
 from tasks.database_detect import parse_db_logs
 from tasks.uploads import parse_upload_logs
 from tests.helpers.applog import CAPTURED, app_line, burst, captured
-from tests.intake.intakekit import T0, FakeStarter, settings
+from tests.intake.intakekit import T0, FakeStarter, serve_app, settings
 
 SECRET = "drain-signature-secret-for-tests"
 URL = "/logs/vercel"
 LIMIT = 64 * 1024  # intakekit.settings()
 
 Serve = Callable[..., AbstractContextManager[str]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -49,19 +38,8 @@ def serve(store: Store, clock: VirtualClock) -> Serve:
     @contextmanager
     def run(**overrides: Any) -> Iterator[str]:
         app = create_app(settings(**{"vercel_drain_secret": SECRET, **overrides}), store, FakeStarter(), clock=clock)
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serve_app(app) as url:
+            yield url
 
     return run
 

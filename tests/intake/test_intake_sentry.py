@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from remediation.intake import create_app
 from remediation.providers.clock import VirtualClock
@@ -25,6 +20,7 @@ from tests.intake.intakekit import (
     issue,
     metric_alert,
     sentry_headers,
+    serve_app,
     settings,
 )
 
@@ -196,35 +192,14 @@ def test_sentry_without_secret_is_refused(make_client: Any) -> None:
 # -- a real server: the reply must not wait for the run -------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_reply_is_sent_before_a_slow_run_start(store: Store, clock: VirtualClock) -> None:
     slow = FakeStarter(delay_s=2.0)
     app = create_app(settings(), store, slow, clock=clock)
     raw = json.dumps(metric_alert()).encode()
-    with serve(app) as base:
+    with serve_app(app) as base:
         started = time.monotonic()
         reply = httpx.post(base + URL, content=raw, headers=sentry_headers(raw, "metric_alert"), timeout=10)
         elapsed = time.monotonic() - started
