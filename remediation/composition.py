@@ -267,6 +267,12 @@ def _build_one(capability: str, implementation: str, explicit: bool, parts: Part
                            detail="reads only: no platform chosen, so its repairs are not levers" if read_only else "")
 
 
+def _why(source: Source) -> str:
+    if source.missing:
+        return f"{source.implementation} needs {', '.join(source.missing)}"
+    return source.detail
+
+
 def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = None,
             local_budget: bool = False) -> Providers:
     """The live bundle: the platform preset, then the configuration's per-capability choices.
@@ -284,8 +290,8 @@ def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = N
         built[capability], sources[capability] = _build_one(
             capability, choice.get(capability, "none"), capability in settings.capabilities, parts)
     # Logs and errors are read by every runbook: absent, they answer every read with why (evidence unavailable).
-    built["logs"] = built["logs"] or absent.NoLogs(sources["logs"].detail)
-    built["errors"] = built["errors"] or absent.NoErrors(sources["errors"].detail)
+    built["logs"] = built["logs"] or absent.NoLogs(_why(sources["logs"]))
+    built["errors"] = built["errors"] or absent.NoErrors(_why(sources["errors"]))
     for name in ("metrics", "probe", "access", "approvals"):
         sources[name] = Source(implementation="prefect" if name == "approvals" else "app", explicit=False)
     return Providers(

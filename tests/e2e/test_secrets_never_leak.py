@@ -92,7 +92,8 @@ async def test_no_seeded_secret_appears_in_logs_artifacts_reports_or_the_store(
         store_file = tmp_path / "store.db"
         config = tmp_path / "remediate.toml"
         config.write_text("\n".join([
-            f'app_url = "{server.url}"', 'platform = "sim"', 'mode = "auto"', 'approvers = ["alice"]',
+            f'app_url = "{server.url}"', 'platform = "sim"', f'sim_url = "{server.url}"', 'mode = "auto"',
+            'approvers = ["alice"]',
             f'home = "{tmp_path}"', f'database_url = "sqlite:///{store_file}"', "approval_timeout_s = 30",
             "verify_interval_s = 0.3", "verify_consecutive = 3", "verify_deadline_s = 20.0",
             "metrics_budget_per_min = 100",
