@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from remediation import composition, config_file, notify
+from remediation import composition, config_file, levers, notify
 from remediation.notify.probe import ProbeResult
 from remediation.notify.redact import redact
 from remediation.providers.metrics import METRICS_PATH
@@ -32,7 +32,6 @@ from remediation.settings import Settings
 Status = Literal["ok", "degraded", "failing", "absent", "not checked"]
 #: Runbooks that read the app's request series (http_requests_total, http_request_duration) for their decisions.
 REQUEST_SERIES_READERS = ("elevated-error-rate", "high-latency", "rolling-restart")
-DEGRADED = "degraded: "
 AUTH_MARKERS = ("HTTP 401", "HTTP 403", "Unauthorized", "Forbidden", "AccessDenied", "InvalidClientTokenId",
                 "UnrecognizedClient", "ExpiredToken", "SignatureDoesNotMatch", "Could not authenticate",
                 "invalid_token", "password authentication failed", "permission denied")
@@ -110,27 +109,26 @@ async def _metrics(m: Any, s: Settings, service: str) -> ProbeResult:
         return ProbeResult(reachable=True, authorised=False, detail=f"{METRICS_PATH}: {r.reason}",
                            missing=("the app's rate limit (429): wait for Retry-After, lower "
                                     "REMEDIATE_METRICS_BUDGET_PER_MIN or stop other readers",))
-    page_read = r.available or r.reason.startswith("no request records")
-    if not page_read:
+    if not (r.available or r.no_request_series):
         return classify(f"{METRICS_PATH}: {r.reason}")
     h = await m.health()
     memory = "?" if h.memory_pct is None else f"{h.memory_pct:.0f}"
     health = f"health page: status {h.status}, memory {memory}%" if h.available else f"health page: {h.reason}"
     if not r.available:
-        return ProbeResult.fine(f"{DEGRADED}{METRICS_PATH} answers without the request series (http_requests_total, "
-                                f"http_request_duration): {', '.join(REQUEST_SERIES_READERS)} read their "
-                                f"findings as unknown; {health}")
+        return ProbeResult(reachable=True, authorised=True, degraded=True, detail=(
+            f"{METRICS_PATH} answers without the request series (http_requests_total, http_request_duration): "
+            f"{', '.join(REQUEST_SERIES_READERS)} read their findings as unknown; {health}"))
     return ProbeResult.fine(f"{METRICS_PATH}: {r.records} request record(s); {health}")
 
 
 async def _deploys(d: Any, s: Settings, service: str) -> ProbeResult:
-    releases = await d.releases()
+    releases = await levers.ask("deploys", d, service)
     current = next((r.version for r in releases if r.state == "current"), releases[0].version if releases else "?")
     return ProbeResult.fine(f"{len(releases)} release(s), current {current}")
 
 
 async def _edge(e: Any, s: Settings, service: str) -> ProbeResult:
-    return ProbeResult.fine(f"maintenance on {len(await e.maintenance_prefixes())} path prefix(es)")
+    return ProbeResult.fine(f"maintenance on {len(await levers.ask('edge', e, service))} path prefix(es)")
 
 
 async def _logs(logs: Any, s: Settings, service: str) -> ProbeResult:
@@ -145,19 +143,19 @@ async def _errors(e: Any, s: Settings, service: str) -> ProbeResult:
 
 
 async def _capacity(c: Any, s: Settings, service: str) -> ProbeResult:
-    return ProbeResult.fine(f"{await c.replicas(service)} replica(s) of {service}")
+    return ProbeResult.fine(f"{await levers.ask('capacity', c, service)} replica(s) of {service}")
 
 
 async def _jobs(j: Any, s: Settings, service: str) -> ProbeResult:
-    return ProbeResult.fine(f"{len(await j.jobs(service))} job pool(s)")
+    return ProbeResult.fine(f"{len(await levers.ask('jobs', j, service))} job pool(s)")
 
 
 async def _instances(i: Any, s: Settings, service: str) -> ProbeResult:
-    return ProbeResult.fine(f"{len(await i.instances(service))} instance(s) behind the balancer")
+    return ProbeResult.fine(f"{len(await levers.ask('instances', i, service))} instance(s) behind the balancer")
 
 
 async def _database(d: Any, s: Settings, service: str) -> ProbeResult:
-    r = await d.blocking_locks()
+    r = await levers.ask("database", d, service)
     return _report(r.available, r.reason, f"pg_locks readable: {len(r.waits)} lock wait(s)")
 
 
@@ -171,24 +169,22 @@ async def _audit(a: Any, s: Settings, service: str) -> ProbeResult:
 
 
 async def _blocks(b: Any, s: Settings, service: str) -> ProbeResult:
-    # Prefer a pure read: on AWS, blocks() also carries out due expiries, and a check must change nothing.
-    read = getattr(b, "listing", None) or b.blocks
-    return ProbeResult.fine(f"{len(await read())} active block(s)")
+    return ProbeResult.fine(f"{len(await levers.ask('blocks', b, service))} active block(s)")
 
 
 async def _uploads(u: Any, s: Settings, service: str) -> ProbeResult:
-    allow = await u.allowlist()
+    allow = await levers.ask("uploads", u, service)
     return ProbeResult.fine(f"allowlist: {len(allow.extensions)} extension(s), {len(allow.mime_types)} MIME type(s)")
 
 
 async def _antivirus(a: Any, s: Settings, service: str) -> ProbeResult:
-    if not await a.ping():
+    if not await levers.ask("antivirus", a, service):
         return ProbeResult.unreachable("no PONG from the scanner")
     return ProbeResult.fine(f"PONG; {await a.version() or 'version unknown'}")
 
 
 async def _identity(i: Any, s: Settings, service: str) -> ProbeResult:
-    c = await i.check()
+    c = await levers.ask("identity", i, service)
     found = f"; it reports {len(c.problems)} configuration problem(s) (an incident finding, not a check failure)"
     return _report(c.available, c.reason, "configuration readable" + (found if c.problems else ""))
 
@@ -227,7 +223,7 @@ def _row(capability: str, implementation: str, result: ProbeResult, secrets: lis
     elif result.missing or result.reachable is False or result.authorised is False \
             or result.detail.startswith("error:"):
         status = "failing"
-    elif result.detail.startswith(DEGRADED):
+    elif result.degraded:
         status = "degraded"
     else:
         status = "ok"

@@ -95,6 +95,13 @@ class Parts:
         return ControlPlane(self.settings.sim_url, timeout_s=self.settings.http_timeout_s)
 
     @cached_property
+    def fleet(self) -> Any:
+        """The simulated fleet: one object is both the instances lever and their metrics reader."""
+        from remediation.providers.sim_instances import SimInstances
+
+        return SimInstances(self.plane, timeout_s=self.settings.http_timeout_s)
+
+    @cached_property
     def aws(self) -> Any:
         from remediation.providers.aws import aws_levers
 
@@ -131,14 +138,6 @@ def _sim(module: str, name: str) -> Builder:
         return getattr(importlib.import_module(f"remediation.providers.{module}"), name)(parts.plane)
 
     return build
-
-
-def _sim_fleet(parts: Parts) -> Any:
-    from remediation.providers.sim_instances import SimInstances
-
-    if "fleet" not in parts.__dict__:
-        parts.__dict__["fleet"] = SimInstances(parts.plane, timeout_s=parts.settings.http_timeout_s)
-    return parts.__dict__["fleet"]
 
 
 def _aws(name: str) -> Builder:
@@ -224,7 +223,7 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("quarantine", "sim"): _sim("sim_security", "SimQuarantine"),
     ("identity", "sim"): _sim("sim_identity", "SimIdentity"),
     ("status_page", "sim"): _sim("sim_identity", "SimStatusPage"),
-    ("instances", "sim"): _sim_fleet, ("instance_metrics", "sim"): _sim_fleet,
+    ("instances", "sim"): lambda parts: parts.fleet, ("instance_metrics", "sim"): lambda parts: parts.fleet,
     **{(cap, "aws"): _aws(cap) for cap in ("deploys", "edge", "logs", "capacity", "jobs", "instances",
                                             "instance_metrics", "blocks", "uploads")},
     ("deploys", "vercel"): _vercel("deploys"), ("edge", "vercel"): _vercel("edge"),
@@ -251,7 +250,7 @@ def _access(parts: Parts) -> AccessProbe:
 def _build_one(capability: str, implementation: str, explicit: bool, parts: Parts) -> tuple[Any, Source]:
     if implementation == "none":
         why = "switched off by configuration" if explicit else (
-            "no platform chosen (REMEDIATE_PLATFORM unset): no lever" if parts.settings.platform is None
+            "no platform chosen (REMEDIATE_PLATFORM unset)" if parts.settings.platform is None
             and capability in LEVERS else "not available on this platform")
         return None, Source(implementation="none", explicit=explicit, detail=why)
     missing = tuple(missing_settings(capability, implementation, parts.settings))
@@ -265,12 +264,6 @@ def _build_one(capability: str, implementation: str, explicit: bool, parts: Part
     read_only = parts.settings.platform is None and capability in LEVERS and not explicit
     return adapter, Source(implementation=implementation, explicit=explicit, read_only=read_only,
                            detail="reads only: no platform chosen, so its repairs are not levers" if read_only else "")
-
-
-def _why(source: Source) -> str:
-    if source.missing:
-        return f"{source.implementation} needs {', '.join(source.missing)}"
-    return source.detail
 
 
 def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = None,
@@ -290,8 +283,8 @@ def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = N
         built[capability], sources[capability] = _build_one(
             capability, choice.get(capability, "none"), capability in settings.capabilities, parts)
     # Logs and errors are read by every runbook: absent, they answer every read with why (evidence unavailable).
-    built["logs"] = built["logs"] or absent.NoLogs(_why(sources["logs"]))
-    built["errors"] = built["errors"] or absent.NoErrors(_why(sources["errors"]))
+    built["logs"] = built["logs"] or absent.NoLogs(sources["logs"].why)
+    built["errors"] = built["errors"] or absent.NoErrors(sources["errors"].why)
     for name in ("metrics", "probe", "access", "approvals"):
         sources[name] = Source(implementation="prefect" if name == "approvals" else "app", explicit=False)
     return Providers(

@@ -85,59 +85,59 @@ async def apply(action: ActionRecord, incident_id: str, providers: Providers) ->
 async def _mutate(plan: Plan, providers: Providers) -> None:
     match plan:
         case EnableMaintenance(path_prefixes=prefixes):
-            edge = _lever(providers.edge, "edge", plan, providers)
+            edge = _lever(providers.edge, plan)
             for prefix in prefixes:
                 await edge.set_maintenance(prefix, True)
         case DisableMaintenance(path_prefixes=prefixes):
-            edge = _lever(providers.edge, "edge", plan, providers)
+            edge = _lever(providers.edge, plan)
             for prefix in prefixes:
                 await edge.set_maintenance(prefix, False)
         case Rollback(to_release=release):
-            current = await _lever(providers.deploys, "deploys", plan, providers).rollback(release)
+            current = await _lever(providers.deploys, plan).rollback(release)
             if current.id != release:
                 raise RuntimeError(f"rollback to {release} left {current.id} current")
         case SetFeatureFlag(flag=flag, enabled=enabled):
-            await _lever(providers.edge, "edge", plan, providers).set_flag(flag, enabled)
+            await _lever(providers.edge, plan).set_flag(flag, enabled)
         case ScaleUp(to_replicas=replicas) | ScaleDown(to_replicas=replicas):
-            now = await _lever(providers.capacity, "capacity", plan, providers).scale(plan.service, replicas)
+            now = await _lever(providers.capacity, plan).scale(plan.service, replicas)
             if now != replicas:
                 raise RuntimeError(f"asked for {replicas} replicas of {plan.service}, the platform set {now}")
         case PauseJobs(previous=previous):
-            jobs = _lever(providers.jobs, "job", plan, providers)
+            jobs = _lever(providers.jobs, plan)
             for name in sorted(previous):
                 await jobs.set_workers(plan.service, name, 0)
         case ResumeJobs(workers=workers):
-            jobs = _lever(providers.jobs, "job", plan, providers)
+            jobs = _lever(providers.jobs, plan)
             for name, count in sorted(workers.items()):
                 await jobs.set_workers(plan.service, name, count)
         case TerminateBackend(pid=pid):
-            database = _lever(providers.database, "database", plan, providers)
+            database = _lever(providers.database, plan)
             if not await database.terminate_backend(pid):
                 raise RuntimeError(f"backend {pid} was not terminated (gone already, or it outlived the wait)")
         case CreateIndexPlan():
-            database = _lever(providers.database, "database", plan, providers)
+            database = _lever(providers.database, plan)
             await database.create_index_concurrently(plan.index())
         case BlockActor(actor_kind=kind, value=value, ttl_s=ttl):
-            blocks = _lever(providers.blocks, "block-list", plan, providers)
+            blocks = _lever(providers.blocks, plan)
             await blocks.block(kind, value, ttl, plan.reason)
         case UnblockActor(actor_kind=kind, value=value):
-            await _lever(providers.blocks, "block-list", plan, providers).unblock(kind, value)
+            await _lever(providers.blocks, plan).unblock(kind, value)
         case SetUploadAllowlist(extensions=extensions, mime_types=mime_types):
             from remediation.providers.security import UploadAllowlist
 
-            uploads = _lever(providers.uploads, "upload-policy", plan, providers)
+            uploads = _lever(providers.uploads, plan)
             await uploads.set_allowlist(UploadAllowlist(extensions=extensions, mime_types=mime_types))
         case ReloadSignatures():
-            if not await _lever(providers.antivirus, "antivirus", plan, providers).reload():
+            if not await _lever(providers.antivirus, plan).reload():
                 raise RuntimeError("the antivirus daemon did not acknowledge RELOAD")
         case SetAuthSetting(setting=setting, value=value):
-            await _lever(providers.identity, "identity", plan, providers).set_setting(setting, value)
+            await _lever(providers.identity, plan).set_setting(setting, value)
         case DrainInstance(instance_id=instance, timeout_s=timeout):
-            await _lever(providers.instances, "instances", plan, providers).drain(plan.service, instance, timeout)
+            await _lever(providers.instances, plan).drain(plan.service, instance, timeout)
         case RestoreInstance(instance_id=instance, timeout_s=timeout):
-            await _lever(providers.instances, "instances", plan, providers).restore(plan.service, instance, timeout)
+            await _lever(providers.instances, plan).restore(plan.service, instance, timeout)
         case RestartInstance(instance_id=instance):
-            await _lever(providers.instances, "instances", plan, providers).restart(plan.service, instance)
+            await _lever(providers.instances, plan).restart(plan.service, instance)
         case _:
             raise NoLever(f"no lever applies {plan.summary()}")
 
@@ -145,8 +145,8 @@ async def _mutate(plan: Plan, providers: Providers) -> None:
 _L = TypeVar("_L")
 
 
-def _lever(lever: _L | None, what: str, plan: Plan, providers: Providers) -> _L:
-    problem = levers.lever_problem(plan, providers)
-    if lever is None or problem is not None:
-        raise NoLever(problem or f"no {what} lever for {plan.summary()}")
+def _lever(lever: _L | None, plan: Plan) -> _L:
+    """The lever, narrowed for the type checker: ``apply`` refused a plan without one before writing its intent."""
+    if lever is None:
+        raise NoLever(f"no lever applies {plan.summary()}")
     return lever

@@ -8,6 +8,7 @@ cannot be carried out. The gate checks the lever again where the plan is applied
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from remediation.models import (
@@ -54,27 +55,30 @@ def lever_problem(plan: Plan, providers: Providers) -> str | None:
     capability = capability_of(plan)
     if capability is None:
         return None if plan.risk is Risk.OBSERVE else f"no lever applies {plan.kind}"
-    source = providers.sources.get(capability)
-    if getattr(providers, capability, None) is None:
-        detail = source.detail if source is not None and source.detail else "not available on this platform"
-        return f"no lever configured for {capability}: {detail}"
-    if providers.read_only(capability):
-        return (f"no lever configured for {capability}: no platform chosen (REMEDIATE_PLATFORM unset), so it is "
-                "read, never changed")
+    if getattr(providers, capability, None) is None or providers.read_only(capability):
+        return providers.no_lever(capability)
     return None
 
 
-async def _ask(capability: str, lever: Any, service: str) -> object:
-    """The cheapest read-only question each lever answers (the same ones `remediate check` asks)."""
-    questions = {
-        "edge": lambda: lever.maintenance_prefixes(), "deploys": lambda: lever.releases(),
-        "capacity": lambda: lever.replicas(service), "jobs": lambda: lever.jobs(service),
-        "database": lambda: lever.blocking_locks(), "uploads": lambda: lever.allowlist(),
-        "blocks": lambda: (getattr(lever, "listing", None) or lever.blocks)(),
-        "antivirus": lambda: lever.ping(), "identity": lambda: lever.check(),
-        "instances": lambda: lever.instances(service),
-    }
-    return await questions[capability]()
+#: The cheapest read-only question each lever answers; ``remediate check`` asks the same ones.
+QUESTIONS: dict[str, Callable[[Any, str], Awaitable[Any]]] = {
+    "edge": lambda lever, service: lever.maintenance_prefixes(),
+    "deploys": lambda lever, service: lever.releases(),
+    "capacity": lambda lever, service: lever.replicas(service),
+    "jobs": lambda lever, service: lever.jobs(service),
+    "database": lambda lever, service: lever.blocking_locks(),
+    "uploads": lambda lever, service: lever.allowlist(),
+    # AWS's blocks() also carries out due expiries; a question must change nothing, so prefer a pure listing.
+    "blocks": lambda lever, service: (getattr(lever, "listing", None) or lever.blocks)(),
+    "antivirus": lambda lever, service: lever.ping(),
+    "identity": lambda lever, service: lever.check(),
+    "instances": lambda lever, service: lever.instances(service),
+}
+
+
+async def ask(capability: str, lever: Any, service: str) -> Any:
+    """Ask ``lever`` its read-only question (see :data:`QUESTIONS`)."""
+    return await QUESTIONS[capability](lever, service)
 
 
 async def preflight(plan: Plan, providers: Providers) -> str | None:
@@ -85,7 +89,7 @@ async def preflight(plan: Plan, providers: Providers) -> str | None:
         return problem
     budget = max(providers.settings.http_timeout_s * 2, 2.0)
     try:
-        answer = await asyncio.wait_for(_ask(capability, getattr(providers, capability), plan.service), budget)
+        answer = await asyncio.wait_for(ask(capability, getattr(providers, capability), plan.service), budget)
     except TimeoutError:
         return f"the {capability} lever did not answer its read-only check within {budget:g}s"
     except (PlatformError, OSError, RuntimeError, ValueError) as exc:

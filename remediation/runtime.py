@@ -78,7 +78,7 @@ class Providers:
         """Why ``capability`` has no lever here, for notes and escalations (no platform, none on it, settings)."""
         source = self.sources.get(capability)
         platform = self.settings.platform
-        why = source.detail if source is not None and source.detail else (
+        why = source.why if source is not None and source.why else (
             f"platform '{platform}' has none" if platform else "no platform chosen (REMEDIATE_PLATFORM unset)")
         return f"no {capability} lever: {why}"
 
@@ -95,6 +95,11 @@ class Source:
     missing: tuple[str, ...] = ()  # settings it needs and does not have: it is absent
     read_only: bool = False  # built for its reads; its repairs are not levers (no platform chosen)
     detail: str = ""
+
+    @property
+    def why(self) -> str:
+        """Why it is absent or limited, in a sentence: the settings it misses, else the detail."""
+        return f"{self.implementation} needs {', '.join(self.missing)}" if self.missing else self.detail
 
 
 _bound: ContextVar[Providers | None] = ContextVar("remediation_providers", default=None)

@@ -34,7 +34,7 @@ from remediation.providers.clock import Clock
 from remediation.providers.drain_logs import VERCEL_DRAIN
 from remediation.settings import Settings
 from remediation.store import Store
-from remediation.store.logs import LogEntryIn, add_log_lines, prune_log_lines
+from remediation.store.logs import LogEntryIn
 
 log = logging.getLogger("remediation.intake")
 
@@ -146,10 +146,10 @@ def drain_endpoint(settings: Settings, store: Store, clock: Clock) -> Callable[[
         check_drain_signature(raw, request.headers, settings)
         now = clock.now()
         entries, skipped = select_entries(parse_batch(raw), now - retention)
-        stored = await run_in_threadpool(add_log_lines, store, VERCEL_DRAIN, entries, now)
+        stored = await run_in_threadpool(store.add_log_lines, VERCEL_DRAIN, entries, now)
         pruned = 0
         if pruner.due():
-            pruned = await run_in_threadpool(prune_log_lines, store, now - retention)
+            pruned = await run_in_threadpool(store.prune_log_lines, now - retention)
         return JSONResponse({"source": "vercel", "stored": stored, "skipped": skipped, "pruned": pruned})
 
     return endpoint

@@ -16,6 +16,7 @@ class ProbeResult(BaseModel):
     authorised: bool | None
     detail: str = ""
     missing: tuple[str, ...] = ()
+    degraded: bool = False  # it answered, but without something the runbooks need (the detail says what)
 
     @property
     def ok(self) -> bool:

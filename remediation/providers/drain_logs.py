@@ -23,7 +23,7 @@ from remediation.providers.file_logs import app_line
 from remediation.providers.platform import LogLine, Logs, PlatformError
 from remediation.settings import Settings
 from remediation.store import Store
-from remediation.store.logs import StoredLogLine, log_lines, newest_received_at
+from remediation.store.logs import StoredLogLine
 
 VERCEL_DRAIN = "vercel-drain"
 _PAGE = 1000
@@ -49,7 +49,7 @@ class DrainLogs:
         return await asyncio.to_thread(self._read, start, limit)
 
     def _read(self, since: datetime, limit: int) -> list[LogLine]:
-        if newest_received_at(self.store, self.source) is None:
+        if self.store.newest_received_at(self.source) is None:
             raise PlatformError(f"no line from the log drain ({self.source}) is kept (retention "
                                 f"{self.retention_s / 3600:g} h): the drain is not delivering to the receiver's "
                                 "/logs/vercel, or its signature secret does not match REMEDIATE_VERCEL_DRAIN_SECRET")
@@ -57,7 +57,7 @@ class DrainLogs:
         seen: set[str] = set()
         before: tuple[datetime, int] | None = None
         while len(found) < limit:
-            rows = log_lines(self.store, self.source, since - self.skew, _PAGE, before=before)
+            rows = self.store.log_lines(self.source, since - self.skew, _PAGE, before=before)
             for row in reversed(rows):
                 found.extend(_app_lines(row, since, seen))
             if len(rows) < _PAGE:

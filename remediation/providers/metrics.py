@@ -63,6 +63,8 @@ class RequestStats(BaseModel):
     routes: tuple[RouteStats, ...] = ()
     rate_limited: bool = False
     uptime_s: float | None = None
+    # The page was read and is the app's, but holds no request series (the real app never emits them).
+    no_request_series: bool = False
 
     def failing_routes(self) -> list[RouteStats]:
         return sorted((r for r in self.routes if r.errors_5xx), key=lambda r: (-r.errors_5xx, r.path))
@@ -115,7 +117,7 @@ def parse_request_stats(text: str, window_records: int) -> RequestStats:
     requests = [s for s in families["http_requests"].samples] if "http_requests" in families else []
     if not requests:
         return RequestStats(
-            available=False, uptime_s=uptime,
+            available=False, uptime_s=uptime, no_request_series=True,
             reason="no request records on the metrics page (kamkmserve's request metrics are not emitted)",
         )
     recent = requests[-window_records:]

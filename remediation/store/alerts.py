@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from remediation.models import Alert, Mode, Phase, Severity, new_id
+from remediation.store.coltypes import require_aware
 from remediation.store.rows import AlertRow, AlertStatus, IncidentStatus, IngestResult
 from remediation.store.tables import AlertORM, IncidentORM, TimelineORM
 
@@ -202,12 +203,6 @@ def _result(row: IncidentORM, *, created: bool = False, suppressed: bool = False
     )
 
 
-def _require_aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    return value
-
-
 class AlertMethods:
     """The alert-intake half of ``Store``; relies on the store's ``_write``/``_read`` transactions."""
 
@@ -252,7 +247,7 @@ class AlertMethods:
             source=source,
             fingerprint=fingerprint,
             status=AlertStatus(status),
-            received_at=_require_aware(received_at, "received_at"),
+            received_at=require_aware(received_at, "received_at"),
             payload=payload,
             mode=Mode(mode),
             reopen_cooldown_s=reopen_cooldown_s,
@@ -284,7 +279,7 @@ class AlertMethods:
                 source=source,
                 name=name,
                 payload=payload,
-                received_at=_require_aware(received_at, "received_at"),
+                received_at=require_aware(received_at, "received_at"),
                 reason=reason,
                 fingerprint=fingerprint,
                 status=AlertStatus(status),

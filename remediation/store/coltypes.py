@@ -50,6 +50,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def require_aware(value: datetime, name: str) -> datetime:
+    """``value`` if it is timezone-aware; else a ValueError naming the argument (before any SQL is sent)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+    return value
+
+
 def _json() -> TypeEngine[Any]:
     return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 

@@ -1,7 +1,7 @@
 """The app's log lines as a log drain delivered them (table ``app_log_lines``): add, read back, prune.
 
-Each function is one short transaction on the :class:`~remediation.store.Store` it is given (the store's own
-``_write``/``_read`` sessions), committed before it returns. Rows are read newest first in ``(logged_at, id)``
+:class:`LogMethods` is mixed into :class:`~remediation.store.Store`; each method is one short transaction,
+committed before it returns. Rows are read newest first in ``(logged_at, id)``
 order, so a reader can page backwards with ``before`` and stop as soon as it has what it needs; the
 ``logged_at`` index serves both that and the pruning.
 """
@@ -9,13 +9,15 @@ order, so a reader can page backwards with ``before`` and stop as soon as it has
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, delete, func, or_, select
+from sqlalchemy.orm import Session
 
-from remediation.store.repository import Store, _require_aware
+from remediation.store.coltypes import require_aware
 from remediation.store.tables import AppLogLineORM
 
 
@@ -40,51 +42,61 @@ class StoredLogLine:
     raw: dict[str, Any]
 
 
-def add_log_lines(store: Store, source: str, entries: Sequence[LogEntryIn], received_at: datetime) -> int:
-    """Store ``entries`` in one transaction; returns how many."""
-    _require_aware(received_at, "received_at")
-    rows = [AppLogLineORM(source=source, logged_at=_require_aware(e.logged_at, "logged_at"), received_at=received_at,
-                          stream=e.stream, message=e.message, raw=e.raw) for e in entries]
-    if rows:
-        with store._write() as session:
-            session.add_all(rows)
-    return len(rows)
+class LogMethods:
+    """The drained-log half of ``Store``; relies on the store's ``_write``/``_read`` transactions."""
+
+    def _write(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def add_log_lines(self, source: str, entries: Sequence[LogEntryIn], received_at: datetime) -> int:
+        """Store ``entries`` in one transaction; returns how many."""
+        require_aware(received_at, "received_at")
+        rows = [AppLogLineORM(source=source, logged_at=require_aware(e.logged_at, "logged_at"), received_at=received_at,
+                              stream=e.stream, message=e.message, raw=e.raw) for e in entries]
+        if rows:
+            with self._write() as session:
+                session.add_all(rows)
+        return len(rows)
 
 
-def log_lines(store: Store, source: str, since: datetime | None = None, limit: int = 500, *,
-              before: tuple[datetime, int] | None = None) -> list[StoredLogLine]:
-    """The newest ``limit`` rows of ``source`` logged at or after ``since`` and, when ``before`` is a
-    ``(logged_at, id)`` of an earlier answer, strictly older than that row; oldest first."""
-    if limit <= 0:
-        return []
-    query = select(AppLogLineORM).where(AppLogLineORM.source == source)
-    if since is not None:
-        query = query.where(AppLogLineORM.logged_at >= _require_aware(since, "since"))
-    if before is not None:
-        at, row_id = before
-        query = query.where(or_(AppLogLineORM.logged_at < _require_aware(at, "before"),
-                                and_(AppLogLineORM.logged_at == at, AppLogLineORM.id < row_id)))
-    query = query.order_by(AppLogLineORM.logged_at.desc(), AppLogLineORM.id.desc()).limit(limit)
-    with store._read() as session:
-        rows = [_row(r) for r in session.scalars(query)]
-    rows.reverse()
-    return rows
+    def log_lines(self, source: str, since: datetime | None = None, limit: int = 500, *,
+                  before: tuple[datetime, int] | None = None) -> list[StoredLogLine]:
+        """The newest ``limit`` rows of ``source`` logged at or after ``since`` and, when ``before`` is a
+        ``(logged_at, id)`` of an earlier answer, strictly older than that row; oldest first."""
+        if limit <= 0:
+            return []
+        query = select(AppLogLineORM).where(AppLogLineORM.source == source)
+        if since is not None:
+            query = query.where(AppLogLineORM.logged_at >= require_aware(since, "since"))
+        if before is not None:
+            at, row_id = before
+            query = query.where(or_(AppLogLineORM.logged_at < require_aware(at, "before"),
+                                    and_(AppLogLineORM.logged_at == at, AppLogLineORM.id < row_id)))
+        query = query.order_by(AppLogLineORM.logged_at.desc(), AppLogLineORM.id.desc()).limit(limit)
+        with self._read() as session:
+            rows = [_row(r) for r in session.scalars(query)]
+        rows.reverse()
+        return rows
 
 
-def newest_received_at(store: Store, source: str) -> datetime | None:
-    """When ``source`` last delivered a line that is still kept, or None."""
-    with store._read() as session:
-        newest: datetime | None = session.scalar(
-            select(func.max(AppLogLineORM.received_at)).where(AppLogLineORM.source == source))
-    return newest
+    def newest_received_at(self, source: str) -> datetime | None:
+        """When ``source`` last delivered a line that is still kept, or None."""
+        with self._read() as session:
+            newest: datetime | None = session.scalar(
+                select(func.max(AppLogLineORM.received_at)).where(AppLogLineORM.source == source))
+        return newest
 
 
-def prune_log_lines(store: Store, older_than: datetime) -> int:
-    """Delete every row logged before ``older_than`` (any source); returns how many."""
-    cutoff = _require_aware(older_than, "older_than")
-    with store._write() as session:
-        result = cast(CursorResult[Any], session.execute(delete(AppLogLineORM).where(AppLogLineORM.logged_at < cutoff)))
-        return int(result.rowcount or 0)
+    def prune_log_lines(self, older_than: datetime) -> int:
+        """Delete every row logged before ``older_than`` (any source); returns how many."""
+        cutoff = require_aware(older_than, "older_than")
+        with self._write() as session:
+            doomed = delete(AppLogLineORM).where(AppLogLineORM.logged_at < cutoff)
+            result = cast(CursorResult[Any], session.execute(doomed))
+            return int(result.rowcount or 0)
 
 
 def _row(orm: AppLogLineORM) -> StoredLogLine:

@@ -37,8 +37,10 @@ from remediation.models import (
 from remediation.store import migrate as _migrate
 from remediation.store.alerts import AlertMethods
 from remediation.store.budgets import BudgetMethods
+from remediation.store.coltypes import require_aware
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
+from remediation.store.logs import LogMethods
 from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
 from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, TimelineORM
 
@@ -47,19 +49,14 @@ from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, Timeli
 _MUTATED_STATES = (ActionState.APPLIED.value, ActionState.UNDONE.value)
 
 
-def _require_aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    return value
-
-
-class Store(AlertMethods, BudgetMethods):
+class Store(AlertMethods, BudgetMethods, LogMethods):
     """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
 
     The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
     ``unrouted_alerts``) come from :class:`~remediation.store.alerts.AlertMethods`.
     The shared request budgets (``take_request``, ``block_requests``, ``request_budget``) come from
-    :class:`~remediation.store.budgets.BudgetMethods`.
+    :class:`~remediation.store.budgets.BudgetMethods`; the drained app log lines (``add_log_lines``, ``log_lines``,
+    ``newest_received_at``, ``prune_log_lines``) from :class:`~remediation.store.logs.LogMethods`.
     """
 
     def __init__(self, url: str) -> None:
@@ -147,7 +144,7 @@ class Store(AlertMethods, BudgetMethods):
             flow_run_id=flow_run_id,
             alert=alert.model_dump(mode="json"),
             report=None,
-            opened_at=_require_aware(opened_at, "opened_at") if opened_at else utcnow(),
+            opened_at=require_aware(opened_at, "opened_at") if opened_at else utcnow(),
             closed_at=None,
         )
         try:
@@ -272,7 +269,7 @@ class Store(AlertMethods, BudgetMethods):
         state = ActionState(state)
         if state is ActionState.INTENT:
             raise ValueError("complete_action cannot move an action into 'intent'; use record_intent")
-        finished = _require_aware(completed_at, "completed_at") if completed_at else utcnow()
+        finished = require_aware(completed_at, "completed_at") if completed_at else utcnow()
         with self._write() as session:
             row = session.get(ActionORM, action_id, with_for_update=True)
             if row is None:
@@ -299,7 +296,7 @@ class Store(AlertMethods, BudgetMethods):
         Counts ``applied`` and ``undone`` rows (an undone action was applied first). A row without
         ``completed_at`` is dated by ``started_at``.
         """
-        _require_aware(since, "since")
+        require_aware(since, "since")
         when = func.coalesce(ActionORM.completed_at, ActionORM.started_at)
         query = (
             select(func.count())

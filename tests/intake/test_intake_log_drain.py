@@ -18,7 +18,7 @@ from remediation.intake import create_app
 from remediation.providers.clock import VirtualClock
 from remediation.providers.drain_logs import VERCEL_DRAIN, DrainLogs
 from remediation.store import Store
-from remediation.store.logs import LogEntryIn, add_log_lines, log_lines
+from remediation.store.logs import LogEntryIn
 from tasks.database_detect import parse_db_logs
 from tasks.uploads import parse_upload_logs
 from tests.helpers.applog import CAPTURED, app_line, burst, captured
@@ -79,7 +79,7 @@ def captured_entries() -> list[dict[str, Any]]:
 
 
 def stored(store: Store) -> list[str]:
-    return [row.message for row in log_lines(store, VERCEL_DRAIN, None, 100_000)]
+    return [row.message for row in store.log_lines(VERCEL_DRAIN, None, 100_000)]
 
 
 async def test_captured_and_generated_output_posted_as_ndjson_and_as_an_array_reaches_the_parsers(
@@ -180,7 +180,7 @@ def test_a_body_over_the_limit_is_413(serve: Serve, store: Store) -> None:
 def test_lines_past_the_retention_are_not_stored_and_old_rows_are_pruned_on_insert(
         serve: Serve, store: Store) -> None:
     kept_hours = 2
-    add_log_lines(store, VERCEL_DRAIN, [LogEntryIn(T0 - timedelta(hours=3), "stale", None, {})], T0)
+    store.add_log_lines(VERCEL_DRAIN, [LogEntryIn(T0 - timedelta(hours=3), "stale", None, {})], T0)
     raw = json.dumps([vercel_entry(1, "fresh", T0), vercel_entry(2, "late", T0 - timedelta(hours=5))]).encode()
     with serve(log_drain_retention_s=kept_hours * 3600) as base:
         reply = post(base, raw)

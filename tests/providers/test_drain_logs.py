@@ -14,7 +14,7 @@ from remediation.providers.drain_logs import VERCEL_DRAIN, DrainLogs, build_drai
 from remediation.providers.platform import PlatformError
 from remediation.settings import Settings
 from remediation.store import Store
-from remediation.store.logs import LogEntryIn, add_log_lines, log_lines, newest_received_at, prune_log_lines
+from remediation.store.logs import LogEntryIn
 from tasks.database_detect import parse_db_logs
 from tasks.uploads import parse_upload_logs
 from tests.helpers.applog import CAPTURED, app_line, burst, captured, captured_json, numbered
@@ -43,21 +43,21 @@ def seqs(lines: list[Any]) -> list[int]:
 
 
 def test_rows_come_back_oldest_first_within_since_limit_and_before(store: Store) -> None:
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0 + timedelta(seconds=i), f"m{i}") for i in range(10)], T0)
-    add_log_lines(store, "other", [entry(T0, "elsewhere")], T0)
-    rows = log_lines(store, VERCEL_DRAIN, T0 + timedelta(seconds=3), limit=4)
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0 + timedelta(seconds=i), f"m{i}") for i in range(10)], T0)
+    store.add_log_lines("other", [entry(T0, "elsewhere")], T0)
+    rows = store.log_lines(VERCEL_DRAIN, T0 + timedelta(seconds=3), limit=4)
     assert [r.message for r in rows] == ["m6", "m7", "m8", "m9"]
-    older = log_lines(store, VERCEL_DRAIN, None, limit=100, before=(rows[0].logged_at, rows[0].id))
+    older = store.log_lines(VERCEL_DRAIN, None, limit=100, before=(rows[0].logged_at, rows[0].id))
     assert [r.message for r in older] == [f"m{i}" for i in range(6)]
     assert rows[0].raw["source"] == "lambda" and rows[0].stream == "stdout" and rows[0].logged_at.tzinfo is not None
 
 
 def test_pruning_deletes_only_rows_logged_before_the_cutoff(store: Store) -> None:
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0 - timedelta(hours=7), "old"), entry(T0, "new")], T0)
-    assert prune_log_lines(store, T0 - timedelta(hours=6)) == 1
-    assert [r.message for r in log_lines(store, VERCEL_DRAIN)] == ["new"]
-    assert prune_log_lines(store, T0 - timedelta(hours=6)) == 0
-    assert newest_received_at(store, VERCEL_DRAIN) == T0
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0 - timedelta(hours=7), "old"), entry(T0, "new")], T0)
+    assert store.prune_log_lines(T0 - timedelta(hours=6)) == 1
+    assert [r.message for r in store.log_lines(VERCEL_DRAIN)] == ["new"]
+    assert store.prune_log_lines(T0 - timedelta(hours=6)) == 0
+    assert store.newest_received_at(VERCEL_DRAIN) == T0
 
 
 async def test_captured_output_through_the_store_reads_as_the_app_lines_and_the_parsers_find_them(
@@ -66,7 +66,7 @@ async def test_captured_output_through_the_store_reads_as_the_app_lines_and_the_
     back, in time order; malware is told apart from extension refusals and the audit failures are database ones."""
     entries = [entry(RUN + timedelta(minutes=27), text, f"{name}-{i}", name.rsplit(".", 1)[1])
                for name in CAPTURED for i, text in enumerate(captured(name).decode().splitlines()) if text.strip()]
-    add_log_lines(store, VERCEL_DRAIN, entries, T0)
+    store.add_log_lines(VERCEL_DRAIN, entries, T0)
     lines = await DrainLogs(store).lines(since=RUN, limit=1000)
     expected = sorted((e for name in CAPTURED for e in captured_json(name)), key=lambda e: e["timestamp"])
     assert [line.message for line in lines] == [e["message"] for e in expected]
@@ -77,9 +77,9 @@ async def test_captured_output_through_the_store_reads_as_the_app_lines_and_the_
 
 async def test_a_redelivered_entry_counts_once_and_a_multi_line_message_yields_each_line(store: Store) -> None:
     (malware_line, audit_line), exe_line = [x for _, x in burst(T0, malware=1)], burst(T0, exe=1)[0][1]
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0, malware_line, "e1"), entry(T0, audit_line, "e2")], T0)
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0, malware_line, "e1")], T0)  # Vercel retried the delivery
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0, f"START RequestId: x\n{exe_line}\nEND RequestId: x", "e3")], T0)
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0, malware_line, "e1"), entry(T0, audit_line, "e2")], T0)
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0, malware_line, "e1")], T0)  # Vercel retried the delivery
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0, f"START RequestId: x\n{exe_line}\nEND RequestId: x", "e3")], T0)
     reading = parse_upload_logs(await DrainLogs(store).lines(since=T0 - timedelta(seconds=1)))
     assert (reading.malware, reading.policy, reading.audit_failures) == (1, 1, 1)
 
@@ -88,7 +88,7 @@ async def test_since_uses_the_app_timestamp_and_limit_keeps_the_newest_across_pa
     """2,500 rows (more than one page): the newest 2,200 come back in order; ``since`` cuts by the line's own time
     even when the drain stamped it a little later."""
     lines = numbered(T0, 2500)
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0 + timedelta(milliseconds=i + 30), text, f"n{i}")
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0 + timedelta(milliseconds=i + 30), text, f"n{i}")
                                         for i, text in enumerate(lines)], T0)
     drain = DrainLogs(store)
     assert seqs(await drain.lines(since=T0, limit=2200)) == list(range(300, 2500))
@@ -97,7 +97,7 @@ async def test_since_uses_the_app_timestamp_and_limit_keeps_the_newest_across_pa
 
 async def test_without_since_the_default_window_is_read(store: Store) -> None:
     old = T0 - timedelta(hours=2)
-    add_log_lines(store, VERCEL_DRAIN, [entry(old, app_line(old, "info", "old")),
+    store.add_log_lines(VERCEL_DRAIN, [entry(old, app_line(old, "info", "old")),
                                         entry(T0, app_line(T0, "info", "recent"))], T0)
     drain = DrainLogs(store, clock=VirtualClock(T0 + timedelta(minutes=5)), default_window_s=3600)
     assert [line.message for line in await drain.lines()] == ["recent"]
@@ -109,6 +109,6 @@ async def test_a_drain_that_never_delivered_is_an_error_but_a_quiet_window_is_em
     drain = build_drain_logs(Settings(log_drain_retention_s=3600), store)
     with pytest.raises(PlatformError, match="/logs/vercel"):
         await drain.lines(since=T0)
-    add_log_lines(store, VERCEL_DRAIN, [entry(T0, app_line(T0, "info", "Upload: validated"))], T0)
+    store.add_log_lines(VERCEL_DRAIN, [entry(T0, app_line(T0, "info", "Upload: validated"))], T0)
     assert await drain.lines(since=T0 + timedelta(minutes=5)) == []
     assert [line.message for line in await drain.lines(since=T0)] == ["Upload: validated"]
