@@ -33,7 +33,8 @@ CONNECTION = "(connection)"
 _AUDIT_FAILED = "Failed to write audit log"
 _AUDIT_WRITTEN = "Security event: Audit: "
 _UNREACHABLE = "Error connecting to database"
-# No migration creates the audit table (reference §5.1), so on the app as deployed every upload's audit write fails
+# No migration creates the audit table (docs/reference/kamkmserve.md §5.1), so on the app as deployed every upload's
+# audit write fails
 # this way while the database itself is fine: a standing schema gap for the upload runbook's audit_writes finding,
 # which no database remedy (terminate, index, rollback) can close. Counted apart, never as a failure.
 _TABLE_MISSING = re.compile(r'relation "(?:\w+\.)?kamkmserve_audit_log" does not exist')

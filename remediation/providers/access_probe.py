@@ -212,7 +212,8 @@ def classify(fetched: Fetched) -> tuple[RouteVerdict, str]:
         where = fetched.headers.get("location", "")
         if _SIGN_IN.search(where):
             return "rejected", f"{fetched.status}: sent to sign in"
-        # e.g. the production HTTPS redirect (reference §6.1): the route's own check was never reached.
+        # e.g. the production HTTPS redirect (docs/reference/kamkmserve.md §6.1): the route's own check was never
+        # reached.
         return "unknown", f"{fetched.status}: redirected to {where or '(no location)'}, not to sign in: not a verdict"
     if fetched.status == 500 and AUTH_CHECK_FAILED in fetched.text:
         return "rejected", "500: requireRole's own check threw (fail closed)"

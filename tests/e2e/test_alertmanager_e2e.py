@@ -5,16 +5,12 @@ resolved notification lands on the incident's timeline while its run is still ac
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import composition, runtime
@@ -27,6 +23,7 @@ from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 from tests.flows.flowkit import sim_state, wait_for_bad_release
 from tests.helpers.alertmanager import free_port, running_alertmanager
+from tests.intake.intakekit import serve_app
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -53,22 +50,6 @@ class ApproveOnceResolved:
 @pytest.fixture
 def receiver_port() -> int:
     return free_port()
-
-
-@contextlib.contextmanager
-def serve(app: Any, port: int) -> Iterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.05)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def wait(predicate: Any, timeout_s: float, what: str) -> Any:
@@ -103,7 +84,7 @@ def test_alertmanager_alerts_open_one_incident_start_one_run_and_the_runbook_act
         labels = {"alertname": "KamkmserveHigh5xxRate", "service": "kamkmserve", "severity": "critical"}
         with runtime.use(providers), WarmExecutor({DEPLOYMENT: elevated_error_rate}, poll_s=0.3) as warm:
             webhook = f"http://127.0.0.1:{receiver_port}/alerts/alertmanager"
-            with serve(create_app(settings, store, warm), receiver_port), \
+            with serve_app(create_app(settings, store, warm), receiver_port), \
                     running_alertmanager(tmp_path, webhook, TOKEN) as am:
                 am.fire({**labels, "instance": "web-1"})
                 am.fire({**labels, "instance": "web-2"})

@@ -17,17 +17,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import TypeVar
 
 from remediation.providers.metrics import METRICS_PATH
-from remediation.sim.applog import AppLog
-from remediation.sim.clock import WallClock
-from remediation.sim.collector import MetricSample, MetricsCollector, RequestRecord
-from remediation.sim.exposition import metrics_page
-from remediation.sim.process import SimulatedProcess
 from tests.contracts import awskit
 from tests.helpers.local_server import LocalHttpServer
 from tests.helpers.moto_server import MotoServer
 
 S = TypeVar("S", bound=LocalHttpServer)
-#: What the app answers its metrics page with (reference §2.1; captured fixture default-1a).
+#: What the app answers its metrics page with (docs/reference/kamkmserve.md §2.1; captured fixture default-1a).
 PAGE_TYPE = "text/plain; version=0.0.4"
 
 
@@ -38,20 +33,6 @@ def loopback_hosts(count: int) -> list[str]:
     while len(hosts) < count:
         hosts.add(f"127.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}.{rng.randrange(2, 255)}")
     return sorted(hosts)
-
-
-def app_page(requests: list[tuple[str, str, int, int]]) -> str:
-    """The app's metrics page holding exactly these (method, path, status, duration ms) requests, in order, as the
-    simulator prints it (its exposition code is the app's, byte for byte)."""
-    clock = WallClock()
-    process = SimulatedProcess(clock, seed=1, ratio_low=0.45, ratio_high=0.9)
-    collector = MetricsCollector(AppLog(clock, ring_size=10), clock, process)
-    for method, path, status, duration in requests:
-        tags = {"method": method, "path": path, "status": str(status)}
-        collector.metrics.append(MetricSample("http_request_duration", duration, "ms", 0, tags))
-        collector.requests.append(RequestRecord(path=path, method=method, status_code=status, duration=duration,
-                                                timestamp=0))
-    return metrics_page(collector)
 
 
 class PageServer(LocalHttpServer):

@@ -151,9 +151,10 @@ class FakeStarter:
 
 
 @contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """The receiver on a real uvicorn server on 127.0.0.1 for the block; yields its base URL."""
-    port = free_port()
+def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
+    """The receiver on a real uvicorn server on 127.0.0.1 (on ``port``, else a free one) for the block; yields its
+    base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

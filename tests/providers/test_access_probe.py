@@ -21,7 +21,8 @@ from remediation.sim import SimConfig, SimServer
 Start = Callable[..., SimServer]
 MEMBER = ProbeIdentity(name="probe-member", role="USER", cookies={SESSION_COOKIE: PROBE_USER_SESSION})
 ADMIN = ProbeIdentity(name="probe-admin", role="ADMIN", cookies={SESSION_COOKIE: PROBE_ADMIN_SESSION})
-# Reference §6.2, "No check at all": the ones a GET can reach. The rest serve mutating methods only and are skipped.
+# docs/reference/kamkmserve.md §6.2, "No check at all": the ones a GET can reach. The rest serve mutating methods
+# only and are skipped.
 UNPROTECTED = {"GET /api/admin/orders/[id]", "GET /api/admin/orders/export", "GET /api/admin/payouts/export"}
 SKIPPED = {
     "PATCH /api/admin/blogs/[id]", "PATCH /api/admin/commissions/[id]", "PATCH /api/admin/coupons/[id]",
@@ -118,7 +119,8 @@ async def test_no_handler_is_unknown_redirects_and_failed_auth_checks_refuse_a_j
 
 
 async def test_a_redirect_anywhere_but_sign_in_is_not_a_verdict() -> None:
-    """The production HTTPS redirect (reference §6.1) answers before any check runs: it neither refuses nor lets in."""
+    """The production HTTPS redirect (docs/reference/kamkmserve.md §6.1) answers before any check runs: it neither
+    refuses nor lets in."""
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(301, headers={"location": f"https://shop.example{request.url.path}"})
 

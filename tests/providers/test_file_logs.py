@@ -106,8 +106,8 @@ async def test_a_burst_of_ten_exe_refusals_is_not_a_malware_burst(tmp_path: Path
 async def test_an_unreachable_database_counts_as_failures_but_the_never_migrated_audit_table_does_not(
         tmp_path: Path) -> None:
     """``Error connecting to database`` (in the audit failure or in a message of its own) is a database failure; the
-    audit table that no migration creates (reference §5.1) fails every write on a healthy database and is reported
-    apart; a successful audit write is a database operation that worked."""
+    audit table that no migration creates (docs/reference/kamkmserve.md §5.1) fails every write on a healthy
+    database and is reported apart; a successful audit write is a database operation that worked."""
     err = tmp_path / "app.err"
     missing = 'relation "kamkmserve_audit_log" does not exist'
     write(err, [audit_failed(T0), audit_failed(T0, missing), audit_failed(T0, missing),

@@ -14,11 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediation.providers.metrics import parse_request_stats, percentile
-from remediation.sim.applog import AppLog
-from remediation.sim.clock import WallClock
-from remediation.sim.collector import MetricSample, MetricsCollector, RequestRecord
-from remediation.sim.exposition import metrics_page
-from remediation.sim.process import SimulatedProcess
+from tests.helpers.app_pages import app_page
 
 DURATIONS = st.integers(min_value=0, max_value=120_000)
 FLOATS = st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=False)
@@ -53,26 +49,13 @@ def test_percentile_fixed_points() -> None:
     assert percentile([1.0, 2.0], 50) == 1.0
 
 
-def page_for(requests: list[tuple[str, str, int, int]]) -> str:
-    """The app's metrics page holding exactly these requests (in order), as the simulator prints it."""
-    clock = WallClock()
-    process = SimulatedProcess(clock, seed=1, ratio_low=0.45, ratio_high=0.9)
-    collector = MetricsCollector(AppLog(clock, ring_size=10), clock, process)
-    for method, path, status, duration in requests:
-        tags = {"method": method, "path": path, "status": str(status)}
-        collector.metrics.append(MetricSample("http_request_duration", duration, "ms", 0, tags))
-        collector.requests.append(RequestRecord(path=path, method=method, status_code=status, duration=duration,
-                                                timestamp=0))
-    return metrics_page(collector)
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(METHODS, PATHS, st.sampled_from([200, 404, 500]), DURATIONS), min_size=1, max_size=250),
        st.integers(min_value=10, max_value=500))
 def test_parsed_page_p95_overall_and_per_route_matches_the_definition(
     requests: list[tuple[str, str, int, int]], window: int
 ) -> None:
-    stats = parse_request_stats(page_for(requests), window)
+    stats = parse_request_stats(app_page(requests), window)
     recent = requests[-window:]
     durations = [float(d) for *_, d in recent]
     assert stats.available and stats.latency_samples == len(recent)
@@ -94,6 +77,6 @@ def test_parsed_page_p95_overall_and_per_route_matches_the_definition(
 
 def test_hottest_routes_leaves_out_routes_with_too_few_samples() -> None:
     requests = [("GET", "/rare", 200, 9000)] + [("GET", "/busy", 200, d) for d in range(100, 120)]
-    stats = parse_request_stats(page_for(requests), 100)
+    stats = parse_request_stats(app_page(requests), 100)
     assert [r.path for r in stats.hottest_routes()] == ["/rare", "/busy"]
     assert [r.path for r in stats.hottest_routes(min_samples=3)] == ["/busy"]

@@ -21,6 +21,8 @@ FIXTURE_NAME = re.compile(r"""["']((?:default|avreject|ratelimited)-[\w*.-]+\.ht
                           r"""|\d\d-[\w-]+\.json|alertmanager\.yml|request-headers\.txt)["']""")
 CITED_PATH = re.compile(r"docs/reference/([\w-]+\.md)((?:\s*(?:,|/|-|and)?\s*§\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?)*)")
 CITED_LINK = re.compile(r"\[([\w-]+\.md)((?:\s*§[\d.]+(?:-\d+)?)+)\]\((?:\.\./)*reference/\1\)")
+# A citation that names no document (the word "reference", then a section number): which file is meant?
+BARE_CITATION = re.compile(r"\breference(?: kamkmserve)?\s+§\d", re.IGNORECASE)
 SECTION = re.compile(r"§(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?")
 
 
@@ -98,6 +100,14 @@ def test_every_cited_reference_section_exists_in_docs_reference() -> None:
     broken = [f"{where}: {doc} §{section}" for where, doc, section in cited
               if doc not in documents or (section and section not in documents[doc])]
     assert broken == []
+
+
+def test_no_citation_leaves_out_which_document_it_means() -> None:
+    """Every "§N" a comment cites names its file in docs/reference, never a bare "reference §N"."""
+    bare = [f"{path.relative_to(REPO)}:{number}" for path in repo_texts()
+            for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+            if BARE_CITATION.search(line)]
+    assert bare == []
 
 
 @pytest.mark.parametrize("document", ["kamkmserve.md", "integrations.md", "prefect.md", "prefect-fast-start.md"])

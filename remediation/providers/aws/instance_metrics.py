@@ -15,7 +15,8 @@ Pages
     ``error`` set, never an exception and never a healthy reading.
 
 Rate limit
-    kamkmserve limits ``/api/*`` to 100 requests/min per client IP (reference §8), in memory per instance unless
+    kamkmserve limits ``/api/*`` to 100 requests/min per client IP (docs/reference/kamkmserve.md §8), in memory per
+    instance unless
     Upstash is configured. It keys on the first ``X-Forwarded-For`` entry, else ``x-real-ip``, else ``unknown``:
     user traffic arrives through the ALB with its ``X-Forwarded-For`` and so never shares a bucket with us, while
     our direct reads carry neither header and land in that instance's ``unknown`` bucket, shared only with other

@@ -19,7 +19,8 @@ from remediation.providers.platform import PlatformError
 from remediation.runtime import Providers
 from remediation.settings import Settings
 from tasks.restart_checks import Slo, read_slo
-from tests.helpers.elb_targets import PageServer, Targets, app_page, loopback_hosts, publish_alb, seed_targets
+from tests.helpers.app_pages import app_page
+from tests.helpers.elb_targets import PageServer, Targets, loopback_hosts, publish_alb, seed_targets
 from tests.helpers.moto_server import REGION, MotoServer
 from tests.sim.simkit import load_fixture
 
