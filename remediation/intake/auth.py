@@ -18,7 +18,10 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
+from pydantic import SecretStr
 from starlette.datastructures import Headers
 
 from remediation.intake.wire import IntakeError
@@ -81,16 +84,20 @@ def _decode_basic(credentials: str, challenge: str) -> tuple[str, str]:
 SENTRY_CHALLENGE = 'HMAC-SHA256 header="Sentry-Hook-Signature"'
 
 
+def signature_matches(secret: SecretStr, raw: bytes, given: str, digest: Callable[[], Any]) -> bool:
+    """Whether ``given`` is the hex HMAC of the raw body with ``secret`` (constant-time; case and spaces ignored)."""
+    expected = hmac.new(secret.get_secret_value().encode("utf-8"), raw, digest).hexdigest()
+    return hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "replace"))
+
+
 def check_sentry_signature(raw: bytes, headers: Headers, settings: Settings, now: float) -> None:
     """HMAC-SHA256 of the raw body with the client secret, then the timestamp's age."""
     if settings.sentry_client_secret is None:
         raise IntakeError(503, "intake not configured", "no Sentry client secret: set REMEDIATE_SENTRY_CLIENT_SECRET")
-    secret = settings.sentry_client_secret.get_secret_value().encode("utf-8")
     given = headers.get("sentry-hook-signature")
     if not given:
         raise _unauthorized("missing Sentry-Hook-Signature header", SENTRY_CHALLENGE)
-    expected = hmac.new(secret, raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "replace")):
+    if not signature_matches(settings.sentry_client_secret, raw, given, hashlib.sha256):
         raise _unauthorized("Sentry-Hook-Signature does not match the body", SENTRY_CHALLENGE)
     stamp = headers.get("sentry-hook-timestamp")
     try:

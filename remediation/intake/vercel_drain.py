@@ -15,7 +15,6 @@ once a minute per process, after an insert, so a delivery pays for it rarely and
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import math
 import threading
@@ -29,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from remediation.intake.auth import signature_matches
 from remediation.intake.wire import IntakeError, parse_json, read_body
 from remediation.providers.clock import Clock
 from remediation.providers.drain_logs import VERCEL_DRAIN
@@ -52,9 +52,7 @@ def check_drain_signature(raw: bytes, headers: Headers, settings: Settings) -> N
     if not given:
         raise IntakeError(401, "unauthorized", f"missing {SIGNATURE_HEADER} header",
                           headers={"WWW-Authenticate": _CHALLENGE})
-    secret = settings.vercel_drain_secret.get_secret_value().encode("utf-8")
-    expected = hmac.new(secret, raw, hashlib.sha1).hexdigest()
-    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "replace")):
+    if not signature_matches(settings.vercel_drain_secret, raw, given, hashlib.sha1):
         raise IntakeError(401, "unauthorized", f"{SIGNATURE_HEADER} does not match the body",
                           headers={"WWW-Authenticate": _CHALLENGE})
 

@@ -16,17 +16,16 @@ Pages
 
 Rate limit
     kamkmserve limits ``/api/*`` to 100 requests/min per client IP (docs/reference/kamkmserve.md §8), in memory per
-    instance unless
-    Upstash is configured. It keys on the first ``X-Forwarded-For`` entry, else ``x-real-ip``, else ``unknown``:
-    user traffic arrives through the ALB with its ``X-Forwarded-For`` and so never shares a bucket with us, while
-    our direct reads carry neither header and land in that instance's ``unknown`` bucket, shared only with other
-    direct callers (a Prometheus scraping the targets). Each instance therefore gets its own client with its own
-    budget of :data:`DIRECT_BUDGET_PER_MIN` (90/min), leaving 10/min to the others. The runbook's reads are few:
-    one per instance per SLO reading (every ``REMEDIATE_VERIFY_INTERVAL_S``, 15 s by default: 4/min), one for
-    the inventory, and while it waits for one restarted instance a poll of that instance alone (every 0.25 s),
-    which is what the budget caps: beyond it a read is refused locally (the page is unknown, the wait goes on) and
-    never sent. With Upstash the limit is shared by every instance: pass an ``http`` factory whose clients share
-    one ``RequestBudget`` (instances x readings must then stay under it).
+    instance unless Upstash is configured. It keys on the first ``X-Forwarded-For`` entry, else ``x-real-ip``, else
+    ``unknown``: user traffic arrives through the ALB with its ``X-Forwarded-For`` and so never shares a bucket with us,
+    while our direct reads carry neither header and land in that instance's ``unknown`` bucket, shared only with other
+    direct callers (a Prometheus scraping the targets). Each instance therefore gets its own client with its own budget
+    of :data:`DIRECT_BUDGET_PER_MIN` (90/min), leaving 10/min to the others. The runbook's reads are few: one per
+    instance per SLO reading (every ``REMEDIATE_VERIFY_INTERVAL_S``, 15 s by default: 4/min), one for the inventory, and
+    while it waits for one restarted instance a poll of that instance alone (every 0.25 s), which is what the budget
+    caps: beyond it a read is refused locally (the page is unknown, the wait goes on) and never sent. With Upstash the
+    limit is shared by every instance: pass an ``http`` factory whose clients share one ``RequestBudget`` (instances x
+    readings must then stay under it).
 
 Load balancer
     Settings from the target group (health check interval, healthy threshold, ``deregistration_delay``). Counters
