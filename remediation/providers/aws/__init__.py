@@ -20,8 +20,8 @@ Logs           :class:`CloudWatchLogs`                         CloudWatch Logs F
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
+from remediation.providers.absent import NoLogs
 from remediation.providers.aws.capacity import AsgCapacity, EcsCapacity
 from remediation.providers.aws.deploys import EcsDeploys
 from remediation.providers.aws.edge import SsmEdge, SsmUploadPolicy
@@ -33,7 +33,7 @@ from remediation.providers.aws.params import SsmParameters
 from remediation.providers.aws.session import AwsConfig, AwsError, AwsSession
 from remediation.providers.aws.waf import WafBlocks
 from remediation.providers.clock import Clock, RealClock
-from remediation.providers.platform import Capacity, LogLine, Logs, PlatformError
+from remediation.providers.platform import Capacity, Logs
 from remediation.settings import Settings
 
 #: The service name runbooks use for the app (alert label ``service``); it maps to the configured ECS service / group.
@@ -44,13 +44,6 @@ __all__ = [
     "EcsDeploys", "EcsJobs", "ElbInstanceMetrics", "ElbInstances", "SsmEdge", "SsmParameters", "SsmUploadPolicy",
     "WafBlocks", "aws_levers",
 ]
-
-
-class NoLogSource:
-    """:class:`~remediation.providers.platform.Logs` when no log group is configured: says so on every read."""
-
-    async def lines(self, since: datetime | None = None, limit: int = 500) -> list[LogLine]:
-        raise PlatformError("no CloudWatch log group configured (REMEDIATE_AWS_LOG_GROUP): the app's logs are not read")
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,7 @@ def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
         edge=SsmEdge(params),
         uploads=SsmUploadPolicy(params),
         logs=(CloudWatchLogs(session, settings.aws_log_group, stream_prefix=settings.aws_log_stream_prefix)
-              if settings.aws_log_group else NoLogSource()),
+              if settings.aws_log_group else NoLogs("REMEDIATE_AWS_LOG_GROUP is not set")),
         capacity=capacity,
         jobs=EcsJobs(session, cluster, settings.aws_job_services) if settings.aws_job_services else None,
         blocks=(WafBlocks(session, params, settings.aws_waf_ip_set_name, scope=settings.aws_waf_scope,
