@@ -1,7 +1,13 @@
-"""Answering a paused run from outside it: the path the CLI, the demo and (later) chat and intake use."""
+"""Answering a waiting step from outside its run: the path of `remediate approve`, the demo and Slack.
+
+This side only carries the answer. The run judges it with the server's configuration (remediation.ballot) and
+records its verdict under the ``answer_id`` chosen here; :func:`answer` waits for that verdict and returns it, so
+what the caller reports is what the run decided, whatever the caller's own environment says.
+"""
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -9,37 +15,73 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, Fl
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.flow_runs import resume_flow_run
 
-from remediation.models import Approval, ApprovalAnswer
-from remediation.settings import Settings
-from remediation.store import Store
+from remediation import approvers
+from remediation.models import Approval, ApprovalAnswer, new_id
+from remediation.store import PendingStep, Store
 
-
-class NotAnApprover(PermissionError):
-    pass
+#: Exit codes of `remediate approve`.
+COUNTED, REFUSED, NOT_DELIVERED, NO_VERDICT = 0, 1, 2, 3
 
 
 class CannotAnswer(RuntimeError):
-    pass
+    """The answer could not be delivered: no such waiting step, or the Prefect API refused it."""
 
 
-def answer(flow_run_id: str, approver: str, approve: bool, reason: str, settings: Settings,
-           store: Store | None = None) -> None:
-    """Resume a paused run with an answer. A name off the allow-list is refused here and recorded."""
-    name = approver.strip()
-    if name not in settings.approvers:
-        if store is not None:
-            _record_refusal(store, flow_run_id, name, reason)
-        raise NotAnApprover(
-            f"'{name}' is not on REMEDIATE_APPROVERS ({', '.join(settings.approvers) or 'empty'}); refused and recorded"
-        )
+def waiting_step(flow_run_id: str, store: Store) -> PendingStep:
     try:
-        run_id = UUID(flow_run_id)
+        UUID(flow_run_id)
     except ValueError:
-        raise CannotAnswer(f"'{flow_run_id}' is not a flow run id") from None
+        raise CannotAnswer(f"'{flow_run_id}' is not a flow run id (`remediate approvals` lists the waiting runs)") \
+            from None
+    steps = store.pending_steps(flow_run_id)
+    if not steps:
+        raise CannotAnswer(f"run {flow_run_id} is not waiting for an approval (`remediate approvals` lists those "
+                           "that are)")
+    return steps[-1]
+
+
+def answer(flow_run_id: str, approver: str, approve: bool, reason: str, store: Store, *, code: str = "",
+           wait_s: float = 30.0, poll_s: float = 0.25, slack: str = "") -> Approval | None:
+    """Deliver one answer to the step the run waits on; the run's verdict on it, or None if none came in time."""
+    step = waiting_step(flow_run_id, store)
+    answer_id = new_id("ans")
+    run_input = {"approve": approve, "approver": approver, "reason": reason, "code": code, "step": step.step,
+                 "answer_id": answer_id, "slack": slack}
     try:
-        resume_flow_run(run_id, run_input={"approve": approve, "approver": name, "reason": reason})
+        resume_flow_run(UUID(flow_run_id), run_input=run_input)
     except Exception as exc:
-        raise CannotAnswer(f"could not answer run {flow_run_id}: {type(exc).__name__}: {exc}") from exc
+        # The Prefect server checks the form's limits (name length, code format) before the run sees anything:
+        # record what it refused, so the attempt is on the timeline too.
+        why = f"the Prefect API refused the answer: {type(exc).__name__}: {str(exc)[:300]}"
+        store.record_approval(step.incident_id, Approval(
+            answer=ApprovalAnswer.REFUSED, approver=_shown(approver), reason=why, answer_id=answer_id, via="form"),
+            action_id=step.action_id)
+        raise CannotAnswer(f"could not answer run {flow_run_id}: {why}") from exc
+    return verdict(answer_id, flow_run_id, store, wait_s=wait_s, poll_s=poll_s)
+
+
+def verdict(answer_id: str, flow_run_id: str, store: Store, *, wait_s: float, poll_s: float) -> Approval | None:
+    """The run's recorded verdict on ``answer_id``; None if it has not judged it within ``wait_s`` or stopped."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = store.approval_answered(answer_id)
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline or _finished(flow_run_id):
+            return store.approval_answered(answer_id)
+        time.sleep(poll_s)
+
+
+def describe(found: Approval | None, step: PendingStep | None = None) -> tuple[int, str]:
+    """(exit code, one line) for what the run decided about an answer."""
+    if found is None:
+        return NO_VERDICT, ("answer delivered, but the run has not judged it yet: is its process alive? "
+                            "(`remediate approvals` shows what still waits)")
+    if found.answer is ApprovalAnswer.REFUSED:
+        return REFUSED, f"refused by the run: {found.reason}"
+    if found.answer is ApprovalAnswer.DENIED:
+        return COUNTED, f"denied by {found.approver}: the step is not carried out, the runbook escalates"
+    return COUNTED, f"approved by {found.approver}" + (f" ({found.reason})" if found.reason else "")
 
 
 def paused_runs() -> list[FlowRun]:
@@ -48,9 +90,12 @@ def paused_runs() -> list[FlowRun]:
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
 
 
-def _record_refusal(store: Store, flow_run_id: str, name: str, reason: str) -> None:
-    incident = store.incident_for_flow_run(flow_run_id)
-    if incident is not None:
-        store.record_approval(incident.id, Approval(
-            answer=ApprovalAnswer.REFUSED, approver=name,
-            reason=f"'{name}' is not on the approver list; {reason}".strip("; ")))
+def _finished(flow_run_id: str) -> bool:
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+    return run.state is not None and run.state.is_final()
+
+
+def _shown(name: str) -> str:
+    shown = "".join(ch if ch.isprintable() else "?" for ch in name.strip()[: approvers.NAME_MAX])
+    return shown if len(name.strip()) <= approvers.NAME_MAX else f"{shown}…"

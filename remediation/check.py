@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from remediation import composition, config_file, levers, notify
 from remediation.notify.probe import ProbeResult
 from remediation.notify.redact import redact
+from remediation.orchestration.prefect_api import api_host, is_loopback_host, unauthenticated_answer
 from remediation.providers.metrics import METRICS_PATH
 from remediation.providers.platform import PlatformError
 from remediation.runtime import Source
@@ -311,6 +312,47 @@ async def _prefect() -> CheckRow:
                     detail=f"Prefect API {api} healthy")
 
 
+def _approvers(settings: Settings) -> CheckRow:
+    from remediation.approver_status import summary
+
+    status, detail = summary(settings)
+    return CheckRow(capability="approvers", implementation="totp/slack", status=status,
+                    detail=detail)
+
+
+async def prefect_api_exposure(api: str | None, *, timeout_s: float,
+                               is_loopback: Callable[[str], bool] = is_loopback_host) -> CheckRow:
+    """Does the configured Prefect API answer a request without credentials, from where? Prefect OSS has no users:
+    whoever gets an answer can resume paused runs, i.e. approve. Degraded when it answers on an address other
+    machines can reach; ok on loopback or when it asks for the shared secret (401)."""
+    if not api:
+        return CheckRow(capability="prefect api", implementation="prefect", status="not checked",
+                        detail="no PREFECT_API_URL: each run starts a temporary Prefect API inside its own process")
+    import httpx
+
+    try:
+        status = await unauthenticated_answer(api, timeout_s=timeout_s)
+    except httpx.HTTPError as exc:
+        return CheckRow(capability="prefect api", implementation="prefect", status="failing", reachable=False,
+                        detail=f"Prefect API {api}: unreachable ({type(exc).__name__})")
+    host = api_host(api)
+    if status in (401, 403):
+        return CheckRow(capability="prefect api", implementation="prefect", status="ok", reachable=True,
+                        detail=f"Prefect API {api} refuses requests without credentials (HTTP {status})")
+    if not 200 <= status < 300:
+        return CheckRow(capability="prefect api", implementation="prefect", status="degraded", reachable=True,
+                        detail=f"Prefect API {api} answered HTTP {status} to a flow-run query without credentials: "
+                               "cannot tell whether it asks for them")
+    if is_loopback(host):
+        return CheckRow(capability="prefect api", implementation="prefect", status="ok", reachable=True,
+                        authorised=True, detail=f"Prefect API {api} answers without credentials, on loopback only")
+    return CheckRow(capability="prefect api", implementation="prefect", status="degraded", reachable=True,
+                    authorised=True, detail=(
+                        f"Prefect API {api} answers without credentials on {host}, which other machines can reach: "
+                        "anyone there can answer approvals; set PREFECT_SERVER_API_AUTH_STRING on the server and "
+                        "PREFECT_API_AUTH_STRING here (docs/running-for-real.md, Securing the Prefect API)"))
+
+
 async def run_check(settings: Settings, *, service: str = "kamkmserve") -> CheckReport:
     secrets = _secrets(settings)
     path, rows = _configuration(settings)
@@ -325,7 +367,11 @@ async def run_check(settings: Settings, *, service: str = "kamkmserve") -> Check
         rows.append(CheckRow(capability="platform", implementation="none", status="absent",
                              detail="REMEDIATE_PLATFORM unset: no lever; runs read, plan, record and escalate",
                              missing=("REMEDIATE_PLATFORM (sim, aws or vercel)",)))
-    jobs: list[Awaitable[CheckRow]] = [_store(providers, secrets), _prefect()]
+    rows.append(_approvers(settings))
+    from prefect.settings import get_current_settings
+
+    exposure = prefect_api_exposure(get_current_settings().api.url, timeout_s=max(settings.http_timeout_s, 2.0))
+    jobs: list[Awaitable[CheckRow]] = [_store(providers, secrets), _prefect(), exposure]
     for name, probe in PROBES.items():
         source = providers.sources.get(name) or Source(implementation="app", explicit=False)
         adapter = getattr(providers, name, None)
@@ -342,7 +388,7 @@ async def run_check(settings: Settings, *, service: str = "kamkmserve") -> Check
             known = providers.sources.get(name)
             rows.append(CheckRow(capability=name, implementation=known.implementation if known else "app",
                                  status="not checked", detail=why))
-    order = ["configuration", "platform", "store", "approvals", *PROBES, *NOT_PROBED,
+    order = ["configuration", "platform", "store", "approvals", "prefect api", "approvers", *PROBES, *NOT_PROBED,
              *(f"notify:{c}" for c in notify.CHANNELS)]
     everything = sorted([*rows, *probed], key=lambda r: order.index(r.capability) if r.capability in order else 99)
     return CheckReport(config_file=path, platform=platform, rows=tuple(everything))

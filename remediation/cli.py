@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from remediation import cli_approvals
 from remediation.models import Mode, Outcome
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Automated incident remediation for kamkmserve")
@@ -152,32 +153,6 @@ def run(
 
 
 @app.command()
-def approve(
-    flow_run_id: Annotated[str, typer.Argument(help="The paused flow run")],
-    as_: Annotated[str, typer.Option("--as", help="Your name, as on REMEDIATE_APPROVERS")],
-    deny: Annotated[bool, typer.Option("--deny", help="Deny instead of approve")] = False,
-    reason: Annotated[str, typer.Option(help="Ticket or justification")] = "",
-) -> None:
-    """Answer a run paused for approval."""
-    from remediation import approval_client
-    from remediation.settings import Settings
-    from remediation.store import Store
-
-    settings = Settings()
-    store = Store(settings.resolved_database_url)
-    store.migrate()
-    try:
-        approval_client.answer(flow_run_id, as_, not deny, reason, settings, store)
-    except approval_client.NotAnApprover as exc:
-        err.print(f"refused: {exc}")
-        raise typer.Exit(2) from None
-    except approval_client.CannotAnswer as exc:
-        err.print(str(exc))
-        raise typer.Exit(1) from None
-    console.print(f"{'denied' if deny else 'approved'} run {flow_run_id} as {as_}")
-
-
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Receiver address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Receiver port")] = 8080,
@@ -289,7 +264,7 @@ def drill(
 
 @app.command()
 def paused() -> None:
-    """List runs waiting for approval."""
+    """List runs waiting for approval (the inbox, `remediate approvals`, says what each one asks)."""
     from remediation import approval_client
 
     for run in approval_client.paused_runs():
@@ -305,6 +280,11 @@ def check(
     from remediation.check import check_command
 
     raise typer.Exit(check_command(service=service, json_output=json_output, console=console))
+
+
+app.command()(cli_approvals.approve)
+app.add_typer(cli_approvals.approvals_app, name="approvals")
+app.add_typer(cli_approvals.approvers_app, name="approvers")
 
 
 if __name__ == "__main__":

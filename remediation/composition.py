@@ -291,7 +291,9 @@ def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = N
         settings=settings, store=parts.store, clock=parts.clock, metrics=AppMetrics(parts.http),
         probe=LoadProbe(parts.http), access=_access(parts),
         approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s),
-        notifier=cast("Notifications | None", build_notifier(settings, parts.clock)), sources=sources, **built,
+        # The store keeps what PagerDuty and Statuspage did per incident, so a restarted serve carries on.
+        notifier=cast("Notifications | None", build_notifier(settings, parts.clock, state=parts.store)),
+        sources=sources, **built,
     )
 
 

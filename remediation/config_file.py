@@ -6,7 +6,8 @@ when ``Settings()`` is built, never at import, and cached by path, size and modi
 Shape::
 
     platform = "vercel"               # top level: any setting by its name
-    approvers = ["alice", "bob"]
+    approvers = ["alice", "bob"]      # names only: believed on the simulator platform only; elsewhere
+                                      # enrol them instead: [approvers.alice] totp = { env = "VAR" }
     [vercel]                          # [group] key -> the setting group_key (vercel_project_id)
     project_id = "prj_123"
     [capabilities]                    # capability -> implementation (remediation.choices.CHOICES)
@@ -135,6 +136,8 @@ def parse(raw: dict[str, Any], settings_cls: type[BaseSettings], path: Path = Pa
     for key, value in raw.items():
         if key == "secrets":
             refs.extend(_secret_refs(value, secrets, path))
+        elif key == "approvers" and isinstance(value, dict):
+            values["approvers"], values["approver_factors"] = _approver_directory(value, path)
         elif key == "capabilities":
             choices = _table(value, key, path)
             if "notify" in choices:
@@ -154,6 +157,38 @@ def parse(raw: dict[str, Any], settings_cls: type[BaseSettings], path: Path = Pa
         else:
             put(key, value, key)
     return ConfigFile(path=path, values=values, secrets=tuple(refs))
+
+
+def _approver_directory(value: dict[str, Any], path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """``[approvers.NAME]`` tables: each name's factor references (``totp``, ``slack_user``), never a secret."""
+    names: list[str] = []
+    factors: dict[str, dict[str, str]] = {}
+    for name, table in value.items():
+        where = f"approvers.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{where}] must be a table (totp = {{ env = \"VAR\" }}, slack_user = \"U…\"); "
+                              "for names without a factor write approvers = [\"alice\", \"bob\"]")
+        unknown = sorted(set(table) - {"totp", "slack_user"})
+        if unknown:
+            raise ConfigError(f"{path}: [{where}]: unknown key(s) {unknown}; known: totp, slack_user")
+        factor: dict[str, str] = {}
+        if "totp" in table:
+            ref = table["totp"]
+            if not isinstance(ref, dict) or len(ref) != 1 or not ({"env", "prefect_secret"} >= set(ref)):
+                # Never echo the value: it may be the TOTP secret itself, written here by mistake.
+                raise ConfigError(f"{path}: {where}.totp must be {{ env = \"VAR\" }} or "
+                                  "{ prefect_secret = \"block\" }; a literal secret is not accepted")
+            (kind, target), = ref.items()
+            if not isinstance(target, str) or not target:
+                raise ConfigError(f"{path}: {where}.totp.{kind} must name an environment variable or a block")
+            factor["totp_env" if kind == "env" else "totp_prefect_secret"] = target
+        if "slack_user" in table:
+            if not isinstance(table["slack_user"], str) or not table["slack_user"].strip():
+                raise ConfigError(f"{path}: {where}.slack_user must be a Slack user id such as \"U024BE7LH\"")
+            factor["slack_user"] = table["slack_user"].strip()
+        names.append(name)
+        factors[name] = factor
+    return names, factors
 
 
 def _table(value: Any, name: str, path: Path) -> dict[str, Any]:

@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from remediation import approval_client, catalog, composition, runtime
 from remediation.models import FindingStatus, IncidentReport, Mode, new_id
 from remediation.settings import Settings
+from remediation.store import PendingStep
 
 DEMO_APPROVER = "demo.oncall"
+#: The demo server's approver list: the scripted on-call and, for steps that need two people, the lead.
+DEMO_APPROVERS = (DEMO_APPROVER, "demo.lead")
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,8 @@ def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] |
     sim_config = SimConfig(**{"scenario": options.scenario, "rps": 40.0, "onset_s": options.onset_s, **demo.sim})
     with SimServer(sim_config).start() as sim:
         console.print(f"  app and platform at {sim.url}; the fault starts in {options.onset_s:g}s")
-        approvers = sorted({DEMO_APPROVER, options.approve_as} if not options.interactive else {DEMO_APPROVER})
-        settings = demo_settings(sim.url, approvers)
+        # The server's list, whatever --approve-as says: a name off it is refused by the run, as anywhere else.
+        settings = demo_settings(sim.url, list(DEMO_APPROVERS))
         providers = composition.connect(settings)
         time.sleep(options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
         incident_id = new_id("inc")
@@ -147,21 +151,24 @@ def _start_prefect() -> None:
 def _watch(worker: threading.Thread, incident_id: str, providers: runtime.Providers, options: DemoOptions,
            console: Console, ask: Callable[[str], str] | None) -> None:
     seen = 0
-    answered: set[str] = set()
+    answers: dict[str, int] = {}  # per waiting step (action id): answers given so far
     while True:
         running = worker.is_alive()
         timeline = providers.store.timeline(incident_id) if providers.store.get_incident(incident_id) else []
         for entry in timeline[seen:]:
-            console.print(f"  {entry.at:%H:%M:%S} [cyan]{entry.phase.value:<11}[/] {entry.event}", soft_wrap=True)
+            detail = f" [dim]{escape(entry.detail)}[/]" if entry.event.startswith("approval ") and entry.detail else ""
+            console.print(f"  {entry.at:%H:%M:%S} [cyan]{entry.phase.value:<11}[/] {escape(entry.event)}{detail}",
+                          soft_wrap=True)
         seen = len(timeline)
         if not running:
             return
-        if timeline and timeline[-1].event.startswith("waiting for approval"):
-            incident = providers.store.get_incident(incident_id)
-            run_id = incident.flow_run_id if incident else None
-            if run_id and run_id + str(seen) not in answered and _is_paused(run_id):
-                answered.add(run_id + str(seen))
-                _answer(run_id, options, providers, console, ask)
+        incident = providers.store.get_incident(incident_id)
+        run_id = incident.flow_run_id if incident else None
+        waiting = providers.store.pending_steps(run_id) if run_id else []
+        if waiting and _is_paused(run_id or ""):
+            step = waiting[-1]
+            answers[step.action_id] = _answer(run_id or "", step, answers.get(step.action_id, 0), options, providers,
+                                              console, ask)
         time.sleep(0.5)
 
 
@@ -169,21 +176,39 @@ def _is_paused(run_id: str) -> bool:
     return any(str(run.id) == run_id for run in approval_client.paused_runs())
 
 
-def _answer(run_id: str, options: DemoOptions, providers: runtime.Providers, console: Console,
-            ask: Callable[[str], str] | None) -> None:
-    console.print(f"  [yellow]run {run_id} is paused for approval[/]")
+def _answer(run_id: str, step: PendingStep, answers: int, options: DemoOptions, providers: runtime.Providers,
+            console: Console, ask: Callable[[str], str] | None) -> int:
+    """Answer the waiting step once, as a person would with `remediate approve`; the number of answers so far."""
+    console.print(f"  [yellow]run {run_id} waits for {step.still_needed} more approval(s) of {escape(step.summary)}"
+                  "[/]", soft_wrap=True)
     if options.interactive and ask is not None:
-        name = ask("  your name (must be on the approver list)").strip()
+        name = ask(f"  your name (approvers: {', '.join(providers.settings.approvers)})").strip()
         approve = ask("  approve the step shown above? [y/N]").strip().lower().startswith("y")
         reason = ask("  reason").strip()
     else:
-        name, approve, reason = options.approve_as, not options.deny, "demo: approved by the scripted on-call"
-        console.print(f"  answering as [bold]{name}[/] with `remediate approve {run_id} --as {name}"
-                      f"{' --deny' if not approve else ''}`")
+        # The scripted on-call answers first; a second person follows when the step needs two (a SEV-1 destructive
+        # step). A refused name is answered by a deny: nobody else is coming, and the demo should not wait 5 minutes.
+        name = options.approve_as if answers == 0 else _second(options.approve_as)
+        approve = not options.deny and answers < 2
+        reason = "demo: answered by the scripted on-call"
+        if answers >= 2:
+            name, reason = DEMO_APPROVER, "demo: the first answer was refused; the scripted on-call denies instead"
+        console.print(f"  answering as [bold]{escape(name)}[/] with `remediate approve {run_id} --as {escape(name)}"
+                      f"{' --deny' if not approve else ''}`", soft_wrap=True)
     try:
-        approval_client.answer(run_id, name, approve, reason, providers.settings, providers.store)
-    except approval_client.NotAnApprover as exc:
-        console.print(f"  [red]{exc}[/]")
+        found = approval_client.answer(run_id, name, approve, reason, providers.store)
+    except approval_client.CannotAnswer as exc:
+        console.print(f"  [red]{escape(str(exc))}[/]", soft_wrap=True)
+        return answers
+    status, line = approval_client.describe(found)
+    console.print(f"  [{'green' if status == approval_client.COUNTED else 'red'}]{escape(line)}[/]", soft_wrap=True)
+    if status == approval_client.REFUSED and not options.interactive:
+        return 2  # next: the deny above
+    return answers + 1
+
+
+def _second(first: str) -> str:
+    return next(name for name in DEMO_APPROVERS if name != first) if first in DEMO_APPROVERS else DEMO_APPROVERS[1]
 
 
 def print_report(report: IncidentReport, console: Console) -> None:

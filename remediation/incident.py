@@ -11,13 +11,14 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from remediation import gate, levers, policy
+from remediation import approvers, gate, levers, policy
+from remediation.approval_text import approval_description
+from remediation.ballot import StepBallot
 from remediation.models import (
     ActionRecord,
     ActionState,
     Alert,
     Approval,
-    ApprovalAnswer,
     Finding,
     FindingStatus,
     IncidentReport,
@@ -28,13 +29,15 @@ from remediation.models import (
     TimelineEntry,
     Verdict,
     new_id,
+    plan_digest,
 )
-from remediation.notify.ladder import ack_s, climb
+from remediation.notify.ladder import ack_s, climb, pages_on_call, rung_event
 from remediation.notify.notifier import Delivery, EventKind, IncidentEvent, Tier, failures
 from remediation.notify.told import escalation_notice
 from remediation.providers.approvals import ApprovalRequest
 from remediation.providers.metrics import app_reads
 from remediation.runtime import Providers
+from remediation.store import PendingStep
 
 log = logging.getLogger("remediation.incident")
 
@@ -134,12 +137,13 @@ class RunningIncident:
         problem = (levers.lever_problem(plan, self.providers) if self.report.mode is Mode.DRY_RUN
                    else await levers.preflight(plan, self.providers))
         decision = policy.evaluate(plan, self.policy_context(evidence_confirmed, problem))
-        record = ActionRecord(phase=phase, plan=plan, decision=decision.verdict, reasons=decision.reasons,
-                              started_at=self.providers.clock.now())
+        record = ActionRecord(id=self._action_id(plan), phase=phase, plan=plan, decision=decision.verdict,
+                              reasons=decision.reasons, started_at=self.providers.clock.now())
         self.note(phase, f"plan {plan.summary()} ({plan.risk.value})",
                   f"decision {decision.verdict.value}: {'; '.join(decision.reasons)}")
         if decision.verdict is Verdict.NEEDS_APPROVAL:
-            record = record.model_copy(update={"approval": await self._ask(phase, plan, decision.reasons, why)})
+            approval = await self._ask(phase, plan, decision.reasons, why, action_id=record.id)
+            record = record.model_copy(update={"approval": approval})
         if gate.permitted(record):
             record = await gate.apply(record, self.id, self.providers)
             self.note(phase, f"{record.state.value} {plan.summary()}", record.error or "")
@@ -151,46 +155,64 @@ class RunningIncident:
                             detail=record.error or ("; ".join(record.reasons) if not record.applied else ""))
         return record
 
-    async def _ask(self, phase: Phase, plan: Plan, reasons: tuple[str, ...], why: str) -> Approval:
+    def _action_id(self, plan: Plan) -> str:
+        """A new id, or the id this run asked about before a restart: the answer given then names it."""
+        digest = plan_digest(plan)
+        for step in self.providers.store.pending_steps(self.report.flow_run_id) if self.report.flow_run_id else ():
+            if step.incident_id == self.id and step.step.endswith(f"/{digest[:16]}"):
+                return step.action_id
+        return new_id("act")
+
+    def evidence(self) -> list[str]:
+        """The figures behind the step: every finding that breached or could not be read, with its threshold."""
+        lines = []
+        for f in self.report.findings:
+            if f.status in (FindingStatus.BREACH, FindingStatus.UNKNOWN):
+                against = f" (threshold {_figure(f.threshold)} {f.unit})" if f.threshold is not None else ""
+                observed = "unknown" if f.observed is None else f"{_figure(f.observed)} {f.unit}"
+                lines.append(f"{f.check}: {f.status.value}, {observed}{against}"[:300])
+        return lines[-8:]
+
+    async def _ask(self, phase: Phase, plan: Plan, reasons: tuple[str, ...], why: str,
+                   action_id: str | None = None) -> Approval:
         settings = self.providers.settings
+        clock = self.providers.clock
         undo = plan.undo()
-        description = "\n".join([
-            f"### {self.report.runbook}: approve **{plan.summary()}** on `{plan.service}`?",
-            "",
-            f"- Incident `{self.id}`, severity **{self.report.severity.value.upper()}**, phase {phase.value}",
-            f"- Risk: **{plan.risk.value}** ({'; '.join(reasons)})",
-            f"- Why: {why or plan.reason}",
-            f"- Undo: {undo.summary() if undo else 'none'}",
-            f"- Approvers: {', '.join(settings.approvers) or '(none configured: nobody can approve)'}",
-            f"- Unanswered after {self.approval_timeout_s:g}s counts as **deny**.",
-        ])
-        statement = getattr(plan, "statement", None)
-        if statement:  # database repairs: show exactly what will be executed
-            description += f"\n\nExactly this will run:\n\n```sql\n{statement}\n```"
-        # The form below is Prefect's (ApprovalInput); say how to fill it, and the CLI equivalent.
-        description += ("\n\nAnswer below: switch **Approve this step** on (approve) or leave it off (deny), type "
-                        "your name and a reason, then **Resume**. From a shell: `remediate approve <flow run id> "
-                        "--as <name> [--deny] --reason <text>`.")
+        action_id = action_id or self._action_id(plan)
+        needed = approvers.needed(settings.min_approvers, self.report.severity.value, plan.risk.value)
+        now = clock.now()
+        step = PendingStep(
+            action_id=action_id, incident_id=self.id, flow_run_id=self.report.flow_run_id,
+            step=approvers.step_binding(self.id, action_id, plan_digest(plan)), runbook=self.report.runbook,
+            service=plan.service, severity=self.report.severity.value, phase=phase.value, summary=plan.summary(),
+            risk=plan.risk.value, why=why or plan.reason, evidence=tuple(self.evidence()),
+            undo=undo.summary() if undo else "none", statement=getattr(plan, "statement", None), needed=needed,
+            requested_at=now, deadline=now + timedelta(seconds=self.approval_timeout_s))
+        description = approval_description(step, reasons, settings, self.approval_timeout_s)
         # Told before the "waiting" note: watchers (the demo) take that note as the last word before the pause.
         await self._publish(phase, EventKind.APPROVAL_REQUESTED, plan.summary(), risk=plan.risk.value,
-                            detail=f"Why: {why or plan.reason}. Undo: {undo.summary() if undo else 'none'}.",
-                            timeout_s=self.approval_timeout_s)
-        self.note(phase, f"waiting for approval of {plan.summary()}", f"timeout {self.approval_timeout_s:g}s")
+                            detail=f"Why: {step.why}. Undo: {step.undo}.", timeout_s=self.approval_timeout_s,
+                            step=step.step, needed=needed)
+        self.providers.store.open_pending(step)
+        self.note(phase, f"waiting for approval of {plan.summary()}",
+                  f"timeout {self.approval_timeout_s:g}s; {needed} approver{'s' if needed > 1 else ''} needed")
+
+        def on_answer(answer: Approval) -> None:
+            self.providers.store.record_approval(self.id, answer, action_id=action_id)
+            self.note(phase, f"approval {answer.answer.value} by {answer.approver or '(nobody)'}", answer.reason)
+
+        ballot = StepBallot(step, settings=settings, store=self.providers.store, clock=clock, on_answer=on_answer)
         ladder = self._start_ladder(phase, plan.summary())
         try:
-            answers = await self.providers.approvals.request(ApprovalRequest(
+            final = await self.providers.approvals.request(ApprovalRequest(
                 incident_id=self.id, title=plan.summary(), description=description,
-                timeout_s=self.approval_timeout_s, approvers=tuple(settings.approvers),
-            ))
+                timeout_s=self.approval_timeout_s, step=step.step), ballot)
         finally:
             if ladder is not None:  # someone answered (or the wait ended): nobody else needs paging for it
                 ladder.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ladder
-        for answer in answers:
-            self.providers.store.record_approval(self.id, answer)
-            self.note(phase, f"approval {answer.answer.value} by {answer.approver or '(nobody)'}", answer.reason)
-        final = answers[-1] if answers else Approval(answer=ApprovalAnswer.TIMEOUT, reason="no answer")
+        self.providers.store.close_pending(action_id)
         await self._publish(phase, EventKind.APPROVAL_ANSWERED, plan.summary(), answer=final.answer,
                             approver=final.approver, detail=final.reason)
         return final
@@ -270,17 +292,18 @@ class RunningIncident:
             self.note(phase, f"notification failed: {failed.channel}", failed.error)
 
     def _start_ladder(self, phase: Phase, summary: str) -> asyncio.Task[list[Tier]] | None:
-        """Page the next on-call tier each time the severity's ack time passes without an answer."""
+        """Page the next on-call tier (SEV-3/4: remind Slack) each time the ack time passes without an answer."""
         if self._muted():
             return None
+        severity = self.report.severity
 
         async def page(tier: Tier, why: str) -> None:
-            self.note(phase, f"paging the {tier.label}", why)
+            self.note(phase, rung_event(tier, severity), why)
             await self._publish(phase, EventKind.PAGE, f"approval of {summary} is waiting", tier=tier, detail=why)
 
-        ack = ack_s(self.providers.settings, self.report.severity)
+        ack = ack_s(self.providers.settings, severity)
         return asyncio.create_task(climb(page, ack=ack, clock=self.providers.clock,
-                                         timeout_s=self.approval_timeout_s))
+                                         timeout_s=self.approval_timeout_s, paging=pages_on_call(severity)))
 
     def _closing_summary(self) -> str:
         r = self.report
@@ -290,3 +313,7 @@ class RunningIncident:
             return f"{r.verification.check}: {'healthy' if r.verification.healthy else 'not healthy'}"
         applied = [a.plan.summary() for a in r.actions if a.applied]
         return f"applied: {', '.join(applied)}" if applied else "no action taken"
+
+
+def _figure(value: float | str) -> str:
+    return f"{value:g}" if isinstance(value, float | int) else str(value)

@@ -7,6 +7,7 @@ union on ``kind``: a plan knows its target, its risk class and how to undo it.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -511,6 +512,11 @@ Plan = Annotated[
 ]
 
 
+def plan_digest(plan: BaseModel) -> str:
+    """SHA-256 of the plan's canonical JSON: an approval names it, so it approves exactly this plan."""
+    return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
+
+
 class PlanEnvelope(BaseModel):
     """Wrapper so a bare Plan can be validated from JSON (``PlanEnvelope.model_validate({"plan": ...})``)."""
 
@@ -544,6 +550,10 @@ class Approval(_Frozen):
     approver: str = ""
     reason: str = ""
     at: datetime = Field(default_factory=utcnow)
+    #: Chosen by whoever answered (the CLI) to find the run's verdict on *their* answer in the store.
+    answer_id: str = ""
+    #: How the answer came: "form" (Prefect UI or CLI), "slack", "script", or "" for the run's own timeout.
+    via: str = ""
 
     @property
     def granted(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from remediation.approvers import ApproverFactor
 from remediation.choices import validate as validate_choices
 from remediation.config_file import ConfigFileSource
 from remediation.models import Mode
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     preapproved: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Destructive plan kinds that configuration pre-approves"
     )
+    # Enrolled approvers (remediate.toml [approvers.NAME], remediation.approvers): what proves each one's answers.
+    approver_factors: dict[str, ApproverFactor] = Field(default_factory=dict)
+    # Distinct approvers per step, "<severity>:<risk>" -> count ("*" for any); {"sev1:destructive": 2} applies
+    # unless overridden. Env as JSON: REMEDIATE_MIN_APPROVERS='{"sev2:destructive": 2}'.
+    min_approvers: dict[str, int] = Field(default_factory=dict)
     approval_timeout_s: int = Field(default=900, ge=5)
     approval_poll_s: int = Field(default=2, ge=1)
 
@@ -188,6 +194,9 @@ class Settings(BaseSettings):
     prefect_ui_url: str | None = Field(default=None, description="Prefect UI for run links in notifications; None: "
                                        "Prefect's own PREFECT_UI_URL (derived from PREFECT_API_URL)")
     slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook (it is the secret)")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Slack app signing secret: Approve/Deny buttons on approval messages, and the "
+                                  "proof of a click POSTed to /slack/interactions")
     statuspage_api_key: SecretStr | None = Field(default=None, description="Statuspage API key (Authorization: OAuth)")
     statuspage_page_id: str | None = None
     statuspage_component_ids: Annotated[list[str], NoDecode] = Field(

@@ -1,7 +1,8 @@
 """The alert receiver: a Starlette app built by :func:`create_app` from explicit dependencies.
 
 Endpoints: ``POST /alerts/alertmanager``, ``POST /alerts/sentry``, ``POST /alerts/generic``,
-``POST /logs/vercel`` (a Vercel Log Drain, remediation.intake.vercel_drain), ``GET /healthz``. Status codes
+``POST /logs/vercel`` (a Vercel Log Drain, remediation.intake.vercel_drain), ``POST /slack/interactions`` (Slack
+approval buttons, remediation.intake.slack_interactions), ``GET /healthz``. Status codes
 are part of the contract with senders (docs/reference/integrations.md §1.5):
 
 * 2xx: stored (and, for Alertmanager/generic, the run started or already running);
@@ -32,6 +33,7 @@ from remediation.intake import alertmanager, generic, sentry
 from remediation.intake.auth import SeenRequests, check_sentry_signature, check_shared_secret
 from remediation.intake.routing import Routes, default_routes
 from remediation.intake.service import AlertOutcome, IntakeService, RunStart
+from remediation.intake.slack_interactions import AnswerRelay, slack_interactions_endpoint
 from remediation.intake.vercel_drain import drain_endpoint
 from remediation.intake.wire import IntakeError, parse_json, read_body
 from remediation.orchestration.starter import RunStarter
@@ -90,12 +92,14 @@ def create_app(
     clock: Clock | None = None,
     start_timeout_s: float = 10.0,
     seen_request_ids: int = 10_000,
+    slack_relay: AnswerRelay | None = None,
 ) -> Starlette:
     """Build the receiver. Nothing is read from the environment or global state: everything is passed in.
 
     ``routes`` defaults to the packaged ``routes.yaml``; ``clock`` (``now()``) dates alerts and judges
     Sentry timestamps; ``start_timeout_s`` bounds one ``starter.start`` call; ``seen_request_ids`` sizes
-    the Sentry ``Request-ID`` replay window.
+    the Sentry ``Request-ID`` replay window; ``slack_relay`` carries verified Slack clicks to their runs (default:
+    through the Prefect API).
     """
     the_clock: Clock = clock or RealClock()
     service = IntakeService(settings, store, starter, routes or default_routes(), the_clock.now, start_timeout_s)
@@ -166,6 +170,8 @@ def create_app(
             Route("/alerts/sentry", sentry_endpoint, methods=["POST"]),
             Route("/alerts/generic", generic_endpoint, methods=["POST"]),
             Route("/logs/vercel", guarded(drain_endpoint(settings, store, the_clock)), methods=["POST"]),
+            Route("/slack/interactions", guarded(slack_interactions_endpoint(settings, store, the_clock, slack_relay)),
+                  methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

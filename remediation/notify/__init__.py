@@ -21,6 +21,7 @@ from remediation.notify.notifier import (
 from remediation.notify.pagerduty import PagerDutyEvents
 from remediation.notify.probe import ProbeResult
 from remediation.notify.slack import SlackWebhook
+from remediation.notify.state import MemoryNotifyState, NotifyState
 from remediation.notify.statuspage import StatuspageClient, StatuspageNotifier
 from remediation.providers.clock import Clock
 from remediation.settings import Settings
@@ -31,8 +32,10 @@ __all__ = [
     "EventKind",
     "FanOut",
     "IncidentEvent",
+    "MemoryNotifyState",
     "Notifications",
     "Notifier",
+    "NotifyState",
     "PagerDutyEvents",
     "ProbeResult",
     "SlackWebhook",
@@ -64,25 +67,29 @@ def _attempt_timeout(settings: Settings) -> float:
     return min(settings.http_timeout_s, max(settings.notify_timeout_s / 3, 0.2))
 
 
-def channel(name: str, settings: Settings, clock: Clock | None = None) -> Notifier:
+def channel(name: str, settings: Settings, clock: Clock | None = None, state: NotifyState | None = None) -> Notifier:
+    """One channel. ``state``: where PagerDuty and Statuspage keep what they did per incident (the store, so that a
+    restarted process carries on); None keeps it in this process only."""
     timeout = _attempt_timeout(settings)
     if name == "slack":
-        return SlackWebhook(settings.slack_webhook_url, timeout_s=timeout, clock=clock)
+        # The signing secret means the Slack app has interactivity and the run can check a click: offer buttons.
+        return SlackWebhook(settings.slack_webhook_url, timeout_s=timeout, clock=clock,
+                            approve_buttons=settings.slack_signing_secret is not None)
     if name == "statuspage":
         client = StatuspageClient(settings.statuspage_api_key, settings.statuspage_page_id,
                                   base_url=settings.statuspage_api_url, timeout_s=timeout, clock=clock)
-        return StatuspageNotifier(client, settings.statuspage_component_ids)
+        return StatuspageNotifier(client, settings.statuspage_component_ids, state=state)
     if name == "pagerduty":
         return PagerDutyEvents({Tier.PRIMARY: settings.pagerduty_routing_key,
                                 Tier.SECONDARY: settings.pagerduty_secondary_routing_key,
                                 Tier.DUTY_MANAGER: settings.pagerduty_duty_manager_routing_key},
-                               events_url=settings.pagerduty_events_url, timeout_s=timeout, clock=clock)
+                               events_url=settings.pagerduty_events_url, timeout_s=timeout, clock=clock, state=state)
     raise ValueError(f"unknown notification channel '{name}'")
 
 
-def build(settings: Settings, clock: Clock | None = None) -> FanOut | None:
+def build(settings: Settings, clock: Clock | None = None, state: NotifyState | None = None) -> FanOut | None:
     """The run's notifications, or None when no channel is in use (runs then notify nobody, by configuration)."""
     names = selected_channels(settings)
     if not names:
         return None
-    return FanOut([channel(name, settings, clock) for name in names], timeout_s=settings.notify_timeout_s)
+    return FanOut([channel(name, settings, clock, state) for name in names], timeout_s=settings.notify_timeout_s)

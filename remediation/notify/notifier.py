@@ -68,6 +68,8 @@ class IncidentEvent(BaseModel):
     outcome: Outcome | None = None  # FINISHED
     actions_applied: int = 0  # FINISHED: whether anything happened that people were told about
     timeout_s: float | None = None  # APPROVAL_REQUESTED: unanswered after this long counts as deny
+    step: str | None = None  # APPROVAL_REQUESTED: what an answer names to count (remediation.approvers.step_binding)
+    needed: int = 1  # APPROVAL_REQUESTED: distinct approvers the step needs
 
     @property
     def severity_label(self) -> str:

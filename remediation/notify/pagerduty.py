@@ -12,18 +12,26 @@ PagerDuty service whose escalation policy reaches that person. A tier without a 
 failure is recorded on the run's timeline (and PagerDuty's own escalation policy on the primary service still
 applies).
 
-When:
-- approval requested -> trigger on the primary (a human must decide);
-- the ladder pages the next tier -> trigger on that tier's key;
+When (severity rule: remediation.notify.ladder):
+- approval requested at SEV-1/2 -> trigger on the primary (a human must decide now); at SEV-3/4 nothing (Slack
+  carries the request: business-hours incidents page nobody to ask for a decision);
+- the ladder's next rung at SEV-1/2 -> trigger on that tier's key; at SEV-3/4 nothing (a Slack reminder);
 - a human answers (approved or denied) -> acknowledge on every tier paged for the incident;
-- the run escalates -> trigger on the primary;
+- the run escalates -> trigger on the primary, at every severity (the automation has stopped);
 - the run ends ``recovered`` -> resolve on every tier paged. Other endings leave the alert open: people own it.
+
+Which tiers are paged per incident is kept in a :class:`~remediation.notify.state.NotifyState` (the store, in
+``remediate serve``), so the process that acknowledges or resolves need not be the one that paged. A page is
+recorded *before* it is sent, like the action ledger's intent: a trigger PagerDuty accepted but whose answer was
+lost is still acknowledged and resolved later, and acknowledging a tier that never opened an alert is a no-op there.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -31,9 +39,14 @@ from pydantic import SecretStr
 
 from remediation.models import ApprovalAnswer, Outcome, Severity
 from remediation.notify.http import NotifyError, call, refusal
+from remediation.notify.ladder import pages_on_call
 from remediation.notify.notifier import EventKind, IncidentEvent, Tier
 from remediation.notify.probe import ProbeResult
+from remediation.notify.redact import redact
+from remediation.notify.state import MemoryNotifyState, NotifyState
 from remediation.providers.clock import Clock
+
+log = logging.getLogger("remediation.notify")
 
 SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error", Severity.SEV3: "warning", Severity.SEV4: "info"}
 KEY_SETTING = {Tier.PRIMARY: "REMEDIATE_PAGERDUTY_ROUTING_KEY",
@@ -46,7 +59,8 @@ class PagerDutyEvents:
 
     def __init__(self, routing_keys: Mapping[Tier, SecretStr | str | None], *,
                  events_url: str = "https://events.pagerduty.com/v2/enqueue", timeout_s: float = 5.0,
-                 clock: Clock | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 clock: Clock | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 state: NotifyState | None = None) -> None:
         self._keys: dict[Tier, str] = {}
         for tier, key in routing_keys.items():
             raw = key.get_secret_value() if isinstance(key, SecretStr) else key
@@ -56,17 +70,18 @@ class PagerDutyEvents:
         self.timeout_s = timeout_s
         self.clock = clock
         self._transport = transport
-        self._paged: dict[str, set[Tier]] = {}  # incident id -> tiers with an open alert
-        self._lock = threading.Lock()  # synchronous callers publish from a helper thread
+        self._state: NotifyState = state if state is not None else MemoryNotifyState()
 
     def secrets(self) -> Iterable[str]:
         return list(self._keys.values())
 
     def paged(self, incident_id: str) -> set[Tier]:
-        with self._lock:
-            return set(self._paged.get(incident_id, ()))
+        """Tiers with an alert open for the incident (paged by this process or by an earlier one)."""
+        return {Tier(tier) for tier in self._state.paged_tiers(incident_id)}
 
     async def send(self, event: IncidentEvent) -> None:
+        if event.kind in (EventKind.APPROVAL_REQUESTED, EventKind.PAGE) and not pages_on_call(event.severity):
+            return  # SEV-3/4: asking for a decision pages nobody; Slack has the request and the reminders
         if event.kind is EventKind.APPROVAL_REQUESTED:
             await self.trigger(Tier.PRIMARY, event, f"approval needed: {event.summary}")
         elif event.kind is EventKind.PAGE:
@@ -78,8 +93,6 @@ class PagerDutyEvents:
             await self.trigger(Tier.PRIMARY, event, f"escalated: {event.summary}")
         elif event.kind is EventKind.FINISHED and event.outcome is Outcome.RECOVERED:
             await self._all_paged("resolve", event)
-            with self._lock:
-                self._paged.pop(event.incident_id, None)
 
     async def trigger(self, tier: Tier, event: IncidentEvent, summary: str) -> None:
         key = self._keys.get(tier)
@@ -105,18 +118,38 @@ class PagerDutyEvents:
         if event.run_url:
             body["client_url"] = event.run_url
             body["links"] = [{"href": event.run_url, "text": "Prefect flow run (approve or deny here)"}]
+        await self._remember(event.incident_id, tier, event.at)
         await self._enqueue(body, tier)
-        with self._lock:
-            self._paged.setdefault(event.incident_id, set()).add(tier)
+
+    async def _remember(self, incident_id: str, tier: Tier, at: datetime) -> None:
+        try:
+            await asyncio.to_thread(self._state.record_page, incident_id, tier.value, at)
+        except Exception as exc:  # the page matters more than the bookkeeping: page anyway, say what is lost
+            log.warning("pagerduty: could not record the page of the %s for %s (%s: %s); a restarted process "
+                        "will not acknowledge or resolve it", tier.label, incident_id, type(exc).__name__,
+                        redact(str(exc))[:300])
 
     async def _all_paged(self, action: str, event: IncidentEvent) -> None:
         errors: list[str] = []
-        for tier in sorted(self.paged(event.incident_id)):
+        done: list[str] = []
+        for tier in sorted(await asyncio.to_thread(self.paged, event.incident_id)):
+            key = self._keys.get(tier)
+            if key is None:  # paged before a restart whose configuration dropped this tier's key
+                errors.append(f"pagerduty: cannot {action} the {tier.label}: no routing key ({KEY_SETTING[tier]})")
+                continue
             try:
-                await self._enqueue({"routing_key": self._keys[tier], "event_action": action,
-                                     "dedup_key": event.incident_id}, tier)
+                await self._enqueue({"routing_key": key, "event_action": action, "dedup_key": event.incident_id},
+                                    tier)
             except NotifyError as exc:  # the other tiers still hear about it
                 errors.append(str(exc))
+            else:
+                done.append(tier.value)
+        if action == "resolve" and done:
+            try:
+                await asyncio.to_thread(self._state.resolve_pages, event.incident_id, done, event.at)
+            except Exception as exc:  # resolved at PagerDuty all the same; a repeat resolve is a no-op there
+                log.warning("pagerduty: could not record the resolve for %s (%s: %s)", event.incident_id,
+                            type(exc).__name__, redact(str(exc))[:300])
         if errors:
             raise NotifyError("; ".join(errors))
 

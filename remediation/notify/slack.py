@@ -5,9 +5,13 @@ success is ``200`` with body ``ok``; failures are non-200 with a plain-text code
 ``no_text``, ``channel_not_found``, ``channel_is_archived``, ``action_prohibited``). The URL fixes the channel
 and is itself the credential: it is never logged, never put in a message (see remediation.notify.redact).
 
-Approving *in* Slack needs a Slack app with interactivity and a public request URL; an incoming webhook cannot
-receive clicks. So the approval message carries a link button to the Prefect UI's flow-run page (where the
-Resume form is) and the equivalent ``remediate approve`` command.
+Approving *in* Slack needs a Slack app with interactivity whose request URL is serve's ``POST /slack/interactions``
+(remediation.intake.slack_interactions); an incoming webhook alone cannot receive clicks. So the approval message
+always carries a link button to the Prefect UI's flow-run page (where the Resume form is) and the equivalent
+``remediate approve`` command; when the Slack signing secret is configured (``approve_buttons``: the app has
+interactivity, and the run can check what Slack signs) it also carries Approve and Deny buttons. A button only
+names the run and the step (remediation.slack_proof.button_value): who clicked is proven by Slack's signature on the
+click, never by anything in the message.
 
 The probe for ``remediate check`` posts an empty object: Slack refuses it with ``400 no_text`` before posting
 anything when the webhook is valid, and with ``403``/``404`` (``invalid_token``, ``no_service``) when it is
@@ -22,8 +26,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from remediation import slack_proof
 from remediation.models import ActionState, ApprovalAnswer, Outcome
 from remediation.notify.http import NotConfigured, NotifyError, call, refusal
+from remediation.notify.ladder import pages_on_call
 from remediation.notify.notifier import EventKind, IncidentEvent
 from remediation.notify.probe import ProbeResult
 from remediation.providers.clock import Clock
@@ -34,6 +40,11 @@ _OUTCOME_ICON = {Outcome.RECOVERED: ":large_green_circle:", Outcome.ESCALATED: "
                  Outcome.DENIED: ":no_entry:", Outcome.STOOD_DOWN: ":white_circle:", Outcome.DRY_RUN: ":ghost:"}
 #: Slack answers a valid webhook's empty post with one of these before posting anything.
 _VALID_BUT_EMPTY = ("no_text", "invalid_payload", "missing_text_or_fallback_or_attachments")
+#: Block Kit limits (docs: "Reference: block elements"): a button's value, a confirm dialog's text.
+BUTTON_VALUE_MAX = 2000
+_CONFIRM_TEXT_MAX = 300
+#: The link button's action id: Slack posts its clicks to the interactivity URL too, where they are acknowledged.
+OPEN_RUN_ACTION = "open-run"
 
 
 def escape(text: str) -> str:
@@ -45,9 +56,10 @@ class SlackWebhook:
     name = "slack"
 
     def __init__(self, webhook_url: SecretStr | str | None, *, timeout_s: float = 5.0, clock: Clock | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, approve_buttons: bool = False) -> None:
         raw = webhook_url.get_secret_value() if isinstance(webhook_url, SecretStr) else webhook_url
         self._url = raw or None
+        self.approve_buttons = approve_buttons
         self.timeout_s = timeout_s
         self.clock = clock
         self._transport = transport
@@ -60,7 +72,7 @@ class SlackWebhook:
         return [self._url, str(url), url.path] if len(url.path) > 1 else [self._url, str(url)]
 
     async def send(self, event: IncidentEvent) -> None:
-        message = render(event)
+        message = render(event, approve_buttons=self.approve_buttons)
         if message is not None:
             await self.post(message)
 
@@ -89,12 +101,15 @@ class SlackWebhook:
         return ProbeResult.refused(f"webhook answered HTTP {response.status_code}: {code[:100]}")
 
 
-def render(event: IncidentEvent) -> dict[str, Any] | None:
-    """The Slack message for an event, or None when the event is not worth a message."""
+def render(event: IncidentEvent, *, approve_buttons: bool = False) -> dict[str, Any] | None:
+    """The Slack message for an event, or None when the event is not worth a message.
+
+    ``approve_buttons``: put Approve/Deny buttons on approval requests (only when the Slack app's clicks can reach
+    serve and be checked: the signing secret is configured)."""
     head = f"*{escape(event.runbook)}* on `{escape(event.service)}` · {event.severity_label} · `{event.incident_id}`"
     link = f"<{event.run_url}|open the run in Prefect>" if event.run_url else "run link unavailable"
     if event.kind is EventKind.APPROVAL_REQUESTED:
-        return _approval(event, head)
+        return _approval(event, head, approve_buttons)
     if event.kind is EventKind.ACTION:
         state = event.state or ActionState.PLANNED
         icon = _STATE_ICON.get(state, ":grey_question:")
@@ -110,8 +125,11 @@ def render(event: IncidentEvent) -> dict[str, Any] | None:
         if event.detail:
             text += f"\n{escape(event.detail)}"
     elif event.kind is EventKind.PAGE:
-        tier = event.tier.label if event.tier else "next tier"
-        text = f":telephone_receiver: {escape(event.summary)}: paging the *{tier}*"
+        if pages_on_call(event.severity):
+            tier = event.tier.label if event.tier else "next tier"
+            text = f":telephone_receiver: {escape(event.summary)}: paging the *{tier}*"
+        else:  # SEV-3/4: the ladder's rung is a reminder here, nobody was paged (remediation.notify.ladder)
+            text = f":hourglass_flowing_sand: {escape(event.summary)}: *still no answer*"
         if event.detail:
             text += f"\n{escape(event.detail)}"
     elif event.kind is EventKind.ESCALATED:
@@ -126,29 +144,65 @@ def render(event: IncidentEvent) -> dict[str, Any] | None:
     return {"text": _plain(f"{event.runbook} {event.incident_id}: {text}"), "blocks": blocks}
 
 
-def _approval(event: IncidentEvent, head: str) -> dict[str, Any]:
+def _approval(event: IncidentEvent, head: str, approve_buttons: bool) -> dict[str, Any]:
     ask = f":raised_hand: *Approval needed*: {escape(event.summary)}"
     if event.risk:
         ask += f" ({event.risk})"
     lines = [ask, escape(event.detail)] if event.detail else [ask]
+    if event.needed > 1:
+        lines.append(f"This step needs *{event.needed} approvals* from different people; a single deny stops it.")
     if event.timeout_s:
-        lines.append(f"Unanswered after {event.timeout_s:g}s counts as *deny*; the on-call ladder pages the next "
-                     "tier if nobody answers within the ack time.")
+        then = ("the on-call ladder pages the next tier if nobody answers within the ack time" if
+                pages_on_call(event.severity) else f"nobody is paged for a {event.severity_label} approval: this "
+                "channel is reminded each ack time without an answer")
+        lines.append(f"Unanswered after {event.timeout_s:g}s counts as *deny*; {then}.")
     if event.flow_run_id:
-        lines.append(f"Or from a shell: `remediate approve {event.flow_run_id} --as <name> [--deny] --reason <text>`")
+        lines.append(f"Or from a shell: `remediate approve {event.flow_run_id} --as <name> --code <code> [--deny] "
+                     "--reason <text>`")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": head}]},
     ]
+    buttons = _answer_buttons(event) if approve_buttons else []
     if event.run_url:
         # A link button: opens the flow-run page (its Resume form is the approval); no Slack app needed.
-        blocks.insert(1, {"type": "actions", "block_id": f"approval:{event.incident_id}", "elements": [
-            {"type": "button", "action_id": "open-run", "text": {"type": "plain_text", "text": "Approve or deny"},
-             "url": event.run_url, "style": "primary", "value": f"{event.incident_id}:open"}]})
+        label = "Open the run in Prefect" if buttons else "Approve or deny"
+        link: dict[str, Any] = {"type": "button", "action_id": OPEN_RUN_ACTION, "url": event.run_url,
+                                "text": {"type": "plain_text", "text": label}, "value": f"{event.incident_id}:open"}
+        if not buttons:  # the only way to answer from this message: make it the prominent one
+            link["style"] = "primary"
+        buttons.append(link)
+    if buttons:
+        blocks.insert(1, {"type": "actions", "block_id": f"approval:{event.incident_id}", "elements": buttons})
     fallback = f"Approval needed for {event.summary} ({event.incident_id})"
+    if event.needed > 1:
+        fallback += f", {event.needed} approvals needed"
     if event.run_url:
         fallback += f": {event.run_url}"
     return {"text": fallback, "blocks": blocks}
+
+
+def _answer_buttons(event: IncidentEvent) -> list[dict[str, Any]]:
+    """Approve and Deny, each naming the run and the step it answers; none when the event cannot name them."""
+    if not (event.flow_run_id and event.step):
+        return []
+    value = slack_proof.button_value(event.flow_run_id, event.step)
+    if len(value) > BUTTON_VALUE_MAX:  # Slack would refuse the whole message; the link and the CLI still work
+        return []
+    confirm = {
+        "title": {"type": "plain_text", "text": "Approve this step?"},
+        # plain_text: the summary comes from the run's plan, and must not render as links or mentions.
+        "text": {"type": "plain_text", "text": f"Carry out: {event.summary}"[:_CONFIRM_TEXT_MAX]},
+        "confirm": {"type": "plain_text", "text": "Approve"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "primary",
+    }
+    return [
+        {"type": "button", "action_id": slack_proof.APPROVE_ACTION, "style": "primary", "value": value,
+         "text": {"type": "plain_text", "text": "Approve"}, "confirm": confirm},
+        {"type": "button", "action_id": slack_proof.DENY_ACTION, "style": "danger", "value": value,
+         "text": {"type": "plain_text", "text": "Deny"}},
+    ]
 
 
 def _plain(text: str) -> str:

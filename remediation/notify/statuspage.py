@@ -9,18 +9,23 @@ When (brief: create on SEV-1/2 contain, update on recover and escalate):
 
 - the first *applied* containment of a SEV-1/2 incident opens a Statuspage incident (``identified``) with the
   configured components at ``major_outage`` (SEV-1) or ``partial_outage`` (SEV-2);
-- the first recovery step moves it to ``monitoring``; an escalation posts an ``identified`` update;
+- a recovery step moves it to ``monitoring`` (once: later steps post nothing while it says so); an escalation
+  posts an ``identified`` update (so a recovery after it says ``monitoring`` again);
 - ``recovered`` resolves it and sets the components back to ``operational``; other endings leave it open for
   the humans who now own it.
 
 The page is public: bodies are fixed, plain sentences. Internal detail (IPs, users, reasons) stays in Slack.
-Our incident id rides in ``metadata.remediator.incident_id``, so a restarted worker finds the open Statuspage
-incident again (``incidents/unresolved``) instead of opening a second one.
+Which Statuspage incident is ours, and the status last posted, is kept in a
+:class:`~remediation.notify.state.NotifyState` (the store, in ``remediate serve``), so a restarted worker updates
+the incident it opened instead of opening a second one. Our incident id also rides in
+``metadata.remediator.incident_id``: an incident opened before its record was kept is found again through
+``incidents/unresolved``.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,7 +36,11 @@ from remediation.models import ActionState, Outcome, Phase, Severity
 from remediation.notify.http import NotConfigured, NotifyError, call, refusal
 from remediation.notify.notifier import EventKind, IncidentEvent
 from remediation.notify.probe import ProbeResult
+from remediation.notify.redact import redact
+from remediation.notify.state import MemoryNotifyState, NotifyState, PublicIncident, StatuspageRecord
 from remediation.providers.clock import Clock
+
+log = logging.getLogger("remediation.notify")
 
 PUBLIC_SEVERITIES = frozenset({Severity.SEV1, Severity.SEV2})
 _IMPACT = {Severity.SEV1: "critical", Severity.SEV2: "major"}
@@ -112,12 +121,11 @@ class StatuspageClient:
 class StatuspageNotifier:
     name = "statuspage"
 
-    def __init__(self, client: StatuspageClient, component_ids: Iterable[str] = ()) -> None:
+    def __init__(self, client: StatuspageClient, component_ids: Iterable[str] = (), *,
+                 state: NotifyState | None = None) -> None:
         self.client = client
         self.component_ids = tuple(component_ids)
-        self._open: dict[str, str] = {}  # our incident id -> Statuspage incident id
-        self._monitoring: set[str] = set()
-        self._lock = threading.Lock()  # synchronous callers publish from a helper thread
+        self._state: NotifyState = state if state is not None else MemoryNotifyState()
 
     def secrets(self) -> Iterable[str]:
         return self.client.secrets()
@@ -128,20 +136,20 @@ class StatuspageNotifier:
     async def send(self, event: IncidentEvent) -> None:
         if event.severity not in PUBLIC_SEVERITIES:
             return
-        if event.kind is EventKind.ACTION and event.state is ActionState.APPLIED:
-            if event.phase is Phase.CONTAIN and await self._find(event.incident_id) is None:
+        applied = event.kind is EventKind.ACTION and event.state is ActionState.APPLIED
+        if applied and event.phase is Phase.CONTAIN:
+            if await self._find(event) is None:
                 await self._open_incident(event)
-            elif (event.phase is Phase.RECOVER and event.incident_id not in self._monitoring
-                  and await self._post(event, "monitoring", "monitoring")):
-                with self._lock:
-                    self._monitoring.add(event.incident_id)
+        elif applied and event.phase is Phase.RECOVER:
+            await self._post(event, "monitoring", "monitoring", repeat=False)  # once, not once per recovery step
         elif event.kind is EventKind.ESCALATED:
             await self._post(event, "identified", "escalated")
         elif event.kind is EventKind.FINISHED and event.outcome is Outcome.RECOVERED:
             await self._post(event, "resolved", "resolved", components="operational")
-            with self._lock:
-                self._open.pop(event.incident_id, None)
-                self._monitoring.discard(event.incident_id)
+
+    @property
+    def _page(self) -> str:
+        return self.client.page_id or ""
 
     async def _open_incident(self, event: IncidentEvent) -> None:
         incident = {
@@ -155,32 +163,43 @@ class StatuspageNotifier:
             "metadata": {"remediator": {"incident_id": event.incident_id, "runbook": event.runbook}},
         }
         created = await self.client.create(incident)
-        with self._lock:
-            self._open[event.incident_id] = str(created["id"])
+        await self._remember(event, PublicIncident(statuspage_id=str(created["id"]), status="identified"))
 
-    async def _post(self, event: IncidentEvent, status: str, body: str, components: str | None = None) -> bool:
-        """Update the open Statuspage incident; False when there is none (never opened: not public)."""
-        found = await self._find(event.incident_id)
-        if found is None:
-            return False
+    async def _post(self, event: IncidentEvent, status: str, body: str, *, components: str | None = None,
+                    repeat: bool = True) -> None:
+        """Update our open Statuspage incident, if there is one (never opened: not public). ``repeat`` False: not
+        when it already says ``status``."""
+        found = await self._find(event)
+        if found is None or (not repeat and found.status == status):
+            return
         update: dict[str, Any] = {"status": status, "body": _BODY[body].format(service=event.service)}
         if components and self.component_ids:
             update["components"] = {c: components for c in self.component_ids}
-        await self.client.update(found, update)
-        return True
+        await self.client.update(found.statuspage_id, update)
+        await self._remember(event, PublicIncident(statuspage_id=found.statuspage_id, status=status))
 
-    async def _find(self, incident_id: str) -> str | None:
-        with self._lock:
-            known = self._open.get(incident_id)
+    async def _find(self, event: IncidentEvent) -> StatuspageRecord | None:
+        """Our open Statuspage incident for the event's incident: as recorded (by this process or an earlier one),
+        else by the metadata we put on it (opened before its record was kept, or the record could not be written);
+        None when there is none (never opened: not public; or already resolved)."""
+        known = await asyncio.to_thread(self._state.statuspage_incident, event.incident_id, self._page)
         if known is not None:
-            return known
+            return None if known.status == "resolved" else known
         for item in await self.client.unresolved():
             meta = (item.get("metadata") or {}).get("remediator") or {}
-            if meta.get("incident_id") == incident_id:
-                with self._lock:
-                    self._open[incident_id] = str(item["id"])
-                return str(item["id"])
+            if meta.get("incident_id") == event.incident_id:
+                found = PublicIncident(statuspage_id=str(item["id"]), status=str(item.get("status") or "identified"))
+                await self._remember(event, found)
+                return found
         return None
+
+    async def _remember(self, event: IncidentEvent, incident: StatuspageRecord) -> None:
+        try:
+            await asyncio.to_thread(self._state.record_statuspage_incident, event.incident_id, self._page,
+                                    incident.statuspage_id, incident.status, event.at)
+        except Exception as exc:  # posted all the same; the next step finds it again by its metadata
+            log.warning("statuspage: could not record incident %s of %s (%s: %s)", incident.statuspage_id,
+                        event.incident_id, type(exc).__name__, redact(str(exc))[:300])
 
 
 class StatuspageStatusUpdates:

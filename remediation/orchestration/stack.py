@@ -3,8 +3,10 @@
 Start order, and the reverse on shutdown (SIGTERM/SIGINT in the main thread, or ``stop_event`` from anywhere):
 
   1. a local ``prefect server start`` subprocess, only when no Prefect API is configured (PostgreSQL when
-     ``REMEDIATE_PREFECT_DATABASE_URL`` is set, else SQLite under ``REMEDIATE_HOME/prefect``); once
-     ``/api/health`` answers, ``PREFECT_API_URL`` is exported for this process and the runs it spawns
+     ``REMEDIATE_PREFECT_DATABASE_URL`` is set, else SQLite under ``REMEDIATE_HOME/prefect``), listening on
+     127.0.0.1 only and, when ``PREFECT_SERVER_API_AUTH_STRING`` is set, asking for it; once ``/api/health``
+     answers, ``PREFECT_API_URL`` (and ``PREFECT_API_AUTH_STRING``) are exported for this process and the runs it
+     spawns
   2. ``bootstrap`` (work pool, service limits, zombie automation)
   3. the runbook deployments served in a thread (Prefect's own path: event triggers, UI "Run", fallbacks)
   4. the ``WarmExecutor`` (fast path), falling back to ``DeploymentStarter``
@@ -34,6 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from remediation.orchestration.prefect_api import is_loopback_host
 from remediation.settings import Settings
 
 log = logging.getLogger("remediation.orchestration")
@@ -88,18 +91,32 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start_local_prefect_server(home: Path, *, database_url: str, host: str = "127.0.0.1", port: int | None = None,
-                               timeout_s: float = 120.0, stop_event: threading.Event | None = None
-                               ) -> LocalPrefectServer:
+                               timeout_s: float = 120.0, stop_event: threading.Event | None = None,
+                               auth_string: str | None = None) -> LocalPrefectServer:
     """Start ``prefect server start`` with its own ``PREFECT_HOME`` and wait for ``/api/health`` (SQLite: ~11 s on
     a new database, ~4 s on an existing one; docs/reference/prefect.md §2). Raises ``StackStartFailed`` if it dies
-    or is slow."""
+    or is slow.
+
+    It listens on ``host``, which must be a loopback address: Prefect OSS has no users, so anyone who reaches the
+    API can answer approvals (``ValueError`` otherwise; a shared server is started by you, docs/running-for-real.md).
+    The server asks for ``auth_string`` (``user:password``) when given, and for nothing else: an auth string inherited
+    from the environment is dropped, so the caller always knows what its clients must send."""
     import httpx
 
+    if not is_loopback_host(host):
+        raise ValueError(f"the local Prefect server listens on loopback only, not {host!r}: anyone who reaches a "
+                         "Prefect API can answer approvals (for a shared server see docs/running-for-real.md)")
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    inherited = ("PREFECT_API_", "PREFECT_SERVER_API_HOST", "PREFECT_SERVER_API_PORT", "PREFECT_SERVER_API_AUTH_STRING")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+    # --host on the command line already wins over PREFECT_SERVER_API_HOST; the settings say the same, so that
+    # nothing reading them (the UI's API URL, a future Prefect) can pick another address.
     env.update({"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": f"http://{host}:{port}/api"})
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
+                "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)})
+    if auth_string:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
     log_path = home / "server.log"
     with log_path.open("ab") as out:
         process = subprocess.Popen(
@@ -144,16 +161,33 @@ def _api_configured() -> bool:
     return bool(get_current_settings().api.url)
 
 
-def export_prefect_api(api_url: str, home: Path) -> None:
-    """Make our server's URL visible to every thread of this process and to the runs it spawns.
+def server_auth_string() -> str | None:
+    """``PREFECT_SERVER_API_AUTH_STRING`` as Prefect resolves it for this process (environment, profile,
+    ``prefect.toml``), for the server we start: its own ``PREFECT_HOME`` would not see the user's profile."""
+    from prefect.settings import get_current_settings
+
+    secret = get_current_settings().server.api.auth_string
+    return (secret.get_secret_value() or None) if secret is not None else None
+
+
+def export_prefect_api(api_url: str, home: Path, *, auth_string: str | None = None) -> None:
+    """Make our server's URL (and the secret it asks for) visible to every thread of this process and to the runs
+    it spawns.
 
     Only used when this process started the server (nothing else configured Prefect), so rebuilding Prefect's
-    process-wide settings from the environment loses nothing. Heartbeats every 30 s (Prefect's minimum) unless
-    set: the zombie automation's window is derived from it (docs/reference/prefect.md §8).
+    process-wide settings from the environment loses nothing. ``auth_string`` is the server's: clients must send
+    exactly it, so it replaces a different ``PREFECT_API_AUTH_STRING`` (with a warning) rather than leave every
+    call, approvals included, answered 401. Heartbeats every 30 s (Prefect's minimum) unless set: the zombie
+    automation's window is derived from it (docs/reference/prefect.md §8).
     """
     from prefect.context import refresh_global_settings_context
 
     os.environ["PREFECT_API_URL"] = api_url
+    if auth_string:
+        if os.environ.get("PREFECT_API_AUTH_STRING", auth_string) != auth_string:
+            log.warning("PREFECT_API_AUTH_STRING differs from PREFECT_SERVER_API_AUTH_STRING; using the server's, "
+                        "which the Prefect server started here asks for")
+        os.environ["PREFECT_API_AUTH_STRING"] = auth_string
     os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", DEFAULT_HEARTBEAT_S)
     refresh_global_settings_context()
@@ -276,17 +310,19 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
     with ExitStack() as cleanup, _stop_on_signals(stop_event):
         if not _api_configured():
             home = settings.home / "prefect"
+            auth_string = server_auth_string()
             try:
                 server = start_local_prefect_server(home, database_url=prefect_database_url(settings, home),
-                                                    stop_event=stop_event)
+                                                    stop_event=stop_event, auth_string=auth_string)
             except StackStartFailed:
                 if stop_event.is_set():  # SIGTERM while the server was starting: a clean stop, not a failure
                     return 0
                 raise
             cleanup.callback(server.stop)
             cleanup.callback(drain_prefect_workers)
-            export_prefect_api(server.api_url, home)
-            log.info("Prefect API (local server) at %s", server.api_url)
+            export_prefect_api(server.api_url, home, auth_string=auth_string)
+            log.info("Prefect API (local server) at %s (loopback only; %s)", server.api_url,
+                     "basic auth: PREFECT_SERVER_API_AUTH_STRING" if auth_string else "no auth string")
         cleanup.callback(flush_sentry)
         if stop_event.is_set():
             return 0

@@ -1,8 +1,9 @@
-"""Asking a human before a step: Prefect's pause/resume in a run, scripted answers in tests.
+"""Asking people before a step: Prefect's pause/resume in a run, scripted answers in tests.
 
-Both implementations share the same rule: an answer counts only if the approver is on the allow-list; any
-other name is recorded as REFUSED and the run keeps waiting for a real approver until the deadline. A
-timeout is a deny.
+An implementation only *collects* answers. Whether an answer counts is decided by the :class:`Ballot` the run
+hands it (remediation.ballot: the server's allow-list, the approver's second factor, the step the answer names,
+how many distinct people must agree). The implementation keeps asking until the ballot has decided or the
+deadline passes; a timeout is a deny.
 """
 
 from __future__ import annotations
@@ -13,10 +14,40 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediation.models import Approval, ApprovalAnswer
+from remediation.models import Approval
 from remediation.providers.clock import Clock, RealClock
 
 TIMEOUT_APPROVER = "remediate:timeout"
+
+
+class Answer(BaseModel):
+    """One answer as it arrived, before anything about it is believed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    approve: bool = False
+    approver: str = ""
+    reason: str = ""
+    code: str = ""  # the approver's current TOTP code
+    step: str = ""  # the pending step this answer is for (remediation.approvers.step_binding)
+    answer_id: str = ""  # chosen by the answerer to find the run's verdict
+    slack: str = ""  # a signed Slack request (remediation.slack_proof.SignedRequest.dumps), when it came from Slack
+
+
+class Ballot(Protocol):
+    """The run's judge of answers for one step; it records each verdict as it makes it."""
+
+    def judge(self, answer: Answer) -> Approval:
+        ...
+
+    @property
+    def decided(self) -> Approval | None:
+        """The final answer once enough people approved or someone denied; None while more are needed."""
+        ...
+
+    def timed_out(self) -> Approval:
+        """The deadline passed: the final answer is a deny (recorded)."""
+        ...
 
 
 class ApprovalRequest(BaseModel):
@@ -26,58 +57,48 @@ class ApprovalRequest(BaseModel):
     title: str
     description: str  # Markdown shown above the form
     timeout_s: float = Field(gt=0)
-    approvers: tuple[str, ...]
+    step: str  # what an answer names to count for this step (prefilled in the form)
 
 
 class Approvals(Protocol):
-    async def request(self, req: ApprovalRequest) -> list[Approval]:
-        """Every answer received, in order; the last one is final (approved, denied or timeout)."""
+    async def request(self, req: ApprovalRequest, ballot: Ballot) -> Approval:
+        """Ask until ``ballot`` decides or ``req.timeout_s`` passes; the final answer."""
         ...
-
-
-def classify(approve: bool, approver: str, reason: str, allowed: Sequence[str]) -> Approval:
-    name = approver.strip()
-    if name not in allowed:
-        why = f"'{name or '(no name)'}' is not on the approver list"
-        return Approval(answer=ApprovalAnswer.REFUSED, approver=name, reason=f"{why}; {reason}".strip("; "))
-    return Approval(answer=ApprovalAnswer.APPROVED if approve else ApprovalAnswer.DENIED,
-                    approver=name, reason=reason)
-
-
-def timed_out(timeout_s: float) -> Approval:
-    return Approval(answer=ApprovalAnswer.TIMEOUT, approver=TIMEOUT_APPROVER,
-                    reason=f"no approval within {timeout_s:g}s: treated as deny")
 
 
 @dataclass(frozen=True)
 class Scripted:
-    """One scripted answer; ``approver=None`` means nobody answers (the request times out)."""
+    """One scripted answer; ``approver=None`` means nobody answers (the request times out).
+
+    ``step=None`` answers the step being asked (as the prefilled form does); a string names another one.
+    """
 
     approve: bool = False
     approver: str | None = None
     reason: str = ""
+    code: str = ""
+    step: str | None = None
+    slack: str = ""
 
 
 class ScriptedApprovals:
-    """Answers from a script, through the same allow-list rule as a real pause."""
+    """Answers from a script, judged by the run's ballot exactly like a real pause's answers."""
 
     def __init__(self, answers: Sequence[Scripted], clock: Clock | None = None) -> None:
         self._answers = list(answers)
         self._clock = clock or RealClock()
         self.requests: list[ApprovalRequest] = []
 
-    async def request(self, req: ApprovalRequest) -> list[Approval]:
+    async def request(self, req: ApprovalRequest, ballot: Ballot) -> Approval:
         self.requests.append(req)
-        received: list[Approval] = []
         while self._answers:
             scripted = self._answers.pop(0)
             if scripted.approver is None:
                 break
-            answer = classify(scripted.approve, scripted.approver, scripted.reason, req.approvers)
-            received.append(answer)
-            if answer.answer is not ApprovalAnswer.REFUSED:
-                return received
+            ballot.judge(Answer(approve=scripted.approve, approver=scripted.approver, reason=scripted.reason,
+                                code=scripted.code, step=req.step if scripted.step is None else scripted.step,
+                                slack=scripted.slack))
+            if ballot.decided is not None:
+                return ballot.decided
         await self._clock.sleep(req.timeout_s)
-        received.append(timed_out(req.timeout_s))
-        return received
-
+        return ballot.timed_out()

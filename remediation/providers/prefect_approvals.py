@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pydantic
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout, Pause
@@ -20,9 +21,10 @@ from prefect.input.run_input import keyset_from_paused_state
 from prefect.states import Paused
 from pydantic import Field
 
-from remediation.models import Approval, ApprovalAnswer
+from remediation import approvers
+from remediation.models import Approval
 from remediation.orchestration import resumable
-from remediation.providers.approvals import TIMEOUT_APPROVER, ApprovalRequest, classify, timed_out
+from remediation.providers.approvals import TIMEOUT_APPROVER, Answer, ApprovalRequest, Ballot
 from remediation.providers.clock import Clock, RealClock
 
 GRACE_S = 60
@@ -33,17 +35,44 @@ APPROVALS_COUNTER = "remediation:approvals"
 class ApprovalInput(RunInput):
     """The form a person fills in to answer (the Prefect UI's Resume dialog, under the plan's description).
 
-    Name and reason have no default, so the server rejects a bare Resume (``'approver' is a required property``)
-    and the run stays paused: only an answer someone signed counts. ``approve`` defaults to off, so a signed
-    answer that never touched the switch is a deny. The self-resume at the deadline sends all three fields.
+    Name and reason have no default, so the server rejects a bare Resume and the run stays paused. ``approve``
+    defaults to off, so an answer that never touched the switch is a deny. ``step`` is prefilled with the step
+    being asked (:func:`form_for`); an answer naming another step is refused. Every field has a length limit the
+    server enforces against the stored schema, below what the store can hold. Whether the answer counts is decided
+    by the run (remediation.ballot), never here.
     """
 
     approve: bool = Field(False, title="Approve this step",
                           description="On: carry out the step above. Off: deny it (the runbook escalates instead).")
-    approver: str = Field(title="Your name", min_length=1,
-                          description="As on REMEDIATE_APPROVERS. Any other name is refused and recorded, and the "
-                                      "run waits for a listed approver.")
-    reason: str = Field(title="Reason", description="Ticket or justification; stored with the answer.")
+    approver: str = Field(title="Your name", min_length=1, max_length=approvers.NAME_MAX,
+                          description="Your approver name. Any other name is refused and recorded, and the run "
+                                      "waits for an approver.")
+    code: str = Field("", title="Code", max_length=6, pattern=approvers.CODE_PATTERN,
+                      description="The 6-digit code your authenticator app shows now (remediate approvers enroll). "
+                                  "Each code counts once.")
+    reason: str = Field(title="Reason", max_length=approvers.REASON_MAX,
+                        description="Ticket or justification; stored with the answer.")
+    step: str = Field(title="Step (filled in: leave as it is)", max_length=approvers.STEP_MAX,
+                      description="The step this answer is for. An answer for another step is refused.")
+    answer_id: str = Field("", title="Answer id (filled in by remediate approve: leave empty)",
+                           max_length=approvers.ANSWER_ID_MAX)
+    slack: str = Field("", title="Slack proof (filled in by serve: leave empty)",
+                       max_length=approvers.SLACK_PROOF_MAX)
+
+    def answer(self) -> Answer:
+        return Answer(approve=self.approve, approver=self.approver, reason=self.reason, code=self.code,
+                      step=self.step, answer_id=self.answer_id, slack=self.slack)
+
+
+def form_for(req: ApprovalRequest) -> type[ApprovalInput]:
+    """The form with this step prefilled. Prefect's ``with_initial_data`` would drop the field's title and limits."""
+    step_field = ApprovalInput.model_fields["step"]
+    form = pydantic.create_model(
+        "ApprovalInput", __base__=ApprovalInput,
+        step=(str, Field(req.step, title=step_field.title, description=step_field.description,
+                         max_length=approvers.STEP_MAX)))
+    form._description = req.description
+    return form
 
 
 class PrefectApprovals:
@@ -51,26 +80,22 @@ class PrefectApprovals:
         self.poll_interval_s = poll_interval_s
         self._clock = clock or RealClock()
 
-    async def request(self, req: ApprovalRequest) -> list[Approval]:
+    async def request(self, req: ApprovalRequest, ballot: Ballot) -> Approval:
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
             raise RuntimeError("PrefectApprovals needs a running flow: there is nothing to pause")
         deadline = self._clock.monotonic() + req.timeout_s
-        received: list[Approval] = []
-        while True:
+        while ballot.decided is None:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
-                received.append(timed_out(req.timeout_s))
-                return received
+                return ballot.timed_out()
             answer = await self._pause_once(context, req, remaining)
             if answer is None:
-                received.append(timed_out(req.timeout_s))
-                return received
-            received.append(answer)
-            if answer.answer is not ApprovalAnswer.REFUSED:
-                return received
+                return ballot.timed_out()
+            ballot.judge(answer)
+        return ballot.decided
 
-    async def _pause_once(self, context: FlowRunContext, req: ApprovalRequest, remaining: float) -> Approval | None:
+    async def _pause_once(self, context: FlowRunContext, req: ApprovalRequest, remaining: float) -> Answer | None:
         assert context.flow_run is not None
         run_id = context.flow_run.id
         # The n-th approval of this execution, so that a run executed again after our own restart asks under the same
@@ -78,8 +103,7 @@ class PrefectApprovals:
         count = context.observed_flow_pauses.get(APPROVALS_COUNTER, 0) + 1
         context.observed_flow_pauses[APPROVALS_COUNTER] = count
         key = f"{req.incident_id}-{count}"
-        form = ApprovalInput.with_initial_data(description=req.description)
-        pause = apause_flow_run(wait_for_input=form, timeout=int(remaining) + GRACE_S,
+        pause = apause_flow_run(wait_for_input=form_for(req), timeout=int(remaining) + GRACE_S,
                                 poll_interval=self.poll_interval_s, key=key)
         try:
             with resumable.waiting(run_id, key, req.incident_id):
@@ -94,11 +118,11 @@ class PrefectApprovals:
             if task is not None:
                 task.uncancel()
             raise Pause(state=parked) from None  # the engine leaves the run suspended, resumable after a restart
-        return classify(result.approve, result.approver, result.reason, req.approvers)
+        return result.answer()
 
-    async def _resume_self_with_deny(self, run_id: Any, key: str, req: ApprovalRequest) -> Approval | None:
+    async def _resume_self_with_deny(self, run_id: Any, key: str, req: ApprovalRequest) -> Answer | None:
         try:
-            await aresume_flow_run(run_id, run_input={"approve": False, "approver": TIMEOUT_APPROVER,
+            await aresume_flow_run(run_id, run_input={"approve": False, "approver": TIMEOUT_APPROVER, "step": req.step,
                                                       "reason": f"no approval within {req.timeout_s:g}s"})
         except Exception:
             # Someone answered in the same instant: their input wins if the run is running again.
@@ -108,5 +132,5 @@ class PrefectApprovals:
                 raise
             keyset = keyset_from_paused_state(Paused(pause_key=key))
             late = await ApprovalInput.aload(keyset, flow_run_id=run_id)
-            return classify(late.approve, late.approver, late.reason, req.approvers)
+            return late.answer()
         return None

@@ -4,6 +4,7 @@
 no engine and opens no file.
 """
 
+from remediation.store.approvals import PendingStep
 from remediation.store.errors import (
     ActionConflict,
     ActionNotFound,
@@ -26,6 +27,7 @@ __all__ = [
     "IncidentStatus",
     "IncidentSummary",
     "IngestResult",
+    "PendingStep",
     "Store",
     "StoreError",
     "downgrade",

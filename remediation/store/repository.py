@@ -36,11 +36,13 @@ from remediation.models import (
 )
 from remediation.store import migrate as _migrate
 from remediation.store.alerts import AlertMethods
+from remediation.store.approvals import ApprovalMethods
 from remediation.store.budgets import BudgetMethods
 from remediation.store.coltypes import require_aware
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
 from remediation.store.logs import LogMethods
+from remediation.store.notify_state import NotifyStateMethods
 from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
 from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, TimelineORM
 
@@ -49,14 +51,16 @@ from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, Timeli
 _MUTATED_STATES = (ActionState.APPLIED.value, ActionState.UNDONE.value)
 
 
-class Store(AlertMethods, BudgetMethods, LogMethods):
+class Store(AlertMethods, ApprovalMethods, BudgetMethods, LogMethods, NotifyStateMethods):
     """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
 
     The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
     ``unrouted_alerts``) come from :class:`~remediation.store.alerts.AlertMethods`.
     The shared request budgets (``take_request``, ``block_requests``, ``request_budget``) come from
     :class:`~remediation.store.budgets.BudgetMethods`; the drained app log lines (``add_log_lines``, ``log_lines``,
-    ``newest_received_at``, ``prune_log_lines``) from :class:`~remediation.store.logs.LogMethods`.
+    ``newest_received_at``, ``prune_log_lines``) from :class:`~remediation.store.logs.LogMethods`; the approvals
+    inbox and spent proofs (``open_pending``, ``pending_steps``, ``claim_proof``, ...) from
+    :class:`~remediation.store.approvals.ApprovalMethods`.
     """
 
     def __init__(self, url: str) -> None:
@@ -320,6 +324,8 @@ class Store(AlertMethods, BudgetMethods, LogMethods):
                     approver=approval.approver,
                     reason=approval.reason,
                     at=approval.at,
+                    answer_id=approval.answer_id or None,
+                    via=approval.via or None,
                 )
             )
 
@@ -328,10 +334,14 @@ class Store(AlertMethods, BudgetMethods, LogMethods):
             select(ApprovalORM).where(ApprovalORM.incident_id == incident_id).order_by(ApprovalORM.at, ApprovalORM.id)
         )
         with self._read() as session:
-            return [
-                Approval(answer=ApprovalAnswer(r.answer), approver=r.approver, reason=r.reason, at=r.at)
-                for r in session.scalars(query)
-            ]
+            return [_approval(r) for r in session.scalars(query)]
+
+    def approval_answered(self, answer_id: str) -> Approval | None:
+        """The run's verdict on one answer, found by the id its answerer chose (None until the run judged it)."""
+        query = select(ApprovalORM).where(ApprovalORM.answer_id == answer_id).order_by(ApprovalORM.id.desc())
+        with self._read() as session:
+            row = session.scalars(query).first()
+            return _approval(row) if row is not None else None
 
     def add_timeline(self, incident_id: str, entry: TimelineEntry) -> None:
         with self._write() as session:
@@ -356,3 +366,8 @@ class Store(AlertMethods, BudgetMethods, LogMethods):
                 TimelineEntry(at=r.at, phase=Phase(r.phase), event=r.event, detail=r.detail)
                 for r in session.scalars(query)
             ]
+
+
+def _approval(row: ApprovalORM) -> Approval:
+    return Approval(answer=ApprovalAnswer(row.answer), approver=row.approver, reason=row.reason, at=row.at,
+                    answer_id=row.answer_id or "", via=row.via or "")

@@ -128,8 +128,52 @@ class ApprovalORM(Base):
     approver: Mapped[str] = mapped_column(WHO)
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answer_id: Mapped[str | None] = mapped_column(ID)  # the answerer's correlation id (the CLI waits on it)
+    via: Mapped[str | None] = mapped_column(ENUM)
 
-    __table_args__ = (Index(None, "incident_id"),)
+    __table_args__ = (Index(None, "incident_id"), Index(None, "answer_id"))
+
+
+class ApprovalProofORM(Base):
+    """A proof of identity already spent: a TOTP time step or a signed Slack click, once per approver.
+
+    The primary key is the guard: a second insert of the same (approver, proof) fails, on every backend and
+    across processes, so a replayed answer can never count twice.
+    """
+
+    __tablename__ = "approval_proofs"
+
+    approver: Mapped[str] = mapped_column(WHO, primary_key=True)
+    proof: Mapped[str] = mapped_column(String(128), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ID)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PendingApprovalORM(Base):
+    """A step waiting for people: what the approvals inbox lists, and what an answer must name to count."""
+
+    __tablename__ = "pending_approvals"
+
+    action_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ID, ForeignKey("incidents.id"))
+    flow_run_id: Mapped[str | None] = mapped_column(ID)
+    step: Mapped[str] = mapped_column(String(255))  # remediation.approvers.step_binding
+    runbook: Mapped[str] = mapped_column(NAME)
+    service: Mapped[str] = mapped_column(NAME)
+    severity: Mapped[str] = mapped_column(ENUM)
+    phase: Mapped[str] = mapped_column(ENUM)
+    summary: Mapped[str] = mapped_column(Text)
+    risk: Mapped[str] = mapped_column(ENUM)
+    why: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[str]] = mapped_column(JSONDoc)
+    undo: Mapped[str] = mapped_column(Text)
+    statement: Mapped[str | None] = mapped_column(Text)
+    needed: Mapped[int] = mapped_column(Integer)
+    approved_by: Mapped[list[str]] = mapped_column(JSONDoc)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "flow_run_id"), Index(None, "incident_id"))
 
 
 class TimelineORM(Base):

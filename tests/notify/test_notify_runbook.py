@@ -18,7 +18,7 @@ from flows.elevated_error_rate import elevated_error_rate
 from remediation import composition, runtime
 from remediation.incident import RunningIncident
 from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Outcome, Phase, Rollback, Severity
-from remediation.providers.approvals import ApprovalRequest, Scripted, ScriptedApprovals
+from remediation.providers.approvals import ApprovalRequest, Ballot, Scripted, ScriptedApprovals
 from remediation.providers.clock import VirtualClock
 from remediation.providers.platform import Release
 from remediation.settings import Settings
@@ -122,10 +122,10 @@ class AnswersAfterPages:
         self.pages = pages
         self.answer = answer
 
-    async def request(self, req: ApprovalRequest) -> list[Approval]:
+    async def request(self, req: ApprovalRequest, ballot: Ballot) -> Approval:
         while sum(1 for _, action in self.pagerduty.actions() if action == "trigger") < self.pages:
             await asyncio.sleep(0.01)
-        return await ScriptedApprovals([self.answer]).request(req)
+        return await ScriptedApprovals([self.answer]).request(req, ballot)
 
 
 class Answering:

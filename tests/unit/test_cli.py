@@ -24,20 +24,20 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     return store
 
 
-def test_approve_refuses_a_name_off_the_list_and_records_the_refusal(env: Store) -> None:
+def test_approve_for_a_run_that_waits_for_nothing_says_so_and_judges_nobody(env: Store) -> None:
+    """The CLI does not judge names with the caller's list: with nothing waiting it delivers nothing (exit 2)."""
     run_id = "0b5e3c1e-8a4f-4a57-9d0a-2c6f7c1f9a11"
     env.open_incident(incident_id="inc-9", runbook="elevated-error-rate", service="svc", severity=Severity.SEV2,
                       mode=Mode.APPROVE, alert=Alert(name="x", service="svc"), flow_run_id=run_id)
     result = runner.invoke(app, ["approve", run_id, "--as", "mallory", "--reason", "trust me"])
     assert result.exit_code == 2
-    assert "refused" in result.output and "mallory" in result.output
-    refusals = env.approvals("inc-9")
-    assert [(a.answer.value, a.approver) for a in refusals] == [("refused", "mallory")]
+    assert "is not waiting for an approval" in result.output
+    assert env.approvals("inc-9") == []
 
 
 def test_approve_with_a_malformed_run_id_says_so(env: Store) -> None:
     result = runner.invoke(app, ["approve", "not-a-run", "--as", "alice"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not a flow run id" in result.output
 
 

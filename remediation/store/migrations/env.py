@@ -12,6 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from remediation.store import notify_state  # noqa: F401  (its tables live outside tables.py: register them)
 from remediation.store.engine import make_engine, writer
 from remediation.store.tables import Base
 
