@@ -15,7 +15,7 @@ def approval_description(step: PendingStep, reasons: Sequence[str], settings: Se
         f"### {step.runbook}: approve **{step.summary}** on `{step.service}`?",
         "",
         f"- Incident `{step.incident_id}`, severity **{step.severity.upper()}**, phase {step.phase}",
-        f"- Risk: **{step.risk}** ({'; '.join(reasons)})",
+        f"- Risk: **{step.risk}**" + (f" ({'; '.join(reasons)})" if reasons else ""),
         f"- Why: {step.why}",
         *[f"- Evidence: {line}" for line in step.evidence],
         f"- Undo: {step.undo}",

@@ -62,7 +62,7 @@ class ApproverFactor(BaseModel):
 
 def valid_name(name: str) -> bool:
     """Names are short identifiers: letters, digits, ``.``, ``_``, ``@``, ``-``, at most :data:`NAME_MAX`."""
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))  # not match: its ``$`` also matches before a trailing newline
 
 
 def needed(min_approvers: Mapping[str, int], severity: str, risk: str) -> int:

@@ -123,6 +123,9 @@ class StepBallot:
                            "slack")
 
     def _count(self, name: str, approve: bool, reason: str, answer: Answer, via: str) -> Approval:
+        if self._decided is not None:  # a deny (or the last approval) is final: a later answer changes nothing
+            return self._record(ApprovalAnswer.REFUSED, name, f"this step was already decided "
+                                f"({self._decided.answer.value} by {self._decided.approver})", answer, via)
         if not approve:
             return self._final(self._record(ApprovalAnswer.DENIED, name, reason, answer, via))
         if name in self.approved_by:

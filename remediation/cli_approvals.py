@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import json
 import re
+import textwrap
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from remediation.store import PendingStep, Store
 
@@ -74,7 +76,7 @@ def approvals(
         return
     now = datetime.now(UTC)
     for step in steps:
-        console.print(inbox_entry(step, now), soft_wrap=True)
+        console.print(inbox_entry(step, now, console.width), soft_wrap=True)
 
 
 @approvals_app.command("show")
@@ -89,7 +91,8 @@ def show(
     store = _store()
     steps = store.pending_steps(flow_run_id)
     if not steps:
-        err.print(f"run {flow_run_id} is not waiting for an approval (`remediate approvals` lists those that are)")
+        err.print(f"run {escape(flow_run_id)} is not waiting for an approval (`remediate approvals` lists those "
+                  "that are)")
         raise typer.Exit(1)
     step = steps[-1]
     answers = [a for a in store.approvals(step.incident_id) if a.at >= step.requested_at]
@@ -103,22 +106,34 @@ def show(
     console.print("")
     console.print("Answers so far:" if answers else "No answers yet.")
     for a in answers:
-        console.print(f"  {a.at:%H:%M:%S} {a.answer.value} by {a.approver}: {a.reason}", soft_wrap=True)
+        console.print(f"  {a.at:%H:%M:%S} {a.answer.value} by {a.approver}: {a.reason}", soft_wrap=True,
+                      markup=False)  # whatever an answerer typed is shown as typed
 
 
-def inbox_entry(step: PendingStep, now: datetime) -> str:
+def inbox_entry(step: PendingStep, now: datetime, width: int = 80) -> str:
+    """One waiting step as Rich markup, each line within ``width`` columns (a single longer word stays whole)."""
     left = max(0, int((step.deadline - now).total_seconds()))
     approved = ", ".join(step.approved_by) or "nobody yet"
+    width = max(width, 40)
+
+    def field(label: str, value: str) -> list[str]:
+        lines = textwrap.wrap(value, width, initial_indent=f"  {label:<10}", subsequent_indent=" " * 12,
+                              break_long_words=False, break_on_hyphens=False)
+        return [escape(line) for line in lines] or [f"  {label}"]
+
+    command = textwrap.wrap(f"remediate approve {step.flow_run_id} --as NAME --code CODE [--deny]", width - 2,
+                            initial_indent=f"  {'answer':<10}", subsequent_indent=" " * 14,
+                            break_long_words=False, break_on_hyphens=False)
     lines = [
-        f"[bold]{step.flow_run_id or '(no run)'}[/]",
-        f"  runbook   {step.runbook} · incident {step.incident_id} · {step.severity.upper()}",
-        f"  step      {step.summary} ({step.risk})",
-        f"  why       {step.why}",
-        *[f"  evidence  {line}" for line in step.evidence],
-        f"  undo      {step.undo}",
-        f"  needs     {step.still_needed} more of {step.needed} (approved: {approved})",
-        f"  deadline  {step.deadline:%H:%M:%S} UTC, in {left // 60}m{left % 60:02d}s; then it counts as deny",
-        f"  answer    remediate approve {step.flow_run_id} --as NAME --code CODE [--deny]",
+        f"[bold]{escape(step.flow_run_id or '(no run)')}[/]",
+        *field("runbook", f"{step.runbook} · incident {step.incident_id} · {step.severity.upper()}"),
+        *field("step", f"{step.summary} ({step.risk})"),
+        *field("why", step.why),
+        *[line for evidence in step.evidence for line in field("evidence", evidence)],
+        *field("undo", step.undo),
+        *field("needs", f"{step.still_needed} more of {step.needed} (approved: {approved})"),
+        *field("deadline", f"{step.deadline:%H:%M:%S} UTC, in {left // 60}m{left % 60:02d}s; then it counts as deny"),
+        " \\\n".join(escape(line) for line in command),  # a shell continuation: it pastes as one command
     ]
     return "\n".join(lines)
 
@@ -191,4 +206,4 @@ def list_approvers() -> None:
 
     settings = Settings()
     for row in approver_rows(settings):
-        console.print(f"{row.name:<20} {row.status:<8} {row.detail}", soft_wrap=True)
+        console.print(f"{row.name:<20} {row.status:<8} {row.detail}", soft_wrap=True, markup=False)

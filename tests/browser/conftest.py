@@ -64,7 +64,7 @@ def browser(ui_stack: uikit.UiStack) -> Iterator[Any]:
 def page(browser: Any, ui_stack: uikit.UiStack, tmp_path: Path) -> Iterator[Any]:
     """A fresh browser tab on the UI; its last view is saved as ``last-view.png`` in the test's tmp dir."""
     # Tall enough that the approval dialog (max 80 % of the height) shows the whole plan and form at once.
-    context = browser.new_context(viewport={"width": 1280, "height": 1500}, base_url=ui_stack.ui_url)
+    context = browser.new_context(viewport={"width": 1280, "height": 1900}, base_url=ui_stack.ui_url)
     tab = context.new_page()
     tab.set_default_timeout(30_000)
     try:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from playwright.sync_api import expect
 
 RUN_URL = re.compile(r"/runs/flow-run/(?P<id>[0-9a-f-]{36})")
+#: What the form's Step field is prefilled with: incident / action / plan digest (remediation.approvers.step_binding).
+STEP_BINDING = re.compile(r"^inc-[0-9a-f]+/act-[0-9a-f]+/[0-9a-f]{16}$")
 
 
 def field(page: Any, title: str) -> Any:
@@ -87,12 +90,17 @@ def open_resume_dialog(page: Any) -> Any:
     return dialog
 
 
-def answer(dialog: Any, *, approve: bool, name: str, reason: str) -> None:
-    """Fill the approval form (the switch starts off, so "deny" leaves it alone)."""
+def answer(dialog: Any, *, approve: bool, name: str, reason: str, code: str | Callable[[], str] = "") -> None:
+    """Fill the approval form as a person does: the switch (it starts off, so "deny" leaves it alone), name, code,
+    reason. The Step field stays as the run prefilled it, and the fields serve and the CLI fill stay empty.
+
+    ``code`` may be a function, called right before the code is typed (a TOTP code is good for 30 s)."""
+    expect(dialog.get_by_role("textbox", name=re.compile(r"^Step \(filled in"))).to_have_value(STEP_BINDING)
     if approve:
         dialog.get_by_role("switch", name=re.compile(r"^Approve this step")).click()
     dialog.get_by_role("textbox", name="Your name").fill(name)
     dialog.get_by_role("textbox", name="Reason").fill(reason)
+    dialog.get_by_role("textbox", name=re.compile(r"^Code")).fill(code() if callable(code) else code)
 
 
 def resume(dialog: Any) -> None:

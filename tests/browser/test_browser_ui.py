@@ -23,12 +23,13 @@ if importlib.util.find_spec("playwright") is None and not services_required():
 from playwright.sync_api import expect
 
 from tests.browser import prefect_ui as ui
-from tests.browser.uikit import RUNBOOK, UiStack, keep_screenshot
+from tests.browser.uikit import ENROLLED, RUNBOOK, UiStack, keep_screenshot, wait_until
 from tests.flows.flowkit import wait_for_bad_release
 
 pytestmark = pytest.mark.browser
 
 GOOD_RELEASE = "v1.4.2"  # the bad-release scenario's last healthy release
+BAD_RELEASE = "v1.5.0"  # the release the scenario promotes, and the rollback undoes
 
 
 def start_fast_custom_run(page: Any, stack: UiStack, run_name: str, screenshots: Path | None = None) -> str:
@@ -63,7 +64,7 @@ def test_an_operator_starts_a_custom_run_and_approves_the_rollback_in_the_ui_and
     ui.wait_for_state(page, "Paused", timeout_s=90)
     dialog = ui.open_resume_dialog(page)
     # The dialog shows the plan above the form: what changes, on what, risk, why, undo, who may approve.
-    for shown in ("rollback v1.5.0", "kamkmserve", "destructive", "Why:", "Undo:", "Approvers: alice, bob"):
+    for shown in ("rollback v1.5.0", "kamkmserve", "destructive", "Why:", "Undo:", "Approvers: alice, bob, carol"):
         expect(dialog).to_contain_text(shown)
     # A bare Resume is not an answer: the server rejects it and the run stays paused.
     ui.resume(dialog)
@@ -98,3 +99,56 @@ def test_an_operator_denies_the_rollback_in_the_ui_and_the_incident_ends_denied(
     incident = incident_of(ui_stack, run_id)
     assert (incident["outcome"], incident["status"]) == ("denied", "closed")
     assert ui_stack.sim_state()["current_release"]["version"] != GOOD_RELEASE  # nothing was rolled back
+
+
+def test_an_enrolled_approver_is_refused_with_a_wrong_code_and_approves_with_the_current_code_in_the_ui(
+    page: Any, ui_stack: UiStack, tmp_path: Path
+) -> None:
+    run_id = start_fast_custom_run(page, ui_stack, f"ui-code-{uuid.uuid4().hex[:6]}")
+    incident_id = incident_of(ui_stack, run_id)["id"]
+
+    ui.wait_for_state(page, "Paused", timeout_s=90)
+    first_pause = wait_until(lambda: _paused(ui_stack, run_id), "the run paused for approval")
+    dialog = ui.open_resume_dialog(page)
+    ui.answer(dialog, approve=True, name=ENROLLED, code=ui_stack.wrong_code(ENROLLED), reason="INC-43: typo'd code")
+    ui.resume(dialog)
+    expect(dialog).to_be_hidden(timeout=15_000)
+
+    # The run judged the answer: refused for the code, recorded on the incident, nothing applied, asked again.
+    refused = wait_until(lambda: [a for a in ui_stack.approvals(incident_id) if a.answer.value == "refused"],
+                         "the wrong code's refusal in the incident's approvals")
+    assert [(a.approver, a.via) for a in refused] == [(ENROLLED, "form")]
+    assert refused[0].reason.startswith("wrong or expired code"), refused[0].reason
+    assert any(e.event == f"approval refused by {ENROLLED}" and e.detail.startswith("wrong or expired code")
+               for e in ui_stack.timeline(incident_id)), ui_stack.timeline(incident_id)
+    wait_until(lambda: _paused(ui_stack, run_id, other_than=first_pause), "the run paused again after the refusal")
+    assert ui_stack.sim_state()["current_release"]["version"] == BAD_RELEASE  # nothing rolled back
+    assert incident_of(ui_stack, run_id)["status"] != "closed"
+
+    page.reload()
+    ui.wait_for_state(page, "Paused", timeout_s=30)
+    dialog = ui.open_resume_dialog(page)
+    expect(dialog).to_contain_text(f"Approvers: alice, bob, {ENROLLED}")
+    # The code is read off the "authenticator" right before it is typed: it is good for this 30 s step (±1).
+    ui.answer(dialog, approve=True, name=ENROLLED, code=lambda: ui_stack.code(ENROLLED),
+              reason="INC-43: bad release v1.5.0")
+    shot = tmp_path / "approval-dialog-code.png"
+    dialog.screenshot(path=str(shot))
+    keep_screenshot(shot)
+    ui.resume(dialog)
+    expect(dialog).to_be_hidden(timeout=15_000)
+
+    ui.wait_for_state(page, "Completed", timeout_s=90)
+    incident = incident_of(ui_stack, run_id)
+    assert (incident["outcome"], incident["status"]) == ("recovered", "closed")
+    assert ui_stack.sim_state()["current_release"]["version"] == GOOD_RELEASE
+    answers = [(a.answer.value, a.approver) for a in ui_stack.approvals(incident_id)]
+    assert answers == [("refused", ENROLLED), ("approved", ENROLLED)], answers
+
+
+def _paused(stack: UiStack, run_id: str, other_than: str | None = None) -> str | None:
+    """The id of the run's current Paused state (None while it is not paused, or still paused in ``other_than``)."""
+    state = stack.flow_run_state(run_id)
+    if state["type"] != "PAUSED" or state["id"] == other_than:
+        return None
+    return str(state["id"])

@@ -93,7 +93,7 @@ async def test_no_seeded_secret_appears_in_logs_artifacts_reports_or_the_store(
         config = tmp_path / "remediate.toml"
         config.write_text("\n".join([
             f'app_url = "{server.url}"', 'platform = "sim"', f'sim_url = "{server.url}"', 'mode = "auto"',
-            'approvers = ["alice"]',
+            'approvers = ["alice", "bob"]',
             f'home = "{tmp_path}"', f'database_url = "sqlite:///{store_file}"', "approval_timeout_s = 30",
             "verify_interval_s = 0.3", "verify_consecutive = 3", "verify_deadline_s = 20.0",
             "metrics_budget_per_min = 100",
@@ -119,9 +119,10 @@ async def test_no_seeded_secret_appears_in_logs_artifacts_reports_or_the_store(
         assert denied.status_code == 401 and accepted.status_code == 200, accepted.text
         (_, parameters, _), = starter.calls
 
-        # The runbook answers it, notifications on, approvals granted.
+        # The runbook answers it, notifications on, approvals granted (a SEV-1 rollback needs two people).
         wait_for_bad_release(server)
-        approvals = ScriptedApprovals([Scripted(approve=True, approver="alice", reason="ok")] * 3)
+        approvals = ScriptedApprovals([Scripted(approve=True, approver=name, reason="ok")
+                                       for name in ("alice", "bob") * 3])
         with runtime.use(providers.with_(approvals=approvals)):
             summary = await elevated_error_rate(**{**FAST, **parameters, "mode": "auto"})
         assert summary["outcome"] == "recovered", summary["escalation"]

@@ -148,8 +148,8 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
             second.ready()
             store = Store(Settings(home=tmp_path).resolved_database_url)
             with _prefect(api_url):
-                approval_client.answer(run_id, "alice", True, "CHG-9 after the restart",
-                                       Settings(approvers=["alice"], home=tmp_path), store)
+                # The run is suspended, not executing: its verdict comes once the restarted serve runs it again.
+                approval_client.answer(str(run_id), "alice", True, "CHG-9 after the restart", store, wait_s=0)
                 with get_client(sync_client=True) as client:
                     done = wait_for(lambda: (r := client.read_flow_run(run_id)).state and r.state.is_final() and r,
                                     timeout_s=180, interval_s=0.5, what="the resumed run to finish")
