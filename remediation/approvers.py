@@ -66,11 +66,14 @@ def valid_name(name: str) -> bool:
 
 
 def needed(min_approvers: Mapping[str, int], severity: str, risk: str) -> int:
-    """Distinct approvers a step needs: the most specific ``severity:risk`` rule, then ``severity:*``, ``*:risk``."""
-    rules = {**DEFAULT_MIN_APPROVERS, **min_approvers}
-    for key in (f"{severity}:{risk}", f"{severity}:*", f"*:{risk}", "*:*"):
-        if key in rules:
-            return max(1, int(rules[key]))
+    """Distinct approvers a step needs: the operator's most specific rule (``severity:risk``, ``severity:*``,
+    ``*:risk``, ``*:*``), else the built-in default's. An operator's ``*:destructive = 3`` is never undercut by the
+    more specific built-in ``sev1:destructive = 2``."""
+    keys = (f"{severity}:{risk}", f"{severity}:*", f"*:{risk}", "*:*")
+    for rules in (min_approvers, DEFAULT_MIN_APPROVERS):
+        for key in keys:
+            if key in rules:
+                return max(1, int(rules[key]))
     return 1
 
 

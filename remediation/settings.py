@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from remediation.approvers import ApproverFactor
+from remediation.approvers import NAME_MAX, ApproverFactor, valid_name
 from remediation.choices import validate as validate_choices
 from remediation.config_file import ConfigFileSource
 from remediation.models import Mode
@@ -230,6 +230,16 @@ class Settings(BaseSettings):
             raise ValueError("REMEDIATE_PLATFORM=sim needs REMEDIATE_SIM_URL, the simulator's control plane (it is "
                              "never derived from REMEDIATE_APP_URL, so the app itself is never sent /_sim requests)")
         return self
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not valid_name(name)]
+        if bad:
+            # An invalid name could never prove an answer: say so now, not at 2 a.m. when every answer is refused.
+            raise ValueError(f"approver name(s) {bad!r} are not valid: letters, digits and . _ @ -, at most "
+                             f"{NAME_MAX} characters")
+        return value
 
     @field_validator("never_block_cidrs", "trusted_proxy_cidrs")
     @classmethod

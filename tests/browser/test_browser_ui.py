@@ -105,10 +105,10 @@ def test_an_enrolled_approver_is_refused_with_a_wrong_code_and_approves_with_the
     page: Any, ui_stack: UiStack, tmp_path: Path
 ) -> None:
     run_id = start_fast_custom_run(page, ui_stack, f"ui-code-{uuid.uuid4().hex[:6]}")
-    incident_id = incident_of(ui_stack, run_id)["id"]
 
     ui.wait_for_state(page, "Paused", timeout_s=90)
     first_pause = wait_until(lambda: _paused(ui_stack, run_id), "the run paused for approval")
+    incident_id = incident_of(ui_stack, run_id)["id"]  # opened before the run asks for approval
     dialog = ui.open_resume_dialog(page)
     ui.answer(dialog, approve=True, name=ENROLLED, code=ui_stack.wrong_code(ENROLLED), reason="INC-43: typo'd code")
     ui.resume(dialog)

@@ -46,6 +46,8 @@ Write = Callable[[str], Path]
     ({"*:*": 3, "*:reversible": 2}, "sev3", "reversible", 2),
     ({"sev2:*": 3, "*:destructive": 2}, "sev2", "destructive", 3),
     ({"sev3:*": 3, "sev3:observe": 1}, "sev3", "observe", 1),
+    # any rule of the operator's that matches beats the built-in default, however specific the default is
+    ({"*:destructive": 3}, "sev1", "destructive", 3),
     # never fewer than one person
     ({"sev2:destructive": 0}, "sev2", "destructive", 1),
     ({"*:*": -4}, "sev4", "observe", 1),
