@@ -15,9 +15,9 @@ import pytest
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import composition, runtime
 from remediation.intake import create_app
-from remediation.models import Approval, ApprovalAnswer, Mode
+from remediation.models import Approval, Mode
 from remediation.orchestration.warm import WarmExecutor
-from remediation.providers.approvals import ApprovalRequest
+from remediation.providers.approvals import Answer, ApprovalRequest, Ballot
 from remediation.settings import Settings
 from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
@@ -38,13 +38,17 @@ class ApproveOnceResolved:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def request(self, req: ApprovalRequest) -> list[Approval]:
+    async def request(self, req: ApprovalRequest, ballot: Ballot) -> Approval:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if any(a.status.value == "resolved" for a in self.store.incident_alerts(req.incident_id)):
-                return [Approval(answer=ApprovalAnswer.APPROVED, approver="alice", reason="resolved at source")]
+                # A SEV-1 rollback needs two people: both answer, through the run's own judge.
+                for name in ("alice", "bob"):
+                    ballot.judge(Answer(approve=True, approver=name, reason="resolved at source", step=req.step))
+                assert ballot.decided is not None
+                return ballot.decided
             await asyncio.sleep(0.3)
-        return [Approval(answer=ApprovalAnswer.TIMEOUT, reason="resolution never arrived")]
+        return ballot.timed_out()
 
 
 @pytest.fixture
@@ -75,7 +79,7 @@ def test_alertmanager_alerts_open_one_incident_start_one_run_and_the_runbook_act
     try:
         wait_for_bad_release(sim)
         settings = Settings(app_url=sim.url, platform="sim", sim_url=sim.url, home=tmp_path, mode=Mode.AUTO,
-                            approvers=["alice"],
+                            approvers=["alice", "bob"],
                             intake_token=TOKEN, intake_mode=Mode.AUTO, verify_interval_s=0.3,
                             verify_consecutive=3, verify_deadline_s=20.0, metrics_budget_per_min=100)
         live = composition.connect(settings)
