@@ -132,10 +132,18 @@ def inbox_entry(step: PendingStep, now: datetime, width: int = 80) -> str:
         *[line for evidence in step.evidence for line in field("evidence", evidence)],
         *field("undo", step.undo),
         *field("needs", f"{step.still_needed} more of {step.needed} (approved: {approved})"),
-        *field("deadline", f"{step.deadline:%H:%M:%S} UTC, in {left // 60}m{left % 60:02d}s; then it counts as deny"),
+        *field("deadline", _deadline(step, now, left)),
         " \\\n".join(escape(line) for line in command),  # a shell continuation: it pastes as one command
     ]
     return "\n".join(lines)
+
+
+def _deadline(step: PendingStep, now: datetime, left: int) -> str:
+    if step.deadline > now:
+        return f"{step.deadline:%H:%M:%S} UTC, in {left // 60}m{left % 60:02d}s; then it counts as deny"
+    # A live run answers itself with a deny at its deadline and leaves the inbox: this one's process may be gone.
+    return (f"passed at {step.deadline:%H:%M:%S} UTC and the run has not closed the step: is its process alive? "
+            "(remediate reconcile)")
 
 
 def _as_json(step: PendingStep) -> dict[str, Any]:

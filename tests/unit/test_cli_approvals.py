@@ -295,3 +295,13 @@ def test_approvers_list_reads_the_approver_tables_of_remediate_toml(
     listed = rows(invoke("approvers", "list").output)
     assert {name: status for name, (status, _) in listed.items()} == {"alice": "ok", "bob": "refused"}
     assert "remediate approvers enroll bob" in listed["bob"][1]
+
+
+def test_a_step_past_its_deadline_is_shown_as_possibly_orphaned_not_as_due_in_zero_minutes(
+        waiting: PendingStep) -> None:
+    from remediation.cli_approvals import inbox_entry
+
+    later = waiting.deadline + timedelta(minutes=5)
+    text = flat(inbox_entry(waiting, later))
+    assert "is its process alive?" in text and "in 0m00s" not in text
+    assert "then it counts as deny" in flat(inbox_entry(waiting, waiting.requested_at))
