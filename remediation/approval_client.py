@@ -13,6 +13,7 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 
 from remediation import approvers
@@ -49,13 +50,20 @@ def answer(flow_run_id: str, approver: str, approve: bool, reason: str, store: S
                  "answer_id": answer_id, "slack": slack}
     try:
         resume_flow_run(UUID(flow_run_id), run_input=run_input)
+    except ObjectNotFound:
+        from prefect.settings import get_current_settings
+
+        api = get_current_settings().api.url or "a temporary local API (PREFECT_API_URL is unset)"
+        raise CannotAnswer(f"run {flow_run_id} is waiting in the store but unknown to the Prefect API at {api}: "
+                           "point PREFECT_API_URL at the API serve uses") from None
     except Exception as exc:
-        # The Prefect server checks the form's limits (name length, code format) before the run sees anything:
-        # record what it refused, so the attempt is on the timeline too.
         why = f"the Prefect API refused the answer: {type(exc).__name__}: {str(exc)[:300]}"
-        store.record_approval(step.incident_id, Approval(
-            answer=ApprovalAnswer.REFUSED, approver=_shown(approver), reason=why, answer_id=answer_id, via="form"),
-            action_id=step.action_id)
+        if "Validation failed" in str(exc):
+            # The server checked the form's limits (name length, code format) before the run saw anything: record
+            # what it refused, so the attempt is on the timeline too.
+            store.record_approval(step.incident_id, Approval(
+                answer=ApprovalAnswer.REFUSED, approver=_shown(approver), reason=why, answer_id=answer_id,
+                via="form"), action_id=step.action_id)
         raise CannotAnswer(f"could not answer run {flow_run_id}: {why}") from exc
     return verdict(answer_id, flow_run_id, store, wait_s=wait_s, poll_s=poll_s)
 
