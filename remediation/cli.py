@@ -12,7 +12,32 @@ from rich.console import Console
 from remediation import cli_approvals
 from remediation.models import Mode, Outcome
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Automated incident remediation for kamkmserve")
+
+class _Remediate(typer.Typer):
+    """The CLI, where a wrong configuration is one clear line (exit 2), never a traceback, in every command."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        from remediation.config_file import ConfigError
+
+        _embedded_prefect_defaults()
+        try:
+            return super().__call__(*args, **kwargs)
+        except ConfigError as exc:
+            Console(stderr=True, highlight=False).print(f"configuration error: {exc}", soft_wrap=True, markup=False)
+            raise SystemExit(2) from None
+        except ValidationError as exc:
+            if exc.title != "Settings":
+                raise
+            for error in exc.errors():
+                where = ".".join(str(part) for part in error["loc"]) or "settings"
+                Console(stderr=True, highlight=False).print(
+                    f"configuration error: {where}: {error['msg']}", soft_wrap=True, markup=False)
+            raise SystemExit(2) from None
+
+
+app = _Remediate(no_args_is_help=True, add_completion=False, help="Automated incident remediation for kamkmserve")
 console = Console()
 err = Console(stderr=True)
 
@@ -266,6 +291,9 @@ def drill(
 def paused() -> None:
     """List runs waiting for approval (the inbox, `remediate approvals`, says what each one asks)."""
     from remediation import approval_client
+    from remediation.settings import Settings
+
+    Settings()  # a configuration that cannot be right is said before anything else
 
     for run in approval_client.paused_runs():
         console.print(f"{run.id}  {run.name}  paused since {run.state.timestamp if run.state else '?'}")

@@ -1,0 +1,38 @@
+"""A wrong configuration is one clear line and exit 2 in every command, never a traceback (a real process each)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = [
+    ["run", "elevated-error-rate"], ["incidents"], ["reconcile", "--dry-run"], ["drill", "--all"],
+    ["approve", "0b5e3c1e-8a4f-4a57-9d0a-2c6f7c1f9a11", "--as", "alice"], ["paused"], ["approvals"], ["check"],
+]
+
+
+def remediate(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATE_", "PREFECT_API_URL"))}
+    return subprocess.run([sys.executable, "-m", "remediation.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**clean, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "prefect"), **env},
+                          timeout=120, check=False)
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+def test_a_typo_in_remediate_toml_is_one_line_naming_the_key_and_exit_2(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "remediate.toml").write_text('platfrom = "sim"\n')
+    done = remediate(args, tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert lines == ["configuration error: remediate.toml: unknown setting 'platfrom'"], lines
+
+
+def test_an_invalid_environment_value_names_the_setting_in_one_line(tmp_path: Path) -> None:
+    done = remediate(["incidents"], tmp_path, REMEDIATE_MAX_REPLICAS="abc")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("configuration error: max_replicas:"), done.stderr
