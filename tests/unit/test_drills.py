@@ -144,3 +144,22 @@ def test_the_weekly_drill_is_scheduled_in_prefect_yaml_and_kept_by_the_served_de
     assert weekly.schedule.cron == "0 3 * * 1" and weekly.schedule.timezone == "UTC" and weekly.active
     assert weekly.parameters == {"drill": True, "mode": "auto", "severity": "sev4", "alert_name": "weekly-drill"}
     assert served.parameters == {"service": "kamkmserve", "severity": "sev3", "max_unavailable": 1}
+
+
+def test_drilling_one_runbook_exits_by_that_runbook_alone_while_the_others_stale_rows_are_still_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from remediation import drills_cli
+
+    def recovered(console: object) -> drills.Runner:
+        now = datetime.now(UTC)
+        return lambda scenario: report(runbook="elevated-error-rate").model_copy(
+            update={"started_at": now - timedelta(seconds=60), "finished_at": now})
+
+    monkeypatch.setenv("REMEDIATE_HOME", str(tmp_path))
+    monkeypatch.setattr(drills_cli, "_run_scenario", recovered)
+    result = CliRunner().invoke(app, ["drill", "--runbook", "elevated-error-rate", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"why": "never drilled"' in result.output  # the other five are shown as stale, not counted
