@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from remediation import cli_approvals
+from remediation import cli_approvals, cli_incident
 from remediation.models import Mode, Outcome
 
 
@@ -311,6 +311,7 @@ def check(
 
 
 app.command()(cli_approvals.approve)
+app.command()(cli_incident.incident)
 app.add_typer(cli_approvals.approvals_app, name="approvals")
 app.add_typer(cli_approvals.approvers_app, name="approvers")
 
