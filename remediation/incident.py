@@ -30,6 +30,7 @@ from remediation.models import (
     Verdict,
     new_id,
     plan_digest,
+    undoes,
 )
 from remediation.notify.ladder import ack_s, climb, pages_on_call, rung_event
 from remediation.notify.notifier import Delivery, EventKind, IncidentEvent, Tier, failures
@@ -99,7 +100,8 @@ class RunningIncident:
             self.note(Phase.IDENTIFY, f"finding {f.check}: {f.status.value}",
                       f"observed {f.observed} {f.unit} {against}; {f.detail}".strip())
 
-    def policy_context(self, evidence_confirmed: bool, lever_problem: str | None = None) -> policy.PolicyContext:
+    def policy_context(self, evidence_confirmed: bool, lever_problem: str | None = None,
+                       plan: Plan | None = None) -> policy.PolicyContext:
         settings = self.providers.settings
         store = self.providers.store
         since = self.providers.clock.now()
@@ -108,7 +110,7 @@ class RunningIncident:
             preapproved_kinds=frozenset(settings.preapproved),
             kill_switch=settings.kill_switch,
             other_active_remediations=self._earlier_open_incidents(),
-            actions_last_hour=store.actions_applied_since(self.report.service, since - timedelta(hours=1)),
+            actions_last_hour=store.changes_applied_since(self.report.service, since - timedelta(hours=1)),
             max_actions_per_hour=settings.max_actions_per_service_per_hour,
             max_maintenance_prefixes=settings.max_maintenance_prefixes,
             max_replicas=settings.max_replicas,
@@ -117,6 +119,8 @@ class RunningIncident:
             max_block_ttl_s=settings.max_block_ttl_s,
             evidence_confirmed=evidence_confirmed,
             lever_problem=lever_problem,
+            restores_own_change=plan is not None and any(undoes(plan, a.plan) for a in self.report.actions
+                                                         if a.applied),
         )
 
     def _earlier_open_incidents(self) -> int:
@@ -136,7 +140,7 @@ class RunningIncident:
         # A dry run applies nothing: it only needs to know whether a lever exists, not ask it anything.
         problem = (levers.lever_problem(plan, self.providers) if self.report.mode is Mode.DRY_RUN
                    else await levers.preflight(plan, self.providers))
-        decision = policy.evaluate(plan, self.policy_context(evidence_confirmed, problem))
+        decision = policy.evaluate(plan, self.policy_context(evidence_confirmed, problem, plan))
         record = ActionRecord(id=self._action_id(plan), phase=phase, plan=plan, decision=decision.verdict,
                               reasons=decision.reasons, started_at=self.providers.clock.now())
         self.note(phase, f"plan {plan.summary()} ({plan.risk.value})",

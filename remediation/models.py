@@ -512,6 +512,12 @@ Plan = Annotated[
 ]
 
 
+def undoes(plan: BaseModel, earlier: BaseModel) -> bool:
+    """Whether ``plan`` puts back what ``earlier`` changed: it is ``earlier``'s undo, whatever its reason text."""
+    undo = getattr(earlier, "undo", lambda: None)()
+    return undo is not None and undo.model_dump(exclude={"reason"}) == plan.model_dump(exclude={"reason"})
+
+
 def plan_digest(plan: BaseModel) -> str:
     """SHA-256 of the plan's canonical JSON: an approval names it, so it approves exactly this plan."""
     return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()

@@ -38,6 +38,8 @@ class PolicyContext(BaseModel):
     # Why no lever can carry the plan out now (remediation.levers.preflight), or None: such a step is denied
     # before a person is asked to approve it.
     lever_problem: str | None = None
+    # The plan puts back a change its own incident made (remediation.models.undoes): the hourly cap never stops it.
+    restores_own_change: bool = False
 
 
 def _blast_radius(plan: Plan, ctx: PolicyContext) -> list[str]:
@@ -91,7 +93,7 @@ def evaluate(plan: Plan, ctx: PolicyContext) -> Decision:
         deny.append("dry run: planned and recorded, nothing applied")
     if ctx.other_active_remediations:
         deny.append(f"one active remediation per service: {ctx.other_active_remediations} other run(s) active")
-    if ctx.actions_last_hour >= ctx.max_actions_per_hour:
+    if ctx.actions_last_hour >= ctx.max_actions_per_hour and not ctx.restores_own_change:
         deny.append(f"{ctx.actions_last_hour} actions in the last hour reached the cap of {ctx.max_actions_per_hour}")
     if plan.risk is Risk.DESTRUCTIVE and not ctx.evidence_confirmed:
         deny.append("destructive step without confirmed evidence")

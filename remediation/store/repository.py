@@ -32,6 +32,7 @@ from remediation.models import (
     Phase,
     Severity,
     TimelineEntry,
+    undoes,
     utcnow,
 )
 from remediation.store import migrate as _migrate
@@ -309,6 +310,21 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, LogMethods, NotifyStat
         )
         with self._read() as session:
             return int(session.scalar(query) or 0)
+
+    def changes_applied_since(self, service: str, since: datetime) -> int:
+        """Like :meth:`actions_applied_since`, without the steps that put back a change of their own incident
+        (turning maintenance off again, resuming paused jobs): the hourly cap limits the changes we start, and must
+        never keep a run from undoing its own containment."""
+        require_aware(since, "since")
+        when = func.coalesce(ActionORM.completed_at, ActionORM.started_at)
+        recent = self._action_rows((ActionORM.service == service) & ActionORM.state.in_(_MUTATED_STATES)
+                                   & (when >= since))
+        earlier: dict[str, list[ActionRow]] = {}
+        for incident_id in {row.incident_id for row in recent}:
+            earlier[incident_id] = [r for r in self.actions(incident_id) if r.state.value in _MUTATED_STATES]
+        return sum(1 for row in recent
+                   if not any(other.id != row.id and other.started_at <= row.started_at and undoes(row.plan, other.plan)
+                              for other in earlier[row.incident_id]))
 
     # -- approvals and timeline ------------------------------------------------------------------------
 

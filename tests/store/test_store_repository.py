@@ -13,6 +13,8 @@ from remediation.models import (
     ActionState,
     Approval,
     ApprovalAnswer,
+    DisableMaintenance,
+    EnableMaintenance,
     IncidentReport,
     Mode,
     Outcome,
@@ -382,3 +384,18 @@ def test_missing_report_is_sql_null(store: Store, db_url: str) -> None:
             assert conn.scalar(text("SELECT count(*) FROM incidents WHERE report IS NOT NULL")) == 1
     finally:
         engine.dispose()
+
+
+def test_changes_applied_since_leaves_out_the_steps_that_put_back_their_own_incidents_change(store: Store) -> None:
+    first, second = open_incident(store), open_incident(store)
+    hour_ago = T0 - timedelta(hours=1)
+    on = EnableMaintenance(service="web", path_prefixes=("/api/cart",), reason="contain")
+    off = DisableMaintenance(service="web", path_prefixes=("/api/cart",), reason="recovered")
+    store.record_action(first, action(on, state=ActionState.APPLIED, started_at=T0, completed_at=T0))
+    later = T0 + timedelta(seconds=30)
+    store.record_action(first, action(off, state=ActionState.APPLIED, started_at=later, completed_at=later))
+    # Another incident turning off maintenance it never turned on is a change of its own, and counts.
+    store.record_action(second, action(off, state=ActionState.APPLIED, started_at=later, completed_at=later))
+
+    assert store.actions_applied_since("web", hour_ago) == 3
+    assert store.changes_applied_since("web", hour_ago) == 2

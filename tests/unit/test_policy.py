@@ -47,6 +47,11 @@ def ctx(**overrides: object) -> PolicyContext:
         (MAINT, ctx(other_active_remediations=1), Verdict.DENY, "one active remediation per service"),
         (MAINT, ctx(actions_last_hour=10, max_actions_per_hour=10), Verdict.DENY, "reached the cap"),
         (MAINT, ctx(actions_last_hour=9, max_actions_per_hour=10), Verdict.ALLOW, "auto mode"),
+        # putting back the incident's own change is never stopped by the cap (maintenance must not stay on)
+        (DisableMaintenance(service="s", path_prefixes=("/x",)),
+         ctx(actions_last_hour=10, max_actions_per_hour=10, restores_own_change=True), Verdict.ALLOW, "auto mode"),
+        (DisableMaintenance(service="s", path_prefixes=("/x",)),
+         ctx(actions_last_hour=10, max_actions_per_hour=10), Verdict.DENY, "reached the cap"),
         (EnableMaintenance(service="s", path_prefixes=tuple(f"/p{i}" for i in range(6))), ctx(), Verdict.DENY,
          "exceeds the cap of 5"),
         (SCALE_OK, ctx(), Verdict.ALLOW, "auto mode"),
