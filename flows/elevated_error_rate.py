@@ -213,7 +213,9 @@ async def _remediate(
 
 
 def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome:
-    kept = "containment kept" if incident.applied("enable_maintenance") else "nothing contained"
+    kept = ("containment kept" if incident.applied("enable_maintenance")
+            else "containment may be on (its outcome is unknown)" if incident.unknown("enable_maintenance")
+            else "nothing contained")
     return without_fix(incident, fix, kept)
 
 

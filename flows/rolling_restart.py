@@ -307,8 +307,9 @@ async def _batch(incident: RunningIncident, job: _Job, watch: SloWatch, batch: l
         plan = DrainInstance(service=job.service, instance_id=instance, timeout_s=drain_s, reason="rolling restart")
         record = await act(incident, Phase.REMEDIATE, plan, evidence_confirmed=True,
                            why=f"take {instance} out of the load balancer before restarting it")
-        if record.applied or record.state is ActionState.FAILED:
-            drained.append(instance)  # a drain that failed half-way may have deregistered it: put it back too
+        if record.applied or record.state in (ActionState.FAILED, ActionState.UNKNOWN):
+            drained.append(instance)  # a drain that failed half-way (or whose answer was lost) may have deregistered
+            # it: put it back too
         if not record.applied:
             return await _abort(incident, job, drained, f"{instance} could not be drained "
                                 f"({record.error or '; '.join(record.reasons)})")

@@ -243,23 +243,38 @@ def incidents(
 def reconcile(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be closed")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    claim_unowned: Annotated[bool, typer.Option(
+        "--claim-unowned", help="Close incidents with no recorded Prefect API whose run is missing here (incidents "
+        "from before owners were recorded; only against the API they ran on)")] = False,
 ) -> None:
-    """Close incidents whose run died without closing them (as escalated), naming half-done actions."""
+    """Close incidents whose run died without closing them (as escalated), naming half-done actions. Only runs of
+    this Prefect API (PREFECT_API_URL) are judged; each open incident is reported with what was found."""
+    from remediation.orchestration.prefect_identity import current_api
+    from remediation.reconcile import RunVerdict
     from remediation.reconcile import reconcile as run_reconcile
     from remediation.settings import Settings
     from remediation.store import Store
 
+    _embedded_prefect_defaults()
     store = Store(Settings().resolved_database_url)
     store.migrate()
-    found = run_reconcile(store, dry_run=dry_run)
+    here = current_api()
+    found = run_reconcile(store, here=here, dry_run=dry_run, include_alive=True, claim_unowned=claim_unowned)
     if json_output:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in found], indent=2))
+        typer.echo(json.dumps({"api": {"url": here.url, "id": here.id},
+                               "incidents": [r.model_dump(mode="json") for r in found]}, indent=2))
         return
+    console.print(f"Prefect API {here.url} (identity {here.id})")
     if not found:
-        console.print("nothing to reconcile: every open incident has a live run (or none started yet)")
+        console.print("no open incident")
     for r in found:
-        verb = "would close" if dry_run else "closed"
-        console.print(f"{verb} {r.incident_id} ({r.runbook}, {r.service}): run {r.flow_run_id} {r.run_state}")
+        head = f"{r.incident_id} ({r.runbook}, {r.service}): run {r.flow_run_id or '-'} {r.run_state}"
+        if r.verdict is RunVerdict.DEAD:
+            verb = "would close" if dry_run else "closed"
+            crashed = " [crashed in Prefect]" if r.crashed else ""
+            console.print(f"[red]{verb}[/] {head}{crashed}: {r.detail}")
+        else:
+            console.print(f"[green]{r.verdict.value.replace('_', ' ')}[/] {head}: {r.detail}")
         for item in r.dangling:
             console.print(f"  [yellow]half-done:[/] {item}")
 

@@ -35,6 +35,7 @@ from remediation.models import (
 from remediation.notify.ladder import ack_s, climb, pages_on_call, rung_event
 from remediation.notify.notifier import Delivery, EventKind, IncidentEvent, Tier, failures
 from remediation.notify.told import escalation_notice
+from remediation.outcomes import unknown_outcomes_text
 from remediation.providers.approvals import ApprovalRequest
 from remediation.providers.metrics import app_reads
 from remediation.runtime import Providers
@@ -224,8 +225,25 @@ class RunningIncident:
     def applied(self, kind: str) -> list[ActionRecord]:
         return [a for a in self.report.actions if a.kind == kind and a.state is ActionState.APPLIED]
 
+    def unknown(self, kind: str | None = None) -> list[ActionRecord]:
+        """Actions whose answer was lost and whose read-back could not tell: they may be in effect."""
+        return [a for a in self.report.actions if a.state is ActionState.UNKNOWN and kind in (None, a.kind)]
+
+    def escalate_unknown_outcomes(self, outcome: Outcome) -> Outcome:
+        """Before closing: an action left ``unknown`` needs a person, whatever else happened, so a run that would
+        close recovered (or stood down) escalates instead, and every escalation names each such action's undo."""
+        escalation = self.report.escalation or ""
+        if all(action.id in escalation for action in self.unknown()):
+            return outcome
+        self.escalate(Phase.CLOSE, escalation or "the run finished with actions whose outcome is unknown")
+        return outcome if outcome in (Outcome.ESCALATED, Outcome.DENIED) else Outcome.ESCALATED
+
     def escalate(self, phase: Phase, reason: str) -> None:
-        """Tell the channels first, so that the report says who was really paged, not who should have been."""
+        """Tell the channels first, so that the report says who was really paged, not who should have been.
+
+        Actions left ``unknown`` are named in every escalation with their undo: a person must settle them."""
+        if unknown := self.unknown():
+            reason = f"{reason}; {unknown_outcomes_text(unknown)}"
         sev = self.report.severity
         deliveries = self._publish_blocking(phase, EventKind.ESCALATED, reason)
         ack = ack_s(self.providers.settings, sev)

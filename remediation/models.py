@@ -570,8 +570,16 @@ class ActionState(StrEnum):
     PLANNED = "planned"  # evaluated, not applied (dry run, denied, skipped)
     INTENT = "intent"  # ledger row written, mutation under way
     APPLIED = "applied"
-    FAILED = "failed"
+    FAILED = "failed"  # not in effect: refused, never sent, or read back from the platform as not applied
+    # The call was sent and its answer lost (a timeout, a dropped connection), and reading the platform back could
+    # not tell either: it may be in effect. Only a person can settle it, so it is escalated with its undo.
+    UNKNOWN = "unknown"
     UNDONE = "undone"
+
+
+#: Ledger states whose mutation may or may not have taken effect: each is listed with its undo (reconciler, escalation)
+#: until a person settles it.
+UNSETTLED_STATES = frozenset({ActionState.INTENT, ActionState.UNKNOWN})
 
 
 class ActionRecord(BaseModel):
@@ -582,7 +590,11 @@ class ActionRecord(BaseModel):
     reasons: tuple[str, ...] = ()
     approval: Approval | None = None
     state: ActionState = ActionState.PLANNED
+    # What went wrong with the lever call. An action read back as applied after its answer was lost keeps it too:
+    # the state says what is in effect, this says why the lever's own answer could not.
     error: str | None = None
+    # How the outcome is known when the lever's own answer was lost: what reading the platform back showed.
+    read_back: str | None = None
     started_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
 
@@ -597,6 +609,11 @@ class ActionRecord(BaseModel):
     @property
     def applied(self) -> bool:
         return self.state is ActionState.APPLIED
+
+    @property
+    def unsettled(self) -> bool:
+        """It may or may not be in effect (see :data:`UNSETTLED_STATES`)."""
+        return self.state in UNSETTLED_STATES
 
 
 class Sample(_Frozen):
@@ -681,6 +698,8 @@ class IncidentReport(BaseModel):
                     "approver": a.approval.approver if a.approval else None,
                     "applied": a.applied,
                     "state": a.state.value,
+                    "error": a.error,
+                    "read_back": a.read_back,
                     "undo": (u.model_dump(mode="json") if (u := a.plan.undo()) else None),
                 }
                 for a in self.actions

@@ -1,34 +1,55 @@
 """Close incidents whose run died without closing them, and name the actions it left half-done.
 
-A run closes its own incident in every outcome it controls. It cannot when its process is SIGKILLed or OOM-killed
-(the zombie automation later marks the run ``Crashed``), when someone cancels or deletes it, or when the engine
-fails outside the runbook's code. The incident then stays open, and policy's one-remediation-per-service rule
-would refuse every later change to that service. ``reconcile`` finds those incidents (their flow run is final or
-gone), closes each as **escalated**, and writes on the timeline which ledger rows are still ``intent``: their
-mutation may or may not have happened, and only a person can tell (the plan's undo is listed).
+A run closes its own incident in every outcome it controls. It cannot when its process is SIGKILLed or OOM-killed,
+when someone cancels or deletes it, or when the engine fails outside the runbook's code. The incident then stays
+open, and policy's one-remediation-per-service rule would refuse every later change to that service. ``reconcile``
+finds those incidents, closes each as **escalated**, and writes on the timeline which ledger rows are still
+``intent``: their mutation may or may not have happened, and only a person can tell (the plan's undo is listed).
+
+A run is dead when its flow run is final, missing, or its **lease lapsed** (``remediation.store.flow_runs``): the
+process executing it stopped renewing it, whatever state it left the run in (Running after a resume, Paused,
+Pending), so the run is first marked ``Crashed`` in Prefect. Exactly one reconciler acts on a lapsed lease (the
+reclaim is one conditional write), however many ``remediate serve`` replicas reconcile at once.
+
+Only runs of *this* Prefect API (``here``) are judged: another API answers "no such run" for every run it does not
+hold, so an incident owned by another API is reported ("owned by …: not reconciled here") and left alone, and an
+incident with no recorded owner is only judged when its run is found here (and then recorded as ours).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from remediation.models import (
+    UNSETTLED_STATES,
     ActionRecord,
-    ActionState,
     IncidentReport,
     Outcome,
     Phase,
     TimelineEntry,
     utcnow,
 )
+from remediation.orchestration.leases import holder_name
+from remediation.orchestration.prefect_identity import PrefectApi
 from remediation.store import Store
+from remediation.store.flow_runs import FlowRunRecord, LeaseState
 from remediation.store.rows import ActionRow, IncidentSummary
 
+log = logging.getLogger("remediation.reconcile")
+
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+#: States in which a run needs its process: a lapsed lease then means it is dead. Not SCHEDULED (a runner takes it,
+#: e.g. a run handed back, or resuming) and not a suspension (it waits for an answer, with no process at all).
+NEEDS_A_PROCESS = frozenset({"PENDING", "RUNNING", "PAUSED", "CANCELLING"})
+SUSPENDED = "Suspended"
+#: A reclaim whose reconciler has not crashed the run after this long (it died meanwhile) may be taken over.
+RECLAIM_RETRY_S = 120.0
 
 
 class RunState(BaseModel):
@@ -37,6 +58,14 @@ class RunState(BaseModel):
     type: str  # Prefect StateType value: COMPLETED, FAILED, CRASHED, CANCELLED, RUNNING, PAUSED, ...
     name: str = ""
     message: str = ""
+
+
+class RunVerdict(StrEnum):
+    DEAD = "dead"  # final, missing, or its lease lapsed: closed (on a dry run: would be)
+    ALIVE = "alive"  # it will close the incident itself
+    NOT_STARTED = "not_started"  # no flow run recorded yet (intake starts one at the next delivery)
+    FOREIGN = "foreign"  # its run belongs to another Prefect API: not reconciled here
+    UNOWNED = "unowned"  # no owner recorded and its run is not on this API: not reconciled here
 
 
 class Reconciled(BaseModel):
@@ -49,9 +78,25 @@ class Reconciled(BaseModel):
     run_state: str  # "missing" when the run no longer exists
     closed: bool
     dangling: tuple[str, ...] = ()  # summaries of ledger rows left in ``intent``
+    verdict: RunVerdict = RunVerdict.DEAD
+    detail: str = ""  # what was found, in words: the lease's holder and age, the owner, ...
+    owner: str | None = None  # URL of the Prefect API the run lives on, when recorded
+    crashed: bool = False  # this reconcile marked the run Crashed in Prefect (its lease had lapsed)
 
 
 StateReader = Callable[[list[str]], dict[str, RunState | None]]
+RunCrasher = Callable[[str, str], None]  # (flow run id, message)
+
+
+def crash_prefect_run(flow_run_id: str, message: str) -> None:
+    """Mark the run ``Crashed`` (forced: a Paused or Running run admits no such transition otherwise)."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
 
 
 def prefect_run_states(flow_run_ids: list[str]) -> dict[str, RunState | None]:
@@ -75,26 +120,134 @@ def prefect_run_states(flow_run_ids: list[str]) -> dict[str, RunState | None]:
     return found
 
 
-def reconcile(store: Store, read_states: StateReader = prefect_run_states, *, dry_run: bool = False,
-              now: Callable[[], datetime] = utcnow, limit: int = 1000) -> list[Reconciled]:
-    """Close every open incident whose flow run is final or missing; return what was found (and done)."""
-    candidates = [i for i in store.list_incidents(limit) if i.is_open and i.flow_run_id]
-    states = read_states([i.flow_run_id for i in candidates if i.flow_run_id]) if candidates else {}
+def reconcile(store: Store, read_states: StateReader = prefect_run_states, *, here: PrefectApi | None = None,
+              crash_run: RunCrasher = crash_prefect_run, dry_run: bool = False, now: Callable[[], datetime] = utcnow,
+              limit: int = 1000, include_alive: bool = False, claim_unowned: bool = False,
+              reconciler: str = "") -> list[Reconciled]:
+    """Close every open incident of ours whose run is dead; return what was found (and done) per incident.
+
+    ``here``: the API ``read_states`` asks (None: ownership is not checked, every run is taken for ours).
+    ``include_alive`` also reports incidents left alone because their run is alive or not started.
+    ``claim_unowned``: an incident with no recorded owner whose run is missing here is closed as "run missing"
+    (for incidents recorded before owners were; only when this is the API they ran on). ``reconciler`` names who
+    crashes a run whose lease lapsed (default: this process).
+    """
+    at = now()
+    reconciler = reconciler or holder_name()
+    opened = [i for i in store.list_incidents(limit) if i.is_open]
     results: list[Reconciled] = []
+    if include_alive:
+        results.extend(_found(i, RunVerdict.NOT_STARTED, "-", "no flow run started yet") for i in opened
+                       if not i.flow_run_id)
+    candidates = [i for i in opened if i.flow_run_id]
+    records = store.flow_runs(i.flow_run_id for i in candidates if i.flow_run_id)
+    ours: list[tuple[IncidentSummary, FlowRunRecord | None, bool | None]] = []
     for incident in candidates:
         assert incident.flow_run_id is not None
+        record = records.get(incident.flow_run_id)
+        owned = here.owns(record.api_url, record.api_id) if here is not None and record is not None else None
+        if owned is False:
+            assert record is not None and here is not None
+            results.append(_found(incident, RunVerdict.FOREIGN, "not asked", _foreign(record, here), record))
+            continue
+        ours.append((incident, record, owned))
+    states = read_states([i.flow_run_id for i, _, _ in ours if i.flow_run_id]) if ours else {}
+    for incident, record, owned in ours:
+        assert incident.flow_run_id is not None
         state = states.get(incident.flow_run_id)
+        if here is not None and owned is None:
+            if state is None and not claim_unowned:
+                results.append(_found(incident, RunVerdict.UNOWNED, "missing", f"its run is not on {here.url} and "
+                                      "no owner is recorded: not reconciled here (if it ran here and was deleted: "
+                                      "remediate reconcile --claim-unowned)", record))
+                continue
+            if state is not None and not dry_run:  # a run id names one run on one API: it is ours
+                store.record_run_owner(incident.flow_run_id, api_url=here.url, api_id=here.id)
+        crashed, detail = False, ""
         if state is not None and state.type not in FINAL_STATES:
-            continue  # the run is alive (running, paused, scheduled): it will close the incident itself
+            lapsed = _lapsed(record, state, at)
+            if lapsed is None:  # the run is alive (or not ours to judge by lease): it closes the incident itself
+                if include_alive:
+                    results.append(_found(incident, RunVerdict.ALIVE, state.name or state.type,
+                                          _liveness(record, state, at), record))
+                continue
+            assert record is not None
+            detail = lapsed
+            if not dry_run:
+                if store.reclaim_run_lease(incident.flow_run_id, by=reconciler, retry_after_s=RECLAIM_RETRY_S,
+                                           now=at) is None:
+                    continue  # renewed meanwhile, or another reconciler reclaimed it first and acts on it
+                message = f"{lapsed}; crashed by the reconciler on {reconciler}"
+                try:
+                    crash_run(incident.flow_run_id, message)
+                except Exception as exc:  # retried after RECLAIM_RETRY_S: the incident stays open until then
+                    log.warning("could not crash run %s of incident %s: %s: %s", incident.flow_run_id, incident.id,
+                                type(exc).__name__, str(exc)[:300])
+                    continue
+                state, crashed = RunState(type="CRASHED", name="Crashed", message=message), True
         rows = store.actions(incident.id)
-        dangling = tuple(_describe(row) for row in rows if row.state is ActionState.INTENT)
+        # Unsettled: still ``intent``, or ``unknown`` (answer lost, read-back inconclusive): either may be in effect.
+        dangling = tuple(_describe(row) for row in rows if row.state in UNSETTLED_STATES)
         described = "missing" if state is None else (state.name or state.type)
         if not dry_run:
             _close(store, incident, rows, state, dangling, now())
         results.append(Reconciled(incident_id=incident.id, service=incident.service, runbook=incident.runbook,
                                   flow_run_id=incident.flow_run_id, run_state=described, closed=not dry_run,
-                                  dangling=dangling))
+                                  dangling=dangling, verdict=RunVerdict.DEAD, crashed=crashed,
+                                  owner=record.api_url if record is not None else (here.url if here else None),
+                                  detail=detail or _why_dead(state, here)))
     return results
+
+
+def _found(incident: IncidentSummary, verdict: RunVerdict, run_state: str, detail: str,
+           record: FlowRunRecord | None = None) -> Reconciled:
+    return Reconciled(incident_id=incident.id, service=incident.service, runbook=incident.runbook,
+                      flow_run_id=incident.flow_run_id, run_state=run_state, closed=False, verdict=verdict,
+                      detail=detail, owner=record.api_url if record is not None else None)
+
+
+def _foreign(record: FlowRunRecord, here: PrefectApi) -> str:
+    where = record.api_url or "another Prefect API"
+    if record.api_url and record.api_url == here.url:  # same URL, other identity: another database behind it
+        where += f" (another Prefect database: identity {record.api_id}, this one {here.id})"
+    return f"owned by {where}: not reconciled here"
+
+
+def _lapsed(record: FlowRunRecord | None, state: RunState, at: datetime) -> str | None:
+    """Why the run's process is gone (its lease lapsed, or was reclaimed by a reconciler that then died); None when
+    nothing says so."""
+    if record is None or state.type not in NEEDS_A_PROCESS or state.name == SUSPENDED:
+        return None
+    lease = record.lease(at)
+    retry = lease is LeaseState.RECLAIMED and record.reclaimed_at is not None and \
+        (at - record.reclaimed_at).total_seconds() > RECLAIM_RETRY_S and record.released_at is None
+    if lease is not LeaseState.LAPSED and not retry:
+        return None
+    assert record.renewed_at is not None and record.expires_at is not None
+    return (f"the process executing it ({record.holder}) stopped renewing its lease: last renewed "
+            f"{record.renewed_at:%Y-%m-%d %H:%M:%S}Z, expired {record.expires_at:%H:%M:%S}Z, "
+            f"{(at - record.renewed_at).total_seconds():.0f}s ago")
+
+
+def _liveness(record: FlowRunRecord | None, state: RunState, at: datetime) -> str:
+    lease = record.lease(at) if record is not None else LeaseState.NONE
+    if record is not None and lease is LeaseState.HELD and record.renewed_at is not None:
+        return f"lease held by {record.holder}, renewed {(at - record.renewed_at).total_seconds():.0f}s ago"
+    if state.name == SUSPENDED:
+        return "suspended: waits for an answer, no process needed until then"
+    if state.type == "SCHEDULED":
+        return "scheduled: waits for a runner"
+    if lease is LeaseState.RELEASED:
+        return "its last executor gave its lease back; not leased since: only Prefect's heartbeats watch it"
+    if lease is LeaseState.RECLAIMED:
+        return f"its lease was reclaimed by {record.reclaimed_by if record else '?'}: being crashed"
+    return "no lease taken: only Prefect's heartbeats watch it"
+
+
+def _why_dead(state: RunState | None, here: PrefectApi | None) -> str:
+    if state is None:
+        return f"its run is not on {here.url}" if here is not None else "its run no longer exists"
+    return f"its run ended {state.name or state.type}" + (f" ({state.message})" if state.message else "")
 
 
 def _describe(row: ActionRow) -> str:

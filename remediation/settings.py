@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     prefect_database_url: str | None = Field(
         default=None, description="PostgreSQL for the local Prefect server `remediate serve` starts (else SQLite)"
     )
+    prefect_port: int = Field(
+        default=4200, ge=1, le=65535, description="Port of the local Prefect server `remediate serve` starts; when "
+        "taken, the next free one (a warning names it)")
+    # Liveness of executing runs (remediation.orchestration.leases): the process executing a run renews the run's
+    # lease every run_lease_renew_s; a lease not renewed for run_lease_s means that process is gone, and the next
+    # reconcile (every reconcile_interval_s in each `remediate serve`) crashes the run and closes its incident.
+    run_lease_s: float = Field(default=60.0, ge=2.0, description="A run whose lease is this old is dead")
+    run_lease_renew_s: float = Field(default=15.0, gt=0, description="How often the executing process renews it")
+    reconcile_interval_s: float = Field(default=30.0, gt=0, description="How often `remediate serve` reconciles")
 
     # Who may approve, and how long a run waits for them.
     mode: Mode = Mode.APPROVE
@@ -125,6 +134,8 @@ class Settings(BaseSettings):
     intake_basic_password: SecretStr | None = None
     sentry_client_secret: SecretStr | None = Field(default=None, description="Sentry integration client secret")
     intake_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    intake_read_timeout_s: float = Field(default=10.0, gt=0, description="A request's head, then its body, must "
+                                         "arrive within this; else 408 and the connection is closed")
     sentry_max_age_s: int = Field(default=300, ge=1)
     reopen_cooldown_s: float = Field(default=600.0, ge=0)
     intake_mode: Mode = Field(default=Mode.APPROVE, description="Mode of runs started by alerts")
@@ -223,6 +234,14 @@ class Settings(BaseSettings):
     def _known_choices(cls, value: dict[str, str]) -> dict[str, str]:
         validate_choices(value)  # CapabilityError (a ValueError) names the bad capability or implementation
         return value
+
+    @model_validator(mode="after")
+    def _lease_renewed_in_time(self) -> Settings:
+        if self.run_lease_renew_s * 2 > self.run_lease_s:
+            # One late renewal (a slow database, a GC pause) must not get a healthy run crashed.
+            raise ValueError(f"REMEDIATE_RUN_LEASE_RENEW_S ({self.run_lease_renew_s:g}) must be at most half of "
+                             f"REMEDIATE_RUN_LEASE_S ({self.run_lease_s:g})")
+        return self
 
     @model_validator(mode="after")
     def _simulator_named(self) -> Settings:

@@ -13,7 +13,8 @@ from prefect.runtime import flow_run
 
 from remediation import composition, runtime
 from remediation.incident import RunningIncident
-from remediation.models import ActionRecord, Alert, IncidentReport, Mode, Outcome, Phase, Severity
+from remediation.models import ActionRecord, ActionState, Alert, IncidentReport, Mode, Outcome, Phase, Severity
+from remediation.orchestration.leases import hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.settings import Settings
 from tasks.detect import close_rate_limit_finding
@@ -37,14 +38,19 @@ def verify_budget(settings: Settings, consecutive: int | None, interval_s: float
 def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: Severity, alert_name: str,
                    incident_id: str | None, approval_timeout_s: int | None, source: str | None = None,
                    providers: runtime.Providers | None = None) -> RunningIncident:
-    """The run's incident: the one intake opened (``incident_id``) or a new one, tied to this flow run."""
+    """The run's incident: the one intake opened (``incident_id``) or a new one, tied to this flow run.
+
+    The run's lease is taken here too (a no-op when the warm executor already holds it): whatever process executes
+    this run, its death is then noticed by the next reconcile (remediation.orchestration.leases)."""
     bundle = providers or composition.current()
-    return RunningIncident(
+    incident = RunningIncident(
         bundle, runbook=runbook, mode=mode or bundle.settings.mode, incident_id=incident_id,
         alert=Alert(name=alert_name, service=service, severity=severity,
                     source=source or ("manual" if alert_name == "manual" else "alert")),
         flow_run_id=current_flow_run_id(), approval_timeout_s=approval_timeout_s,
     )
+    hold_current_run(bundle)
+    return incident
 
 
 def current_flow_run_id() -> str | None:
@@ -66,6 +72,7 @@ async def locked(incident: RunningIncident, service: str, lock_timeout_s: float 
 async def finish(incident: RunningIncident, outcome: Outcome) -> IncidentReport:
     """Outcome, postmortem draft, the store's final record and the Prefect artifacts."""
     close_rate_limit_finding(incident)
+    outcome = incident.escalate_unknown_outcomes(outcome)
     report = incident.report
     report.outcome = outcome
     report.postmortem = render_postmortem(report)
@@ -86,6 +93,9 @@ def not_applied(incident: RunningIncident, phase: Phase, record: ActionRecord, c
         incident.escalate(phase, f"{record.plan.summary()} was not approved ({record.approval.answer.value}); "
                           f"{consequence}")
         return Outcome.DENIED
+    if record.state is ActionState.UNKNOWN:  # the escalation names its undo (RunningIncident.escalate)
+        incident.escalate(phase, f"{record.plan.summary()} may or may not have taken effect; {consequence}")
+        return Outcome.ESCALATED
     incident.escalate(phase, f"{record.plan.summary()} was not applied "
                       f"({record.error or '; '.join(record.reasons)}); {consequence}")
     return Outcome.ESCALATED

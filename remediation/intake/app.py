@@ -7,7 +7,9 @@ are part of the contract with senders (docs/reference/integrations.md §1.5):
 
 * 2xx: stored (and, for Alertmanager/generic, the run started or already running);
 * 4xx: the sender's fault, never retried by Alertmanager: 400 malformed JSON, 401 authentication
-  (with ``WWW-Authenticate``), 413 too large, 422 schema (with a readable summary);
+  (with ``WWW-Authenticate``), 408 the request did not arrive within the read deadline (the connection is
+  closed), 409 a Sentry delivery whose signed body is stale (a replay), 413 too large, 422 schema (with a
+  readable summary);
 * 503: our fault and worth a retry: the store is unreachable, a run could not be started, intake is not
   configured, or an unexpected internal error. A bug answered 500 would look like a permanent failure
   of the delivery to some senders and a retryable one to others; 503 is at least honest about whose
@@ -25,12 +27,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from remediation.intake import alertmanager, generic, sentry
 from remediation.intake.auth import SeenRequests, check_sentry_signature, check_shared_secret
+from remediation.intake.deadlines import BodyReadDeadline
+from remediation.intake.logsafe import intake_logger
 from remediation.intake.routing import Routes, default_routes
 from remediation.intake.service import AlertOutcome, IntakeService, RunStart
 from remediation.intake.slack_interactions import AnswerRelay, slack_interactions_endpoint
@@ -41,10 +46,15 @@ from remediation.providers.clock import Clock, RealClock
 from remediation.settings import Settings
 from remediation.store import Store
 
-log = logging.getLogger("remediation.intake")
+log = intake_logger()
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _HEALTH_TIMEOUT_S = 5.0
+# A 4xx is the sender's business and not logged, except these, which an operator may want to see.
+_LOGGED_REFUSALS = {
+    408: logging.INFO,  # a slow or stalled sender (one line per connection: a slowloris must not flood WARNING)
+    409: logging.WARNING,  # a Sentry delivery whose signed body is stale: most likely a replay
+}
 
 
 def guarded(endpoint: Endpoint) -> Endpoint:
@@ -54,9 +64,16 @@ def guarded(endpoint: Endpoint) -> Endpoint:
     async def wrapper(request: Request) -> Response:
         try:
             return await endpoint(request)
+        except ClientDisconnect:
+            # The sender hung up mid-request: nothing of ours failed and nobody is left to answer.
+            log.info("%s %s: the client disconnected before its request was read", request.method, request.url.path)
+            return IntakeError(400, "client disconnected", "the request was not read to its end").response()
         except IntakeError as exc:
             if exc.status >= 500:
                 log.error("%s %s: %s", request.method, request.url.path, exc)
+            elif exc.status in _LOGGED_REFUSALS:
+                log.log(_LOGGED_REFUSALS[exc.status], "%s %s: %d %s: %s", request.method, request.url.path,
+                        exc.status, exc.error, exc.detail)
             return exc.response()
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             log.warning("%s %s: store unavailable: %s", request.method, request.url.path, exc)
@@ -98,17 +115,25 @@ def create_app(
 
     ``routes`` defaults to the packaged ``routes.yaml``; ``clock`` (``now()``) dates alerts and judges
     Sentry timestamps; ``start_timeout_s`` bounds one ``starter.start`` call; ``seen_request_ids`` sizes
-    the Sentry ``Request-ID`` replay window; ``slack_relay`` carries verified Slack clicks to their runs (default:
-    through the Prefect API).
+    the memories of Sentry ``Request-ID``s and of Sentry deliveries (by what their body says) already handled;
+    ``slack_relay`` carries verified Slack clicks to their runs (default: through the Prefect API).
     """
     the_clock: Clock = clock or RealClock()
     service = IntakeService(settings, store, starter, routes or default_routes(), the_clock.now, start_timeout_s)
     seen = SeenRequests(seen_request_ids)
+    # Kept apart from Request-IDs: a replay comes with a fresh Request-ID, but its body's key is the original's.
+    seen_deliveries = SeenRequests(seen_request_ids)
     limit = settings.intake_max_body_bytes
     if settings.intake_token is None and settings.intake_basic_password is None:
         log.warning("no intake credentials configured: Alertmanager and generic deliveries will be refused")
     if settings.sentry_client_secret is None:
         log.warning("no Sentry client secret configured: Sentry deliveries will be refused")
+    if settings.reopen_cooldown_s <= settings.sentry_max_age_s + sentry.BODY_CLOCK_SKEW_S:
+        log.warning(
+            "REMEDIATE_REOPEN_COOLDOWN_S (%g) is not longer than REMEDIATE_SENTRY_MAX_AGE_S (%d) + %g s: a replayed "
+            "Sentry delivery reaching a receiver that never saw the original could open a second incident",
+            settings.reopen_cooldown_s, settings.sentry_max_age_s, sentry.BODY_CLOCK_SKEW_S,
+        )
 
     @guarded
     async def alertmanager_endpoint(request: Request) -> Response:
@@ -144,10 +169,21 @@ def create_app(
         if not seen.claim(request_id):
             return JSONResponse({"source": "sentry", "status": "duplicate", "request_id": request_id})
         try:
-            incoming = sentry.normalize(resource, parse_json(raw))
-            if incoming is None:
+            alert = sentry.normalize(resource, parse_json(raw))
+            if alert is None:
                 return JSONResponse({"source": "sentry", "status": "ignored", "resource": resource})
-            outcomes = await service.ingest([incoming])
+            # Before the memory of deliveries: a stale body is refused even by a receiver that never saw it.
+            sentry.refuse_stale(alert, the_clock.now(), settings.sentry_max_age_s)
+            if not seen_deliveries.claim(alert.delivery_key):
+                log.info("POST %s: Sentry %s was already received; Request-ID %s is a duplicate of it",
+                         request.url.path, alert.subject, request_id)
+                return JSONResponse({"source": "sentry", "status": "duplicate", "request_id": request_id,
+                                     "detail": f"Sentry {alert.subject} was already received"})
+            try:
+                outcomes = await service.ingest([alert.incoming])
+            except BaseException:
+                seen_deliveries.release(alert.delivery_key)
+                raise
         except BaseException:
             seen.release(request_id)  # not processed: a redelivery must not be taken for a duplicate
             raise
@@ -165,6 +201,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     app = Starlette(
+        # Inside the app, so a stalled body is cut off however the app is served (remediation.intake.deadlines).
+        middleware=[Middleware(BodyReadDeadline, timeout_s=settings.intake_read_timeout_s)],
         routes=[
             Route("/alerts/alertmanager", alertmanager_endpoint, methods=["POST"]),
             Route("/alerts/sentry", sentry_endpoint, methods=["POST"]),

@@ -6,8 +6,8 @@ authentication: compared in constant time, and a receiver with neither configure
 
 Sentry signs the raw body but not the time, so a captured delivery could be replayed: stale
 ``Sentry-Hook-Timestamp`` values are refused and ``Request-ID`` values already seen are answered as
-idempotent no-ops. The seen-set is per process and bounded; a replay that reaches another process only
-attaches to the incident that already exists.
+idempotent no-ops. Neither header is signed, though, so a replay with fresh ones passes both: the defence
+that holds is in the body (``sentry.refuse_stale`` and the delivery key, see remediation/intake/sentry.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ processes the starter's ``idempotency_key`` (the incident id) makes a second sta
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,13 +28,14 @@ from starlette.concurrency import run_in_threadpool
 
 from remediation.intake.dedupe import incident_key
 from remediation.intake.incoming import Incoming
+from remediation.intake.logsafe import intake_logger
 from remediation.intake.routing import Routed, Routes, Unrouted, route
 from remediation.models import Alert
 from remediation.orchestration.starter import RunStarter
 from remediation.settings import Settings
 from remediation.store import IncidentStatus, Store
 
-log = logging.getLogger("remediation.intake")
+log = intake_logger()
 
 AlertVerdict = Literal["created", "attached", "suppressed", "recorded", "unrouted"]
 StartState = Literal["started", "existing", "in_progress", "closed", "failed"]

@@ -15,7 +15,6 @@ once a minute per process, after an insert, so a delivery pays for it rarely and
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import threading
 import time
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from remediation.intake.auth import signature_matches
+from remediation.intake.logsafe import intake_logger
 from remediation.intake.wire import IntakeError, parse_json, read_body
 from remediation.providers.clock import Clock
 from remediation.providers.drain_logs import VERCEL_DRAIN
@@ -36,7 +36,7 @@ from remediation.settings import Settings
 from remediation.store import Store
 from remediation.store.logs import LogEntryIn
 
-log = logging.getLogger("remediation.intake")
+log = intake_logger()
 
 SIGNATURE_HEADER = "x-vercel-signature"
 _CHALLENGE = 'HMAC-SHA1 header="x-vercel-signature"'

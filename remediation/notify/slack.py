@@ -35,7 +35,8 @@ from remediation.notify.probe import ProbeResult
 from remediation.providers.clock import Clock
 
 _STATE_ICON = {ActionState.APPLIED: ":white_check_mark:", ActionState.FAILED: ":x:",
-               ActionState.PLANNED: ":no_entry_sign:", ActionState.UNDONE: ":leftwards_arrow_with_hook:"}
+               ActionState.PLANNED: ":no_entry_sign:", ActionState.UNDONE: ":leftwards_arrow_with_hook:",
+               ActionState.UNKNOWN: ":warning:"}
 _OUTCOME_ICON = {Outcome.RECOVERED: ":large_green_circle:", Outcome.ESCALATED: ":rotating_light:",
                  Outcome.DENIED: ":no_entry:", Outcome.STOOD_DOWN: ":white_circle:", Outcome.DRY_RUN: ":ghost:"}
 #: Slack answers a valid webhook's empty post with one of these before posting anything.

@@ -120,7 +120,7 @@ def nothing_applied(store: Any) -> Callable[[str], bool]:
     """``may_park`` for :func:`park`: the incident's ledger has no row that changed (or may have changed) anything."""
     from remediation.models import ActionState
 
-    changed = {ActionState.INTENT, ActionState.APPLIED, ActionState.FAILED, ActionState.UNDONE}
+    changed = {ActionState.INTENT, ActionState.APPLIED, ActionState.FAILED, ActionState.UNKNOWN, ActionState.UNDONE}
 
     def check(incident_id: str) -> bool:
         return not any(row.state in changed for row in store.actions(incident_id))

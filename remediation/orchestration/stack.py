@@ -6,7 +6,9 @@ Start order, and the reverse on shutdown (SIGTERM/SIGINT in the main thread, or 
      ``REMEDIATE_PREFECT_DATABASE_URL`` is set, else SQLite under ``REMEDIATE_HOME/prefect``), listening on
      127.0.0.1 only and, when ``PREFECT_SERVER_API_AUTH_STRING`` is set, asking for it; once ``/api/health``
      answers, ``PREFECT_API_URL`` (and ``PREFECT_API_AUTH_STRING``) are exported for this process and the runs it
-     spawns
+     spawns. Its port is ``REMEDIATE_PREFECT_PORT`` (4200; the next free one, with a warning, when taken), so links
+     in earlier notifications survive a restart. It dies with this process even on SIGKILL (``parent_death``), and
+     its environment holds none of our secrets (``server_environment``).
   2. ``bootstrap`` (work pool, service limits, zombie automation)
   3. the runbook deployments served in a thread (Prefect's own path: event triggers, UI "Run", fallbacks)
   4. the ``WarmExecutor`` (fast path), falling back to ``DeploymentStarter``
@@ -36,6 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from remediation.orchestration import parent_death
 from remediation.orchestration.prefect_api import is_loopback_host
 from remediation.settings import Settings
 
@@ -90,6 +93,62 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: How far past the configured port ``serve`` looks for a free one before giving up.
+PORT_SEARCH_SPAN = 50
+
+#: Environment the Prefect server is given, by exact name and by prefix: what it needs to run Python, find its
+#: settings, speak the locale and reach its database (``PG*``: libpq-style settings asyncpg reads, e.g. PGPASSWORD
+#: or PGSSLROOTCERT for a PostgreSQL URL that leaves them out). Nothing else: our own secrets (REMEDIATE_*, the
+#: intake token, Slack, Sentry, PagerDuty, cloud credentials) would otherwise sit in its /proc/<pid>/environ.
+SERVER_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP",
+                              "TMP", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR", "SYSTEMROOT"})
+SERVER_ENV_PREFIXES = ("PREFECT_", "PYTHON", "LC_", "PG")
+#: Client-side Prefect settings (the API key or auth string *we* send) and what we set on the command line.
+SERVER_ENV_DROPPED_PREFIXES = ("PREFECT_API_", "PREFECT_SERVER_API_HOST", "PREFECT_SERVER_API_PORT",
+                               "PREFECT_SERVER_API_AUTH_STRING")
+
+
+def server_environment(environ: dict[str, str] | os._Environ[str], *, home: Path, host: str, port: int,
+                       database_url: str, auth_string: str | None) -> dict[str, str]:
+    """The Prefect server's whole environment: the allow-list above from ``environ``, plus its own settings."""
+    env = {name: value for name, value in environ.items()
+           if (name in SERVER_ENV_NAMES or name.startswith(SERVER_ENV_PREFIXES))
+           and not name.startswith(SERVER_ENV_DROPPED_PREFIXES)}
+    # --host on the command line already wins over PREFECT_SERVER_API_HOST; the settings say the same, so that
+    # nothing reading them (the UI's API URL, a future Prefect) can pick another address.
+    env.update({"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
+                "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)})
+    if auth_string:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
+    return env
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``prefect server start`` could bind ``host:port`` (same test it makes: a bind with SO_REUSEADDR)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError:
+        return False
+    return True
+
+
+def first_free_port(host: str, wanted: int, span: int = PORT_SEARCH_SPAN) -> int:
+    """``wanted`` if free, else the next free port above it, with a warning naming both (links in notifications sent
+    before this restart point at ``wanted``). Raises ``StackStartFailed`` when none of ``span`` ports is free."""
+    for candidate in range(wanted, min(wanted + span, 65536)):
+        if port_is_free(host, candidate):
+            if candidate != wanted:
+                log.warning("port %d is taken (another Prefect server? a leftover of an earlier serve?): the local "
+                            "Prefect server listens on port %d instead; set REMEDIATE_PREFECT_PORT to choose",
+                            wanted, candidate)
+            return candidate
+    raise StackStartFailed(f"no free port in {wanted}-{wanted + span - 1} on {host} for the Prefect server")
+
+
 def start_local_prefect_server(home: Path, *, database_url: str, host: str = "127.0.0.1", port: int | None = None,
                                timeout_s: float = 120.0, stop_event: threading.Event | None = None,
                                auth_string: str | None = None) -> LocalPrefectServer:
@@ -100,41 +159,75 @@ def start_local_prefect_server(home: Path, *, database_url: str, host: str = "12
     It listens on ``host``, which must be a loopback address: Prefect OSS has no users, so anyone who reaches the
     API can answer approvals (``ValueError`` otherwise; a shared server is started by you, docs/running-for-real.md).
     The server asks for ``auth_string`` (``user:password``) when given, and for nothing else: an auth string inherited
-    from the environment is dropped, so the caller always knows what its clients must send."""
-    import httpx
+    from the environment is dropped, so the caller always knows what its clients must send.
 
+    ``port``: the first free one from there up (a warning names the port used when it is not ``port``); None: any
+    free port. The server dies with this process, even on SIGKILL (``parent_death``): call this from a thread that
+    lives as long as the server should (the main thread). Its environment is ``server_environment``: never our
+    secrets.
+    """
     if not is_loopback_host(host):
         raise ValueError(f"the local Prefect server listens on loopback only, not {host!r}: anyone who reaches a "
                          "Prefect API can answer approvals (for a shared server see docs/running-for-real.md)")
     home.mkdir(parents=True, exist_ok=True)
-    port = port or free_port(host)
-    inherited = ("PREFECT_API_", "PREFECT_SERVER_API_HOST", "PREFECT_SERVER_API_PORT", "PREFECT_SERVER_API_AUTH_STRING")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
-    # --host on the command line already wins over PREFECT_SERVER_API_HOST; the settings say the same, so that
-    # nothing reading them (the UI's API URL, a future Prefect) can pick another address.
-    env.update({"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
-                "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)})
-    if auth_string:
-        env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
     log_path = home / "server.log"
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop the server last, in order
-        )
-    server = LocalPrefectServer(api_url=f"http://{host}:{port}/api", process=process, log_path=log_path)
+    wanted = port
+    for _attempt in range(3):
+        chosen = first_free_port(host, wanted) if wanted is not None else free_port(host)
+        env = server_environment(os.environ, home=home, host=host, port=chosen, database_url=database_url,
+                                 auth_string=auth_string)
+        log_start = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(
+                parent_death.command(os.getpid(), [sys.executable, "-m", "prefect", "server", "start",
+                                                   "--host", host, "--port", str(chosen)]),
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                # Its own session: a terminal's Ctrl-C reaches us only, and we stop the server last, in order.
+                start_new_session=True,
+            )
+        server = LocalPrefectServer(api_url=f"http://{host}:{chosen}/api", process=process, log_path=log_path)
+        try:
+            _wait_healthy(server, log_start=log_start, timeout_s=timeout_s, stop_event=stop_event)
+            return server
+        except _PortTaken:
+            # Someone bound the port between our check and the server's own: take the next one.
+            log.info("port %d was taken while the Prefect server started; trying the next one", chosen)
+            wanted = chosen + 1 if wanted is not None else None
+    raise StackStartFailed(f"the Prefect server could not bind a port; see {log_path}")
+
+
+class _PortTaken(Exception):
+    """The server exited because its port was taken after we checked it."""
+
+
+def _log_since(log_path: Path, offset: int) -> str:
+    try:
+        with log_path.open("rb") as lines:
+            lines.seek(offset)
+            return lines.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _wait_healthy(server: LocalPrefectServer, *, log_start: int, timeout_s: float,
+                  stop_event: threading.Event | None) -> None:
+    """Until ``/api/health`` answers; ``_PortTaken`` when the server exited saying its port is in use (its output
+    since ``log_start``), ``StackStartFailed`` when it exited otherwise, was stopped or stayed unhealthy."""
+    import httpx
+
+    process, log_path = server.process, server.log_path
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
+            if "already in use" in _log_since(log_path, log_start):
+                raise _PortTaken()
             raise StackStartFailed(f"prefect server exited with {process.returncode}; see {log_path}")
         if stop_event is not None and stop_event.is_set():
             server.stop()
             raise StackStartFailed("stopped while the Prefect server was starting")
         try:
             if httpx.get(f"{server.api_url}/health", timeout=2.0).status_code == 200:
-                return server
+                return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
@@ -212,8 +305,10 @@ def _stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _uvicorn_server(app: Any, host: str, port: int, stop_event: threading.Event) -> Any:
+def _uvicorn_server(app: Any, host: str, port: int, stop_event: threading.Event, read_timeout_s: float) -> Any:
     import uvicorn
+
+    from remediation.intake.deadlines import http_protocol
 
     class _Server(uvicorn.Server):
         """Exits 0 on SIGTERM/SIGINT: stock uvicorn re-raises the signal after shutdown, which would kill the
@@ -225,7 +320,9 @@ def _uvicorn_server(app: Any, host: str, port: int, stop_event: threading.Event)
                 self.should_exit = self.force_exit = True
             stop_event.set()
 
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", access_log=False)
+    # The h11 protocol with a read deadline: a partial head or a connection that never sends is closed, not kept.
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info", access_log=False,
+                            http=http_protocol(read_timeout_s))
     return _Server(config)
 
 
@@ -252,17 +349,25 @@ class Draining:
         await self.app(scope, receive, send)
 
 
-def _reconcile_periodically(providers: Any, stop_event: threading.Event, every_s: float = 60.0) -> None:
+def _reconcile_periodically(providers: Any, stop_event: threading.Event, here: Any, every_s: float) -> None:
     """At start-up (runs a previous process left behind) and then every ``every_s``: close the incidents of dead
-    runs (``remediation.reconcile``), so that a crashed run never blocks its service's next remediation; and
-    let expired actor blocks lapse."""
-    from remediation.reconcile import reconcile
+    runs of this Prefect API (``remediation.reconcile``: final, missing, or whose lease lapsed, which are crashed
+    first), so that a crashed run never blocks its service's next remediation; and let expired actor blocks lapse.
 
+    With the default lease (60 s) and interval (30 s), a run whose process was SIGKILLed is crashed and its incident
+    closed at most ~90 s later. Incidents of other APIs sharing the store are named once, then left alone."""
+    from remediation.reconcile import RunVerdict, reconcile
+
+    told: set[str] = set()
     while True:
         try:
-            for found in reconcile(providers.store):
-                log.warning("reconciled incident %s: run %s %s; %d half-done action(s)", found.incident_id,
-                            found.flow_run_id, found.run_state, len(found.dangling))
+            for found in reconcile(providers.store, here=here):
+                if found.verdict is RunVerdict.DEAD:
+                    log.warning("reconciled incident %s: run %s %s (%s); %d half-done action(s)", found.incident_id,
+                                found.flow_run_id, found.run_state, found.detail, len(found.dangling))
+                elif found.incident_id not in told:
+                    told.add(found.incident_id)
+                    log.info("incident %s (run %s): %s", found.incident_id, found.flow_run_id, found.detail)
         except Exception:
             log.exception("reconciling incidents failed; retrying in %gs", every_s)
         if providers.blocks is not None:
@@ -300,7 +405,8 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
     from deployments.serve import serve_runbooks
     from remediation import composition, runtime
     from remediation.observability import flush_sentry, init_sentry
-    from remediation.orchestration import resumable
+    from remediation.orchestration import prefect_identity, resumable
+    from remediation.orchestration.leases import RunLeases, process_keeper
     from remediation.orchestration.warm import WarmExecutor
 
     stop_event = stop_event or threading.Event()
@@ -313,7 +419,8 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
             auth_string = server_auth_string()
             try:
                 server = start_local_prefect_server(home, database_url=prefect_database_url(settings, home),
-                                                    stop_event=stop_event, auth_string=auth_string)
+                                                    port=settings.prefect_port, stop_event=stop_event,
+                                                    auth_string=auth_string)
             except StackStartFailed:
                 if stop_event.is_set():  # SIGTERM while the server was starting: a clean stop, not a failure
                     return 0
@@ -330,12 +437,20 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
         providers = composition.connect(settings)
         cleanup.callback(_close_providers, providers)
         cleanup.enter_context(runtime.use(providers))
-        reconciling = threading.Thread(target=_reconcile_periodically, args=(providers, stop_event),
-                                       name="reconcile", daemon=True)
+        # Whose runs these are (reconcile judges no other API's), and the leases of the runs executed here; the
+        # keeper stops after the executor (leases still held then are given back).
+        here = prefect_identity.current_api()
+        keeper = process_keeper(settings)
+        cleanup.callback(keeper.close)
+        log.info("Prefect API %s (identity %s); run leases %gs, renewed every %gs; reconciling every %gs", here.url,
+                 here.id, settings.run_lease_s, settings.run_lease_renew_s, settings.reconcile_interval_s)
+        reconciling = threading.Thread(target=_reconcile_periodically, name="reconcile", daemon=True,
+                                       args=(providers, stop_event, here, settings.reconcile_interval_s))
         reconciling.start()
         cleanup.callback(reconciling.join, 5.0)
         # A run waiting for approval, having changed nothing yet, is suspended at shutdown rather than crashed.
-        executor = WarmExecutor(max_parallel=max_parallel, park=resumable.nothing_applied(providers.store))
+        executor = WarmExecutor(max_parallel=max_parallel, park=resumable.nothing_applied(providers.store),
+                                leases=RunLeases(keeper, providers.store, here))
         cleanup.callback(executor.shutdown, grace_s, drain_s)
 
         serve_stop, serve_ready = threading.Event(), threading.Event()
@@ -352,7 +467,8 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
         executor.open()  # after serve registered the deployments, so it finds their ids
 
         draining = threading.Event()
-        receiver = _uvicorn_server(Draining(app_factory(executor), draining), host, port, stop_event)
+        receiver = _uvicorn_server(Draining(app_factory(executor), draining), host, port, stop_event,
+                                   settings.intake_read_timeout_s)
 
         def stop_receiver() -> None:
             stop_event.wait()

@@ -29,9 +29,10 @@ What Prefect does not do for runs executed this way, and this module does (fast-
   * Crashes: ``shutdown()`` (SIGTERM/SIGINT of ``remediate serve``) suspends runs waiting for an approval that may
     be run again (``resumable``: answerable after the restart), then cancels the other executing runs without the
     cancel flag, so the engine reports ``Crashed`` and runs ``on_crashed`` hooks; a run whose thread does not finish
-    within the grace period is forced ``Crashed``. After SIGKILL nobody reports: the engine's heartbeats stop
-    and the zombie automation (``limits.ensure_zombie_automation``) marks the run ``Crashed``
-    (docs/reference/prefect.md §8).
+    within the grace period is forced ``Crashed``. After SIGKILL nobody reports: the run's lease (``leases``),
+    renewed by this process from the claim to the end of the execution, lapses, and the next reconcile of any
+    ``remediate serve`` sharing the store crashes the run and closes its incident, whatever state the run was left
+    in (Prefect's zombie automation only catches runs that sent a heartbeat since their last state change).
   * Isolation: flow code shares this process. Providers come from ``remediation.runtime`` (a process-wide
     ``runtime.use(...)`` is visible in these threads); the executor never builds its own.
 
@@ -54,6 +55,7 @@ from uuid import UUID, uuid4
 
 from remediation import catalog
 from remediation.orchestration.cancellation import Execution, RunCancelled, bind, cancellable
+from remediation.orchestration.leases import RunLeases
 from remediation.orchestration.prefect_starter import DeploymentStarter
 from remediation.orchestration.starter import RunStarter, StartFailed
 
@@ -72,7 +74,8 @@ class WarmExecutor:
 
     def __init__(self, flows: Mapping[str, Any] | None = None, *, max_parallel: int = 4,
                  fallback: RunStarter | None = None, poll_s: float = 1.0, stale_after_s: float = 15.0,
-                 claim: bool = True, park: Callable[[str], bool] | None = None) -> None:
+                 claim: bool = True, park: Callable[[str], bool] | None = None,
+                 leases: RunLeases | None = None) -> None:
         self._flows_source: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = (
             flows if flows is not None else catalog_flows)
         self._flows: dict[str, Any] = {}
@@ -82,6 +85,8 @@ class WarmExecutor:
         # Runs waiting for an approval whose incident ``park(incident_id)`` accepts are suspended at shutdown instead
         # of crashed, and stay answerable across our restart (remediation.orchestration.resumable). None: never.
         self.park = park
+        # Leases of the runs executed here (None: not leased; only Prefect's heartbeats watch them).
+        self.leases = leases
         self.fallback: RunStarter = fallback or DeploymentStarter()
         self.poll_s = poll_s
         self.stale_after_s = stale_after_s
@@ -217,13 +222,24 @@ class WarmExecutor:
         from prefect.exceptions import ObjectNotFound
 
         try:
-            return self._client.create_flow_run_from_deployment(
+            run = self._client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key, state=state)
         except ObjectNotFound:
             self._deployment_ids.pop(deployment, None)
             return None
         except Exception as exc:
             raise StartFailed(f"could not create a run of {deployment}: {type(exc).__name__}: {exc}") from exc
+        self._record_owner(run.id)
+        return run
+
+    def _record_owner(self, run_id: UUID) -> None:
+        """Say in the store which API the run lives on, also when a runner executes it (it may take no lease)."""
+        if self.leases is None:
+            return
+        try:
+            self.leases.record_owner(str(run_id))
+        except Exception as exc:  # the start must not fail for it: a reconcile finds the run on this API later
+            log.warning("could not record the owner of run %s: %s: %s", run_id, type(exc).__name__, str(exc)[:200])
 
     def _start_claimed(self, deployment: str, deployment_id: UUID, parameters: dict[str, Any],
                        idempotency_key: str) -> str | None:
@@ -308,8 +324,27 @@ class WarmExecutor:
             self._slots.release()
             self._force(execution, "Scheduled", "handed back: the warm executor shut down before starting it")
             return
+        self._take_lease(execution)
         worker = self._idle.get_nowait()  # holding a slot guarantees an idle worker
         worker.submit(execution)
+
+    def _take_lease(self, execution: Execution) -> None:
+        if self.leases is None:
+            return
+        run_id = str(execution.run.id)
+
+        def lost() -> None:  # someone declared this process dead and crashed the run: stop executing it too
+            execution.interrupt(cancel=False)
+
+        try:
+            self.leases.take(run_id, on_lost=lost)
+        except Exception as exc:  # executing it unleased beats not executing it; Prefect's heartbeats still watch
+            log.warning("could not lease run %s (%s: %s): if this process dies, only Prefect's heartbeat automation "
+                        "will notice", run_id, type(exc).__name__, str(exc)[:200])
+
+    def _release_lease(self, execution: Execution) -> None:
+        if self.leases is not None:
+            self.leases.release(str(execution.run.id))
 
     # -- executing -----------------------------------------------------------------------------------------
 
@@ -323,6 +358,8 @@ class WarmExecutor:
             try:
                 self._finalize(execution)
             finally:
+                # Ended, crashed, cancelled or suspended (a suspended run needs no process until it is answered).
+                self._release_lease(execution)
                 with self._lock:
                     self._executions.pop(execution.run.id, None)
                 self._idle.put(worker)

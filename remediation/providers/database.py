@@ -20,6 +20,7 @@ from remediation.providers.dbqueries import (
     LockHolder,
     LockReport,
     LockWait,
+    Presence,
     ScanReport,
     SessionInfo,
     SessionReport,
@@ -41,6 +42,7 @@ __all__ = [
     "LockReport",
     "LockWait",
     "PostgresInspector",
+    "Presence",
     "ScanReport",
     "SessionInfo",
     "SessionReport",
@@ -68,6 +70,14 @@ class DatabaseInspector(Protocol):
     async def unused_indexes(self) -> IndexReport: ...
 
     async def top_statements(self, limit: int) -> StatementReport: ...
+
+    async def backend_present(self, pid: int) -> Presence:
+        """Whether a backend with this pid exists now, in any state (``detail``: its state)."""
+        ...
+
+    async def index_present(self, schema_name: str, name: str) -> Presence:
+        """Whether the index exists now and whether it is valid (``valid``)."""
+        ...
 
 
 class DatabaseActions(Protocol):
@@ -265,6 +275,25 @@ class PostgresInspector:
             return StatementReport(available=True, statements=statements)
 
         return await self._reading("top_statements", read, lambda why: StatementReport(available=False, reason=why))
+
+    async def backend_present(self, pid: int) -> Presence:
+        def read(conn: Any) -> Presence:
+            from sqlalchemy import text
+
+            state = conn.execute(text(q.BACKEND_STATE), {"pid": pid}).first()
+            return Presence(available=True, present=state is not None, detail=str(state[0] or "") if state else "")
+
+        return await self._reading(f"backend_present({pid})", read, lambda why: Presence(available=False, reason=why))
+
+    async def index_present(self, schema_name: str, name: str) -> Presence:
+        def read(conn: Any) -> Presence:
+            from sqlalchemy import text
+
+            valid = conn.execute(text(q.INDEX_VALIDITY), {"schema": schema_name, "name": name}).first()
+            return Presence(available=True, present=valid is not None, valid=bool(valid[0]) if valid else None)
+
+        return await self._reading(f"index_present({schema_name}.{name})", read,
+                                   lambda why: Presence(available=False, reason=why))
 
     # -- DatabaseActions ------------------------------------------------------------------------------
     async def terminate_backend(self, pid: int) -> bool:

@@ -117,6 +117,9 @@ LIMIT :limit
 """
 
 
+# One backend by pid, whatever its state: after pg_terminate_backend it is gone when the repair worked.
+BACKEND_STATE = "SELECT state FROM pg_stat_activity WHERE pid = :pid"
+
 INDEX_VALIDITY = """
 SELECT i.indisvalid
 FROM pg_index i
@@ -251,6 +254,20 @@ class IndexReport(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     stats_since: datetime | None = None
     indexes: tuple[IndexUsage, ...] = ()
+
+
+class Presence(BaseModel):
+    """Whether one database object is there now: a backend by pid, an index by name (how a repair whose answer was
+    lost is read back). Reads never raise: an unreadable database is ``available=False`` with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    reason: str = ""
+    at: datetime = Field(default_factory=utcnow)
+    present: bool = False
+    valid: bool | None = None  # an index's pg_index.indisvalid: a cancelled concurrent build leaves it false
+    detail: str = ""  # a backend's state ("active", "idle in transaction", ...)
 
 
 class StatementStats(BaseModel):

@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict
 
 
 class PlatformError(RuntimeError):
-    """A platform call failed; the message says which call and why."""
+    """A platform call failed; the message says which call and why.
+
+    ``status`` is the HTTP status of the answer that carried the failure, when there was one: a gateway timeout (the
+    request may have landed) is told apart from a refusal by it, never by the message (``remediation.call_outcome``).
+    """
+
+    def __init__(self, *args: object, status: int | None = None) -> None:
+        super().__init__(*args)
+        self.status = status
 
 
 class Release(BaseModel):
@@ -93,6 +101,10 @@ class EdgeControls(Protocol):
         ...
 
     async def flag_history(self) -> list[FlagChange]: ...
+
+    async def flag(self, name: str) -> bool | None:
+        """The flag's value now; None when the platform holds no value for it (never set)."""
+        ...
 
     async def set_flag(self, name: str, enabled: bool) -> bool: ...
 

@@ -75,8 +75,9 @@ class RestClient:
             text = text.replace(secret, REDACTED)
         return text
 
-    def error(self, message: str, kind: type[PlatformError] = PlatformError) -> PlatformError:
-        return kind(self.redact(message))
+    def error(self, message: str, kind: type[PlatformError] = PlatformError, *, status: int | None = None
+              ) -> PlatformError:
+        return kind(self.redact(message), status=status)
 
     async def request(self, method: str, path: str, *, params: Params = None, json_body: Any = None,
                       accept: Iterable[int] = ()) -> httpx.Response:
@@ -99,7 +100,8 @@ class RestClient:
             waited += delay
             await self.clock.sleep(delay)
         if response.status_code >= 400 and response.status_code not in set(accept):
-            raise self.error(f"{where}: HTTP {response.status_code}: {vendor_message(response)}")
+            raise self.error(f"{where}: HTTP {response.status_code}: {vendor_message(response)}",
+                             status=response.status_code)
         return response
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -18,7 +18,14 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from remediation.providers.database import CreateIndex, DatabaseActionError
-from remediation.providers.dbqueries import IndexReport, LockReport, ScanReport, SessionReport, StatementReport
+from remediation.providers.dbqueries import (
+    IndexReport,
+    LockReport,
+    Presence,
+    ScanReport,
+    SessionReport,
+    StatementReport,
+)
 from remediation.providers.platform import Job, PlatformError
 from remediation.providers.sim_platform import ControlPlane
 
@@ -61,6 +68,14 @@ class SimDatabase:
     async def top_statements(self, limit: int) -> StatementReport:
         return await self._read("/database/statements", StatementReport,
                                 lambda why: StatementReport(available=False, reason=why), params={"limit": str(limit)})
+
+    async def backend_present(self, pid: int) -> Presence:
+        return await self._read("/database/backend", Presence, lambda why: Presence(available=False, reason=why),
+                                params={"pid": str(pid)})
+
+    async def index_present(self, schema_name: str, name: str) -> Presence:
+        return await self._read("/database/index", Presence, lambda why: Presence(available=False, reason=why),
+                                params={"schema": schema_name, "name": name})
 
     async def terminate_backend(self, pid: int) -> bool:
         if pid <= 0:

@@ -47,7 +47,8 @@ class ControlPlane:
                                 f"{' (an HTML page)' if html else ''}: no simulator control plane answers at "
                                 f"{self.base_url} (check REMEDIATE_SIM_URL)")
         if response.status_code >= 400:
-            raise PlatformError(f"{method} {url}: HTTP {response.status_code}: {response.text[:200]}")
+            raise PlatformError(f"{method} {url}: HTTP {response.status_code}: {response.text[:200]}",
+                                status=response.status_code)
         return response
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -86,6 +87,15 @@ class SimEdge:
     async def flag_history(self) -> list[FlagChange]:
         body = await self.plane.json("GET", "/flags")
         return [FlagChange.model_validate(item) for item in body.get("history", [])]
+
+    async def flag(self, name: str) -> bool | None:
+        body = await self.plane.json("GET", "/flags")
+        state = body.get("flags", {}).get(name) if isinstance(body, dict) else None
+        if state is None:
+            return None
+        if not isinstance(state, dict) or not isinstance(state.get("enabled"), bool):
+            raise PlatformError(f"GET /flags: flag {name!r} has no true/false value: {str(state)[:200]}")
+        return bool(state["enabled"])
 
     async def set_flag(self, name: str, enabled: bool) -> bool:
         body = await self.plane.json("POST", "/flags", json_body={"name": name, "enabled": enabled})

@@ -178,6 +178,14 @@ class VercelEdge:
         await self.config.upsert(key, enabled)
         return True
 
+    async def flag(self, name: str) -> bool | None:
+        item = await self.config.item(flag_key(name))
+        if item is None or item.value is None:
+            return None
+        if not isinstance(item.value, bool):
+            raise PlatformError(f"Edge Config item {flag_key(name)} holds {str(item.value)[:40]!r}, not true/false")
+        return item.value
+
     async def flags(self) -> dict[str, bool]:
         items = await self.config.items()
         return {k[len(FLAG_PREFIX):]: bool(i.value) for k, i in items.items() if k.startswith(FLAG_PREFIX)}

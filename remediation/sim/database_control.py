@@ -36,6 +36,8 @@ def database_routes(sim: SimState) -> list[Route]:
         Route("/database/scans", endpoint(_get_scans), methods=["GET"]),
         Route("/database/indexes/unused", endpoint(_get_unused), methods=["GET"]),
         Route("/database/statements", endpoint(_get_statements), methods=["GET"]),
+        Route("/database/backend", endpoint(_get_backend), methods=["GET"]),
+        Route("/database/index", endpoint(_get_index), methods=["GET"]),
         Route("/database/terminate", endpoint(_post_terminate), methods=["POST"]),
         Route("/database/indexes", endpoint(_post_index), methods=["POST"]),
         Route("/jobs", endpoint(_get_jobs), methods=["GET"]),
@@ -68,6 +70,21 @@ async def _get_unused(sim: SimState, request: Request) -> Response:
 async def _get_statements(sim: SimState, request: Request) -> Response:
     limit = int(_number(request, "limit", 10, 1, MAX_LIMIT, integer=True))
     return _report(await sim.database.backend.top_statements(limit))
+
+
+async def _get_backend(sim: SimState, request: Request) -> Response:
+    pid = int(_number(request, "pid", 0, 1, 2**31 - 1, integer=True))
+    if pid <= 0:
+        raise BadRequest("pid must be a positive integer (a backend process id)")
+    return _report(await sim.database.backend.backend_present(pid))
+
+
+async def _get_index(sim: SimState, request: Request) -> Response:
+    schema = request.query_params.get("schema") or "public"
+    name = request.query_params.get("name")
+    if not name:
+        raise BadRequest("name must name an index")
+    return _report(await sim.database.backend.index_present(schema, name))
 
 
 async def _post_terminate(sim: SimState, request: Request) -> Response:

@@ -24,6 +24,7 @@ from remediation.providers.dbqueries import (
     LockHolder,
     LockReport,
     LockWait,
+    Presence,
     ScanReport,
     SessionInfo,
     SessionReport,
@@ -265,6 +266,19 @@ class MemoryBackend:
             StatementStats(queryid=_queryid(query), query=query, calls=s.calls, total_exec_ms=round(s.total_ms, 3),
                            mean_exec_ms=round(s.total_ms / s.calls, 3) if s.calls else 0.0, rows=s.rows)
             for query, s in ranked))
+
+    async def backend_present(self, pid: int) -> Presence:
+        if pid == self.inspector_pid:
+            return Presence(available=True, at=self._now(), present=True, detail="active")
+        if self.blocker is not None and pid == self.blocker.pid:
+            return Presence(available=True, at=self._now(), present=True, detail=self.blocker.state)
+        waiting = any(wait.pid == pid for wait in self._waits)
+        return Presence(available=True, at=self._now(), present=waiting, detail="active" if waiting else "")
+
+    async def index_present(self, schema_name: str, name: str) -> Presence:
+        # Built whole or not at all here: a memory index is never left invalid.
+        present = schema_name == "public" and name in self.indexes
+        return Presence(available=True, at=self._now(), present=present, valid=True if present else None)
 
     # -- the two repairs ----------------------------------------------------------------------------------
     async def terminate_backend(self, pid: int) -> bool:

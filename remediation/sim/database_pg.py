@@ -28,7 +28,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from remediation.providers.database import CreateIndex, PostgresInspector, describe_error
-from remediation.providers.dbqueries import IndexReport, LockReport, ScanReport, SessionReport, StatementReport
+from remediation.providers.dbqueries import (
+    IndexReport,
+    LockReport,
+    Presence,
+    ScanReport,
+    SessionReport,
+    StatementReport,
+)
 from remediation.sim.database_schema import (
     ANALYZE,
     APP_NAME,
@@ -268,6 +275,12 @@ class PostgresBackend:
 
     async def top_statements(self, limit: int) -> StatementReport:
         return await self._inspect(lambda i: i.top_statements(limit))
+
+    async def backend_present(self, pid: int) -> Presence:
+        return await self._inspect(lambda i: i.backend_present(pid))
+
+    async def index_present(self, schema_name: str, name: str) -> Presence:
+        return await self._inspect(lambda i: i.index_present(schema_name, name))
 
     async def terminate_backend(self, pid: int) -> bool:
         return await self._inspect(lambda i: i.terminate_backend(pid))

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from remediation.models import (
+    UNSETTLED_STATES,
     ActionRecord,
     ActionState,
     Alert,
@@ -42,17 +43,19 @@ from remediation.store.budgets import BudgetMethods
 from remediation.store.coltypes import require_aware
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
+from remediation.store.flow_runs import FlowRunMethods
 from remediation.store.logs import LogMethods
 from remediation.store.notify_state import NotifyStateMethods
 from remediation.store.rows import ActionRow, IncidentStatus, IncidentSummary
 from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, TimelineORM
 
 #: States that count as "a mutation happened" for rate caps. An undone action was applied first, so it
-#: counts: otherwise an apply/undo loop would never hit the cap.
-_MUTATED_STATES = (ActionState.APPLIED.value, ActionState.UNDONE.value)
+#: counts: otherwise an apply/undo loop would never hit the cap. An unknown one may have been applied: a cap that
+#: ignored it would let a run whose answers keep getting lost act without limit.
+_MUTATED_STATES = (ActionState.APPLIED.value, ActionState.UNDONE.value, ActionState.UNKNOWN.value)
 
 
-class Store(AlertMethods, ApprovalMethods, BudgetMethods, LogMethods, NotifyStateMethods):
+class Store(AlertMethods, ApprovalMethods, BudgetMethods, FlowRunMethods, LogMethods, NotifyStateMethods):
     """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
 
     The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
@@ -247,6 +250,7 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, LogMethods, NotifyStat
             "reasons": list(action.reasons),
             "state": state.value,
             "error": action.error,
+            "read_back": action.read_back,
             "approver": (action.approval.approver or None) if action.approval else None,
             "started_at": action.started_at,
             "completed_at": None if state is ActionState.INTENT else action.completed_at,
@@ -269,8 +273,10 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, LogMethods, NotifyStat
         state: ActionState,
         error: str | None = None,
         completed_at: datetime | None = None,
+        read_back: str | None = None,
     ) -> None:
-        """Move a ledger row out of ``intent`` (applied, failed, undone...); ``error`` overwrites."""
+        """Move a ledger row out of ``intent`` (applied, failed, unknown, undone...); ``error`` and ``read_back``
+        overwrite (an ``unknown`` row is completed again once the platform has been read back)."""
         state = ActionState(state)
         if state is ActionState.INTENT:
             raise ValueError("complete_action cannot move an action into 'intent'; use record_intent")
@@ -281,14 +287,16 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, LogMethods, NotifyStat
                 raise ActionNotFound(action_id)
             row.state = state.value
             row.error = error
+            row.read_back = read_back
             row.completed_at = finished
 
     def actions(self, incident_id: str) -> list[ActionRow]:
         return self._action_rows(ActionORM.incident_id == incident_id)
 
     def dangling_actions(self) -> list[ActionRow]:
-        """Rows still in ``intent``: the process died (or is still working) between intent and outcome."""
-        return self._action_rows(ActionORM.state == ActionState.INTENT.value)
+        """Rows whose outcome nobody knows: still ``intent`` (the process died, or is still working, between intent
+        and outcome) or ``unknown`` (the answer was lost and reading the platform back could not tell)."""
+        return self._action_rows(ActionORM.state.in_(sorted(s.value for s in UNSETTLED_STATES)))
 
     def _action_rows(self, condition: ColumnElement[bool]) -> list[ActionRow]:
         query = select(ActionORM).where(condition).order_by(ActionORM.started_at, ActionORM.id)

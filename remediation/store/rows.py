@@ -93,6 +93,7 @@ class ActionRow(BaseModel):
     reasons: tuple[str, ...]
     state: ActionState
     error: str | None
+    read_back: str | None
     approver: str | None
     started_at: datetime
     completed_at: datetime | None
@@ -112,6 +113,7 @@ class ActionRow(BaseModel):
             reasons=tuple(row.reasons),
             state=ActionState(row.state),
             error=row.error,
+            read_back=row.read_back,
             approver=row.approver,
             started_at=row.started_at,
             completed_at=row.completed_at,

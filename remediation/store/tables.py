@@ -101,6 +101,7 @@ class ActionORM(Base):
     reasons: Mapped[list[str]] = mapped_column(JSONDoc)
     state: Mapped[str] = mapped_column(ENUM)
     error: Mapped[str | None] = mapped_column(Text)
+    read_back: Mapped[str | None] = mapped_column(Text)  # what the platform showed when the lever's answer was lost
     approver: Mapped[str | None] = mapped_column(WHO)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

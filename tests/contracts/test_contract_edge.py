@@ -58,3 +58,12 @@ async def test_flags_change_once_and_their_history_lists_each_change_in_order(ed
 async def test_an_unknown_flag_has_no_state_and_no_history(edge: EdgeHarness) -> None:
     assert edge.observe_flag("never-set") is None
     assert [c for c in await edge.adapter.flag_history() if c.name == "never-set"] == []
+
+
+async def test_a_flag_reads_back_the_value_the_platform_holds_and_none_before_it_is_set(edge: EdgeHarness) -> None:
+    """What the gate reads back after a flag switch whose answer was lost (remediation.read_back)."""
+    assert await edge.adapter.flag("checkout-v2") is None is edge.observe_flag("checkout-v2")
+    await edge.adapter.set_flag("checkout-v2", True)
+    assert await edge.adapter.flag("checkout-v2") is True is edge.observe_flag("checkout-v2")
+    await edge.adapter.set_flag("checkout-v2", False)
+    assert await edge.adapter.flag("checkout-v2") is False is edge.observe_flag("checkout-v2")

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,8 +91,15 @@ def sentry_headers(
     }
 
 
-def metric_alert(action: str = "critical", *, rule_id: str = "7", query: str = "level:error") -> dict[str, Any]:
-    """The fixture shape of docs/reference/integrations.md §2.1."""
+def sentry_time(at: datetime) -> str:
+    """A time as Sentry writes it in webhook bodies: ``2026-11-26T16:03:10.000000Z``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def metric_alert(
+    action: str = "critical", *, rule_id: str = "7", query: str = "level:error", at: datetime = T0
+) -> dict[str, Any]:
+    """The fixture shape of docs/reference/integrations.md §2.1; the Sentry incident was detected ``at``."""
     title = {"critical": "Critical", "warning": "Warning", "resolved": "Resolved"}[action]
     return {
         "action": action,
@@ -106,7 +113,8 @@ def metric_alert(action: str = "critical", *, rule_id: str = "7", query: str = "
                 "title": "Too many errors",
                 "status": 20 if action == "critical" else (10 if action == "warning" else 2),
                 "projects": ["kamkmserve"],
-                "date_closed": None,
+                "date_started": sentry_time(at), "date_detected": sentry_time(at), "date_created": sentry_time(at),
+                "date_closed": sentry_time(at) if action == "resolved" else None,
                 "alert_rule": {"id": rule_id, "name": "Too many errors", "aggregate": "count()",
                                "query": query, "time_window": 10},
             },
@@ -114,7 +122,8 @@ def metric_alert(action: str = "critical", *, rule_id: str = "7", query: str = "
     }  # fmt: skip
 
 
-def issue(action: str = "created", issue_id: str = "1170820") -> dict[str, Any]:
+def issue(action: str = "created", issue_id: str = "1170820", *, at: datetime = T0) -> dict[str, Any]:
+    """An ``issue`` webhook whose issue was first and last seen ``at``."""
     return {
         "action": action,
         "actor": {"type": "application", "id": "sentry", "name": "Sentry"},
@@ -124,6 +133,7 @@ def issue(action: str = "created", issue_id: str = "1170820") -> dict[str, Any]:
                 "id": issue_id, "shortId": "KAMKMSERVE-1", "title": "TypeError: cannot read 'id' of undefined",
                 "culprit": "app/api/orders/route.ts", "level": "error", "status": "unresolved",
                 "substatus": "new", "count": "1", "userCount": 1, "project": {"id": "2", "slug": "kamkmserve"},
+                "firstSeen": sentry_time(at), "lastSeen": sentry_time(at),
             }
         },
     }  # fmt: skip
@@ -148,6 +158,15 @@ class FakeStarter:
             raise StartFailed("Prefect API unreachable (test)")
         with self._lock:
             return self.runs.setdefault(idempotency_key, str(uuid.uuid4()))
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str, *, every_s: float = 0.02) -> float:
+    """Poll ``condition`` until it is truthy; the seconds that took. Fails naming ``what`` after ``timeout_s``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, f"{what}: not within {timeout_s:g} s"
+        time.sleep(every_s)
+    return time.monotonic() - started
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from tests.intake.intakekit import (
     am_headers,
     bearer,
     fixture_bytes,
+    metric_alert,
     sentry_headers,
     settings,
 )
@@ -180,7 +181,7 @@ def test_store_outage_is_503_so_alertmanager_retries(make_client: AppFactory, br
     assert reply.status_code == 503 and reply.json()["error"] == "store unavailable"
     generic = _generic(client, json.dumps({"name": "HighErrorRate", "service": "kamkmserve"}).encode())
     assert generic.status_code == 503
-    sentry = _sentry(client, json.dumps({"action": "critical", "data": {"metric_alert": {"id": 4}}}).encode())
+    sentry = _sentry(client, json.dumps(metric_alert()).encode())
     assert sentry.status_code == 503
     # The Request-ID of the failed delivery is not remembered: Sentry (or an operator) may resend it.
 
@@ -201,6 +202,6 @@ def test_an_internal_bug_is_503_not_500(client: TestClient, monkeypatch: pytest.
     for send in ENDPOINTS.values():
         body = fixture_bytes(FIXTURE_NAMES[0]) if send is _am else json.dumps(
             {"name": "HighErrorRate", "service": "kamkmserve"} if send is _generic
-            else {"action": "critical", "data": {"metric_alert": {"id": 4}}}).encode()  # fmt: skip
+            else metric_alert()).encode()  # fmt: skip
         reply = send(client, body)
         assert reply.status_code == 503 and reply.json()["error"] == "internal error"

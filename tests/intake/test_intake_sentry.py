@@ -15,6 +15,7 @@ from remediation.store import IncidentStatus, Store
 from tests.intake.intakekit import (
     DEPLOYMENT,
     SENTRY_SECRET,
+    T0,
     FakeStarter,
     TestClient,
     issue,
@@ -60,7 +61,7 @@ def test_metric_alert_opens_an_incident_and_starts_its_run_after_the_reply(
 def test_signature_is_checked_over_the_raw_bytes(client: TestClient, store: Store) -> None:
     """Odd spacing, key order and escapes: re-serialising the JSON would break the MAC; we never do."""
     raw = b'{ "data":{"metric_alert":{"alert_rule":{"query":"level:error","id":7,"name":"Too many \\u0065rrors"},'
-    raw += b'"id":4}},   "action" :"critical"}'
+    raw += b'"id":4, "date_detected" : "2026-11-26T16:03:10Z"}},   "action" :"critical"}'
     reply = client.post(URL, content=raw, headers=sentry_headers(raw, "metric_alert"))
     assert reply.status_code == 200, reply.text
     assert reply.json()["alerts"][0]["name"] == "Too many errors"
@@ -167,6 +168,7 @@ def test_event_alert_with_a_runbook_tag_routes(client: TestClient, store: Store)
             "event": {
                 "event_id": "e" * 32, "issue_id": 1170820, "title": "Error: 502 from upstream", "level": "fatal",
                 "project": 2, "tags": [["runbook", "elevated-error-rate"], ["service", "kamkmserve"], ["x", 1]],
+                "received": T0.timestamp(),
             },
         },
     }  # fmt: skip

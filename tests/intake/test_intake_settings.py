@@ -33,3 +33,10 @@ def test_intake_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.intake_token is None and settings.sentry_client_secret is None
     assert settings.intake_max_body_bytes == 1_000_000 and settings.sentry_max_age_s == 300
     assert settings.reopen_cooldown_s == 600 and settings.intake_mode is Mode.APPROVE
+
+
+def test_read_timeout_defaults_to_10_s_and_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REMEDIATE_INTAKE_READ_TIMEOUT_S", raising=False)
+    assert Settings().intake_read_timeout_s == 10.0
+    monkeypatch.setenv("REMEDIATE_INTAKE_READ_TIMEOUT_S", "2.5")
+    assert Settings().intake_read_timeout_s == 2.5

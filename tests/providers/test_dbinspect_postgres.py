@@ -322,3 +322,40 @@ async def test_dbinspect_inspector_sessions_are_tagged_and_time_limited(
         blocker.rollback()
         blocker.close()
         await quick.aclose()
+
+
+async def test_dbinspect_a_backend_reads_present_until_it_is_terminated_then_gone(
+    engine: Engine, inspector: PostgresInspector
+) -> None:
+    """The read-back of pg_terminate_backend when its answer was lost (remediation.read_back)."""
+    setup_sql(engine, "CREATE TABLE presence_rows (id int)")
+    session, pid = hold(engine, "INSERT INTO presence_rows VALUES (1)")
+    try:
+        seen = await inspector.backend_present(pid)
+        assert seen.available and seen.present and seen.detail == "idle in transaction"
+        assert await inspector.terminate_backend(pid) is True
+        gone = await eventually(lambda: inspector.backend_present(pid), lambda p: not p.present)
+        assert gone.available and not gone.present
+    finally:
+        drop_connection(session)
+
+
+async def test_dbinspect_an_index_reads_present_and_valid_after_it_is_built_and_absent_before(
+    engine: Engine, inspector: PostgresInspector
+) -> None:
+    setup_sql(engine, "CREATE TABLE presence_items (id int, sku text)")
+    statement = CreateIndex(table="presence_items", columns=("sku",))
+    before = await inspector.index_present("public", statement.name)
+    assert before.available and not before.present and before.valid is None
+    await inspector.create_index_concurrently(statement)
+    after = await inspector.index_present("public", statement.name)
+    assert after.available and after.present and after.valid is True
+
+
+async def test_dbinspect_presence_reads_never_raise_when_the_database_is_unreachable() -> None:
+    unreachable = PostgresInspector("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_timeout_s=1)
+    try:
+        for seen in (await unreachable.backend_present(42), await unreachable.index_present("public", "ix")):
+            assert seen.available is False and "127.0.0.1:9" in seen.reason
+    finally:
+        await unreachable.aclose()

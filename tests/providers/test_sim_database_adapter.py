@@ -72,6 +72,27 @@ async def test_terminate_semantics_match_postgres_inspector(db: SimDatabase, ser
     assert await db.terminate_backend(3) is False  # no such backend
 
 
+async def test_a_backend_reads_present_until_terminated_and_an_index_once_built(db: SimDatabase,
+                                                                                 server: SimServer) -> None:
+    """The reads the gate uses to settle a terminate or an index build whose answer was lost."""
+    own = state(server)["inspector_pid"]
+    assert isinstance(own, int)
+    seen = await db.backend_present(own)
+    assert seen.available and seen.present
+    assert (await db.backend_present(3)).present is False
+    statement = CreateIndex(table="kamkmserve_order", columns=("status",))
+    assert (await db.index_present("public", statement.name)).present is False
+    await db.create_index_concurrently(statement)
+    built = await db.index_present("public", statement.name)
+    assert built.available and built.present and built.valid is True
+
+
+async def test_presence_reads_never_raise_when_the_platform_is_unreachable() -> None:
+    db = SimDatabase(ControlPlane("http://127.0.0.1:9", timeout_s=2))
+    for seen in (await db.backend_present(42), await db.index_present("public", "ix")):
+        assert seen.available is False and "127.0.0.1:9" in seen.reason
+
+
 async def test_create_index_is_idempotent_and_a_bad_column_is_an_action_error(db: SimDatabase,
                                                                               server: SimServer) -> None:
     await db.create_index_concurrently(CreateIndex(table="kamkmserve_order", columns=("currency",)))

@@ -20,7 +20,7 @@ from remediation.store.migrate import MIGRATIONS_DIR, current, head, make_config
 from remediation.store.tables import Base
 
 TABLES = {"incidents", "actions", "approvals", "timeline", "alerts", "rate_budgets", "app_log_lines",
-          "approval_proofs", "pending_approvals", "notify_pages", "notify_statuspage_incidents"}
+          "approval_proofs", "pending_approvals", "notify_pages", "notify_statuspage_incidents", "flow_runs"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,7 +35,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_on_empty_database_is_idempotent(db_url: str) -> None:
     assert current(db_url) is None
     upgrade(db_url)
-    assert current(db_url) == head() == "0005"
+    assert current(db_url) == head() == "0007"
     assert _tables(db_url) == TABLES | {"alembic_version"}
     upgrade(db_url)  # second run: nothing to do, no error
     assert current(db_url) == head()

@@ -67,6 +67,10 @@ class SsmEdge:
                 before = enabled
         return sorted(changes, key=lambda c: (c.at, c.name))
 
+    async def flag(self, name: str) -> bool | None:
+        current = await self.params.get(self.params.name("flags", key_part(name, "flag name")))
+        return None if current is None else _flag_value(current.name, current.value)
+
     async def set_flag(self, name: str, enabled: bool) -> bool:
         parameter = self.params.name("flags", key_part(name, "flag name"))
         current = await self.params.get(parameter)

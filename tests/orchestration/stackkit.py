@@ -1,0 +1,82 @@
+"""``run_stack`` (``remediate serve``) as a real subprocess for tests that kill it, and a PostgreSQL-backed Prefect
+server several such processes can share."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from remediation.orchestration.stack import free_port
+from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
+from tests.orchestration.orchkit import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def prefect_database(prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database for a Prefect server (several processes talk to it; SQLite would stall them)."""
+    admin_url = pg_admin_url()
+    reachable, why = postgres_reachable(admin_url)
+    require_service("PostgreSQL", reachable, why)
+    with temporary_postgres_database(admin_url, prefix=prefix) as url:
+        _, _, rest = url.partition("://")
+        yield f"postgresql+asyncpg://{rest}"
+
+
+class Stack:
+    """``run_stack`` in a subprocess (``tests.orchestration.orch_stack_main``), its output in a file (a pipe nobody
+    reads would block it)."""
+
+    def __init__(self, home: Path, env: dict[str, str], name: str) -> None:
+        self.port = free_port()
+        self.log = home / f"{name}.log"
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.orchestration.orch_stack_main", "127.0.0.1", str(self.port)],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def ready(self, timeout_s: float = 180) -> dict[str, Any]:
+        def healthy() -> dict[str, Any] | None:
+            assert self.process.poll() is None, f"the stack exited early:\n{self.output()}"
+            try:
+                answer = httpx.get(f"{self.url}/healthz", timeout=2)
+            except httpx.HTTPError:
+                return None
+            body: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
+            return body if body.get("healthy") else None
+
+        found: dict[str, Any] = wait_for(healthy, timeout_s=timeout_s, interval_s=0.25, what="the stack to be ready")
+        return found
+
+    def start(self, deployment: str, key: str, parameters: dict[str, Any]) -> str:
+        started = httpx.post(f"{self.url}/start", timeout=30,
+                             json={"deployment": deployment, "key": key, "parameters": parameters})
+        assert started.status_code == 200, started.text
+        return str(started.json()["run_id"])
+
+    def sigkill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM (the polite way), SIGKILL if it does not exit."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(90)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
