@@ -179,6 +179,7 @@ def ensure_zombie_automation(heartbeat_s: int | None = None, within_s: float | N
     updated; racing creators both create, then each deletes all copies but the lowest id, leaving one.
     """
     from prefect import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
 
     heartbeat_s = heartbeat_s if heartbeat_s is not None else heartbeat_seconds()
     if heartbeat_s is None:
@@ -197,7 +198,13 @@ def ensure_zombie_automation(heartbeat_s: int | None = None, within_s: float | N
             log.info("created automation %s (window %gs)", ZOMBIE_AUTOMATION, within_s)
         keep, *extra = sorted(existing, key=lambda a: str(a.id))
         for duplicate in extra:
-            client.delete_automation(duplicate.id)
+            # Replicas starting together each create one and each delete the others: the loser's delete finds the
+            # duplicate gone already (404), which is the state it wanted. Every replica keeps the same (lowest) id.
+            try:
+                client.delete_automation(duplicate.id)
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 404:
+                    raise
         window = getattr(keep.trigger, "within", None)
         if window != timedelta(seconds=within_s) or not keep.enabled:
             client.update_automation(keep.id, wanted)
