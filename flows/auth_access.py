@@ -61,6 +61,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from remediation import composition
 from remediation.forms import (
@@ -145,7 +146,7 @@ async def auth_access(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
     confirm = confirm_readings(confirm_samples, alert_name)

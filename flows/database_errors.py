@@ -56,6 +56,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from remediation import composition
 from remediation.forms import (
@@ -147,7 +148,7 @@ async def database_errors(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
     confirm = confirm_readings(confirm_samples, alert_name)

@@ -54,6 +54,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from remediation import composition
 from remediation.forms import (
@@ -160,7 +161,7 @@ async def high_latency(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
     limits = LatencyThresholds(

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from remediation import composition, runtime
 from remediation.forms import (
@@ -88,7 +89,7 @@ from tasks.restart import Fleet, batches, budget_finding, drain_timeout, fleet_f
 from tasks.restart_approval import approve_restarts
 from tasks.restart_checks import Slo
 from tasks.restart_wait import SloWatch, wait_restarted, wait_stable, wait_warm
-from tasks.runbook import current_flow_run_id, finish, start_incident
+from tasks.runbook import current_flow_run_id, finish, outcome_state, start_incident
 
 RUNBOOK = "rolling-restart"
 
@@ -154,7 +155,7 @@ async def rolling_restart(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
     run_id = current_flow_run_id()
@@ -258,7 +259,8 @@ def _steps(service: str, instance: str, drain_s: float, job: _Job) -> list[Any]:
                             reason="rolling restart")]
 
 
-async def _restart_all(incident: RunningIncident, job: _Job, watch: SloWatch, plan: list[list[str]]) -> dict[str, Any]:
+async def _restart_all(incident: RunningIncident, job: _Job, watch: SloWatch,
+                       plan: list[list[str]]) -> State[dict[str, Any]]:
     providers = incident.providers
     fleet = await read_fleet(providers, job.service)  # again: the world may have changed while we waited
     stop = _precondition(fleet, fleet_finding(fleet).status, None, "")
@@ -390,10 +392,10 @@ def _timings(incident: RunningIncident, progress: _Progress) -> None:
         f"restarted in {total:.1f}s", items=tuple(progress.timings)))
 
 
-async def _close(incident: RunningIncident, outcome: Outcome, job: _Job) -> dict[str, Any]:
+async def _close(incident: RunningIncident, outcome: Outcome, job: _Job) -> State[dict[str, Any]]:
     final = await finish(incident, outcome)
     if job.drill:
         from remediation.drills import record_report
 
         record_report(incident.providers.settings.home, final, trigger="flow")
-    return final.summary_json()
+    return outcome_state(final.summary_json())

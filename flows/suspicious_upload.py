@@ -62,6 +62,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from remediation import composition
 from remediation.forms import (
@@ -146,7 +147,7 @@ async def suspicious_upload(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
-) -> dict[str, Any]:
+) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
     incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,

@@ -284,11 +284,12 @@ def drill(
     runbook: Annotated[str | None, typer.Option("--runbook", help="Drill this runbook against the simulator")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Drill every runbook that has a simulator scenario")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the records and the status as JSON")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Also exit 1 when a runbook's drill is stale")] = False,
 ) -> None:
     """Game day: run runbooks against the simulator with their fault injected (as `remediate demo` does), record
     time-to-contain and time-to-recover in REMEDIATE_HOME/drills.jsonl, and flag runbooks whose last successful
     drill is older than REMEDIATE_DRILL_MAX_AGE_DAYS. Without --runbook or --all: the status only. Exit 1 when a
-    drill failed or a runbook is stale."""
+    drill run now failed; a stale runbook is a warning, or a failure with --strict."""
     import os
 
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -299,7 +300,7 @@ def drill(
         err.print("give either --runbook NAME or --all")
         raise typer.Exit(2)
     raise typer.Exit(drill_command(runbook=runbook, everything=all_, json_output=json_output, console=console,
-                                   err=err))
+                                   err=err, strict=strict))
 
 
 @app.command()
@@ -326,7 +327,7 @@ def check(
 
 
 app.command()(cli_approvals.approve)
-app.command()(cli_incident.incident)
+app.add_typer(cli_incident.incident_app, name="incident")
 app.add_typer(cli_approvals.approvals_app, name="approvals")
 app.add_typer(cli_approvals.approvers_app, name="approvers")
 

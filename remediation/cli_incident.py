@@ -1,4 +1,4 @@
-"""`remediate incident ID`: one incident's whole story from the store (what it found, did, was told, and when)."""
+"""`remediate incident show ID`: one incident's whole story from the store (what it found, did, was told, and when)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from rich.markup import escape
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+incident_app = typer.Typer(help="One incident's whole story: `remediate incident show ID`.", no_args_is_help=True)
 
 
-def incident(
+@incident_app.command("show")
+def show(
     incident_id: Annotated[str, typer.Argument(help="The incident (`remediate incidents` lists them)")],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:

@@ -64,6 +64,12 @@ class Outcome(StrEnum):
     DRY_RUN = "dry_run"
 
 
+#: A finished run's Prefect state name per outcome (always of type Completed): what the UI's run list shows and the
+#: event Prefect emits (``prefect.flow-run.Escalated``) that automations can match. CamelCase like Prefect's own.
+OUTCOME_STATE_NAMES = {Outcome.RECOVERED: "Recovered", Outcome.STOOD_DOWN: "StoodDown", Outcome.DRY_RUN: "DryRun",
+                       Outcome.ESCALATED: "Escalated", Outcome.DENIED: "Denied"}
+
+
 class Phase(StrEnum):
     IDENTIFY = "identify"
     CONTAIN = "contain"

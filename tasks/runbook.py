@@ -9,11 +9,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Completed
 
 from remediation import composition, runtime
 from remediation.incident import RunningIncident
-from remediation.models import ActionRecord, ActionState, Alert, IncidentReport, Mode, Outcome, Phase, Severity
+from remediation.models import (
+    OUTCOME_STATE_NAMES,
+    ActionRecord,
+    ActionState,
+    Alert,
+    IncidentReport,
+    Mode,
+    Outcome,
+    Phase,
+    Severity,
+)
 from remediation.orchestration.leases import hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.settings import Settings
@@ -57,16 +69,29 @@ def current_flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
+def outcome_state(summary: dict[str, Any]) -> State[dict[str, Any]]:
+    """The run's final state, named by its outcome, holding the report's summary as the run's result.
+
+    Always of type Completed: a Failed final state would make Prefect raise on every caller that awaits the runbook
+    (the report would be lost to them) and count the run as a crash; the name carries the outcome instead."""
+    outcome = str(summary.get("outcome", ""))
+    known = {o.value: o for o in Outcome}
+    name = OUTCOME_STATE_NAMES[known[outcome]] if outcome in known else "Completed"
+    escalation = summary.get("escalation")
+    return Completed(data=summary, name=name, message=str(escalation)[:500] if escalation else f"outcome {outcome}")
+
+
 async def locked(incident: RunningIncident, service: str, lock_timeout_s: float | None,
-                 body: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+                 body: Callable[[], Awaitable[dict[str, Any]]]) -> State[dict[str, Any]]:
     """Run ``body`` holding the service's remediation slot. The body closes the incident inside the lock, so it
-    is closed before the next run of this service starts; a slot that stays taken escalates without acting."""
+    is closed before the next run of this service starts; a slot that stays taken escalates without acting.
+    The run's final state names the outcome (:func:`outcome_state`)."""
     try:
         async with service_lock(service, timeout_s=lock_timeout_s):
-            return await body()
+            return outcome_state(await body())
     except ServiceBusy as busy:
         incident.escalate(Phase.IDENTIFY, f"{busy}; not remediating the same service twice at once")
-        return await close(incident, Outcome.ESCALATED)
+        return outcome_state(await close(incident, Outcome.ESCALATED))
 
 
 async def finish(incident: RunningIncident, outcome: Outcome) -> IncidentReport:

@@ -17,6 +17,8 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from remediation.models import OUTCOME_STATE_NAMES
+
 log = logging.getLogger("remediation.orchestration")
 
 SERVICE_LIMIT_PREFIX = "remediate-"
@@ -25,8 +27,10 @@ RUNBOOKS_POOL = "runbooks"
 #: Server minimum for a concurrency lease (docs/reference/prefect.md §5: 30 gives a 422). A holder that dies without
 #: releasing blocks the service for about this long, then the lease expires and the next run gets the slot.
 LEASE_S = 60
+#: Our runbooks end Completed under a name that says the outcome (OUTCOME_STATE_NAMES): those count as final too.
 _FINAL_EVENTS = tuple(f"prefect.flow-run.{s}" for s in
-                      ("Completed", "Failed", "Cancelled", "Crashed", "Paused", "Suspended"))
+                      ("Completed", "Failed", "Cancelled", "Crashed", "Paused", "Suspended",
+                       *OUTCOME_STATE_NAMES.values()))
 
 # Limits this process already knows to exist: the lock path then costs no extra round trip.
 _known_limits: set[str] = set()
@@ -206,7 +210,8 @@ def ensure_zombie_automation(heartbeat_s: int | None = None, within_s: float | N
                 if exc.response.status_code != 404:
                     raise
         window = getattr(keep.trigger, "within", None)
-        if window != timedelta(seconds=within_s) or not keep.enabled:
+        expected = set(getattr(keep.trigger, "expect", ()) or ())
+        if window != timedelta(seconds=within_s) or not keep.enabled or expected != set(wanted.trigger.expect):
             client.update_automation(keep.id, wanted)
             log.info("updated automation %s (window %gs)", ZOMBIE_AUTOMATION, within_s)
         return keep.id

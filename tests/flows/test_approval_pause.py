@@ -83,10 +83,11 @@ def like_the_ui(fields: dict[str, object], log: list[str] | None = None) -> Resp
 
 
 def final_state(run_id: str) -> str:
+    """The run's final state as the Prefect UI shows it: type and name (the name says the outcome)."""
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(run_id))
     assert run.state is not None
-    return run.state.type.value
+    return f"{run.state.type.value}:{run.state.name}"
 
 
 def answers(p: runtime.Providers, incident_id: str) -> list[tuple[str, str]]:
@@ -109,7 +110,7 @@ async def test_real_pause_is_answered_from_another_thread_the_run_refuses_an_unl
     assert report["outcome"] == "recovered"
     assert sim_state(server)["current_release"]["version"] == "v1.4.2"
     assert answers(p, report["incident_id"]) == [("refused", "mallory"), ("approved", "alice")]
-    assert final_state(report["flow_run_id"]) == "COMPLETED"
+    assert final_state(report["flow_run_id"]) == "COMPLETED:Recovered"
     assert p.store.pending_steps() == []  # the inbox is empty once the step is answered
 
 
@@ -125,7 +126,7 @@ async def test_real_pause_timeout_denies_and_the_run_still_completes_with_its_re
     rollback = next(a for a in report["actions"] if a["kind"] == "rollback")
     assert rollback["approval"] == "timeout" and not rollback["applied"]
     assert sim_state(server)["current_release"]["version"] != "v1.4.2"
-    assert final_state(report["flow_run_id"]) == "COMPLETED"
+    assert final_state(report["flow_run_id"]) == "COMPLETED:Denied"  # the UI's run list says the outcome
     assert p.store.pending_steps() == []
 
 

@@ -1,4 +1,4 @@
-"""`remediate incident ID`: one incident's findings, actions (with approvals and undo) and timeline from the store."""
+"""`remediate incident show ID`: one incident's findings, actions (with approvals and undo) and timeline."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
 
 
 def test_an_open_incident_shows_its_actions_with_undo_its_answers_and_its_timeline(store: Store) -> None:
-    result = runner.invoke(app, ["incident", "inc-7"])
+    result = runner.invoke(app, ["incident", "show", "inc-7"])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "inc-7 elevated-error-rate on kamkmserve · SEV2 · open" in out
@@ -61,7 +61,7 @@ def test_an_open_incident_shows_its_actions_with_undo_its_answers_and_its_timeli
 
 
 def test_the_json_has_the_incident_actions_answers_and_timeline(store: Store) -> None:
-    body = json.loads(runner.invoke(app, ["incident", "inc-7", "--json"]).output)
+    body = json.loads(runner.invoke(app, ["incident", "show", "inc-7", "--json"]).output)
     assert body["incident"]["id"] == "inc-7" and body["findings"] is None
     assert [a["state"] for a in body["actions"]] == ["applied"]
     assert [a["answer"] for a in body["approvals"]] == ["refused"]
@@ -69,5 +69,5 @@ def test_the_json_has_the_incident_actions_answers_and_timeline(store: Store) ->
 
 
 def test_an_unknown_incident_exits_1_and_says_where_to_look(store: Store) -> None:
-    result = runner.invoke(app, ["incident", "inc-nope"])
+    result = runner.invoke(app, ["incident", "show", "inc-nope"])
     assert result.exit_code == 1 and "remediate incidents" in result.output
