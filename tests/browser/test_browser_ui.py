@@ -78,7 +78,7 @@ def test_an_operator_starts_a_custom_run_and_approves_the_rollback_in_the_ui_and
     ui.resume(dialog)
     expect(dialog).to_be_hidden(timeout=15_000)
 
-    ui.wait_for_state(page, "Completed", timeout_s=90)
+    ui.wait_for_state(page, "Recovered", timeout_s=90)  # the run's final state names its outcome
     incident = incident_of(ui_stack, run_id)
     assert (incident["outcome"], incident["mode"], incident["status"]) == ("recovered", "auto", "closed")
     assert ui_stack.sim_state()["current_release"]["version"] == GOOD_RELEASE
@@ -95,7 +95,7 @@ def test_an_operator_denies_the_rollback_in_the_ui_and_the_incident_ends_denied(
     ui.resume(dialog)
     expect(dialog).to_be_hidden(timeout=15_000)
 
-    ui.wait_for_state(page, "Completed", timeout_s=90)
+    ui.wait_for_state(page, "Denied", timeout_s=90)  # the run's final state names its outcome
     incident = incident_of(ui_stack, run_id)
     assert (incident["outcome"], incident["status"]) == ("denied", "closed")
     assert ui_stack.sim_state()["current_release"]["version"] != GOOD_RELEASE  # nothing was rolled back
@@ -138,7 +138,7 @@ def test_an_enrolled_approver_is_refused_with_a_wrong_code_and_approves_with_the
     ui.resume(dialog)
     expect(dialog).to_be_hidden(timeout=15_000)
 
-    ui.wait_for_state(page, "Completed", timeout_s=90)
+    ui.wait_for_state(page, "Recovered", timeout_s=90)  # the run's final state names its outcome
     incident = incident_of(ui_stack, run_id)
     assert (incident["outcome"], incident["status"]) == ("recovered", "closed")
     assert ui_stack.sim_state()["current_release"]["version"] == GOOD_RELEASE
