@@ -155,7 +155,7 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
                                     timeout_s=180, interval_s=0.5, what="the resumed run to finish")
                 states = history(run_id)
             assert done.state.is_completed(), f"{done.state}\n{second.output()}"
-            assert {"Paused", "Suspended", "Resuming", "Completed"} <= set(states), states
+            assert {"Paused", "Suspended", "Resuming", "Recovered"} <= set(states), states
             assert states.count("Running") >= 2, f"executed again from the top after the answer: {states}"
 
             (incident,) = store.list_incidents()
