@@ -62,8 +62,8 @@ def answer(flow_run_id: str, approver: str, approve: bool, reason: str, store: S
             # The server checked the form's limits (name length, code format) before the run saw anything: record
             # what it refused, so the attempt is on the timeline too.
             store.record_approval(step.incident_id, Approval(
-                answer=ApprovalAnswer.REFUSED, approver=_shown(approver), reason=why, answer_id=answer_id,
-                via="form"), action_id=step.action_id)
+                answer=ApprovalAnswer.REFUSED, approver=approvers.shown(approver, approvers.NAME_MAX), reason=why,
+                answer_id=answer_id, via="form"), action_id=step.action_id)
         raise CannotAnswer(f"could not answer run {flow_run_id}: {why}") from exc
     return verdict(answer_id, flow_run_id, store, wait_s=wait_s, poll_s=poll_s)
 
@@ -103,7 +103,3 @@ def _finished(flow_run_id: str) -> bool:
         run = client.read_flow_run(UUID(flow_run_id))
     return run.state is not None and run.state.is_final()
 
-
-def _shown(name: str) -> str:
-    shown = "".join(ch if ch.isprintable() else "?" for ch in name.strip()[: approvers.NAME_MAX])
-    return shown if len(name.strip()) <= approvers.NAME_MAX else f"{shown}…"

@@ -65,6 +65,12 @@ def valid_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name))  # not match: its ``$`` also matches before a trailing newline
 
 
+def shown(text: str, limit: int | None = None) -> str:
+    """Sender-written text as the timeline may show it: at most ``limit`` characters, control characters as ``?``
+    (a name can never forge a line)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text.strip()[:limit])
+
+
 def needed(min_approvers: Mapping[str, int], severity: str, risk: str) -> int:
     """Distinct approvers a step needs: the operator's most specific rule (``severity:risk``, ``severity:*``,
     ``*:risk``, ``*:*``), else the built-in default's. An operator's ``*:destructive = 3`` is never undercut by the

@@ -70,12 +70,12 @@ class StepBallot:
         if answer.slack:
             return self._slack(answer, reason, refuse)
         if not approvers.valid_name(name):
-            shown = name[: approvers.NAME_MAX] or "(no name)"
-            return refuse(f"'{_printable(shown)}' ({len(name)} characters) is not a valid approver name: "
-                          f"letters, digits and . _ @ -, at most {approvers.NAME_MAX}", _printable(shown))
+            shown = approvers.shown(name, approvers.NAME_MAX) or "(no name)"
+            return refuse(f"'{shown}' ({len(name)} characters) is not a valid approver name: "
+                          f"letters, digits and . _ @ -, at most {approvers.NAME_MAX}", shown)
         if answer.step != self.step.step:
-            return refuse(f"the answer is for step '{_printable(answer.step[:80]) or '(none)'}', not the step waiting "
-                          f"here ('{self.step.step}')")
+            named = approvers.shown(answer.step, 80) or "(none)"
+            return refuse(f"the answer is for step '{named}', not the step waiting here ('{self.step.step}')")
         if name not in self._settings.approvers:
             return refuse(f"'{name}' is not on the approver list")
         problem = self._factor_problem(name, answer.code)
@@ -152,9 +152,4 @@ class StepBallot:
     def _record(self, verdict: ApprovalAnswer, who: str, reason: str, answer: Answer, via: str) -> Approval:
         return Approval(answer=verdict, approver=who, reason=reason[: approvers.REASON_MAX + 200],
                         at=self._clock.now(), answer_id=answer.answer_id[: approvers.ANSWER_ID_MAX], via=via)
-
-
-def _printable(text: str) -> str:
-    """No control characters on the timeline: a name is shown, never allowed to forge a line."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
 

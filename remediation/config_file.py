@@ -173,14 +173,7 @@ def _approver_directory(value: dict[str, Any], path: Path) -> tuple[list[str], d
             raise ConfigError(f"{path}: [{where}]: unknown key(s) {unknown}; known: totp, slack_user")
         factor: dict[str, str] = {}
         if "totp" in table:
-            ref = table["totp"]
-            if not isinstance(ref, dict) or len(ref) != 1 or not ({"env", "prefect_secret"} >= set(ref)):
-                # Never echo the value: it may be the TOTP secret itself, written here by mistake.
-                raise ConfigError(f"{path}: {where}.totp must be {{ env = \"VAR\" }} or "
-                                  "{ prefect_secret = \"block\" }; a literal secret is not accepted")
-            (kind, target), = ref.items()
-            if not isinstance(target, str) or not target:
-                raise ConfigError(f"{path}: {where}.totp.{kind} must name an environment variable or a block")
+            kind, target = _reference(table["totp"], f"{where}.totp", path)
             factor["totp_env" if kind == "env" else "totp_prefect_secret"] = target
         if "slack_user" in table:
             if not isinstance(table["slack_user"], str) or not table["slack_user"].strip():
@@ -210,15 +203,21 @@ def _secret_refs(value: Any, secrets: set[str], path: Path) -> list[SecretRef]:
         if name not in secrets:
             raise ConfigError(f"{path}: secrets.{name}: not a secret setting (secret settings: "
                               f"{', '.join(sorted(secrets))})")
-        if not isinstance(ref, dict) or len(ref) != 1 or not ({"env", "prefect_secret"} >= set(ref)):
-            # Never echo the value: it may be the secret itself, written here by mistake.
-            raise ConfigError(f"{path}: secrets.{name} must be {{ env = \"VAR\" }} or "
-                              f"{{ prefect_secret = \"block-name\" }}; a literal value is not accepted")
-        (kind, target), = ref.items()
-        if not isinstance(target, str) or not target:
-            raise ConfigError(f"{path}: secrets.{name}.{kind} must name an environment variable or a block")
+        kind, target = _reference(ref, f"secrets.{name}", path)
         refs.append(SecretRef(setting=name, **{kind: target}))
     return refs
+
+
+def _reference(ref: Any, where: str, path: Path) -> tuple[str, str]:
+    """``{ env = "VAR" }`` or ``{ prefect_secret = "block" }`` as (kind, target); anything else is an error."""
+    if not isinstance(ref, dict) or len(ref) != 1 or not ({"env", "prefect_secret"} >= set(ref)):
+        # Never echo the value: it may be the secret itself, written here by mistake.
+        raise ConfigError(f"{path}: {where} must be {{ env = \"VAR\" }} or {{ prefect_secret = \"block-name\" }}; "
+                          "a literal value is not accepted")
+    (kind, target), = ref.items()
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{path}: {where}.{kind} must name an environment variable or a block")
+    return kind, target
 
 
 _prefect_values: dict[str, str] = {}

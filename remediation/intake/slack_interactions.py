@@ -119,7 +119,7 @@ def slack_interactions_endpoint(settings: Settings, store: Store, clock: Clock,
         response_url = _response_url(payload)
         name = _enrolled_name(settings, click.user_id)
         if name is None:
-            user = _printable(click.user_id)
+            user = approvers.shown(click.user_id, 40)
             await run_in_threadpool(_refuse_if_waiting, store, click, f"slack:{user}"[: approvers.NAME_MAX],
                                     f"Slack request from {user}, who is not an enrolled approver", now)
             return _tell(the_relay, response_url, f"You ({user}) are not an enrolled approver, so your click does "
@@ -274,7 +274,3 @@ async def _tell_verdict_when_judged(relay: AnswerRelay, response_url: str | None
         text = "The answer may not have reached the run (the failure is logged): check `remediate approvals`."
     await _tell_quietly(relay, response_url, text)
 
-
-def _printable(text: str) -> str:
-    """No control characters on the timeline, and no unbounded ids."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:40])

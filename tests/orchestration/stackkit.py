@@ -31,6 +31,26 @@ def prefect_database(prefix: str) -> Iterator[str]:
         yield f"postgresql+asyncpg://{rest}"
 
 
+@contextmanager
+def shared_prefect_server(home: Path, prefix: str) -> Iterator[str]:
+    """A Prefect server on its own PostgreSQL database, for several stacks to share: its API URL."""
+    from remediation.orchestration.stack import start_local_prefect_server
+
+    with prefect_database(prefix) as database_url:
+        server = start_local_prefect_server(home, database_url=database_url)
+        try:
+            yield server.api_url
+        finally:
+            server.stop()
+
+
+def with_api(api_url: str) -> Any:
+    """This process's Prefect client pointed at ``api_url`` for a ``with`` block."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    return temporary_settings(updates={PREFECT_API_URL: api_url})
+
+
 class Stack:
     """``run_stack`` in a subprocess (``tests.orchestration.orch_stack_main``), its output in a file (a pipe nobody
     reads would block it)."""
@@ -69,6 +89,21 @@ class Stack:
     def sigkill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
+
+    def terminate(self) -> int:
+        """SIGTERM and the exit code; a stack that does not exit within 90 s is killed and fails the test."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(90)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"the stack did not exit on SIGTERM:\n{self.output()}") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> None:
         """SIGTERM (the polite way), SIGKILL if it does not exit."""

@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 
 from remediation import approval_client
-from remediation.orchestration.stack import start_local_prefect_server
 from remediation.settings import Settings
 from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 from remediation.store.flow_runs import LeaseState
 from tests.flows.restartkit import FAST_RESTART, FLEET
 from tests.orchestration.orchkit import key, wait_for
-from tests.orchestration.stackkit import Stack, prefect_database
+from tests.orchestration.stackkit import Stack, shared_prefect_server, with_api
 
 DEPLOYMENT = "rolling-restart/rolling-restart"
 LEASE_S, RENEW_S, RECONCILE_S = 6, 2, 2
@@ -37,25 +36,14 @@ pytestmark = pytest.mark.prefect_server
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("replica-prefect")
-    with prefect_database("remediate_replica") as database_url:
-        server = start_local_prefect_server(home, database_url=database_url)
-        try:
-            yield server.api_url
-        finally:
-            server.stop()
-
-
-def _prefect(api_url: str) -> Any:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    return temporary_settings(updates={PREFECT_API_URL: api_url})
+    with shared_prefect_server(tmp_path_factory.mktemp("replica-prefect"), "remediate_replica") as url:
+        yield url
 
 
 def _run_state(api_url: str, run_id: str) -> Any:
     from prefect import get_client
 
-    with _prefect(api_url), get_client(sync_client=True) as client:
+    with with_api(api_url), get_client(sync_client=True) as client:
         return client.read_flow_run(run_id).state
 
 
@@ -83,7 +71,7 @@ def test_a_sigkilled_serve_s_run_is_crashed_and_its_incident_closed_by_a_live_re
             lease = store.flow_runs([run_id])[run_id]
             assert lease.holder is not None and lease.holder.endswith(f":{doomed.process.pid}")
             if killed_while.startswith("running"):
-                with _prefect(api_url):
+                with with_api(api_url):
                     approval_client.answer(run_id, "alice", True, "CHG-11", store, wait_s=0)
                 wait_for(lambda: (s := _run_state(api_url, run_id)) is not None and s.is_running(), timeout_s=60,
                          interval_s=0.1, what="the approved run to run again")

@@ -11,101 +11,28 @@ incident, finds the answer under the same pause key, and restarts every instance
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from remediation import approval_client
-from remediation.orchestration.stack import free_port, start_local_prefect_server
 from remediation.settings import Settings
 from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 from tests.flows.restartkit import FAST_RESTART, FLEET, generations, lb_states
-from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
 from tests.orchestration.orchkit import history, key, wait_for
+from tests.orchestration.stackkit import Stack, shared_prefect_server, with_api
 
-REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "rolling-restart/rolling-restart"
 
 pytestmark = pytest.mark.prefect_server
 
 
-@contextmanager
-def prefect_database(home: Path) -> Iterator[str]:
-    """PostgreSQL for the Prefect server (three processes talk to it; SQLite would stall them with lock retries)."""
-    admin_url = pg_admin_url()
-    reachable, why = postgres_reachable(admin_url)
-    require_service("PostgreSQL", reachable, why)
-    with temporary_postgres_database(admin_url, prefix="remediate_resume") as url:
-        _, _, rest = url.partition("://")
-        yield f"postgresql+asyncpg://{rest}"
-
-
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("resume-prefect")
-    with prefect_database(home) as database_url:
-        server = start_local_prefect_server(home, database_url=database_url)
-        try:
-            yield server.api_url
-        finally:
-            server.stop()
-
-
-def _prefect(api_url: str) -> Any:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    return temporary_settings(updates={PREFECT_API_URL: api_url})
-
-
-class Stack:
-    """``run_stack`` in a subprocess, its output in a file (a pipe nobody reads would block it)."""
-
-    def __init__(self, home: Path, env: dict[str, str], name: str) -> None:
-        self.port = free_port()
-        self.log = home / f"{name}.log"
-        with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.orchestration.orch_stack_main", "127.0.0.1", str(self.port)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def ready(self) -> dict[str, Any]:
-        def healthy() -> dict[str, Any] | None:
-            assert self.process.poll() is None, f"the stack exited early:\n{self.output()}"
-            try:
-                answer = httpx.get(f"{self.url}/healthz", timeout=2)
-            except httpx.HTTPError:
-                return None
-            body: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
-            return body if body.get("healthy") else None
-
-        found: dict[str, Any] = wait_for(healthy, timeout_s=180, interval_s=0.25, what="the stack to be ready")
-        return found
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(90)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"the stack did not exit on SIGTERM:\n{self.output()}") from None
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+    with shared_prefect_server(tmp_path_factory.mktemp("resume-prefect"), "remediate_resume") as url:
+        yield url
 
 
 def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answered_after_it(
@@ -125,19 +52,16 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
         try:
             health = first.ready()
             assert DEPLOYMENT in health["loaded"], "the warm executor runs the rolling restart"
-            started = httpx.post(f"{first.url}/start", timeout=30, json={
-                "deployment": DEPLOYMENT, "key": key("resume"),
-                "parameters": {"service": "kamkmserve", "mode": "auto", "approval_timeout_s": 900, **FAST_RESTART}})
-            assert started.status_code == 200, started.text
-            run_id = started.json()["run_id"]
-            with _prefect(api_url), get_client(sync_client=True) as client:
+            run_id = first.start(DEPLOYMENT, key("resume"),
+                                 {"service": "kamkmserve", "mode": "auto", "approval_timeout_s": 900, **FAST_RESTART})
+            with with_api(api_url), get_client(sync_client=True) as client:
                 paused = wait_for(lambda: (r := client.read_flow_run(run_id)).state and r.state.name == "Paused" and r,
                                   timeout_s=90, interval_s=0.25, what="the run to pause for its approval")
             pause_key = paused.state.state_details.pause_key
 
             assert first.terminate() == 0, first.output()
             assert "suspended 1 run(s) waiting for approval" in first.output()
-            with _prefect(api_url), get_client(sync_client=True) as client:
+            with with_api(api_url), get_client(sync_client=True) as client:
                 parked = client.read_flow_run(run_id)
             assert parked.state.type.value == "PAUSED" and parked.state.name == "Suspended", parked.state
             assert parked.state.state_details.pause_key == pause_key and parked.state.state_details.pause_reschedule
@@ -147,7 +71,7 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
             second = Stack(tmp_path, env, "second")
             second.ready()
             store = Store(Settings(home=tmp_path).resolved_database_url)
-            with _prefect(api_url):
+            with with_api(api_url):
                 # The run is suspended, not executing: its verdict comes once the restarted serve runs it again.
                 approval_client.answer(str(run_id), "alice", True, "CHG-9 after the restart", store, wait_s=0)
                 with get_client(sync_client=True) as client:

@@ -3,10 +3,7 @@ names-only lists, [min_approvers])."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyotp
@@ -16,10 +13,10 @@ from remediation import approvers
 from remediation.approvers import ApproverFactor
 from remediation.config_file import ConfigError
 from remediation.settings import Settings
+from tests.unit.conftest import Write
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 T0 = datetime(2026, 3, 1, 12, 0, 10, tzinfo=UTC)  # 10 s into a 30 s step
-Write = Callable[[str], Path]
 
 
 # -- how many must agree ------------------------------------------------------------------------------------------
@@ -152,20 +149,6 @@ def test_step_binding_names_incident_action_and_the_first_16_digest_characters()
 
 
 # -- remediate.toml -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
-    def write(text: str) -> Path:
-        path = tmp_path / f"remediate-{len(list(tmp_path.iterdir()))}.toml"
-        path.write_text(text)
-        monkeypatch.setenv("REMEDIATE_CONFIG", str(path))
-        return path
-
-    for name in [n for n in os.environ if n.startswith("REMEDIATE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return write
 
 
 def test_approver_tables_become_the_approver_list_and_their_factor_references(config: Write) -> None:

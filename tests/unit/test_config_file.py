@@ -4,8 +4,6 @@ per-capability choices it makes."""
 from __future__ import annotations
 
 import inspect
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,23 +12,10 @@ from remediation import catalog, composition
 from remediation.choices import CHOICES, CapabilityError, validate
 from remediation.config_file import ConfigError, check_secrets, load, secret_fields
 from remediation.settings import Settings
+from tests.unit.conftest import Write
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "remediate.example.toml"
-Write = Callable[[str], Path]
-
-
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
-    def write(text: str) -> Path:
-        path = tmp_path / f"remediate-{len(list(tmp_path.iterdir()))}.toml"
-        path.write_text(text)
-        monkeypatch.setenv("REMEDIATE_CONFIG", str(path))
-        return path
-
-    for name in [n for n in os.environ if n.startswith("REMEDIATE_")]:
-        monkeypatch.delenv(name)
-    return write
 
 
 def test_file_values_apply_env_overrides_them_and_arguments_override_both(
