@@ -114,7 +114,8 @@ class StepBallot:
         if name is None or name not in self._settings.approvers:
             return refuse(f"Slack user {click.user_id} is not an enrolled approver ([approvers.NAME] slack_user)",
                           f"slack:{click.user_id}"[: approvers.NAME_MAX])
-        if click.step != self.step.step or click.flow_run_id != (self.step.flow_run_id or click.flow_run_id):
+        other_run = self.step.flow_run_id is not None and click.flow_run_id != self.step.flow_run_id
+        if click.step != self.step.step or other_run:
             return refuse(f"the Slack button is for step '{click.step}', not the step waiting here "
                           f"('{self.step.step}')", name)
         if not self._store.claim_proof(name, click.proof_id[:128], self.step.incident_id, self._clock.now()):

@@ -8,7 +8,7 @@ step or the same Slack click, exactly one insert succeeds, whichever process, ho
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -48,22 +48,17 @@ class PendingStep:
 
 
 def _row(step: PendingStep) -> PendingApprovalORM:
-    return PendingApprovalORM(
-        action_id=step.action_id, incident_id=step.incident_id, flow_run_id=step.flow_run_id, step=step.step,
-        runbook=step.runbook, service=step.service, severity=step.severity, phase=step.phase, summary=step.summary,
-        risk=step.risk, why=step.why, evidence=list(step.evidence), undo=step.undo, statement=step.statement,
-        needed=step.needed, approved_by=list(step.approved_by),
-        requested_at=require_aware(step.requested_at, "requested_at"),
-        deadline=require_aware(step.deadline, "deadline"))
+    require_aware(step.requested_at, "requested_at")
+    require_aware(step.deadline, "deadline")
+    # The columns are the dataclass's fields, one for one; JSON columns hold lists.
+    return PendingApprovalORM(**{**asdict(step), "evidence": list(step.evidence),
+                                 "approved_by": list(step.approved_by)})
 
 
 def _step(row: PendingApprovalORM) -> PendingStep:
-    return PendingStep(
-        action_id=row.action_id, incident_id=row.incident_id, flow_run_id=row.flow_run_id, step=row.step,
-        runbook=row.runbook, service=row.service, severity=row.severity, phase=row.phase, summary=row.summary,
-        risk=row.risk, why=row.why, evidence=tuple(row.evidence or ()), undo=row.undo, statement=row.statement,
-        needed=row.needed, approved_by=tuple(row.approved_by or ()), requested_at=row.requested_at,
-        deadline=row.deadline)
+    values = {f.name: getattr(row, f.name) for f in fields(PendingStep)}
+    return PendingStep(**{**values, "evidence": tuple(row.evidence or ()),
+                          "approved_by": tuple(row.approved_by or ())})
 
 
 class ApprovalMethods:

@@ -24,9 +24,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from remediation.store.engine import upsert_insert
 from remediation.store.tables import RateBudgetORM
 
 #: Tolerance for float refill arithmetic: 59 * (1/60) s of refill must count as one whole token.
@@ -59,16 +59,9 @@ class BudgetState:
 
 def _locked_row(session: Session, key: str, capacity: float, now: float) -> RateBudgetORM:
     """The budget's row, created full on first use, locked until the transaction ends."""
-    dialect = session.get_bind().dialect.name
     values = {"key": key, "tokens": capacity, "refilled_at": now, "blocked_until": 0.0, "block_reason": None}
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(RateBudgetORM).values(**values).on_conflict_do_nothing(
-            index_elements=[RateBudgetORM.key]))
-    elif dialect == "sqlite":
-        session.execute(sqlite.insert(RateBudgetORM).values(**values).on_conflict_do_nothing(
-            index_elements=[RateBudgetORM.key]))
-    else:  # pragma: no cover - the store supports these two backends only
-        raise NotImplementedError(f"rate budgets on {dialect}")
+    session.execute(upsert_insert(session, RateBudgetORM).values(**values).on_conflict_do_nothing(
+        index_elements=[RateBudgetORM.key]))
     row = session.scalars(
         select(RateBudgetORM).where(RateBudgetORM.key == key).with_for_update().execution_options(
             populate_existing=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 #: Execution option naming the SQLite BEGIN flavour ("DEFERRED" or "IMMEDIATE").
@@ -108,3 +109,16 @@ def writer(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         return engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
     return engine
+
+
+def upsert_insert(session: Session, table: Any) -> Any:
+    """The dialect's own INSERT for ``table``, the one with ``on_conflict_do_nothing/do_update`` (the store runs on
+    PostgreSQL and SQLite only)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the store on {dialect}")  # pragma: no cover

@@ -31,11 +31,11 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, String, Text, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from remediation.models import utcnow
 from remediation.store.coltypes import UTCDateTime, require_aware
+from remediation.store.engine import upsert_insert
 from remediation.store.rows import IncidentStatus
 from remediation.store.tables import ID, Base, IncidentORM
 
@@ -106,15 +106,6 @@ class LeaseRenewal:
     incident_open: bool | None
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(FlowRunORM)
-    if dialect == "sqlite":
-        return sqlite.insert(FlowRunORM)
-    raise NotImplementedError(f"flow runs on {dialect}")  # pragma: no cover
-
-
 def _rowcount(result: Any) -> int:
     return int(cast("CursorResult[Any]", result).rowcount)
 
@@ -134,7 +125,7 @@ class FlowRunMethods:
         """``flow_run_id`` lives on this API. Insert, or fill in and correct an existing row (a run id names one
         run on one API: whoever just created, executed or found it there knows best)."""
         with self._write() as session:
-            insert = _insert(session).values(flow_run_id=flow_run_id, api_url=api_url, api_id=api_id)
+            insert = upsert_insert(session, FlowRunORM).values(flow_run_id=flow_run_id, api_url=api_url, api_id=api_id)
             session.execute(insert.on_conflict_do_update(
                 index_elements=[FlowRunORM.flow_run_id],
                 set_={"api_url": insert.excluded.api_url, "api_id": insert.excluded.api_id}))
@@ -160,7 +151,7 @@ class FlowRunMethods:
                   "expires_at": at + timedelta(seconds=ttl_s), "released_at": None, "reclaimed_at": None,
                   "reclaimed_by": None}
         with self._write() as session:
-            insert = _insert(session).values(flow_run_id=flow_run_id, **values)
+            insert = upsert_insert(session, FlowRunORM).values(flow_run_id=flow_run_id, **values)
             session.execute(insert.on_conflict_do_update(index_elements=[FlowRunORM.flow_run_id], set_=values))
 
     def renew_run_lease(self, flow_run_id: str, *, holder: str, ttl_s: float,

@@ -21,13 +21,12 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import String, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from remediation.store.coltypes import UTCDateTime, require_aware
+from remediation.store.engine import upsert_insert
 from remediation.store.tables import ENUM, ID, Base
 
 #: Statuspage incident and page ids (12 characters today; room to spare).
@@ -68,16 +67,6 @@ class StatuspageIncidentRow:
     updated_at: datetime
 
 
-def _insert(session: Session, table: type[Base]) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_*`` (the store runs on these two backends only)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"notification state on {dialect}")  # pragma: no cover
-
-
 class NotifyStateMethods:
     """The notification-state half of ``Store``; relies on the store's ``_write``/``_read`` transactions."""
 
@@ -101,7 +90,7 @@ class NotifyStateMethods:
         keeps the first page."""
         require_aware(at, "at")
         with self._write() as session:
-            insert = _insert(session, NotifyPageORM).values(incident_id=incident_id, tier=tier, paged_at=at,
+            insert = upsert_insert(session, NotifyPageORM).values(incident_id=incident_id, tier=tier, paged_at=at,
                                                              resolved_at=None)
             session.execute(insert.on_conflict_do_update(index_elements=[NotifyPageORM.incident_id,
                                                                          NotifyPageORM.tier],
@@ -134,7 +123,7 @@ class NotifyStateMethods:
         """Insert or update the incident's Statuspage incident on ``page_id``; ``opened_at`` keeps the first."""
         require_aware(at, "at")
         with self._write() as session:
-            insert = _insert(session, StatuspageIncidentORM).values(
+            insert = upsert_insert(session, StatuspageIncidentORM).values(
                 incident_id=incident_id, page_id=page_id, statuspage_id=statuspage_id, status=status,
                 opened_at=at, updated_at=at)
             session.execute(insert.on_conflict_do_update(
