@@ -57,6 +57,7 @@ Undo
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -68,6 +69,7 @@ from remediation.forms import (
     AlertName,
     ApprovalTimeout,
     ConfirmSamples,
+    ContinueAtRecover,
     IncidentId,
     LockTimeout,
     RunMode,
@@ -103,10 +105,25 @@ from tasks.auth_investigate import (
     recommendations,
     route_authorization_finding,
 )
-from tasks.auth_plans import affected_features, disable_plans, fix_plans, post_status, update_status
+from tasks.auth_plans import (
+    affected_features,
+    disable_plans,
+    fix_plans,
+    post_status,
+    posted_status_id,
+    update_status,
+)
 from tasks.auth_verify import verify_admin_access
 from tasks.investigate import deploy_history, log_excerpts
-from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
+from tasks.runbook import (
+    close,
+    confirm_readings,
+    continued,
+    locked,
+    start_incident,
+    verify_budget,
+    without_fix,
+)
 
 RUNBOOK = "auth-access"
 _DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we have switched it off while we fix "
@@ -146,6 +163,7 @@ async def auth_access(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
+    continue_at_recover: ContinueAtRecover = False,
 ) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
@@ -154,19 +172,39 @@ async def auth_access(
                               incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, admin 403 threshold "
                   f"{forbidden_pct:g}%, refused checks threshold {refused_pct:g}%")
+    verify = verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s)
+    checks = _Checks(forbidden_pct=forbidden_pct, min_admin_records=min_admin_records, refused_pct=refused_pct,
+                     min_refused=min_refused, window_records=window_records, verify=verify)
+    if continue_at_recover:
+        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _recover(
+            incident, switched_off=left.still_in_effect(Phase.CONTAIN),
+            switch_off_again=[a for a in left.actions if a.phase is Phase.CONTAIN and a.applied],
+            fixed_at=max(a.completed_at or a.started_at for a in left.actions if a.phase is Phase.REMEDIATE),
+            status_id=posted_status_id(incident), checks=checks)))
     return await locked(incident, service, lock_timeout_s, lambda: _remediate(
-        incident, service=service, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
-        refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
-        event_window_s=event_window_s, confirm_samples=confirm, sample_interval_s=sample_interval_s,
-        verify=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
+        incident, service=service, event_window_s=event_window_s, confirm_samples=confirm,
+        sample_interval_s=sample_interval_s, checks=checks,
     ))
 
 
-async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: float, min_admin_records: int,
-                     refused_pct: float, min_refused: int, window_records: int, event_window_s: float,
-                     confirm_samples: int, sample_interval_s: float, verify: dict[str, Any]
-                     ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Checks:
+    """The thresholds identify and verification share, and the verification budget."""
+
+    forbidden_pct: float
+    min_admin_records: int
+    refused_pct: float
+    min_refused: int
+    window_records: int
+    verify: dict[str, Any]
+
+
+async def _remediate(incident: RunningIncident, *, service: str, event_window_s: float, confirm_samples: int,
+                     sample_interval_s: float, checks: _Checks) -> dict[str, Any]:
     providers = incident.providers
+    forbidden_pct, min_admin_records, window_records = checks.forbidden_pct, checks.min_admin_records, \
+        checks.window_records
+    refused_pct, min_refused = checks.refused_pct, checks.min_refused
     # identify ------------------------------------------------------------------------------------------
     (signals, reading, lines), issues = await asyncio.gather(
         sample_auth(providers, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
@@ -225,20 +263,30 @@ async def _remediate(incident: RunningIncident, *, service: str, forbidden_pct: 
         return await close(incident, outcome)
 
     # recover -------------------------------------------------------------------------------------------
-    verification = await _restore_and_verify(incident, contained, since=fixed_at, forbidden_pct=forbidden_pct,
-                                             min_admin_records=min_admin_records, refused_pct=refused_pct,
-                                             min_refused=min_refused, window_records=window_records, verify=verify)
+    applied = [r for r in contained if r.applied]
+    return await _recover(incident, switched_off=applied, switch_off_again=applied, fixed_at=fixed_at,
+                          status_id=status_id, checks=checks)
+
+
+async def _recover(incident: RunningIncident, *, switched_off: list[ActionRecord],
+                   switch_off_again: list[ActionRecord], fixed_at: datetime, status_id: str | None,
+                   checks: _Checks) -> dict[str, Any]:
+    """Switch back on what is still off (``switched_off``), verify; if the fix did not hold, switch
+    ``switch_off_again`` off again. A continuation passes its ledger's view: nothing is switched on twice."""
+    verification = await _restore_and_verify(
+        incident, switched_off, since=fixed_at, forbidden_pct=checks.forbidden_pct,
+        min_admin_records=checks.min_admin_records, refused_pct=checks.refused_pct, min_refused=checks.min_refused,
+        window_records=checks.window_records, verify=checks.verify)
     incident.report.verification = verification
     if verification.healthy:
         await update_status(incident, Phase.RECOVER, status_id, "resolved",
                             "The admin area is back and administrators can sign in again.")
         return await close(incident, Outcome.RECOVERED)
-    for record in contained:
-        if record.applied:
-            await act(incident, Phase.RECOVER, record.plan, evidence_confirmed=True,
-                      why="the fix did not hold: switch the admin features off again")
+    for record in switch_off_again:
+        await act(incident, Phase.RECOVER, record.plan, evidence_confirmed=True,
+                  why="the fix did not hold: switch the admin features off again")
     incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); "
-                      f"{'containment kept' if any(r.applied for r in contained) else 'nothing contained'}")
+                      f"{'containment kept' if switch_off_again else 'nothing contained'}")
     await update_status(incident, Phase.RECOVER, status_id, "identified",
                         "The first fix did not restore admin access; engineers are working on it.")
     return await close(incident, Outcome.ESCALATED)

@@ -63,6 +63,7 @@ from remediation.forms import (
     AlertName,
     ApprovalTimeout,
     ConfirmSamples,
+    ContinueAtRecover,
     IncidentId,
     LockTimeout,
     RunMode,
@@ -97,7 +98,15 @@ from tasks.database_plans import index_plan, pause_jobs_plan, terminate_plan
 from tasks.database_verify import probe_check, verify_db_quiet
 from tasks.detect import error_rate_finding
 from tasks.investigate import deploy_history, error_tracker
-from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
+from tasks.runbook import (
+    close,
+    confirm_readings,
+    continued,
+    locked,
+    start_incident,
+    verify_budget,
+    without_fix,
+)
 
 RUNBOOK = "database-errors"
 
@@ -148,6 +157,7 @@ async def database_errors(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
+    continue_at_recover: ContinueAtRecover = False,
 ) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
@@ -156,16 +166,20 @@ async def database_errors(
                               incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {min_failures}+ failures or "
                   f"p95 > {slow_op_ms:g} ms")
+    verify = verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s)
+    probe = dict(requests=probe_requests or settings.probe_requests, p95_ms=probe_p95_ms or settings.probe_p95_ms,
+                 error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct)
+    if continue_at_recover:
+        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _recover(
+            incident, fix=left.first_applied(Phase.REMEDIATE), paused=next(iter(left.still_in_effect(Phase.CONTAIN)),
+                                                                           None), verify=verify, probe=probe)))
     return await locked(incident, service, lock_timeout_s, lambda: _remediate(
         incident, service=service, min_failures=min_failures, slow_op_ms=slow_op_ms, min_slow=min_slow,
         window_samples=window_samples, log_window_s=log_window_s, confirm_samples=confirm,
         sample_interval_s=sample_interval_s,
         long_running_s=long_running_s or settings.db_long_running_s,
         min_seq_scans=min_seq_scans or settings.db_min_seq_scans, deploy_lookback_s=deploy_lookback_s,
-        verify=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
-        probe=dict(requests=probe_requests or settings.probe_requests,
-                   p95_ms=probe_p95_ms or settings.probe_p95_ms,
-                   error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct),
+        verify=verify, probe=probe,
     ))
 
 
@@ -234,14 +248,25 @@ async def _remediate(
         return await close(incident, _without_fix(incident, fix))
 
     # recover -------------------------------------------------------------------------------------------
+    return await _recover(incident, fix=fix, paused=contained if contained is not None and contained.applied else None,
+                          verify=verify, probe=probe)
+
+
+async def _recover(incident: RunningIncident, *, fix: ActionRecord | None, paused: ActionRecord | None,
+                   verify: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
+    """Verify the fix, then resume the jobs still paused (``paused``: a continuation passes only what its ledger
+    says is still in effect, so jobs the dead run already resumed are not resumed twice)."""
+    if fix is None:  # continued() only calls with an applied fix; never verify nothing
+        incident.escalate(Phase.RECOVER, "no applied fix to verify")
+        return await close(incident, Outcome.ESCALATED)
     verification = await _verify(incident, fix, verify, probe)
     incident.report.verification = verification
     if not verification.healthy:
-        kept = "jobs stay paused" if contained is not None and contained.applied else "nothing was contained"
+        kept = "jobs stay paused" if paused is not None else "nothing is contained"
         incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); {kept}")
         return await close(incident, Outcome.ESCALATED)
-    if contained is not None and contained.applied:
-        undo = contained.plan.undo()
+    if paused is not None:
+        undo = paused.plan.undo()
         if undo is not None:
             resumed = await act(incident, Phase.RECOVER, undo, evidence_confirmed=True,
                                 why="the fix held: give the paused jobs their workers back")

@@ -34,6 +34,11 @@ Concurrency
     One run per service at a time: the body holds Prefect's global concurrency limit ``remediate-<service>``
     (created on first use). A second run waits up to ``lock_timeout_s``, then escalates without acting.
 
+Taken over after a crash
+    A run that dies after its fix was applied is continued by a new run (``continue_at_recover``, started by the
+    reconciler of any live replica): it verifies again and lifts the maintenance still on; nothing before recover
+    runs again. A run that dies before its fix is applied is closed escalated, naming the maintenance to lift.
+
 Undo
     Maintenance: ``disable_maintenance`` on the same prefixes (done by the run once verified). Rollback:
     promote the release it replaced (recorded as the action's undo; a human decides). Flag: switch it back.
@@ -53,6 +58,7 @@ from remediation.forms import (
     AlertName,
     ApprovalTimeout,
     ConfirmSamples,
+    ContinueAtRecover,
     IncidentId,
     LockTimeout,
     MinRecords,
@@ -90,7 +96,15 @@ from tasks.detect import (
     sample_error_rate,
 )
 from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
-from tasks.runbook import close, confirm_readings, locked, start_incident, verify_budget, without_fix
+from tasks.runbook import (
+    close,
+    confirm_readings,
+    continued,
+    locked,
+    start_incident,
+    verify_budget,
+    without_fix,
+)
 from tasks.verify import verify_error_rate
 
 RUNBOOK = "elevated-error-rate"
@@ -118,6 +132,7 @@ async def elevated_error_rate(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
+    continue_at_recover: ContinueAtRecover = False,
 ) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
@@ -126,6 +141,12 @@ async def elevated_error_rate(
     incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
                               incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, threshold {threshold_pct:g}%")
+    if continue_at_recover:
+        budget = verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s)
+        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _recover(
+            incident, lift=next(iter(left.still_in_effect(Phase.CONTAIN)), None),
+            contain_again=left.first_applied(Phase.CONTAIN), threshold_pct=threshold_pct, min_records=min_records,
+            window=window, budget=budget)))
 
     return await locked(incident, service, lock_timeout_s, lambda: _remediate(
         incident, service=service, threshold_pct=threshold_pct, min_records=min_records, window=window,
@@ -199,15 +220,23 @@ async def _remediate(
         return await close(incident, _without_fix(incident, fix))
 
     # recover -------------------------------------------------------------------------------------------
-    verification = await _lift_and_verify(
-        incident, contained, threshold_pct=threshold_pct, min_records=min_records, window=window,
-        **verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
-    )
+    return await _recover(incident, lift=contained, contain_again=contained, threshold_pct=threshold_pct,
+                          min_records=min_records, window=window,
+                          budget=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s))
+
+
+async def _recover(incident: RunningIncident, *, lift: ActionRecord | None, contain_again: ActionRecord | None,
+                   threshold_pct: float, min_records: int, window: int, budget: dict[str, Any]) -> dict[str, Any]:
+    """Lift the maintenance still on (``lift``), verify the fix; if it did not hold, put ``contain_again`` back.
+
+    A continuation passes what its ledger says: maintenance the dead run already lifted is not lifted twice."""
+    verification = await _lift_and_verify(incident, lift, threshold_pct=threshold_pct, min_records=min_records,
+                                          window=window, **budget)
     incident.report.verification = verification
     if verification.healthy:
         return await close(incident, Outcome.RECOVERED)
-    if contained is not None and contained.applied:
-        await act(incident, Phase.RECOVER, contained.plan, evidence_confirmed=True,
+    if contain_again is not None and contain_again.applied:
+        await act(incident, Phase.RECOVER, contain_again.plan, evidence_confirmed=True,
                   why="the fix did not hold: contain again")
     incident.escalate(Phase.RECOVER, f"the fix did not hold ({verification.detail}); containment kept")
     return await close(incident, Outcome.ESCALATED)

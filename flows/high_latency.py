@@ -61,6 +61,7 @@ from remediation.forms import (
     AlertName,
     ApprovalTimeout,
     ConfirmSamples,
+    ContinueAtRecover,
     DeployLookback,
     IncidentId,
     LockTimeout,
@@ -99,7 +100,7 @@ from tasks.latency import (
 )
 from tasks.latency_investigate import db_timings, dependency_calls, hot_endpoints, recommend
 from tasks.latency_watch import BREACH_AFTER, watch_latency
-from tasks.runbook import close, confirm_readings, locked, not_applied, start_incident
+from tasks.runbook import Resumed, close, confirm_readings, continued, locked, not_applied, start_incident
 
 RUNBOOK = "high-latency"
 LOG_LOOKBACK_S = 300.0  # the app's own health window
@@ -161,6 +162,7 @@ async def high_latency(
     alert_name: AlertName = "manual",
     incident_id: IncidentId = None,
     lock_timeout_s: LockTimeout = 1800.0,
+    continue_at_recover: ContinueAtRecover = False,
 ) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
@@ -181,7 +183,22 @@ async def high_latency(
         watch_s=watch_s or settings.latency_watch_s, watch_interval_s=watch_interval_s or settings.verify_interval_s,
         deploy_lookback_s=deploy_lookback_s,
     )
+    if continue_at_recover:
+        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _continue(
+            incident, job, left)))
     return await locked(incident, service, lock_timeout_s, lambda: _remediate(incident, job))
+
+
+async def _continue(incident: RunningIncident, job: _Job, left: Resumed) -> dict[str, Any]:
+    """Recover after a dead run: watch under the containment still on, or, when the dead run had already undone
+    it, only the watch that follows an undo (never undone twice)."""
+    still = left.still_in_effect(Phase.CONTAIN)
+    if still:
+        return await _recover(incident, job, still[0])
+    contained = left.first_applied(Phase.CONTAIN)
+    assert contained is not None  # continued() checked that the containment was applied
+    reverse = contained.plan.undo()
+    return await _confirm_undone(incident, job, contained, reverse.summary() if reverse else "the undo", None)
 
 
 async def _remediate(incident: RunningIncident, job: _Job) -> dict[str, Any]:
@@ -277,15 +294,21 @@ async def _recover(incident: RunningIncident, job: _Job, contained: ActionRecord
         incident.escalate(Phase.RECOVER, f"latency recovered but {undo.summary()} was not applied "
                           f"({undone.error or '; '.join(undone.reasons)}); containment still in place")
         return await close(incident, Outcome.ESCALATED)
+    return await _confirm_undone(incident, job, contained, undo.summary(), watched)
+
+
+async def _confirm_undone(incident: RunningIncident, job: _Job, contained: ActionRecord, undone: str,
+                          watched: Verification | None) -> dict[str, Any]:
+    """Watch once containment is undone; if latency breaches again, put it back and escalate."""
     # Long enough for BREACH_AFTER checks, so one noisy window neither fails nor passes it alone.
     after = await _watch(incident, job, (BREACH_AFTER + 0.5) * job.watch_interval_s, "after undo")
-    incident.report.verification = _joined(watched, after)
+    incident.report.verification = after if watched is None else _joined(watched, after)
     if after.healthy:
         return await close(incident, Outcome.RECOVERED)
     again = await act(incident, Phase.RECOVER, contained.plan, evidence_confirmed=True,
                       why="latency breached again once containment was undone: the load has not gone")
     kept = "restored" if again.applied else f"NOT restored ({again.error or '; '.join(again.reasons)})"
-    incident.escalate(Phase.RECOVER, f"latency breached again after {undo.summary()} ({after.detail}); "
+    incident.escalate(Phase.RECOVER, f"latency breached again after {undone} ({after.detail}); "
                       f"containment {kept}; plan capacity")
     return await close(incident, Outcome.ESCALATED)
 

@@ -246,9 +246,14 @@ def reconcile(
     claim_unowned: Annotated[bool, typer.Option(
         "--claim-unowned", help="Close incidents with no recorded Prefect API whose run is missing here (incidents "
         "from before owners were recorded; only against the API they ran on)")] = False,
+    close_only: Annotated[bool, typer.Option(
+        "--close-only", help="Never start a continuation run: close every dead run's incident as escalated")] = False,
 ) -> None:
-    """Close incidents whose run died without closing them (as escalated), naming half-done actions. Only runs of
-    this Prefect API (PREFECT_API_URL) are judged; each open incident is reported with what was found."""
+    """Take over incidents whose run died without closing them. One whose fix was applied is continued at recover by
+    a new run (verify again, then undo the containment); any other is closed as escalated, naming half-done actions
+    and what is still in effect with its undo. Only runs of this Prefect API (PREFECT_API_URL) are judged; each open
+    incident is reported with what was found."""
+    from remediation.orchestration.continuation import PrefectContinuer
     from remediation.orchestration.prefect_identity import current_api
     from remediation.reconcile import RunVerdict
     from remediation.reconcile import reconcile as run_reconcile
@@ -259,7 +264,8 @@ def reconcile(
     store = Store(Settings().resolved_database_url)
     store.migrate()
     here = current_api()
-    found = run_reconcile(store, here=here, dry_run=dry_run, include_alive=True, claim_unowned=claim_unowned)
+    found = run_reconcile(store, here=here, dry_run=dry_run, include_alive=True, claim_unowned=claim_unowned,
+                          continue_run=None if close_only else PrefectContinuer())
     if json_output:
         typer.echo(json.dumps({"api": {"url": here.url, "id": here.id},
                                "incidents": [r.model_dump(mode="json") for r in found]}, indent=2))
@@ -269,14 +275,19 @@ def reconcile(
         console.print("no open incident")
     for r in found:
         head = f"{r.incident_id} ({r.runbook}, {r.service}): run {r.flow_run_id or '-'} {r.run_state}"
-        if r.verdict is RunVerdict.DEAD:
+        crashed = " [crashed in Prefect]" if r.crashed else ""
+        if r.verdict is RunVerdict.CONTINUED:
+            verb = "would continue" if dry_run else f"continued by run {r.continued_by}"
+            console.print(f"[yellow]{verb}[/] {head}{crashed}: {r.detail}; {r.takeover}")
+        elif r.verdict is RunVerdict.DEAD:
             verb = "would close" if dry_run else "closed"
-            crashed = " [crashed in Prefect]" if r.crashed else ""
-            console.print(f"[red]{verb}[/] {head}{crashed}: {r.detail}")
+            console.print(f"[red]{verb}[/] {head}{crashed}: {r.detail}; not continued: {r.takeover}")
         else:
             console.print(f"[green]{r.verdict.value.replace('_', ' ')}[/] {head}: {r.detail}")
         for item in r.dangling:
             console.print(f"  [yellow]half-done:[/] {item}")
+        for item in r.in_effect:
+            console.print(f"  [yellow]in effect:[/] {item}")
 
 
 @app.command()

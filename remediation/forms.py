@@ -81,3 +81,7 @@ IncidentId = Annotated[str | None, form(
 LockTimeout = Annotated[float | None, form(
     "Lock wait (s)", "While another run remediates the same service, wait this long for it, then escalate "
     "without acting. None: wait indefinitely.")]
+ContinueAtRecover = Annotated[bool, form(
+    "Continue at recover", "Set by the reconciler when a run died after its fix was applied: this run adopts the "
+    "incident (Incident id), skips identify, contain and remediate, verifies again and undoes the containment. "
+    "Leave off when starting a run by hand.")]

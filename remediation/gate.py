@@ -20,6 +20,7 @@ from typing import TypeVar
 from remediation import levers
 from remediation.call_outcome import CallOutcome, classify
 from remediation.models import (
+    UNSETTLED_STATES,
     ActionRecord,
     ActionState,
     BlockActor,
@@ -100,6 +101,18 @@ async def _after_failure(intent: ActionRecord, exc: Exception, steps_done: list[
     found = await read_back(intent.plan, providers, timeout_s=max(providers.settings.http_timeout_s * 2, 2.0))
     settled = settle(why, found)
     return _complete(intent, providers, settled.state, settled.error, settled.read_back)
+
+
+async def settle_after_crash(action: ActionRecord, providers: Providers) -> ActionRecord:
+    """An action a dead run left ``intent`` or ``unknown``: read the platform back and record what it shows.
+
+    The run that made the call died before it recorded the answer, so whether it took effect is a question for the
+    platform, exactly as for a lost answer; ``unknown`` stays when the read cannot tell."""
+    if action.state not in UNSETTLED_STATES:
+        return action
+    found = await read_back(action.plan, providers, timeout_s=max(providers.settings.http_timeout_s * 2, 2.0))
+    settled = settle("the run that made the call died before it recorded the answer", found)
+    return _complete(action, providers, settled.state, settled.error, settled.read_back)
 
 
 def _complete(intent: ActionRecord, providers: Providers, state: ActionState, error: str | None = None,

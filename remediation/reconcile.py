@@ -6,6 +6,10 @@ open, and policy's one-remediation-per-service rule would refuse every later cha
 finds those incidents, closes each as **escalated**, and writes on the timeline which ledger rows are still
 ``intent``: their mutation may or may not have happened, and only a person can tell (the plan's undo is listed).
 
+A dead run's incident is **taken over** when its ledger allows (``remediation.takeover``): a run that died after its
+fix was applied is continued at recover by a new run of the same runbook (``continue_run``), recorded on the timeline
+as the incident's continuation; anything else is closed escalated, naming each change still in effect and its undo.
+
 A run is dead when its flow run is final, missing, or its **lease lapsed** (``remediation.store.flow_runs``): the
 process executing it stopped renewing it, whatever state it left the run in (Running after a resume, Paused,
 Pending), so the run is first marked ``Crashed`` in Prefect. Exactly one reconciler acts on a lapsed lease (the
@@ -22,13 +26,11 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from remediation.models import (
     UNSETTLED_STATES,
-    ActionRecord,
     IncidentReport,
     Outcome,
     Phase,
@@ -40,6 +42,7 @@ from remediation.orchestration.prefect_identity import PrefectApi
 from remediation.store import Store
 from remediation.store.flow_runs import FlowRunRecord, LeaseState
 from remediation.store.rows import ActionRow, IncidentSummary
+from remediation.takeover import CONTINUED_EVENT, Next, Takeover, decide
 
 log = logging.getLogger("remediation.reconcile")
 
@@ -62,6 +65,7 @@ class RunState(BaseModel):
 
 class RunVerdict(StrEnum):
     DEAD = "dead"  # final, missing, or its lease lapsed: closed (on a dry run: would be)
+    CONTINUED = "continued"  # dead, and a new run continues it at recover (on a dry run: would)
     ALIVE = "alive"  # it will close the incident itself
     NOT_STARTED = "not_started"  # no flow run recorded yet (intake starts one at the next delivery)
     FOREIGN = "foreign"  # its run belongs to another Prefect API: not reconciled here
@@ -82,10 +86,15 @@ class Reconciled(BaseModel):
     detail: str = ""  # what was found, in words: the lease's holder and age, the owner, ...
     owner: str | None = None  # URL of the Prefect API the run lives on, when recorded
     crashed: bool = False  # this reconcile marked the run Crashed in Prefect (its lease had lapsed)
+    in_effect: tuple[str, ...] = ()  # applied changes not undone, each with its undo
+    continued_by: str | None = None  # the flow run that continues the incident at recover
+    takeover: str = ""  # why it was continued, or why not
 
 
 StateReader = Callable[[list[str]], dict[str, RunState | None]]
 RunCrasher = Callable[[str, str], None]  # (flow run id, message)
+#: Starts the continuation run of an incident whose run (the second argument) died; returns the new run's id.
+Continuer = Callable[[IncidentSummary, str], str]
 
 
 def crash_prefect_run(flow_run_id: str, message: str) -> None:
@@ -123,14 +132,15 @@ def prefect_run_states(flow_run_ids: list[str]) -> dict[str, RunState | None]:
 def reconcile(store: Store, read_states: StateReader = prefect_run_states, *, here: PrefectApi | None = None,
               crash_run: RunCrasher = crash_prefect_run, dry_run: bool = False, now: Callable[[], datetime] = utcnow,
               limit: int = 1000, include_alive: bool = False, claim_unowned: bool = False,
-              reconciler: str = "") -> list[Reconciled]:
+              reconciler: str = "", continue_run: Continuer | None = None) -> list[Reconciled]:
     """Close every open incident of ours whose run is dead; return what was found (and done) per incident.
 
     ``here``: the API ``read_states`` asks (None: ownership is not checked, every run is taken for ours).
     ``include_alive`` also reports incidents left alone because their run is alive or not started.
     ``claim_unowned``: an incident with no recorded owner whose run is missing here is closed as "run missing"
     (for incidents recorded before owners were; only when this is the API they ran on). ``reconciler`` names who
-    crashes a run whose lease lapsed (default: this process).
+    crashes a run whose lease lapsed (default: this process). ``continue_run`` starts the continuation of an
+    incident whose ledger allows it (None: every dead run's incident is closed escalated).
     """
     at = now()
     reconciler = reconciler or holder_name()
@@ -189,14 +199,53 @@ def reconcile(store: Store, read_states: StateReader = prefect_run_states, *, he
         # Unsettled: still ``intent``, or ``unknown`` (answer lost, read-back inconclusive): either may be in effect.
         dangling = tuple(_describe(row) for row in rows if row.state in UNSETTLED_STATES)
         described = "missing" if state is None else (state.name or state.type)
-        if not dry_run:
-            _close(store, incident, rows, state, dangling, now())
+        detail = detail or _why_dead(state, here)
+        takeover = decide(incident.runbook, incident.mode, rows, _continuations(store, incident.id),
+                          read_back_first=continue_run is not None)
+        continued_by: str | None = None
+        if takeover.next is Next.CONTINUE and continue_run is not None and not dry_run:
+            continued_by, takeover = _continue(store, incident, takeover, detail, continue_run, here)
+        elif takeover.next is Next.CONTINUE and continue_run is None:
+            takeover = takeover.model_copy(update={
+                "next": Next.ESCALATE, "reason": f"{takeover.reason}, but no continuation can be started here"})
+        if not dry_run and continued_by is None:
+            _close(store, incident, rows, state, dangling, takeover, now())
+        continues = continued_by is not None or (dry_run and takeover.next is Next.CONTINUE)
         results.append(Reconciled(incident_id=incident.id, service=incident.service, runbook=incident.runbook,
-                                  flow_run_id=incident.flow_run_id, run_state=described, closed=not dry_run,
-                                  dangling=dangling, verdict=RunVerdict.DEAD, crashed=crashed,
+                                  flow_run_id=incident.flow_run_id, run_state=described,
+                                  closed=not dry_run and continued_by is None, dangling=dangling,
+                                  verdict=RunVerdict.CONTINUED if continues else RunVerdict.DEAD, crashed=crashed,
                                   owner=record.api_url if record is not None else (here.url if here else None),
-                                  detail=detail or _why_dead(state, here)))
+                                  detail=detail, in_effect=takeover.in_effect, continued_by=continued_by,
+                                  takeover=takeover.reason))
     return results
+
+
+def _continuations(store: Store, incident_id: str) -> int:
+    return sum(1 for entry in store.timeline(incident_id) if entry.event == CONTINUED_EVENT)
+
+
+def _continue(store: Store, incident: IncidentSummary, takeover: Takeover, detail: str, continue_run: Continuer,
+              here: PrefectApi | None) -> tuple[str | None, Takeover]:
+    """Start the continuation run and record it on the incident; on failure, say why (the incident is then closed)."""
+    assert incident.flow_run_id is not None
+    try:
+        new_run = continue_run(incident, incident.flow_run_id)
+    except Exception as exc:
+        log.warning("could not continue incident %s: %s: %s", incident.id, type(exc).__name__, str(exc)[:300])
+        return None, takeover.model_copy(update={
+            "next": Next.ESCALATE,
+            "reason": f"{takeover.reason}, but the continuation run could not be started ({type(exc).__name__})"})
+    store.add_timeline(incident.id, TimelineEntry(
+        at=utcnow(), phase=Phase.RECOVER, event=CONTINUED_EVENT,
+        detail=f"run {incident.flow_run_id} died ({detail}); run {new_run} continues it: {takeover.reason}. "
+               "Identify, contain and remediate are not run again"))
+    store.set_flow_run(incident.id, new_run)
+    if here is not None:
+        store.record_run_owner(new_run, api_url=here.url, api_id=here.id)
+    log.warning("incident %s: run %s died; run %s continues it at recover", incident.id, incident.flow_run_id,
+                new_run)
+    return new_run, takeover
 
 
 def _found(incident: IncidentSummary, verdict: RunVerdict, run_state: str, detail: str,
@@ -257,26 +306,22 @@ def _describe(row: ActionRow) -> str:
 
 
 def _close(store: Store, incident: IncidentSummary, rows: Iterable[ActionRow], state: RunState | None,
-           dangling: tuple[str, ...], at: datetime) -> None:
+           dangling: tuple[str, ...], takeover: Takeover, at: datetime) -> None:
     what = ("its flow run no longer exists" if state is None
             else f"its flow run ended {state.name or state.type}" + (f" ({state.message})" if state.message else ""))
-    escalation = f"the run stopped without closing the incident: {what}"
+    escalation = f"the run stopped without closing the incident: {what}; not continued: {takeover.reason}"
     if dangling:
         escalation += ("; check by hand whether these half-done actions took effect: " + "; ".join(dangling))
+    if takeover.in_effect:
+        escalation += "; still in effect, undo when safe: " + "; ".join(takeover.in_effect)
     entry = TimelineEntry(at=at, phase=Phase.CLOSE, event="reconciled: closed as escalated", detail=escalation)
     store.add_timeline(incident.id, entry)
     report = IncidentReport(
         incident_id=incident.id, runbook=incident.runbook, service=incident.service, mode=incident.mode,
         severity=incident.severity, outcome=Outcome.ESCALATED, alert=incident.alert,
-        flow_run_id=incident.flow_run_id, actions=[_record(row) for row in rows],
+        flow_run_id=incident.flow_run_id, actions=[row.as_record() for row in rows],
         timeline=store.timeline(incident.id), escalation=escalation, started_at=incident.opened_at,
         finished_at=at,
     )
     store.close_incident(incident.id, report)
 
-
-def _record(row: ActionRow) -> ActionRecord:
-    data: dict[str, Any] = {"id": row.id, "phase": row.phase, "plan": row.plan, "decision": row.decision,
-                            "reasons": row.reasons, "state": row.state, "error": row.error,
-                            "started_at": row.started_at, "completed_at": row.completed_at}
-    return ActionRecord.model_validate(data)

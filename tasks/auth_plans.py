@@ -77,8 +77,19 @@ async def post_status(incident: RunningIncident, body: str) -> str | None:
     except Exception as exc:
         incident.note(Phase.CONTAIN, "status update failed", f"{type(exc).__name__}: {exc}")
         return None
-    incident.note(Phase.CONTAIN, f"status posted: investigating ({status_id})", body)
+    incident.note(Phase.CONTAIN, f"{_POSTED}{status_id})", body)
     return status_id
+
+
+_POSTED = "status posted: investigating ("
+
+
+def posted_status_id(incident: RunningIncident) -> str | None:
+    """The status page incident an earlier run of this incident opened (a continuation updates it)."""
+    for entry in incident.report.timeline:
+        if entry.event.startswith(_POSTED) and entry.event.endswith(")"):
+            return entry.event[len(_POSTED):-1]
+    return None
 
 
 async def update_status(incident: RunningIncident, phase: Phase, status_id: str | None, status: str,

@@ -7,13 +7,14 @@ policy, kept here so that it cannot drift between them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
-from remediation import composition, runtime
+from remediation import composition, gate, runtime
 from remediation.incident import RunningIncident
 from remediation.models import (
     OUTCOME_STATE_NAMES,
@@ -29,6 +30,7 @@ from remediation.models import (
 from remediation.orchestration.leases import hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.settings import Settings
+from remediation.takeover import Next, decide, in_effect
 from tasks.detect import close_rate_limit_finding
 from tasks.report import publish_report, render_postmortem
 
@@ -133,3 +135,48 @@ def without_fix(incident: RunningIncident, fix: ActionRecord | None, kept: str) 
         incident.escalate(Phase.REMEDIATE, f"no automatic fix is indicated; {kept}")
         return Outcome.ESCALATED
     return not_applied(incident, Phase.REMEDIATE, fix, kept)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a dead run left, as a continuation run reads it from the ledger (``remediation.takeover``)."""
+
+    actions: tuple[ActionRecord, ...]
+
+    def first_applied(self, phase: Phase) -> ActionRecord | None:
+        """The first change the dead run applied in ``phase`` (what to contain again if the fix fails)."""
+        return next((a for a in self.actions if a.phase is phase and a.applied), None)
+
+    def still_in_effect(self, phase: Phase) -> list[ActionRecord]:
+        """``phase``'s changes still in place: applied and not undone since (so never undone twice)."""
+        return [a for a in in_effect(self.actions) if a.phase is phase]
+
+
+async def resume_at_recover(incident: RunningIncident) -> Resumed:
+    """Adopt the dead run's ledger and timeline into this run's report, and say on the timeline what happens now.
+
+    Called instead of identify/contain/remediate when the reconciler started this run as a continuation: the report
+    this run closes with then holds every action of the incident, and the hourly cap sees its undoes as undoes. A
+    step the dead run left half-done is first read back from the platform (``gate.settle_after_crash``)."""
+    store = incident.providers.store
+    actions = tuple([await gate.settle_after_crash(row.as_record(), incident.providers)
+                     for row in store.actions(incident.id)])
+    incident.report.actions[:0] = list(actions)
+    incident.note(Phase.RECOVER, "continuing at recover",
+                  f"the previous run died after its fix; {len(actions)} action(s) from its ledger, "
+                  f"{sum(1 for a in actions if a.applied)} applied; nothing before recover runs again")
+    incident.report.timeline = store.timeline(incident.id)
+    return Resumed(actions)
+
+
+async def continued(incident: RunningIncident, recover: Callable[[Resumed], Awaitable[dict[str, Any]]]
+                    ) -> dict[str, Any]:
+    """A continuation's body: adopt the ledger, check again that it allows continuing (a run started by hand with
+    Continue at recover gets no free pass), then ``recover``; otherwise escalate naming what is in effect."""
+    resumed = await resume_at_recover(incident)
+    verdict = decide(incident.report.runbook, incident.report.mode, resumed.actions)
+    if verdict.next is not Next.CONTINUE:
+        effect = f"; still in effect: {'; '.join(verdict.in_effect)}" if verdict.in_effect else ""
+        incident.escalate(Phase.RECOVER, f"cannot continue at recover: {verdict.reason}{effect}")
+        return await close(incident, Outcome.ESCALATED)
+    return await recover(resumed)

@@ -350,19 +350,26 @@ class Draining:
 
 
 def _reconcile_periodically(providers: Any, stop_event: threading.Event, here: Any, every_s: float) -> None:
-    """At start-up (runs a previous process left behind) and then every ``every_s``: close the incidents of dead
+    """At start-up (runs a previous process left behind) and then every ``every_s``: take over the incidents of dead
     runs of this Prefect API (``remediation.reconcile``: final, missing, or whose lease lapsed, which are crashed
-    first), so that a crashed run never blocks its service's next remediation; and let expired actor blocks lapse.
+    first): continued at recover by a new run when the fix was applied, else closed escalated with what is still in
+    effect, so that a crashed run never blocks its service's next remediation; and let expired actor blocks lapse.
 
     With the default lease (60 s) and interval (30 s), a run whose process was SIGKILLed is crashed and its incident
     closed at most ~90 s later. Incidents of other APIs sharing the store are named once, then left alone."""
+    from remediation.orchestration.continuation import PrefectContinuer
     from remediation.reconcile import RunVerdict, reconcile
 
     told: set[str] = set()
+    continuer = PrefectContinuer()
     while True:
         try:
-            for found in reconcile(providers.store, here=here):
-                if found.verdict is RunVerdict.DEAD:
+            for found in reconcile(providers.store, here=here, continue_run=continuer):
+                if found.verdict is RunVerdict.CONTINUED:
+                    log.warning("took over incident %s: run %s %s (%s); run %s continues it at recover",
+                                found.incident_id, found.flow_run_id, found.run_state, found.detail,
+                                found.continued_by)
+                elif found.verdict is RunVerdict.DEAD:
                     log.warning("reconciled incident %s: run %s %s (%s); %d half-done action(s)", found.incident_id,
                                 found.flow_run_id, found.run_state, found.detail, len(found.dangling))
                 elif found.incident_id not in told:

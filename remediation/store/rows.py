@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from remediation.models import (
+    ActionRecord,
     ActionState,
     Alert,
     Mode,
@@ -118,6 +119,12 @@ class ActionRow(BaseModel):
             started_at=row.started_at,
             completed_at=row.completed_at,
         )
+
+    def as_record(self) -> ActionRecord:
+        """The run's view of this row (its approval is on the timeline and in the approvals table, not here)."""
+        return ActionRecord(id=self.id, phase=self.phase, plan=self.plan, decision=self.decision,
+                            reasons=self.reasons, state=self.state, error=self.error, read_back=self.read_back,
+                            started_at=self.started_at, completed_at=self.completed_at)
 
 
 class AlertStatus(StrEnum):
