@@ -38,6 +38,7 @@ def test_remediate_paused_in_a_second_shell_lists_the_run_paused_in_serve_withou
     tmp_path: Path
 ) -> None:
     from prefect import get_client
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     home = tmp_path / ".remediate"  # the default state directory, relative to the shared working directory
@@ -67,8 +68,9 @@ def test_remediate_paused_in_a_second_shell_lists_the_run_paused_in_serve_withou
             assert f"  {api_url}\n" in banner and "rolling-restart" in banner and "alice: sim only" in banner
 
             with with_api(api_url):
-                run = run_deployment("rolling-restart/rolling-restart", timeout=0, parameters={
-                    "service": "kamkmserve", "mode": "auto", "approval_timeout_s": 900, **FAST_RESTART})
+                run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync call: a FlowRun, not a coroutine
+                    "rolling-restart/rolling-restart", timeout=0, parameters={
+                        "service": "kamkmserve", "mode": "auto", "approval_timeout_s": 900, **FAST_RESTART})
                 with get_client(sync_client=True) as client:
                     wait_for(lambda: (r := client.read_flow_run(run.id)).state and r.state.name == "Paused",
                              timeout_s=120, interval_s=0.5, what="the served run to pause for its approval")
