@@ -133,10 +133,9 @@ async def why_gone(client: Any, holder: Holder) -> str | None:
 async def _lease_exists(client: Any, lease_id: UUID) -> bool:
     from prefect.exceptions import PrefectHTTPStatusError
 
-    from remediation.orchestration.limits import LEASE_S
-
     try:
-        await client.renew_concurrency_lease(lease_id=lease_id, lease_duration=LEASE_S)
+        # Renewing is the only way Prefect answers "does this lease exist"; by the server's minimum, 60 s.
+        await client.renew_concurrency_lease(lease_id=lease_id, lease_duration=60)
     except PrefectHTTPStatusError as exc:
         if exc.response.status_code in (404, 410):
             return False
