@@ -56,6 +56,7 @@ def variable_name(limit: str) -> str:
 _held: dict[str, str] = {}
 _held_lock = threading.Lock()
 _atexit_registered = False
+_told_unrecorded: set[str] = set()
 
 
 def current_flow_run_id() -> str | None:
@@ -150,6 +151,10 @@ async def take_over_if_stale(client: Any, limit: str, service: str) -> str | Non
         return None
     holder = await read(client, limit)
     if holder is None:
+        if limit not in _told_unrecorded:  # taken before holders were recorded, or by something else: say how to free
+            _told_unrecorded.add(limit)
+            log.warning("the slot of %s is taken by a holder that left no record; if no remediation of %s is "
+                        "running: prefect global-concurrency-limit update %s --active-slots 0", limit, service, limit)
         return None
     why = await why_gone(client, holder)
     if why is None:
