@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -54,6 +55,35 @@ def _embedded_prefect_defaults() -> None:
     # A first start migrates a new database: 12-15 s alone, more on a busy 2-core host, where Prefect's
     # default 20 s wait for its temporary server is too tight.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    global _looked_for_serve
+    if not _looked_for_serve and _command(sys.argv) in FINDS_SERVE:
+        _looked_for_serve = True  # commands call this again before importing Prefect: one look, one note
+        _use_running_serve()
+
+
+#: Commands that act on serve's runs: without PREFECT_API_URL they use the API of the serve recorded in the state
+#: directory (serve.json), not a temporary one that knows none of its runs. Not serve itself, nor demo and drill,
+#: which run simulated incidents on their own API (they would take the real service's remediation slot).
+FINDS_SERVE = frozenset({"paused", "approve", "approvals", "approvers", "check", "reconcile", "run"})
+_looked_for_serve = False
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the CLI has no options of its own before it)."""
+    return next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+
+
+def _use_running_serve() -> None:
+    from remediation.orchestration import serve_record
+    from remediation.settings import Settings
+
+    try:
+        home = Settings().home
+    except Exception:  # a wrong configuration: the command itself says what is wrong, in one line
+        return
+    found = serve_record.use_running_serve(home)
+    if found.note:
+        err.print(found.note, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -322,8 +352,15 @@ def paused() -> None:
 
     Settings()  # a configuration that cannot be right is said before anything else
 
-    for run in approval_client.paused_runs():
+    runs = approval_client.paused_runs()
+    for run in runs:
         console.print(f"{run.id}  {run.name}  paused since {run.state.timestamp if run.state else '?'}")
+    if not runs:
+        from prefect.settings import get_current_settings
+
+        # Say which API was asked: an empty answer from the wrong one looks the same as "nothing waits".
+        api = get_current_settings().api.url or "a temporary local API (no serve found, PREFECT_API_URL unset)"
+        err.print(f"no run is paused on the Prefect API at {api}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from remediation import approval_client, catalog, composition, runtime
 from remediation.models import FindingStatus, IncidentReport, Mode, new_id
+from remediation.orchestration.slot_holder import release_held
 from remediation.settings import Settings
 from remediation.store import PendingStep
 
@@ -126,7 +127,14 @@ def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] |
             console.print(f"[bold]Running runbook {demo.runbook}[/] (mode auto; Prefect starts a local API)")
             worker = threading.Thread(target=run_flow, name="runbook", daemon=True)
             worker.start()
-            _watch(worker, incident_id, providers, options, console, ask)
+            try:
+                _watch(worker, incident_id, providers, options, console, ask)
+            except BaseException:
+                # Ctrl-C (at a prompt too): the runbook thread dies with the process without releasing its slot, and
+                # Prefect's temporary API never expires it; release it now so the next demo is not stuck.
+                for limit in release_held():
+                    console.print(f"  interrupted: released the remediation slot {limit}")
+                raise
             worker.join()
         if "error" in result:
             raise result["error"]
@@ -182,7 +190,9 @@ def _answer(run_id: str, step: PendingStep, answers: int, options: DemoOptions, 
     console.print(f"  [yellow]run {run_id} waits for {step.still_needed} more approval(s) of {escape(step.summary)}"
                   "[/]", soft_wrap=True)
     if options.interactive and ask is not None:
-        name = ask(f"  your name (approvers: {', '.join(providers.settings.approvers)})").strip()
+        name = ask_approver(ask, providers.settings.approvers, console)
+        if name is None:
+            return answers  # asked again on the next look, while the step still waits
         approve = ask("  approve the step shown above? [y/N]").strip().lower().startswith("y")
         reason = ask("  reason").strip()
     else:
@@ -205,6 +215,22 @@ def _answer(run_id: str, step: PendingStep, answers: int, options: DemoOptions, 
     if status == approval_client.REFUSED and not options.interactive:
         return 2  # next: the deny above
     return answers + 1
+
+
+#: Wrong names in a row before the demo looks at the run again (and then asks again if the step still waits).
+NAME_TRIES = 3
+
+
+def ask_approver(ask: Callable[[str], str], approvers: list[str], console: Console) -> str | None:
+    """A name from ``approvers``, asked until one is given (a typo is not sent to the run to be refused); None after
+    ``NAME_TRIES`` wrong ones."""
+    who = ", ".join(approvers) or "nobody is configured"
+    for _ in range(NAME_TRIES):
+        name = ask(f"  your name (may approve: {who})").strip()
+        if name in approvers:
+            return name
+        console.print(f"  [red]{escape(repr(name))} may not approve here;[/] who may: {escape(who)}", soft_wrap=True)
+    return None
 
 
 def _second(first: str) -> str:

@@ -23,7 +23,7 @@ def _comma_list(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REMEDIATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REMEDIATE_", extra="ignore", populate_by_name=True)
 
     # Where the application and its platform are.
     app_url: str = "http://127.0.0.1:3000"
@@ -34,7 +34,9 @@ class Settings(BaseSettings):
         default=None, description="The simulator's control plane (required with platform sim; never the app's URL)")
 
     # Where we keep our own records.
-    home: Path = Path(".remediate")
+    # REMEDIATE_STATE_DIR is another name for it (REMEDIATE_HOME wins when both are set).
+    home: Path = Field(default=Path(".remediate"),
+                       validation_alias=AliasChoices("REMEDIATE_HOME", "REMEDIATE_STATE_DIR"))
     database_url: str | None = None
     prefect_database_url: str | None = Field(
         default=None, description="PostgreSQL for the local Prefect server `remediate serve` starts (else SQLite)"

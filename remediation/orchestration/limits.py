@@ -9,6 +9,7 @@ without coordination.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -108,28 +109,44 @@ async def aensure_service_limit(service: str, limit: int = 1) -> str:
     return name
 
 
+#: While waiting for a taken slot, how often to look whether its holder is gone (slot_holder.take_over_if_stale).
+TAKEOVER_CHECK_S = 5.0
+
+
 @asynccontextmanager
 async def service_lock(service: str, timeout_s: float | None = None) -> AsyncIterator[None]:
     """Hold the service's single remediation slot for the block; wait at most ``timeout_s`` (None: forever).
 
     ``strict=True`` because a missing limit must be an error, never a silent free-for-all; the limit is ensured
-    first, and if it vanished since (someone deleted it) it is recreated once. A slot that is not freed (the
-    holder was SIGKILLed) expires with its lease after ``LEASE_S``. Raises ``ServiceBusy`` when the wait times
-    out; exceptions from inside the block pass through untouched.
+    first, and if it vanished since (someone deleted it) it is recreated once. A slot whose recorded holder is gone
+    (its process exited, its run ended, its lease lapsed) is taken over before and while waiting, with one line
+    saying so (``remediation.orchestration.slot_holder``); Prefect alone frees it only when the lease expires, and
+    never on its temporary API. Raises ``ServiceBusy`` when the wait times out; exceptions from inside the block
+    pass through untouched.
     """
     from prefect.concurrency.asyncio import (
         AcquireConcurrencySlotTimeoutError,
         ConcurrencySlotAcquisitionError,
         concurrency,
     )
+    from prefect.concurrency.context import ConcurrencyContext
 
     name = await aensure_service_limit(service)
+    # Before asking: a slot left by a holder that is gone is freed now, not after a retry interval (up to 30 s).
+    await _take_over_once(name, service)
     acquired = False
     for attempt in (1, 2):
+        watcher = asyncio.create_task(_take_over_while_waiting(name, service))
         try:
-            async with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LEASE_S):
-                acquired = True
-                yield
+            # Our own context: it hands us the lease id once granted, and releases the lease on the way out if
+            # the block was cancelled before Prefect's own release ran.
+            with ConcurrencyContext() as leases:
+                async with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s,
+                                       lease_duration=LEASE_S):
+                    acquired = True
+                    watcher.cancel()
+                    async with _recorded_holder(name, leases.cleanup_lease_ids[-1:]):
+                        yield
             return
         except AcquireConcurrencySlotTimeoutError as exc:
             if acquired:
@@ -140,6 +157,54 @@ async def service_lock(service: str, timeout_s: float | None = None) -> AsyncIte
                 raise
             _known_limits.discard(name)
             await aensure_service_limit(service)
+        finally:
+            watcher.cancel()
+
+
+async def _take_over_while_waiting(name: str, service: str) -> None:
+    """Until cancelled (the slot was granted): free the slot whenever its recorded holder is gone."""
+    while True:
+        await asyncio.sleep(TAKEOVER_CHECK_S)
+        await _take_over_once(name, service)
+
+
+async def _take_over_once(name: str, service: str) -> None:
+    from prefect import get_client
+
+    from remediation.orchestration import slot_holder
+
+    try:
+        async with get_client() as client:
+            line = await slot_holder.take_over_if_stale(client, name, service)
+        if line:
+            print(line, flush=True)  # the person who waited should see why it now goes ahead
+    except Exception as exc:  # judging the holder is best effort: the lease still expires by itself
+        log.warning("could not check the holder of %s (%s: %s)", name, type(exc).__name__, exc)
+
+
+@asynccontextmanager
+async def _recorded_holder(name: str, lease_ids: list[UUID]) -> AsyncIterator[None]:
+    """Record this process as the holder for the block, and forget it before the slot is released."""
+    from prefect import get_client
+
+    from remediation.orchestration import slot_holder
+
+    lease_id = lease_ids[0] if lease_ids else None
+    if lease_id is not None:
+        try:
+            async with get_client() as client:
+                await slot_holder.record(client, name, lease_id)
+        except Exception as exc:  # without a record the slot is freed by its lease alone, as before
+            log.warning("could not record the holder of %s (%s: %s)", name, type(exc).__name__, exc)
+    try:
+        yield
+    finally:
+        if lease_id is not None:
+            try:
+                async with get_client() as client:
+                    await slot_holder.forget(client, name, lease_id)
+            except Exception as exc:  # a stale record is judged (and cleared) by the next taker
+                log.warning("could not forget the holder of %s (%s)", name, type(exc).__name__)
 
 
 def _zombie_automation(within_s: float) -> Any:

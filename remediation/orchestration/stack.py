@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from remediation.orchestration import parent_death
+from remediation.orchestration import parent_death, serve_record
 from remediation.orchestration.prefect_api import is_loopback_host
 from remediation.settings import Settings
 
@@ -388,6 +388,30 @@ def _reconcile_periodically(providers: Any, stop_event: threading.Event, here: A
             return
 
 
+def _announce_when_ready(receiver: Any, stop_event: threading.Event, settings: Settings, host: str, port: int,
+                         api_url: str) -> None:
+    """Once the receiver listens: record this serve in ``serve.json`` (other shells find its API there) and print
+    the banner, the one place a user reads where the UI and the endpoints are (INFO logs are not shown)."""
+    from remediation.orchestration import banner
+
+    while not receiver.started:
+        if stop_event.wait(0.1):
+            return
+    try:
+        recorded = serve_record.write(settings.home, api_url=api_url, receiver_url=banner.receiver_url(host, port))
+    except OSError as exc:
+        log.warning("could not record this serve in %s (%s): other shells will not find its Prefect API",
+                    serve_record.path(settings.home), exc)
+        recorded = None
+    try:
+        text = banner.render(banner.facts(settings, host=host, port=port, api_url=api_url,
+                                          state_file=str(recorded.resolve()) if recorded else None))
+    except Exception:  # the banner is a convenience: never a reason for serve to fail
+        log.exception("could not print the start-up banner")
+        return
+    print(text, flush=True)
+
+
 def _close_providers(providers: Any) -> None:
     """Close what the providers hold open (database pools), so the process leaves no half-open sessions."""
     try:
@@ -485,6 +509,9 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
             receiver.should_exit = True
 
         threading.Thread(target=stop_receiver, name="stack-stop", daemon=True).start()
+        cleanup.callback(serve_record.remove, settings.home)
+        threading.Thread(target=_announce_when_ready, name="stack-banner", daemon=True,
+                         args=(receiver, stop_event, settings, host, port, here.url)).start()
         if not stop_event.is_set():
             receiver.run()
         stop_event.set()
