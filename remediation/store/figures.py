@@ -4,11 +4,15 @@ Only aggregates leave this module: group counts (by runbook, service, outcome, k
 the approvals inbox, and the durations of recently closed incidents. Nothing here names an incident, an approver
 or an alert's text, so what the metrics endpoint shows can never be more than counts.
 
-Every query is bounded so a scrape costs the same with ten incidents or ten million:
+Every answer is bounded, so what a scrape exposes does not grow with the store:
 
 * a grouped count returns at most ``max_groups`` groups, the largest first, plus the total, so the caller can
   show what did not fit as one "other" group instead of dropping it;
 * durations come from the ``recent`` most recently closed incidents only (a window, not a running total).
+
+The work is not constant, though: the grouped counts scan their table (incidents, actions, approvals) and the
+window sorts the closed incidents. At this store's scale (incidents per day, not per second) that is milliseconds;
+a store grown to millions of rows would want a purge, or indexes on ``closed_at`` and ``(status, runbook)``.
 
 Plain SQL aggregates (``count``, ``min``, ``GROUP BY``) and Python-side date arithmetic, so the same code runs
 on SQLite and PostgreSQL (their date-difference functions differ).
@@ -125,7 +129,9 @@ def _recent_closed(session: Session, recent: int) -> tuple[ClosedIncident, ...]:
 
 
 def read_figures(store: Store, *, max_groups: int = DEFAULT_MAX_GROUPS, recent: int = DEFAULT_RECENT) -> StoreFigures:
-    """All figures in one read transaction, so they describe the same moment of the store."""
+    """All figures, read in one session. On SQLite that is one snapshot; on PostgreSQL (READ COMMITTED) each query
+    sees what was committed when it ran, so two figures may differ by a write made between them (harmless for
+    counts scraped every few seconds)."""
     if max_groups < 1 or recent < 0:
         raise ValueError(f"max_groups must be >= 1 and recent >= 0, got {max_groups} and {recent}")
     with store._read() as session:  # the store's own read transaction (a package-internal helper)
