@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -192,10 +193,25 @@ def test_each_app_counts_on_its_own_registry(make_client: Any) -> None:
     assert value(parse(second.get("/metrics").text), "remediate_alerts_received_total", **created) == 0
 
 
+class Fixed:
+    """A collector of given metric families."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> Any:
+        return self.families
+
+
 def figures(open_incidents: GroupCounts) -> StoreFigures:
     empty = GroupCounts(groups={}, total=0)
     return StoreFigures(open_incidents=open_incidents, runs=empty, actions=empty, approval_answers=empty,
                         approvals_waiting=0, oldest_waiting_since=None, approvals_overdue_since=None, recent_closed=())
+
+
+def exposed(store_figures: StoreFigures) -> Samples:
+    """What /metrics would show for these figures at T0, parsed back."""
+    return parse(generate_latest(Fixed(store_families(store_figures, T0, 10))).decode())
 
 
 def test_service_labels_from_the_store_are_cleaned_truncated_and_merged_and_the_rest_is_one_other_series() -> None:
@@ -203,14 +219,22 @@ def test_service_labels_from_the_store_are_cleaned_truncated_and_merged_and_the_
     groups = {("elevated_5xx", hostile): 2, ("elevated_5xx", "x" * 300): 1, ("elevated_5xx", "a b"): 1,
               ("elevated_5xx", "a_b"): 1}
 
-    class Families:
-        def collect(self) -> Any:
-            return store_families(figures(GroupCounts(groups=groups, total=9)), T0, 10)
-
-    samples = parse(generate_latest(Families()).decode())
+    samples = exposed(figures(GroupCounts(groups=groups, total=9)))
 
     assert value(samples, "remediate_open_incidents", runbook="elevated_5xx", service="web___1_fake_metric_a__b") == 2
     assert value(samples, "remediate_open_incidents", runbook="elevated_5xx", service="x" * LABEL_MAX) == 1
     assert value(samples, "remediate_open_incidents", runbook="elevated_5xx", service="a_b") == 2
     assert value(samples, "remediate_open_incidents", runbook=OTHER, service=OTHER) == 4
     assert "fake_metric" not in names(samples)
+
+
+def test_approval_wait_and_overdue_are_seconds_before_now() -> None:
+    waiting = replace(figures(GroupCounts(groups={}, total=0)), approvals_waiting=2,
+                      oldest_waiting_since=T0 - timedelta(minutes=20),
+                      approvals_overdue_since=T0 - timedelta(minutes=7))
+
+    samples = exposed(waiting)
+
+    assert value(samples, "remediate_approvals_waiting") == 2
+    assert value(samples, "remediate_approval_oldest_wait_seconds") == 1200
+    assert value(samples, "remediate_approval_overdue_seconds") == 420
