@@ -2,8 +2,9 @@
 
 Endpoints: ``POST /alerts/alertmanager``, ``POST /alerts/sentry``, ``POST /alerts/generic``,
 ``POST /logs/vercel`` (a Vercel Log Drain, remediation.intake.vercel_drain), ``POST /slack/interactions`` (Slack
-approval buttons, remediation.intake.slack_interactions), ``GET /healthz``. Status codes
-are part of the contract with senders (docs/reference/integrations.md §1.5):
+approval buttons, remediation.intake.slack_interactions), ``GET /healthz``, ``GET /metrics`` (Prometheus text about
+the service itself, remediation.intake.metrics; like /healthz it needs no credentials and shows only counts).
+Status codes are part of the contract with senders (docs/reference/integrations.md §1.5):
 
 * 2xx: stored (and, for Alertmanager/generic, the run started or already running);
 * 4xx: the sender's fault, never retried by Alertmanager: 400 malformed JSON, 401 authentication
@@ -36,6 +37,7 @@ from remediation.intake import alertmanager, generic, sentry
 from remediation.intake.auth import SeenRequests, check_sentry_signature, check_shared_secret
 from remediation.intake.deadlines import BodyReadDeadline
 from remediation.intake.logsafe import intake_logger
+from remediation.intake.metrics import IntakeMetrics, metrics_endpoint
 from remediation.intake.routing import Routes, default_routes
 from remediation.intake.service import AlertOutcome, IntakeService, RunStart
 from remediation.intake.slack_interactions import AnswerRelay, slack_interactions_endpoint
@@ -110,16 +112,20 @@ def create_app(
     start_timeout_s: float = 10.0,
     seen_request_ids: int = 10_000,
     slack_relay: AnswerRelay | None = None,
+    metrics: IntakeMetrics | None = None,
 ) -> Starlette:
     """Build the receiver. Nothing is read from the environment or global state: everything is passed in.
 
     ``routes`` defaults to the packaged ``routes.yaml``; ``clock`` (``now()``) dates alerts and judges
     Sentry timestamps; ``start_timeout_s`` bounds one ``starter.start`` call; ``seen_request_ids`` sizes
     the memories of Sentry ``Request-ID``s and of Sentry deliveries (by what their body says) already handled;
-    ``slack_relay`` carries verified Slack clicks to their runs (default: through the Prefect API).
+    ``slack_relay`` carries verified Slack clicks to their runs (default: through the Prefect API); ``metrics``
+    holds the counters ``/metrics`` shows (default: new ones on a registry of this app's own).
     """
     the_clock: Clock = clock or RealClock()
-    service = IntakeService(settings, store, starter, routes or default_routes(), the_clock.now, start_timeout_s)
+    the_metrics = metrics or IntakeMetrics()
+    service = IntakeService(settings, store, starter, routes or default_routes(), the_clock.now, start_timeout_s,
+                            recorder=the_metrics)
     seen = SeenRequests(seen_request_ids)
     # Kept apart from Request-IDs: a replay comes with a fresh Request-ID, but its body's key is the original's.
     seen_deliveries = SeenRequests(seen_request_ids)
@@ -211,7 +217,9 @@ def create_app(
             Route("/slack/interactions", guarded(slack_interactions_endpoint(settings, store, the_clock, slack_relay)),
                   methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(the_metrics, store, the_clock.now), methods=["GET"]),
         ]
     )
     app.state.intake = service
+    app.state.metrics = the_metrics
     return app

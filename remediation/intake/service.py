@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +39,22 @@ log = intake_logger()
 
 AlertVerdict = Literal["created", "attached", "suppressed", "recorded", "unrouted"]
 StartState = Literal["started", "existing", "in_progress", "closed", "failed"]
+
+
+class IntakeRecorder(Protocol):
+    """Counts what intake did (remediation.intake.metrics.IntakeMetrics); called from worker threads."""
+
+    def alert_outcome(self, source: str, outcome: str) -> None: ...
+
+    def run_start(self, state: str) -> None: ...
+
+
+class _Uncounted:
+    def alert_outcome(self, source: str, outcome: str) -> None:
+        pass
+
+    def run_start(self, state: str) -> None:
+        pass
 
 
 @dataclass
@@ -88,6 +104,7 @@ class IntakeService:
         routes: Routes,
         now: Callable[[], datetime],
         start_timeout_s: float,
+        recorder: IntakeRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -95,6 +112,7 @@ class IntakeService:
         self.routes = routes
         self._now = now
         self._start_timeout_s = start_timeout_s
+        self._recorder: IntakeRecorder = recorder or _Uncounted()
         self._starting: set[str] = set()
         self._starting_lock = threading.Lock()
 
@@ -105,7 +123,17 @@ class IntakeService:
         if not alerts:
             return []
         received_at = self._now()
-        return await run_in_threadpool(lambda: [self._ingest_one(a, received_at) for a in alerts])
+        return await run_in_threadpool(lambda: [self._ingest_counted(a, received_at) for a in alerts])
+
+    def _ingest_counted(self, incoming: Incoming, received_at: datetime) -> AlertOutcome:
+        try:
+            outcome = self._ingest_one(incoming, received_at)
+        except Exception:
+            # Counted as it happens: the alerts before it in the delivery are stored and counted already.
+            self._recorder.alert_outcome(incoming.source, "failed")
+            raise
+        self._recorder.alert_outcome(incoming.source, outcome.outcome)
+        return outcome
 
     def _ingest_one(self, incoming: Incoming, received_at: datetime) -> AlertOutcome:
         decision = route(incoming, self.routes)
@@ -187,6 +215,8 @@ class IntakeService:
         """Start (at most once per incident) the run of every incident that needs one; fill in run ids."""
         incident_ids = list(dict.fromkeys(o.incident_id for o in outcomes if o.needs_run and o.incident_id))
         starts = [await self._start(incident_id) for incident_id in incident_ids]
+        for start in starts:
+            self._recorder.run_start(start.state)
         by_incident = {s.incident_id: s.run_id for s in starts}
         for outcome in outcomes:
             if outcome.incident_id in by_incident:
