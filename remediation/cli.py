@@ -86,10 +86,16 @@ def demo(
     raise typer.Exit(0 if report.outcome is expected else 1)
 
 
+#: The simulator's scenarios (remediation.sim.scenarios.SCENARIOS), named here so `remediate sim --help` lists them
+#: without importing the simulator on every command; a unit test keeps the two lists equal.
+SIM_SCENARIOS = ("healthy", "bad-release", "bad-release-no-recovery", "load-spike", "slow-query", "lock-contention",
+                 "malware-burst", "auth-misconfig", "auth-misconfig-no-recovery", "auth-key-rotated", "rolling-restart")
+
+
 @app.command()
 def sim(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 3000,
-    scenario: Annotated[str, typer.Option(help="Scenario name")] = "healthy",
+    scenario: Annotated[str, typer.Option(help=f"Scenario: {', '.join(SIM_SCENARIOS)}")] = "healthy",
     as_is: Annotated[bool, typer.Option("--as-is", help="Request/DB metrics silent, like the real app")] = False,
     rps: Annotated[float, typer.Option(help="Simulated user requests per second")] = 20.0,
     rate_limit: Annotated[int, typer.Option(help="API requests per minute per IP")] = 100,
