@@ -121,6 +121,11 @@ class RunningIncident:
             lever_problem=lever_problem,
             restores_own_change=plan is not None and any(undoes(plan, a.plan) for a in self.report.actions
                                                          if a.applied),
+            continues_counted_operation=plan is not None and policy.continues_operation(
+                plan, [a.plan for a in self.report.actions if a.applied]),
+            restart_instances_last_hour=store.instances_restarted_since(self.report.service,
+                                                                        since - timedelta(hours=1)),
+            max_restart_instances_per_hour=settings.max_restart_instances_per_hour,
         )
 
     def _earlier_open_incidents(self) -> int:
