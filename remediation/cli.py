@@ -218,8 +218,7 @@ def incidents(
     unrouted: Annotated[bool, typer.Option("--unrouted", help="Also list alerts no route matched")] = False,
 ) -> None:
     """List incidents with their alert counts, flow runs and outcomes."""
-    from rich.table import Table
-
+    from remediation import render
     from remediation.settings import Settings
     from remediation.store import Store
 
@@ -233,16 +232,16 @@ def incidents(
             body["unrouted"] = [a.model_dump(mode="json", exclude={"payload"}) for a in stray]
         typer.echo(json.dumps(body, indent=2))
         return
-    table = Table(title="Incidents")
-    for column in ("incident", "runbook", "service", "sev", "status", "alerts", "flow run", "outcome", "opened"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r.id, r.runbook, r.service, r.severity.value, r.status.value, str(r.alert_count),
-                      r.flow_run_id or "-", r.outcome.value if r.outcome else "-", f"{r.opened_at:%Y-%m-%d %H:%M:%S}")
-    console.print(table)
+    # Ids are copied into `remediate incident show` and `remediate approve`: a table too wide for the terminal
+    # becomes one block per incident rather than cutting them.
+    render.records(console, ("incident", "runbook", "service", "sev", "status", "alerts", "flow run", "outcome",
+                             "opened"),
+                   [(r.id, r.runbook, r.service, r.severity.value, r.status.value, str(r.alert_count),
+                     r.flow_run_id or "-", r.outcome.value if r.outcome else "-", f"{r.opened_at:%Y-%m-%d %H:%M:%S}")
+                    for r in rows], title="Incidents")
     if unrouted:
         for a in stray:
-            console.print(f"unrouted {a.received_at:%H:%M:%S} {a.source} {a.name}: {a.reason}")
+            render.say(console, f"unrouted {a.received_at:%H:%M:%S} {a.source} {a.name}: {a.reason}", hang="  ")
 
 
 @app.command()
