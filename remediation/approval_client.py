@@ -18,6 +18,7 @@ from prefect.flow_runs import resume_flow_run
 
 from remediation import approvers
 from remediation.models import Approval, ApprovalAnswer, new_id
+from remediation.providers.prefect_approvals import run_input
 from remediation.store import PendingStep, Store
 
 #: Exit codes of `remediate approve`.
@@ -46,10 +47,10 @@ def answer(flow_run_id: str, approver: str, approve: bool, reason: str, store: S
     """Deliver one answer to the step the run waits on; the run's verdict on it, or None if none came in time."""
     step = waiting_step(flow_run_id, store)
     answer_id = new_id("ans")
-    run_input = {"approve": approve, "approver": approver, "reason": reason, "code": code, "step": step.step,
-                 "answer_id": answer_id, "slack": slack}
+    fields = run_input(approve=approve, approver=approver, reason=reason, code=code, step=step.step,
+                       answer_id=answer_id, slack=slack)
     try:
-        resume_flow_run(UUID(flow_run_id), run_input=run_input)
+        resume_flow_run(UUID(flow_run_id), run_input=fields)
     except ObjectNotFound:
         from prefect.settings import get_current_settings
 

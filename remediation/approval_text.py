@@ -25,7 +25,7 @@ def approval_description(step: PendingStep, reasons: Sequence[str], settings: Se
     ]
     if step.statement:  # database repairs: show exactly what will be executed
         lines += ["", "Exactly this will run:", "", "```sql", step.statement, "```"]
-    lines += ["", "Answer below: switch **Approve this step** on (approve) or leave it off (deny), type your name, the "
+    lines += ["", "Answer below: choose **approve** or **deny** under **Decision**, type your name, the "
               "6-digit **Code** from your authenticator app and a reason, leave **Step** as it is, then **Resume**. "
               f"From a shell: `remediate approve {step.flow_run_id or '<flow run id>'} --as <name> --code <code> "
               "[--deny] --reason <text>`."]

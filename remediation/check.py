@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+from rich.console import Console
+from rich.text import Text
 
 from remediation import composition, config_file, levers, notify
+from remediation import render as render_kit
 from remediation.notify.probe import ProbeResult
 from remediation.notify.redact import redact
 from remediation.orchestration.prefect_api import api_host, is_loopback_host, unauthenticated_answer
@@ -415,26 +418,43 @@ def _mark(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "NO")
 
 
-def render(report: CheckReport, console: Any) -> None:
-    from rich.table import Table
+_STATUS_STYLE = {"degraded": "yellow", "failing": "red"}
+_STATUS_SHOWN = {"failing": "FAILING"}
 
-    table = Table(title=f"remediate check · platform {report.platform}", title_justify="left")
-    for column in ("capability", "implementation", "status", "reachable", "authorised", "detail / missing"):
-        table.add_column(column, overflow="fold")
-    for row in report.rows:
-        text = row.detail + (f"; missing: {', '.join(row.missing)}" if row.missing else "")
-        status = {"ok": "ok", "degraded": "[yellow]degraded[/]", "failing": "[red]FAILING[/]", "absent": "absent",
-                  "not checked": "not checked"}
-        table.add_row(row.capability, row.implementation, status[row.status], _mark(row.reachable),
-                      _mark(row.authorised), text)
-    console.print(table)
+
+def render(report: CheckReport, console: Console) -> None:
+    """A table on a wide terminal; on a narrow one (80 columns) one block per capability, so that no capability
+    name, status or word of the detail is cut or split (remediation.render)."""
+    columns = [render_kit.Column(c) for c in ("capability", "implementation", "status", "reachable", "authorised")]
+    columns.append(render_kit.Column("detail / missing", wraps=True))
+    rows = [(row.capability, row.implementation, _status(row), _mark(row.reachable), _mark(row.authorised),
+             _detail(row)) for row in report.rows]
+    if render_kit.table_fits(columns, rows, console.width):
+        render_kit.records(console, columns, rows, title=f"remediate check · platform {report.platform}")
+    else:
+        console.print(f"remediate check · platform {report.platform}", style="italic", markup=False)
+        for row in report.rows:
+            console.print(Text(f"{row.capability}: ") + _status(row) + Text(f" ({row.implementation})"),
+                          soft_wrap=True)
+            if row.reachable is not None or row.authorised is not None:
+                console.print(f"  reachable {_mark(row.reachable)}, authorised {_mark(row.authorised)}",
+                              markup=False, soft_wrap=True)
+            render_kit.say(console, _detail(row), indent="  ")
     failing = [r.capability for r in report.rows if r.status == "failing"]
     degraded = [r.capability for r in report.rows if r.status == "degraded"]
-    console.print(f"failing: {', '.join(failing)}" if failing else "all configured capabilities answered"
-                  + (f" (degraded: {', '.join(degraded)})" if degraded else ""))
+    render_kit.say(console, f"failing: {', '.join(failing)}" if failing else "all configured capabilities answered"
+                   + (f" (degraded: {', '.join(degraded)})" if degraded else ""), hang="  ")
 
 
-def check_command(*, service: str, json_output: bool, console: Any) -> int:
+def _status(row: CheckRow) -> Text:
+    return Text(_STATUS_SHOWN.get(row.status, row.status), style=_STATUS_STYLE.get(row.status, ""))
+
+
+def _detail(row: CheckRow) -> str:
+    return row.detail + (f"; missing: {', '.join(row.missing)}" if row.missing else "")
+
+
+def check_command(*, service: str, json_output: bool, console: Console) -> int:
     from pydantic import ValidationError
 
     try:

@@ -116,10 +116,16 @@ def demo(
     raise typer.Exit(0 if report.outcome is expected else 1)
 
 
+#: The simulator's scenarios (remediation.sim.scenarios.SCENARIOS), named here so `remediate sim --help` lists them
+#: without importing the simulator on every command; a unit test keeps the two lists equal.
+SIM_SCENARIOS = ("healthy", "bad-release", "bad-release-no-recovery", "load-spike", "slow-query", "lock-contention",
+                 "malware-burst", "auth-misconfig", "auth-misconfig-no-recovery", "auth-key-rotated", "rolling-restart")
+
+
 @app.command()
 def sim(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 3000,
-    scenario: Annotated[str, typer.Option(help="Scenario name")] = "healthy",
+    scenario: Annotated[str, typer.Option(help=f"Scenario: {', '.join(SIM_SCENARIOS)}")] = "healthy",
     as_is: Annotated[bool, typer.Option("--as-is", help="Request/DB metrics silent, like the real app")] = False,
     rps: Annotated[float, typer.Option(help="Simulated user requests per second")] = 20.0,
     rate_limit: Annotated[int, typer.Option(help="API requests per minute per IP")] = 100,
@@ -242,8 +248,7 @@ def incidents(
     unrouted: Annotated[bool, typer.Option("--unrouted", help="Also list alerts no route matched")] = False,
 ) -> None:
     """List incidents with their alert counts, flow runs and outcomes."""
-    from rich.table import Table
-
+    from remediation import render
     from remediation.settings import Settings
     from remediation.store import Store
 
@@ -257,16 +262,16 @@ def incidents(
             body["unrouted"] = [a.model_dump(mode="json", exclude={"payload"}) for a in stray]
         typer.echo(json.dumps(body, indent=2))
         return
-    table = Table(title="Incidents")
-    for column in ("incident", "runbook", "service", "sev", "status", "alerts", "flow run", "outcome", "opened"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r.id, r.runbook, r.service, r.severity.value, r.status.value, str(r.alert_count),
-                      r.flow_run_id or "-", r.outcome.value if r.outcome else "-", f"{r.opened_at:%Y-%m-%d %H:%M:%S}")
-    console.print(table)
+    # Ids are copied into `remediate incident show` and `remediate approve`: a table too wide for the terminal
+    # becomes one block per incident rather than cutting them.
+    render.records(console, ("incident", "runbook", "service", "sev", "status", "alerts", "flow run", "outcome",
+                             "opened"),
+                   [(r.id, r.runbook, r.service, r.severity.value, r.status.value, str(r.alert_count),
+                     r.flow_run_id or "-", r.outcome.value if r.outcome else "-", f"{r.opened_at:%Y-%m-%d %H:%M:%S}")
+                    for r in rows], title="Incidents")
     if unrouted:
         for a in stray:
-            console.print(f"unrouted {a.received_at:%H:%M:%S} {a.source} {a.name}: {a.reason}")
+            render.say(console, f"unrouted {a.received_at:%H:%M:%S} {a.source} {a.name}: {a.reason}", hang="  ")
 
 
 @app.command()

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from remediation import render
 from remediation.store import PendingStep, Store
 
 console = Console(highlight=False)
@@ -102,16 +103,23 @@ def show(
         return
     settings = Settings()
     timeout_s = (step.deadline - step.requested_at).total_seconds()
-    console.print(_plain(approval_description(step, (), settings, timeout_s)), soft_wrap=True)
+    # The dialog's sentence naming the shell command would wrap like prose; the command is printed whole below.
+    question = re.sub(r" From a shell: `[^`]*`\.$", "", approval_description(step, (), settings, timeout_s),
+                      flags=re.MULTILINE)
+    for line in _plain(question).splitlines():
+        render.say(console, line, hang="  " if line.startswith("- ") else "")
+    console.print("From a shell:")
+    render.command(console, f"{approve_command(step.flow_run_id)} --reason TEXT", indent="  ")
     console.print("")
     console.print("Answers so far:" if answers else "No answers yet.")
-    for a in answers:
-        console.print(f"  {a.at:%H:%M:%S} {a.answer.value} by {a.approver}: {a.reason}", soft_wrap=True,
-                      markup=False)  # whatever an answerer typed is shown as typed
+    for a in answers:  # whatever an answerer typed is shown as typed (say() never reads markup)
+        render.say(console, f"{a.at:%H:%M:%S} {a.answer.value} by {a.approver}: {a.reason}", indent="  ",
+                   hang="    ")
 
 
 def inbox_entry(step: PendingStep, now: datetime, width: int = 80) -> str:
-    """One waiting step as Rich markup, each line within ``width`` columns (a single longer word stays whole)."""
+    """One waiting step as Rich markup, each line within ``width`` columns (a single longer word stays whole), but
+    the approve command: that is alone on the last line, whole, to be copied."""
     left = max(0, int((step.deadline - now).total_seconds()))
     approved = ", ".join(step.approved_by) or "nobody yet"
     width = max(width, 40)
@@ -121,9 +129,6 @@ def inbox_entry(step: PendingStep, now: datetime, width: int = 80) -> str:
                               break_long_words=False, break_on_hyphens=False)
         return [escape(line) for line in lines] or [f"  {label}"]
 
-    command = textwrap.wrap(f"remediate approve {step.flow_run_id} --as NAME --code CODE [--deny]", width - 2,
-                            initial_indent=f"  {'answer':<10}", subsequent_indent=" " * 14,
-                            break_long_words=False, break_on_hyphens=False)
     lines = [
         f"[bold]{escape(step.flow_run_id or '(no run)')}[/]",
         *field("runbook", f"{step.runbook} · incident {step.incident_id} · {step.severity.upper()}"),
@@ -133,9 +138,15 @@ def inbox_entry(step: PendingStep, now: datetime, width: int = 80) -> str:
         *field("undo", step.undo),
         *field("needs", f"{step.still_needed} more of {step.needed} (approved: {approved})"),
         *field("deadline", _deadline(step, now, left)),
-        " \\\n".join(escape(line) for line in command),  # a shell continuation: it pastes as one command
+        "  answer",
+        # Alone on its line and never wrapped (the caller prints with soft_wrap): it is copied and pasted whole.
+        escape(f"    {approve_command(step.flow_run_id)}"),
     ]
     return "\n".join(lines)
+
+
+def approve_command(flow_run_id: str | None) -> str:
+    return f"remediate approve {flow_run_id or '<flow run id>'} --as NAME --code CODE [--deny]"
 
 
 def _deadline(step: PendingStep, now: datetime, left: int) -> str:
@@ -156,8 +167,8 @@ def _as_json(step: PendingStep) -> dict[str, Any]:
 
 
 def _plain(markdown: str) -> str:
-    """The Resume dialog's Markdown for a terminal: no emphasis markers, headings as plain lines."""
-    return re.sub(r"\*\*|`|^### ", "", markdown, flags=re.MULTILINE).replace("[", r"\[")
+    """The Resume dialog's Markdown for a terminal (printed as plain text): no emphasis markers, headings as lines."""
+    return re.sub(r"\*\*|`|^### ", "", markdown, flags=re.MULTILINE)
 
 
 @approvers_app.command("enroll")

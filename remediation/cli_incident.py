@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from remediation import figures, render
+
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 incident_app = typer.Typer(help="One incident's whole story: `remediate incident show ID`.", no_args_is_help=True)
@@ -44,40 +46,46 @@ def show(
         }
         typer.echo(json.dumps(body, indent=2))
         return
+    _story(summary, report, actions, approvals, timeline)
+
+
+def _story(summary: Any, report: Any, actions: list[Any], approvals: list[Any], timeline: list[Any]) -> None:
+    """The incident as text within the terminal's width: prose wraps at spaces (ids stay whole on their line), and
+    what people or vendors wrote is never read as markup (remediation.render.say)."""
     outcome = summary.outcome.value if summary.outcome else "-"
-    console.print(f"[bold]{escape(summary.id)}[/] {escape(summary.runbook)} on {escape(summary.service)} · "
-                  f"{summary.severity.value.upper()} · {summary.status.value} · outcome {outcome}", soft_wrap=True)
-    console.print(f"  opened {summary.opened_at:%Y-%m-%d %H:%M:%S}"
-                  + (f", closed {summary.closed_at:%H:%M:%S}" if summary.closed_at else "")
-                  + f" · flow run {summary.flow_run_id or '-'}", soft_wrap=True)
+    render.say(console, f"{summary.id} {summary.runbook} on {summary.service} · {summary.severity.value.upper()} · "
+               f"{summary.status.value} · outcome {outcome}", hang="  ", style="bold")
+    render.say(console, f"opened {summary.opened_at:%Y-%m-%d %H:%M:%S}"
+               + (f", closed {summary.closed_at:%H:%M:%S}" if summary.closed_at else "")
+               + f" · flow run {summary.flow_run_id or '-'}", indent="  ", hang="    ")
     if report and report.escalation:
-        console.print(f"  escalated: {escape(report.escalation)}", soft_wrap=True)
+        render.say(console, f"escalated: {report.escalation}", indent="  ", hang="    ")
     console.print("\n[bold]Findings[/]")
     if report is None:
         console.print("  (the run is still open: its findings are in the timeline below)")
     for f in report.findings if report else []:
-        informational = f.status.value == "info"  # context only: it has no threshold to pass or fail
-        threshold = "" if f.threshold is None or informational else f" (threshold {f.threshold} {f.unit})"
-        console.print(f"  {escape(f.check)}: {f.status.value}, {f.observed} {f.unit}{threshold}".rstrip(),
-                      soft_wrap=True)
+        threshold = "" if f.threshold is None or f.status.value == "info" else f" (threshold {figures.threshold(f)})"
+        render.say(console, f"{f.check}: {f.status.value}, {figures.observed(f)}{threshold}", indent="  ",
+                   hang="    ")
     console.print("\n[bold]Actions[/]")
     if not actions:
         console.print("  none")
     for a in actions:
         undo = a.plan.undo()
-        console.print(f"  {a.phase.value}: {escape(a.plan.summary())} ({a.risk.value}) · {a.decision.value} · "
-                      f"{a.state.value}" + (f" · approved by {escape(a.approver)}" if a.approver else ""),
-                      soft_wrap=True)
+        render.say(console, f"{a.phase.value}: {a.plan.summary()} ({a.risk.value}) · {a.decision.value} · "
+                   f"{a.state.value}" + (f" · approved by {a.approver}" if a.approver else ""), indent="  ",
+                   hang="    ")
         if a.error:
-            console.print(f"    error: {escape(a.error)}", soft_wrap=True)
+            render.say(console, f"error: {a.error}", indent="    ", hang="      ")
         if undo is not None and a.state.value == "applied":
-            console.print(f"    undo: {escape(undo.summary())}", soft_wrap=True)
+            render.say(console, f"undo: {undo.summary()}", indent="    ", hang="      ")
     if approvals:
         console.print("\n[bold]Approval answers[/]")
         for ap in approvals:
-            console.print(f"  {ap.at:%H:%M:%S} {ap.answer.value} by {escape(ap.approver or '-')}: "
-                          f"{escape(ap.reason)}", soft_wrap=True)
+            render.say(console, f"{ap.at:%H:%M:%S} {ap.answer.value} by {ap.approver or '-'}: {ap.reason}",
+                       indent="  ", hang="    ")
     console.print("\n[bold]Timeline[/]")
     for t in timeline:
-        console.print(f"  {t.at:%H:%M:%S} {t.phase.value:<11} {escape(t.event)}"
-                      + (f" [dim]{escape(t.detail)}[/]" if t.detail else ""), soft_wrap=True)
+        render.say(console, f"{t.at:%H:%M:%S} {t.phase.value:<11} {t.event}", indent="  ", hang=" " * 23)
+        if t.detail:
+            render.say(console, t.detail, indent=" " * 23, style="dim")

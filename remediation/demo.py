@@ -17,10 +17,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from remediation import approval_client, catalog, composition, runtime
-from remediation.models import FindingStatus, IncidentReport, Mode, new_id
+from remediation import approval_client, catalog, composition, report_view, runtime
+from remediation.models import IncidentReport, Mode, new_id
 from remediation.orchestration.slot_holder import release_held
 from remediation.settings import Settings
 from remediation.store import PendingStep
@@ -238,25 +237,5 @@ def _second(first: str) -> str:
 
 
 def print_report(report: IncidentReport, console: Console) -> None:
-    findings = Table(title="Findings")
-    for column in ("check", "status", "observed", "threshold"):
-        findings.add_column(column)
-    for f in report.findings:
-        informational = f.status is FindingStatus.INFO  # a reading for context: it has no threshold to pass or fail
-        findings.add_row(f.check, f.status.value, f"{f.observed} {f.unit}".strip(),
-                         "-" if informational else f"{f.threshold} {f.unit}".strip())
-    console.print(findings)
-    actions = Table(title="Actions")
-    for column in ("phase", "action", "risk", "decision", "approval", "state"):
-        actions.add_column(column)
-    for a in report.actions:
-        approval = f"{a.approval.answer.value} by {a.approval.approver}" if a.approval else "-"
-        actions.add_row(a.phase.value, a.plan.summary(), a.risk.value, a.decision.value, approval, a.state.value)
-    console.print(actions)
-    if report.verification:
-        v = report.verification
-        values = ", ".join("unknown" if s.value is None else f"{s.value:g}" for s in v.samples)  # unit: see check
-        console.print(f"[bold]Verification:[/] {v.check}: {'healthy' if v.healthy else 'NOT healthy'} ({values})")
-    console.print(f"[bold]Outcome:[/] {report.outcome.value}")
-    if report.escalation:
-        console.print(f"[bold]Escalation:[/] {report.escalation}")
+    """The run's summary (rendered by remediation.report_view, within the terminal's width)."""
+    report_view.print_report(report, console)

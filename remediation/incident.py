@@ -11,7 +11,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from remediation import approvers, gate, levers, policy
+from remediation import approvers, figures, gate, levers, policy
 from remediation.approval_text import approval_description
 from remediation.ballot import StepBallot
 from remediation.models import (
@@ -97,9 +97,8 @@ class RunningIncident:
     def add_findings(self, findings: list[Finding]) -> None:
         self.report.findings.extend(findings)
         for f in findings:
-            against = "informational" if f.status is FindingStatus.INFO else f"vs threshold {f.threshold} {f.unit}"
             self.note(Phase.IDENTIFY, f"finding {f.check}: {f.status.value}",
-                      f"observed {f.observed} {f.unit} {against}; {f.detail}".strip())
+                      f"observed {figures.observed(f)} {figures.against(f)}; {f.detail}".strip())
 
     def policy_context(self, evidence_confirmed: bool, lever_problem: str | None = None,
                        plan: Plan | None = None) -> policy.PolicyContext:
@@ -122,6 +121,11 @@ class RunningIncident:
             lever_problem=lever_problem,
             restores_own_change=plan is not None and any(undoes(plan, a.plan) for a in self.report.actions
                                                          if a.applied),
+            continues_counted_operation=plan is not None and policy.continues_operation(
+                plan, [a.plan for a in self.report.actions if a.applied]),
+            restart_instances_last_hour=store.instances_restarted_since(self.report.service,
+                                                                        since - timedelta(hours=1)),
+            max_restart_instances_per_hour=settings.max_restart_instances_per_hour,
         )
 
     def _earlier_open_incidents(self) -> int:

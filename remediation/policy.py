@@ -10,12 +10,38 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediation.models import BlockActor, Decision, EnableMaintenance, Mode, Plan, Risk, ScaleUp, Verdict
+from remediation.models import (
+    BlockActor,
+    Decision,
+    EnableMaintenance,
+    Mode,
+    Plan,
+    RestartInstance,
+    Risk,
+    ScaleUp,
+    Verdict,
+)
 
 #: Addresses no automatic block may touch unless configuration says otherwise: loopback, private and link-local
 #: ranges are where our own load balancers, proxies and health checkers live (a blocked LB is a full outage).
 DEFAULT_NEVER_BLOCK = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
                        "::1/128", "fc00::/7", "fe80::/10")
+
+
+#: The steps of a rolling restart. One run's drains and restarts count as one operation toward the hourly cap: a
+#: restart of six instances is twelve steps, and counting each would let one routine restart spend the whole cap.
+#: Instances get their own cap (``max_restart_instances_per_hour``). Restores are never counted: see below.
+ROLLING_RESTART_KINDS = frozenset({"drain_instance", "restart_instance", "restore_instance"})
+#: Putting an instance back into the load balancer undoes a drain, whatever incident drained it: it only adds
+#: capacity, so no cap counts or stops it (a refused restore would leave the service short of an instance).
+UNCOUNTED_KINDS = frozenset({"restore_instance"})
+
+
+def continues_operation(plan: Plan, applied: list[Plan]) -> bool:
+    """Whether ``plan`` is a further step of an operation this incident already started (and the cap counted): a
+    rolling restart's next drain or restart after one of its drains or restarts was applied."""
+    started = any(p.kind in ROLLING_RESTART_KINDS - UNCOUNTED_KINDS for p in applied)
+    return plan.kind in ROLLING_RESTART_KINDS and started
 
 
 class PolicyContext(BaseModel):
@@ -40,6 +66,10 @@ class PolicyContext(BaseModel):
     lever_problem: str | None = None
     # The plan puts back a change its own incident made (remediation.models.undoes): the hourly cap never stops it.
     restores_own_change: bool = False
+    # The plan is a further step of an operation the hourly cap already counted (:func:`continues_operation`).
+    continues_counted_operation: bool = False
+    restart_instances_last_hour: int = Field(default=0, ge=0)
+    max_restart_instances_per_hour: int = 20
 
 
 def _blast_radius(plan: Plan, ctx: PolicyContext) -> list[str]:
@@ -93,8 +123,12 @@ def evaluate(plan: Plan, ctx: PolicyContext) -> Decision:
         deny.append("dry run: planned and recorded, nothing applied")
     if ctx.other_active_remediations:
         deny.append(f"one active remediation per service: {ctx.other_active_remediations} other run(s) active")
-    if ctx.actions_last_hour >= ctx.max_actions_per_hour and not ctx.restores_own_change:
+    counted = not (ctx.restores_own_change or ctx.continues_counted_operation or plan.kind in UNCOUNTED_KINDS)
+    if counted and ctx.actions_last_hour >= ctx.max_actions_per_hour:
         deny.append(f"{ctx.actions_last_hour} actions in the last hour reached the cap of {ctx.max_actions_per_hour}")
+    if isinstance(plan, RestartInstance) and ctx.restart_instances_last_hour >= ctx.max_restart_instances_per_hour:
+        deny.append(f"{ctx.restart_instances_last_hour} instance restarts in the last hour reached the cap of "
+                    f"{ctx.max_restart_instances_per_hour}")
     if plan.risk is Risk.DESTRUCTIVE and not ctx.evidence_confirmed:
         deny.append("destructive step without confirmed evidence")
     deny.extend(_blast_radius(plan, ctx))

@@ -67,7 +67,9 @@ class Settings(BaseSettings):
 
     # Blast radius.
     kill_switch: bool = False
-    max_actions_per_service_per_hour: int = Field(default=10, ge=1)
+    max_actions_per_service_per_hour: int = Field(default=10, ge=1)  # a rolling restart counts once (policy.py)
+    # Instances of one service restarted in an hour, whatever run restarted them.
+    max_restart_instances_per_hour: int = Field(default=20, ge=1)
     max_maintenance_prefixes: int = Field(default=5, ge=1)
     max_replicas: int = Field(default=20, ge=1)
     max_scale_factor: float = Field(default=3.0, ge=1.0)

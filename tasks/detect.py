@@ -110,16 +110,19 @@ def _rate_limit_over_run(reads: AppReadTally, *, breached: bool) -> Finding:
                        detail=f"the app's rate limit stopped {max(reads.rate_limited, 1)} of this run's "
                               f"{reads.attempted} reads: {'; '.join(parts) or '429 or 0 remaining'}; what those "
                               "reads were for is unknown, not healthy")
-    if reads.answered == 0:
+    # A 5xx is an answer from a gateway or a broken app, not from the app's rate limiter: only the others tell.
+    read = reads.answered - reads.server_errors
+    if read <= 0:
         why = [f"{reads.unreachable} got no answer"] if reads.unreachable else []
+        why += [f"{reads.server_errors} answered 5xx"] if reads.server_errors else []
         why += [f"{reads.over_budget} not sent (our own request budget was spent)"] if reads.over_budget else []
         return Finding(status=FindingStatus.UNKNOWN, **common,
                        detail=f"the app answered none of this run's reads ({'; '.join(why) or 'none was made'}): "
                               "whether it would have rate-limited us is unknown")
-    unanswered = reads.attempted - reads.answered
+    unanswered = reads.attempted - read
     return Finding(status=FindingStatus.OK, observed=0, **common,
-                   detail=f"no 429 in this run's {reads.answered} answered reads"
-                          + (f" ({unanswered} more got no answer)" if unanswered else ""))
+                   detail=f"no 429 in this run's {read} answered reads"
+                          + (f" ({unanswered} more got no answer, or a 5xx)" if unanswered else ""))
 
 
 def close_rate_limit_finding(incident: RunningIncident) -> None:

@@ -7,6 +7,7 @@ import re
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.context import FlowRunContext
 
+from remediation import figures
 from remediation.models import FindingStatus, IncidentReport
 from tasks import step
 
@@ -24,8 +25,8 @@ def render_report(report: IncidentReport) -> str:
         "## Findings",
         "| check | status | observed | threshold | detail |",
         "|---|---|---|---|---|",
-        *[f"| {f.check} | {f.status.value} | {f.observed} {f.unit} | "
-          f"{'- (informational)' if f.status is FindingStatus.INFO else f.threshold} | {f.detail} |"
+        *[f"| {f.check} | {f.status.value} | {figures.observed(f)} | "
+          f"{'- (informational)' if f.status is FindingStatus.INFO else figures.threshold(f)} | {f.detail} |"
           for f in report.findings],
         "",
         "## Actions",
@@ -41,7 +42,7 @@ def render_report(report: IncidentReport) -> str:
     if report.verification:
         v = report.verification
         lines += ["", "## Verification", f"{v.check}: **{'healthy' if v.healthy else 'not healthy'}** "
-                  f"({len(v.samples)} samples: {', '.join(str(s.value) for s in v.samples)}) {v.detail}"]
+                  f"({len(v.samples)} samples: {', '.join(figures.figure(s.value) for s in v.samples)}) {v.detail}"]
     if report.escalation:
         lines += ["", "## Escalation", report.escalation]
     return "\n".join(lines)
@@ -60,11 +61,11 @@ def render_postmortem(report: IncidentReport) -> str:
         f"- Window: {start:%Y-%m-%d %H:%M:%S}Z to {end:%H:%M:%S}Z",
         "",
         "## Impact",
-        *([f"- {f.check}: {f.observed} {f.unit} ({f.status.value}) {f.detail}" for f in verdicts]
+        *([f"- {f.check}: {figures.observed(f)} ({f.status.value}) {f.detail}" for f in verdicts]
           or ["- no finding"]),
         "",
         *(["## Context (informational readings, not evidence of impact or of health)",
-           *[f"- {f.check}: {f.observed} {f.unit} {f.detail}" for f in context], ""] if context else []),
+           *[f"- {f.check}: {figures.observed(f)} {f.detail}" for f in context], ""] if context else []),
         "## What the automation did",
         *([f"- {a.plan.summary()} ({a.risk.value}), "
            f"{'approved by ' + a.approval.approver if a.approval else 'policy: ' + a.decision.value}"

@@ -12,7 +12,6 @@ from remediation.runtime import Providers
 from tasks import step
 
 DRAIN_MARGIN_S = 30.0  # beyond the deregistration delay, for the load balancer to report the target unused
-STEPS_PER_INSTANCE = 3  # drain, restart, restore: each one action against the per-service hourly cap
 
 
 @dataclass(frozen=True)
@@ -63,17 +62,21 @@ def fleet_finding(fleet: Fleet) -> Finding:
 
 
 def budget_finding(providers: Providers, service: str, instances: int) -> Finding:
-    """Room under ``REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR`` for the whole restart (three actions per
-    instance). Checked before anything is touched: the cap would otherwise stop the run half-way, and even refuse
-    to put a drained instance back."""
-    cap = providers.settings.max_actions_per_service_per_hour
-    used = providers.store.actions_applied_since(service, providers.clock.now() - timedelta(hours=1))
-    needed = STEPS_PER_INSTANCE * instances
-    left = max(cap - used, 0)
-    return Finding(check="action_budget", status=FindingStatus.OK if needed <= left else FindingStatus.BREACH,
-                   observed=needed, threshold=left, unit="actions",
-                   detail=f"{instances} instance(s) x {STEPS_PER_INSTANCE} actions; {used} of {cap} used in the last "
-                   "hour (REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR)")
+    """Room under the hourly caps for the whole restart: one operation under
+    ``REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR`` (all of a run's drains and restarts count once) and every instance
+    under ``REMEDIATE_MAX_RESTART_INSTANCES_PER_HOUR``. Checked before anything is touched: a cap would otherwise stop
+    the run half-way. ``observed``: instances to restart; ``threshold``: instances the caps leave room for."""
+    settings = providers.settings
+    since = providers.clock.now() - timedelta(hours=1)
+    operations = providers.store.changes_applied_since(service, since)
+    restarted = providers.store.instances_restarted_since(service, since)
+    cap, instance_cap = settings.max_actions_per_service_per_hour, settings.max_restart_instances_per_hour
+    left = max(instance_cap - restarted, 0) if operations < cap else 0
+    return Finding(check="action_budget", status=FindingStatus.OK if instances <= left else FindingStatus.BREACH,
+                   observed=instances, threshold=left, unit="instances",
+                   detail=f"{instances} instance restart(s), one operation; in the last hour {operations} of {cap} "
+                   f"operations (REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR) and {restarted} of {instance_cap} "
+                   "instance restarts (REMEDIATE_MAX_RESTART_INSTANCES_PER_HOUR) were used")
 
 
 def batches(ids: list[str], max_unavailable: int) -> list[list[str]]:

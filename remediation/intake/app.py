@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from remediation.intake import alertmanager, generic, sentry
+from remediation.intake import alertmanager, generic, http_errors, sentry
 from remediation.intake.auth import SeenRequests, check_sentry_signature, check_shared_secret
 from remediation.intake.deadlines import BodyReadDeadline
 from remediation.intake.logsafe import intake_logger
@@ -207,6 +207,7 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     app = Starlette(
+        exception_handlers=http_errors.HANDLERS,  # every reply is JSON, Starlette's 404 and 405 included
         # Inside the app, so a stalled body is cut off however the app is served (remediation.intake.deadlines).
         middleware=[Middleware(BodyReadDeadline, timeout_s=settings.intake_read_timeout_s)],
         routes=[

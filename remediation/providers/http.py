@@ -44,6 +44,8 @@ class AppReadTally:
 
     answered: int = 0  # an HTTP answer came back (any status, 429 included)
     too_many: int = 0  # answered 429
+    # Answered 5xx: a gateway or a crashed app said it; whatever rate limit the app has was not what answered.
+    server_errors: int = 0
     held_back: int = 0  # not sent: the app's rate limit was in force (a 429 or 0 remaining, seen by any process)
     over_budget: int = 0  # not sent: our own request budget was spent (or unreadable)
     unreachable: int = 0  # sent, but no answer (refused, reset, timed out)
@@ -63,6 +65,7 @@ class AppReadTally:
         return AppReadTally(
             answered=self.answered - earlier.answered,
             too_many=self.too_many - earlier.too_many,
+            server_errors=self.server_errors - earlier.server_errors,
             held_back=self.held_back - earlier.held_back,
             over_budget=self.over_budget - earlier.over_budget,
             unreachable=self.unreachable - earlier.unreachable,
@@ -129,6 +132,8 @@ class AppHttp:
             retry_after = headers.get("retry-after", "?")
             self._count(lambda t: replace(t, answered=t.answered + 1, too_many=t.too_many + 1,
                                           last_retry_after=retry_after))
+        elif response.status_code >= 500:
+            self._count(lambda t: replace(t, answered=t.answered + 1, server_errors=t.server_errors + 1))
         else:
             self._count(lambda t: replace(t, answered=t.answered + 1))
         self.budget.observe(response.status_code, headers)

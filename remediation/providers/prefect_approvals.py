@@ -9,7 +9,7 @@ and the run ends with its report.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from prefect.client.orchestration import get_client
@@ -32,26 +32,33 @@ GRACE_S = 60
 APPROVALS_COUNTER = "remediation:approvals"
 
 
+#: The two answers to a waiting step, as the Resume form's "Decision" select offers them.
+Decision = Literal["approve", "deny"]
+APPROVE: Decision = "approve"
+DENY: Decision = "deny"
+
+
 class ApprovalInput(RunInput):
     """The form a person fills in to answer (the Prefect UI's Resume dialog, under the plan's description).
 
-    Name and reason have no default, so the server rejects a bare Resume and the run stays paused. ``approve``
-    defaults to off, so an answer that never touched the switch is a deny. ``step`` is prefilled with the step
-    being asked (:func:`form_for`); an answer naming another step is refused. Every field has a length limit the
-    server enforces against the stored schema, below what the store can hold. Whether the answer counts is decided
-    by the run (remediation.ballot), never here.
+    The decision, name and reason have no default, so the server rejects a bare Resume and the run stays paused. The
+    decision is a choice between "approve" and "deny" (a select in the UI), never a switch whose untouched "off"
+    would mean deny. ``step`` is prefilled with the step being asked (:func:`form_for`); an answer naming another
+    step is refused. Every field has a length limit the server enforces against the stored schema, below what the
+    store can hold. Whether the answer counts is decided by the run (remediation.ballot), never here.
     """
 
-    approve: bool = Field(False, title="Approve this step",
-                          description="On: carry out the step above. Off: deny it (the runbook escalates instead).")
+    decision: Decision = Field(title="Decision",
+                               description="Required. approve: carry out the step above. deny: do not (the runbook "
+                                           "escalates instead).")
     approver: str = Field(title="Your name", min_length=1, max_length=approvers.NAME_MAX,
-                          description="Your approver name. Any other name is refused and recorded, and the run "
-                                      "waits for an approver.")
+                          description="Required: your enrolled approver name. Any other name is refused and recorded, "
+                                      "and the run waits for an approver.")
     code: str = Field("", title="Code", max_length=6, pattern=approvers.CODE_PATTERN,
                       description="The 6-digit code your authenticator app shows now (remediate approvers enroll). "
                                   "Each code counts once.")
     reason: str = Field(title="Reason", max_length=approvers.REASON_MAX,
-                        description="Ticket or justification; stored with the answer.")
+                        description="Required: a ticket or justification (may be short); stored with the answer.")
     step: str = Field(title="Step (filled in: leave as it is)", max_length=approvers.STEP_MAX,
                       description="The step this answer is for. An answer for another step is refused.")
     answer_id: str = Field("", title="Answer id (filled in by remediate approve: leave empty)",
@@ -60,8 +67,15 @@ class ApprovalInput(RunInput):
                        max_length=approvers.SLACK_PROOF_MAX)
 
     def answer(self) -> Answer:
-        return Answer(approve=self.approve, approver=self.approver, reason=self.reason, code=self.code,
+        return Answer(approve=self.decision == APPROVE, approver=self.approver, reason=self.reason, code=self.code,
                       step=self.step, answer_id=self.answer_id, slack=self.slack)
+
+
+def run_input(*, approve: bool, approver: str, reason: str, step: str, code: str = "", answer_id: str = "",
+              slack: str = "") -> dict[str, str]:
+    """The form's fields as a resume sends them (``remediate approve``, Slack, the run's own deny at its deadline)."""
+    return {"decision": APPROVE if approve else DENY, "approver": approver, "reason": reason, "code": code,
+            "step": step, "answer_id": answer_id, "slack": slack}
 
 
 def form_for(req: ApprovalRequest) -> type[ApprovalInput]:
@@ -122,8 +136,8 @@ class PrefectApprovals:
 
     async def _resume_self_with_deny(self, run_id: Any, key: str, req: ApprovalRequest) -> Answer | None:
         try:
-            await aresume_flow_run(run_id, run_input={"approve": False, "approver": TIMEOUT_APPROVER, "step": req.step,
-                                                      "reason": f"no approval within {req.timeout_s:g}s"})
+            await aresume_flow_run(run_id, run_input=run_input(approve=False, approver=TIMEOUT_APPROVER, step=req.step,
+                                                               reason=f"no approval within {req.timeout_s:g}s"))
         except Exception:
             # Someone answered in the same instant: their input wins if the run is running again.
             async with get_client() as client:

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, CursorResult, Engine, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
+from remediation import policy
 from remediation.models import (
     UNSETTLED_STATES,
     ActionRecord,
@@ -320,9 +321,11 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FlowRunMethods, LogMet
             return int(session.scalar(query) or 0)
 
     def changes_applied_since(self, service: str, since: datetime) -> int:
-        """Like :meth:`actions_applied_since`, without the steps that put back a change of their own incident
-        (turning maintenance off again, resuming paused jobs): the hourly cap limits the changes we start, and must
-        never keep a run from undoing its own containment."""
+        """The operations the hourly cap counts: like :meth:`actions_applied_since`, without the steps that put back
+        a change of their own incident (turning maintenance off again, resuming paused jobs) or an instance (a
+        restore): the hourly cap limits the changes we start, and must never keep a run from undoing its own
+        containment. All drains and restarts of one incident's rolling restart are one operation
+        (``policy.ROLLING_RESTART_KINDS``); :meth:`instances_restarted_since` counts its instances."""
         require_aware(since, "since")
         when = func.coalesce(ActionORM.completed_at, ActionORM.started_at)
         recent = self._action_rows((ActionORM.service == service) & ActionORM.state.in_(_MUTATED_STATES)
@@ -330,9 +333,29 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FlowRunMethods, LogMet
         earlier: dict[str, list[ActionRow]] = {}
         for incident_id in {row.incident_id for row in recent}:
             earlier[incident_id] = [r for r in self.actions(incident_id) if r.state.value in _MUTATED_STATES]
-        return sum(1 for row in recent
-                   if not any(other.id != row.id and other.started_at <= row.started_at and undoes(row.plan, other.plan)
-                              for other in earlier[row.incident_id]))
+        operations: set[str] = set()
+        for row in recent:
+            if row.plan.kind in policy.UNCOUNTED_KINDS or any(
+                    other.id != row.id and other.started_at <= row.started_at and undoes(row.plan, other.plan)
+                    for other in earlier[row.incident_id]):
+                continue
+            rolling = row.plan.kind in policy.ROLLING_RESTART_KINDS
+            operations.add(f"rolling-restart:{row.incident_id}" if rolling else row.id)
+        return len(operations)
+
+    def instances_restarted_since(self, service: str, since: datetime) -> int:
+        """Restarts of ``service``'s instances applied at or after ``since`` (by any incident), for
+        ``REMEDIATE_MAX_RESTART_INSTANCES_PER_HOUR``."""
+        require_aware(since, "since")
+        when = func.coalesce(ActionORM.completed_at, ActionORM.started_at)
+        query = (
+            select(func.count())
+            .select_from(ActionORM)
+            .where(ActionORM.service == service, ActionORM.kind == "restart_instance",
+                   ActionORM.state.in_(_MUTATED_STATES), when >= since)
+        )
+        with self._read() as session:
+            return int(session.scalar(query) or 0)
 
     # -- approvals and timeline ------------------------------------------------------------------------
 

@@ -91,13 +91,13 @@ def open_resume_dialog(page: Any) -> Any:
 
 
 def answer(dialog: Any, *, approve: bool, name: str, reason: str, code: str | Callable[[], str] = "") -> None:
-    """Fill the approval form as a person does: the switch (it starts off, so "deny" leaves it alone), name, code,
-    reason. The Step field stays as the run prefilled it, and the fields serve and the CLI fill stay empty.
+    """Fill the approval form as a person does: the Decision select (no default: approve or deny is chosen), name,
+    code, reason. The Step field stays as the run prefilled it, and the fields serve and the CLI fill stay empty.
 
     ``code`` may be a function, called right before the code is typed (a TOTP code is good for 30 s)."""
     expect(dialog.get_by_role("textbox", name=re.compile(r"^Step \(filled in"))).to_have_value(STEP_BINDING)
-    if approve:
-        dialog.get_by_role("switch", name=re.compile(r"^Approve this step")).click()
+    dialog.get_by_role("combobox", name=re.compile(r"^Decision")).click()
+    dialog.page.get_by_role("option", name="approve" if approve else "deny", exact=True).click()
     dialog.get_by_role("textbox", name="Your name").fill(name)
     dialog.get_by_role("textbox", name="Reason").fill(reason)
     dialog.get_by_role("textbox", name=re.compile(r"^Code")).fill(code() if callable(code) else code)

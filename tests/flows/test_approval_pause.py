@@ -130,7 +130,7 @@ async def test_real_pause_timeout_denies_and_the_run_still_completes_with_its_re
     assert p.store.pending_steps() == []
 
 
-async def test_a_bare_resume_without_name_and_reason_is_rejected_and_the_run_stays_paused(
+async def test_a_bare_resume_without_a_decision_name_and_reason_is_rejected_and_the_run_stays_paused(
     sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
 ) -> None:
     from prefect.flow_runs import resume_flow_run
@@ -148,11 +148,11 @@ async def test_a_bare_resume_without_name_and_reason_is_rejected_and_the_run_sta
             return False
         return True
 
-    resumer = answer_pauses(p.store, [bare, like_the_ui({"approve": True, "approver": "bob", "reason": "INC-8"})])
+    resumer = answer_pauses(p.store, [bare, like_the_ui({"decision": "approve", "approver": "bob", "reason": "INC-8"})])
     with runtime.use(p):
         report = await elevated_error_rate(**FAST)
     resumer.join(timeout=5)
-    assert len(log) == 1 and "'approver' is a required property" in log[0], log
+    assert len(log) == 1 and "'decision' is a required property" in log[0], log
     # Nothing was recorded for the bare click: the only answer is bob's, and the rollback went ahead.
     assert answers(p, report["incident_id"]) == [("approved", "bob")]
     assert report["outcome"] == "recovered"
@@ -178,7 +178,7 @@ def slack_click(user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0, st
         body = "payload=" + quote(json.dumps(payload))
         ts = str(int(time.time() - age_s))
         signed = slack_proof.SignedRequest(ts, slack_proof.sign(secret, ts, body), body)
-        resume_flow_run(UUID(run_id), run_input={"approve": True, "approver": "slack", "reason": "",
+        resume_flow_run(UUID(run_id), run_input={"decision": "approve", "approver": "slack", "reason": "",
                                                  "step": waiting, "slack": signed.dumps()})
         return True
 
@@ -211,7 +211,7 @@ async def test_forged_answers_are_refused_recorded_and_apply_nothing_then_two_en
         like_the_cli("alice", log, code=now_code(ALICE, shift_steps=3)),  # a code from 90 s in the future
         like_the_cli("mallory", log, code=now_code(BOB)),  # not on the list
         like_the_cli("m" * 256, log, code=now_code(ALICE)),  # over-long name: the server refuses it
-        like_the_ui({"approve": True, "approver": "bob", "reason": "r", "code": now_code(BOB)(),
+        like_the_ui({"decision": "approve", "approver": "bob", "reason": "r", "code": now_code(BOB)(),
                      "step": "inc-other/act-other/0123456789abcdef"}),  # an answer for another step
         slack_click("UALICE", secret="not-the-signing-secret"),  # bad signature
         slack_click("UALICE", age_s=400),  # stale timestamp
@@ -219,7 +219,7 @@ async def test_forged_answers_are_refused_recorded_and_apply_nothing_then_two_en
     ]
     counted = [like_the_cli("alice", log, code=lambda: alice_code)]  # 1 of 2
     replays = [like_the_cli("alice", log, code=lambda: alice_code),  # the same code again
-               like_the_ui({"approve": True, "approver": "alice", "reason": "r", "code": alice_code})]
+               like_the_ui({"decision": "approve", "approver": "alice", "reason": "r", "code": alice_code})]
     second = [like_the_cli("bob", log, code=now_code(BOB))]  # 2 of 2: the rollback applies
     resumer = answer_pauses(p.store, [*forged, *counted, *replays, *second])
     with runtime.use(p):

@@ -38,7 +38,9 @@ async def test_a_drill_on_a_preapproved_target_restarts_every_instance_without_a
 ) -> None:
     server = start(sim)
     approvals = ScriptedApprovals([])  # asked anything, it would wait for the timeout and deny
-    p = providers(server.url, approvals=approvals, drill_preapproved=["kamkmserve"])
+    # An hourly cap of one action: the nine drains, restarts and restores of one rolling restart are one operation.
+    p = providers(server.url, approvals=approvals, drill_preapproved=["kamkmserve"],
+                  max_actions_per_service_per_hour=1)
     report = await run(p, drill=True)
 
     assert report["outcome"] == "recovered", report["escalation"]
@@ -172,14 +174,15 @@ async def test_dry_run_plans_every_step_and_touches_nothing(sim: Sim, providers:
     assert generations(server) == {"i-01": 0, "i-02": 0, "i-03": 0} and lb_states(server) == ALL_IN
 
 
-async def test_a_restart_the_hourly_action_cap_cannot_fit_is_not_started(sim: Sim, providers: Build) -> None:
-    """Three instances need nine actions; with a cap of eight the cap would stop the run half-way (and refuse to put
-    a drained instance back), so it does not start."""
+async def test_a_restart_the_hourly_instance_cap_cannot_fit_is_not_started(sim: Sim, providers: Build) -> None:
+    """Three instances to restart; with room for two restarts this hour the cap would stop the run half-way, so it
+    does not start."""
     server = start(sim)
-    report = await run(providers(server.url, drill_preapproved=["kamkmserve"], max_actions_per_service_per_hour=8),
+    report = await run(providers(server.url, drill_preapproved=["kamkmserve"], max_restart_instances_per_hour=2),
                        drill=True)
     assert report["outcome"] == "escalated"
     budget = next(f for f in report["findings"] if f["check"] == "action_budget")
-    assert budget["status"] == "breach" and (budget["observed"], budget["threshold"]) == (9, 8)
-    assert "the hourly cap leaves 8" in report["escalation"] and report["actions"] == []
+    assert budget["status"] == "breach" and (budget["observed"], budget["threshold"]) == (3, 2)
+    assert "0 of 2 instance restarts (REMEDIATE_MAX_RESTART_INSTANCES_PER_HOUR)" in budget["detail"]
+    assert "the hourly cap leaves 2" in report["escalation"] and report["actions"] == []
     assert generations(server) == {"i-01": 0, "i-02": 0, "i-03": 0}

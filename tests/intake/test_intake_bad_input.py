@@ -205,3 +205,20 @@ def test_an_internal_bug_is_503_not_500(client: TestClient, monkeypatch: pytest.
             else metric_alert()).encode()  # fmt: skip
         reply = send(client, body)
         assert reply.status_code == 503 and reply.json()["error"] == "internal error"
+
+
+@pytest.mark.parametrize("path", ["/alerts/generic", "/alerts/alertmanager", "/alerts/sentry", "/logs/vercel",
+                                  "/slack/interactions"])
+def test_a_get_on_a_post_only_endpoint_is_a_json_405_naming_the_allowed_method(client: TestClient, path: str) -> None:
+    reply = client.get(path)
+    assert reply.status_code == 405
+    assert reply.headers["content-type"] == "application/json" and reply.headers["allow"] == "POST"
+    body = reply.json()
+    assert body["error"] == "method not allowed" and body["allowed"] == ["POST"]
+    assert f"GET {path}" in body["detail"]
+
+
+def test_an_unknown_path_is_a_json_404(client: TestClient) -> None:
+    reply = client.post("/alerts/nagios", json={})
+    assert reply.status_code == 404
+    assert reply.json()["error"] == "not found" and "POST /alerts/nagios" in reply.json()["detail"]

@@ -14,11 +14,14 @@ from remediation.models import (
     Approval,
     ApprovalAnswer,
     DisableMaintenance,
+    DrainInstance,
     EnableMaintenance,
     IncidentReport,
     Mode,
     Outcome,
     Phase,
+    RestartInstance,
+    RestoreInstance,
     Rollback,
     ScaleUp,
     Severity,
@@ -399,3 +402,26 @@ def test_changes_applied_since_leaves_out_the_steps_that_put_back_their_own_inci
 
     assert store.actions_applied_since("web", hour_ago) == 3
     assert store.changes_applied_since("web", hour_ago) == 2
+
+
+def test_a_rolling_restart_counts_as_one_operation_and_its_instances_on_their_own_cap(store: Store) -> None:
+    restart, other = open_incident(store), open_incident(store)
+    hour_ago = T0 - timedelta(hours=1)
+    at = T0
+    for instance in ("i-01", "i-02", "i-03", "i-04", "i-05", "i-06"):
+        for plan in (DrainInstance(service="web", instance_id=instance),
+                     RestartInstance(service="web", instance_id=instance, drained=True),
+                     RestoreInstance(service="web", instance_id=instance, timeout_s=300)):
+            at += timedelta(seconds=1)
+            store.record_action(restart, action(plan, state=ActionState.APPLIED, started_at=at, completed_at=at))
+    # A restore by an incident that drained nothing (putting back what a dead run left out) is never counted.
+    store.record_action(other, action(RestoreInstance(service="web", instance_id="i-07"), state=ActionState.APPLIED,
+                                      started_at=at, completed_at=at))
+    store.record_action(other, action(EnableMaintenance(service="web", path_prefixes=("/api",)),
+                                      state=ActionState.APPLIED, started_at=at, completed_at=at))
+
+    assert store.actions_applied_since("web", hour_ago) == 20
+    assert store.changes_applied_since("web", hour_ago) == 2  # the whole restart, and the maintenance
+    assert store.instances_restarted_since("web", hour_ago) == 6
+    assert store.instances_restarted_since("web", at + timedelta(seconds=1)) == 0
+    assert store.instances_restarted_since("api", hour_ago) == 0

@@ -57,3 +57,14 @@ def test_sim_rejects_an_unknown_scenario() -> None:
     result = runner.invoke(app, ["sim", "--scenario", "nope"])
     assert result.exit_code == 2
     assert "bad-release" in result.output
+
+
+def test_sim_help_lists_every_scenario_the_simulator_has() -> None:
+    from remediation.cli import SIM_SCENARIOS
+    from remediation.sim import SCENARIOS
+
+    assert sorted(SIM_SCENARIOS) == sorted(SCENARIOS)  # the help's list is the simulator's
+    result = runner.invoke(app, ["sim", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    words = set(result.output.replace("│", " ").replace(",", " ").split())
+    assert not set(SCENARIOS) - words, result.output

@@ -109,20 +109,20 @@ def test_the_inbox_shows_everything_an_approver_needs_about_the_waiting_step(wai
     assert f"answer remediate approve {RUN_ID} --as NAME --code CODE [--deny]" in out
 
 
-def test_every_inbox_line_fits_80_columns_and_only_an_unbreakable_word_may_overflow(waiting: PendingStep) -> None:
+COMMAND = f"remediate approve {RUN_ID} --as NAME --code CODE [--deny]"
+
+
+def test_every_inbox_line_fits_80_columns_but_the_command_and_an_unbreakable_word(waiting: PendingStep) -> None:
     result = invoke("approvals")
     assert result.exit_code == 0
-    assert_fits(result.output)
-    [overflow] = [line for line in result.output.splitlines() if len(line) > WIDTH]
-    assert overflow.strip() == TRACE  # the 97-character URL, alone on its continuation line
-    assert max(len(line) for line in result.output.splitlines() if TRACE not in line) <= WIDTH
+    overflow = [line.strip() for line in result.output.splitlines() if len(line) > WIDTH]
+    assert overflow == [TRACE, COMMAND]  # the 97-character URL alone on its continuation line; the command to copy
 
 
-def test_the_approve_command_in_the_inbox_is_wrapped_as_a_shell_continuation(waiting: PendingStep) -> None:
+def test_the_approve_command_in_the_inbox_is_whole_on_a_line_of_its_own(waiting: PendingStep) -> None:
     lines = invoke("approvals").output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("  answer    "))
-    assert lines[start].endswith(" \\")
-    assert lines[start + 1].startswith(" " * LABEL) and lines[start + 1].strip() == "--code CODE [--deny]"
+    start = lines.index("  answer")
+    assert lines[start + 1] == f"    {COMMAND}"  # Rich inserted no newline: it pastes as one command
 
 
 def test_the_inbox_as_json_has_every_field_of_the_waiting_step(waiting: PendingStep) -> None:
@@ -168,8 +168,11 @@ def test_show_prints_the_question_and_the_answers_since_the_step_was_asked(env: 
     assert "- Risk: destructive -" in out  # no reasons were kept with the step: no empty "()"
     assert f"Why: {WHY}" in out and f"Undo: {UNDO}" in out
     assert "Approvals needed: 2 distinct approvers" in out and "Approvers: alice, bob" in out
-    assert f"remediate approve {RUN_ID} --as <name> --code <code>" in out
-    answers = result.output[result.output.index("Answers so far:"):].splitlines()[1:]
+    assert f"  {COMMAND} --reason TEXT" in result.output.splitlines()  # whole, alone on its line
+    overflow = [line.strip() for line in result.output.splitlines() if len(line) > WIDTH]
+    assert overflow == [TRACE, f"{COMMAND} --reason TEXT"]  # an unbreakable URL, and the command to copy
+    # One answer per line, wrapped within the width: a continuation is indented further.
+    answers = re.sub(r"\n {4}", " ", result.output[result.output.index("Answers so far:"):]).splitlines()[1:]
     assert [line.split(" ", 3)[3] for line in answers] == [
         "refused by mallory: 'mallory' is not on the approver list; [/] trust me",
         "approved by alice: 1 of 2: 1 more approval needed; INC-7",

@@ -76,7 +76,7 @@ def test_reports_show_info_readings_as_context_not_as_impact_and_without_a_thres
     impact = postmortem.split("## Impact")[1].split("## ")[0]
     assert "error_rate_5xx" in impact and "memory_usage" not in impact
     context = postmortem.split("## Context")[1].split("## What")[0]
-    assert "memory_usage: 91.0 %" in context and "breach" not in postmortem
+    assert "memory_usage: 91 %" in context and "breach" not in postmortem
     row = next(line for line in render_report(report).splitlines() if line.startswith("| memory_usage"))
     assert "| info |" in row and "- (informational)" in row and "90.0" not in row
     assert report.summary_json()["findings"][1]["status"] == "info"

@@ -38,7 +38,7 @@ def captured_429() -> httpx.Response:
 
 
 class App:
-    """Answers each request with the next scripted response ("429", "ok", or "down": refused connection)."""
+    """Answers each request with the next scripted response ("429", "ok", "502", or "down": refused connection)."""
 
     def __init__(self, *script: str) -> None:
         self.script = list(script)
@@ -50,6 +50,8 @@ class App:
             raise httpx.ConnectError("connection refused", request=request)
         if step == "429":
             return captured_429()
+        if step == "502":  # a gateway in front of an app that is down
+            return httpx.Response(502, text="Bad Gateway")
         return httpx.Response(200, text=GOOD_PAGE, headers={"content-type": "text/plain"})
 
     def metrics(self) -> AppMetrics:
@@ -117,6 +119,32 @@ async def test_an_app_that_never_answered_is_unknown_not_ok() -> None:
     finding = rate_limit_finding(stats, now.since(start))
     assert finding.status is FindingStatus.UNKNOWN
     assert "answered none of this run's reads (2 got no answer)" in finding.detail
+
+
+async def test_an_app_answered_only_by_its_gateways_5xx_is_unknown_not_ok() -> None:
+    app = App("502", "down")
+    metrics = app.metrics()
+    start = app_reads(metrics)
+    await metrics.request_stats(100)
+    stats = await metrics.request_stats(100)
+    now = app_reads(metrics)
+    assert start is not None and now is not None
+    finding = rate_limit_finding(stats, now.since(start))
+    assert finding.status is FindingStatus.UNKNOWN
+    assert "answered none of this run's reads (1 got no answer; 1 answered 5xx)" in finding.detail
+
+
+async def test_a_5xx_beside_a_real_answer_still_leaves_the_run_ok_and_says_so() -> None:
+    app = App("ok", "502")
+    metrics = app.metrics()
+    start = app_reads(metrics)
+    await metrics.request_stats(100)
+    stats = await metrics.request_stats(100)
+    now = app_reads(metrics)
+    assert start is not None and now is not None
+    finding = rate_limit_finding(stats, now.since(start))
+    assert finding.status is FindingStatus.OK
+    assert finding.detail == "no 429 in this run's 1 answered reads (1 more got no answer, or a 5xx)"
 
 
 async def test_without_a_run_tally_only_the_last_reading_speaks_and_an_unread_one_is_unknown() -> None:
