@@ -38,8 +38,10 @@ Blast radius and approval
     are out at a time, never all of them; a single instance is never restarted (that is an outage). Restarts are
     destructive: the up-front approval (or configuration) covers this run's restarts only; an unanswered approval
     is a deny. Drains and restores are reversible (``approve`` mode asks before each). Actions per service per hour,
-    one active remediation per service and the kill switch apply; a restart of N instances takes 3N actions from
-    the hourly cap (REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR), and does not start without room for all of them.
+    one active remediation per service and the kill switch apply. A whole restart counts as one operation under the
+    hourly cap (REMEDIATE_MAX_ACTIONS_PER_SERVICE_PER_HOUR), each instance under its own cap
+    (REMEDIATE_MAX_RESTART_INSTANCES_PER_HOUR); restores are never counted nor refused. It does not start without
+    room for every instance.
 
 Concurrency
     The batches hold Prefect's global concurrency limit ``remediate-<service>`` (waiting up to ``lock_timeout_s``).
@@ -185,7 +187,8 @@ async def rolling_restart(
     stop = _precondition(fleet, found.status, baseline.status if baseline else None,
                          baseline.detail if baseline else "")
     if not stop and budget.status is FindingStatus.BREACH and incident.report.mode is not Mode.DRY_RUN:
-        stop = (f"the restart needs {budget.observed} actions and the hourly cap leaves {budget.threshold} "
+        stop = (f"the restart needs room for {budget.observed} instances and the hourly caps leave "
+                f"{budget.threshold} "
                 f"({budget.detail}): the cap would stop it half-way; nothing was restarted")
     if stop:
         incident.escalate(Phase.IDENTIFY, stop)
