@@ -61,6 +61,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from remediation import composition, runtime
+from remediation.figures import figure
 from remediation.forms import (
     AlertName,
     ApprovalTimeout,
@@ -187,9 +188,8 @@ async def rolling_restart(
     stop = _precondition(fleet, found.status, baseline.status if baseline else None,
                          baseline.detail if baseline else "")
     if not stop and budget.status is FindingStatus.BREACH and incident.report.mode is not Mode.DRY_RUN:
-        stop = (f"the restart needs room for {budget.observed} instances and the hourly caps leave "
-                f"{budget.threshold} "
-                f"({budget.detail}): the cap would stop it half-way; nothing was restarted")
+        stop = (f"the restart needs room for {figure(budget.observed)} instances and the hourly caps leave "
+                f"{figure(budget.threshold)} ({budget.detail}): a cap would stop it half-way; nothing was restarted")
     if stop:
         incident.escalate(Phase.IDENTIFY, stop)
         return await _close(incident, Outcome.ESCALATED, job)

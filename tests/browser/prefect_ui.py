@@ -96,7 +96,7 @@ def answer(dialog: Any, *, approve: bool, name: str, reason: str, code: str | Ca
 
     ``code`` may be a function, called right before the code is typed (a TOTP code is good for 30 s)."""
     expect(dialog.get_by_role("textbox", name=re.compile(r"^Step \(filled in"))).to_have_value(STEP_BINDING)
-    dialog.get_by_role("combobox", name=re.compile(r"^Decision")).click()
+    dialog.get_by_role("button", name="Select Decision").click()
     dialog.page.get_by_role("option", name="approve" if approve else "deny", exact=True).click()
     dialog.get_by_role("textbox", name="Your name").fill(name)
     dialog.get_by_role("textbox", name="Reason").fill(reason)

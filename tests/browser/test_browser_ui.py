@@ -68,7 +68,7 @@ def test_an_operator_starts_a_custom_run_and_approves_the_rollback_in_the_ui_and
         expect(dialog).to_contain_text(shown)
     # A bare Resume is not an answer: the server rejects it and the run stays paused.
     ui.resume(dialog)
-    expect(page.get_by_text("'approver' is a required property").first).to_be_visible()
+    expect(page.get_by_text("'decision' is a required property").first).to_be_visible()
     expect(dialog).to_be_visible()
 
     ui.answer(dialog, approve=True, name="alice", reason="INC-42: bad release v1.5.0")
@@ -79,6 +79,9 @@ def test_an_operator_starts_a_custom_run_and_approves_the_rollback_in_the_ui_and
     expect(dialog).to_be_hidden(timeout=15_000)
 
     ui.wait_for_state(page, "Recovered", timeout_s=90)  # the run's final state names its outcome
+    shot = tmp_path / "run-recovered.png"
+    page.screenshot(path=str(shot), clip={"x": 260, "y": 0, "width": 1020, "height": 110})  # the run header
+    keep_screenshot(shot)
     incident = incident_of(ui_stack, run_id)
     assert (incident["outcome"], incident["mode"], incident["status"]) == ("recovered", "auto", "closed")
     assert ui_stack.sim_state()["current_release"]["version"] == GOOD_RELEASE
@@ -96,6 +99,9 @@ def test_an_operator_denies_the_rollback_in_the_ui_and_the_incident_ends_denied(
     expect(dialog).to_be_hidden(timeout=15_000)
 
     ui.wait_for_state(page, "Denied", timeout_s=90)  # the run's final state names its outcome
+    shot = tmp_path / "run-denied.png"
+    page.screenshot(path=str(shot), clip={"x": 260, "y": 0, "width": 1020, "height": 110})  # the run header
+    keep_screenshot(shot)
     incident = incident_of(ui_stack, run_id)
     assert (incident["outcome"], incident["status"]) == ("denied", "closed")
     assert ui_stack.sim_state()["current_release"]["version"] != GOOD_RELEASE  # nothing was rolled back

@@ -184,5 +184,5 @@ async def test_a_restart_the_hourly_instance_cap_cannot_fit_is_not_started(sim: 
     budget = next(f for f in report["findings"] if f["check"] == "action_budget")
     assert budget["status"] == "breach" and (budget["observed"], budget["threshold"]) == (3, 2)
     assert "0 of 2 instance restarts (REMEDIATE_MAX_RESTART_INSTANCES_PER_HOUR)" in budget["detail"]
-    assert "the hourly cap leaves 2" in report["escalation"] and report["actions"] == []
+    assert "needs room for 3 instances and the hourly caps leave 2 " in report["escalation"] and report["actions"] == []
     assert generations(server) == {"i-01": 0, "i-02": 0, "i-03": 0}
