@@ -38,6 +38,9 @@ WHO = String(255)  # approver identities
 
 #: Predicate of the partial unique index on open incidents (same text in the migration).
 OPEN_ONLY = "status = 'open'"
+#: Predicate of the one-open-per-(runbook, service) index: only alert-opened incidents (a key) count, so a
+#: manual or drill run (no key) never blocks intake nor is blocked by it (same text in migration 0008).
+OPEN_FROM_ALERTS = "status = 'open' AND incident_key IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -77,6 +80,17 @@ class IncidentORM(Base):
             unique=True,
             sqlite_where=text(OPEN_ONLY),
             postgresql_where=text(OPEN_ONLY),
+        ),
+        # At most one open alert-opened incident per (runbook, service): an outage seen by Alertmanager and
+        # by Sentry (two keys) is one incident, and two replicas racing on the two deliveries cannot both
+        # open one (the loser's IntegrityError makes it retry and attach).
+        Index(
+            "uq_incidents_open_runbook_service",
+            "runbook",
+            "service",
+            unique=True,
+            sqlite_where=text(OPEN_FROM_ALERTS),
+            postgresql_where=text(OPEN_FROM_ALERTS),
         ),
     )
 
