@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -74,9 +74,9 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
         return _result(open_row)
 
     sibling = _open_for_service(session, item)
-    if sibling is not None and (item.status is AlertStatus.FIRING or _seen(session, sibling.id, item)):
+    if sibling is not None and (item.status is AlertStatus.FIRING or _key_attached(session, sibling.id, key)):
         # Another source (or group) already opened this runbook's incident on this service: the same
-        # outage, so attach; a resolution goes here too when its firing half did.
+        # outage, so attach; a resolution goes here only when alerts of its key did.
         first_of_its_kind = not _seen(session, sibling.id, item)
         _attach(session, sibling, item)
         if item.status is AlertStatus.RESOLVED:
@@ -92,9 +92,15 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
             )
         return _result(sibling)
 
+    # The latest incident of this key: one it opened, or one its alerts attached to under another key.
     latest = session.scalars(
         _incidents()
-        .where(IncidentORM.incident_key == key)
+        .where(
+            or_(
+                IncidentORM.incident_key == key,
+                IncidentORM.id.in_(select(AlertORM.incident_id).where(AlertORM.incident_key == key)),
+            )
+        )
         .order_by(IncidentORM.opened_at.desc(), IncidentORM.id.desc())
         .with_for_update()
         .limit(1)
@@ -184,6 +190,14 @@ def _open_for_service(session: Session, item: AlertIn) -> IncidentORM | None:
     ).first()
 
 
+def _key_attached(session: Session, incident_id: str, key: str) -> bool:
+    """Whether an alert of dedupe key ``key`` is attached to the incident."""
+    found = session.scalars(
+        select(AlertORM.id).where(AlertORM.incident_id == incident_id, AlertORM.incident_key == key).limit(1)
+    ).first()
+    return found is not None
+
+
 def _seen(session: Session, incident_id: str, item: AlertIn) -> bool:
     """Whether an alert of the item's source and fingerprint is already attached to the incident."""
     same_fingerprint = (
@@ -213,6 +227,7 @@ def _insert_alert(session: Session, incident_id: str | None, item: AlertIn) -> N
     session.add(
         AlertORM(
             incident_id=incident_id,
+            incident_key=item.incident_key,
             source=item.source,
             name=item.alert.name,
             fingerprint=item.fingerprint,
@@ -283,9 +298,10 @@ class AlertMethods:
         * else, firing, an alert-opened incident of the same (runbook, service) is open under another key
           (another source or group, the same outage): attach to it, and the first alert of each source and
           fingerprint goes on its timeline ("alert attached from <source>"); a resolution attaches there
-          only if its firing alert did;
-        * else, firing: attach to the incident with this key closed less than ``reopen_cooldown_s`` ago
-          (``suppressed``, no new run), or open a new incident (``created``) in ``mode``;
+          only if alerts of its key did;
+        * else, firing: attach to the incident of this key (opened under it, or holding its alerts) closed
+          less than ``reopen_cooldown_s`` ago (``suppressed``, no new run), or open a new incident
+          (``created``) in ``mode``;
         * else, resolved: keep the row with the most recent incident of this key, or unattached.
 
         Racing calls for one key, or for one (runbook, service) under two keys (threads or processes), open

@@ -229,10 +229,14 @@ class AlertORM(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # why it was not routed
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    # The alert's own dedupe key: with cross-source dedupe it may differ from its incident's, and the
+    # cooldown and a later resolution must still find the incident this key's alerts went to.
+    incident_key: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index(None, "incident_id"),
         Index(None, "received_at"),
+        Index(None, "incident_key"),
     )
 
 

@@ -119,14 +119,29 @@ def test_a_resolution_never_seen_firing_leaves_the_other_sources_incident_alone(
     assert incident is not None and incident.alert_count == 1 and incident.is_open
 
 
-def test_after_the_shared_incident_closes_the_next_source_opens_a_new_one(store: Store) -> None:
+def close(store: Store, incident_id: str, at: timedelta) -> None:
+    report = full_report(incident_id).model_copy(update={"finished_at": T0 + at, "outcome": Outcome.RECOVERED})
+    store.close_incident(incident_id, report)
+
+
+def test_after_the_shared_incident_closes_and_cools_down_the_next_source_opens_a_new_one(store: Store) -> None:
     incident_id = _opened(ingest(store, "alertmanager"))
     ingest(store, "sentry", at=timedelta(seconds=1))
-    report = full_report(incident_id).model_copy(update={"finished_at": T0 + timedelta(minutes=1),
-                                                        "outcome": Outcome.RECOVERED})  # fmt: skip
-    store.close_incident(incident_id, report)
+    close(store, incident_id, timedelta(minutes=1))
     later = ingest(store, "sentry", at=timedelta(hours=1))
     assert later.created and later.incident_id != incident_id
+
+
+def test_an_attached_source_repeating_just_after_close_is_suppressed_on_the_shared_incident(store: Store) -> None:
+    """The cooldown follows the incident a key's alerts went to, not only the one it opened."""
+    incident_id = _opened(ingest(store, "alertmanager"))
+    ingest(store, "sentry", at=timedelta(seconds=1))
+    close(store, incident_id, timedelta(minutes=1))
+    repeat = ingest(store, "sentry", at=timedelta(minutes=2))
+    assert repeat.incident_id == incident_id and repeat.suppressed and not repeat.needs_run
+    late_resolution = ingest(store, "sentry", status="resolved", at=timedelta(minutes=3))
+    assert late_resolution.incident_id == incident_id
+    assert len(store.list_incidents()) == 1
 
 
 def test_a_manual_incident_without_a_key_neither_absorbs_alerts_nor_blocks_them(store: Store) -> None:
@@ -256,3 +271,40 @@ def test_migration_0008_refuses_a_database_with_two_open_alert_incidents_of_one_
     with pytest.raises(RuntimeError, match=r"inc-clash0000001 .*inc-clash0000002 "):
         upgrade(db_url)
     assert current(db_url) == "0007"  # the failed revision left nothing behind
+
+
+def test_migration_0008_gives_existing_alerts_their_incidents_key(db_url: str) -> None:
+    upgrade(db_url, "0007")
+    engine = make_engine(db_url)
+    try:
+        with writer(engine).begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO incidents (id, runbook, service, severity, mode, status, incident_key, alert, "
+                    "opened_at, alert_count) VALUES ('inc-legacy000001', :rb, 'kamkmserve', 'sev2', 'approve', "
+                    "'closed', :key, '{}', :at, 1)"
+                ),
+                {"rb": RUNBOOK, "key": AM_KEY, "at": _legacy_time(engine)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO alerts (incident_id, source, name, fingerprint, status, routed, received_at, "
+                    "payload) VALUES ('inc-legacy000001', 'alertmanager', 'HighErrorRate', 'fp', 'firing', "
+                    ":yes, :at, '{}')"
+                ),
+                {"yes": True, "at": _legacy_time(engine)},
+            )
+    finally:
+        engine.dispose()
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT incident_key FROM alerts")).scalars().all() == [AM_KEY]
+    finally:
+        engine.dispose()
+
+
+def _legacy_time(engine: Engine) -> object:
+    # SQLite keeps timestamps as UTC digits (see coltypes.UTCDateTime); PostgreSQL takes the aware value.
+    return T0.replace(tzinfo=None).isoformat(" ") if engine.dialect.name == "sqlite" else T0

@@ -13,6 +13,10 @@ key; this partial unique index is what makes that hold with several receiver pro
 that both find nothing open and both insert cannot both commit. Only incidents intake opened (a non-NULL
 ``incident_key``) count, so manual and drill runs are unaffected.
 
+``alerts.incident_key`` records each alert's own key, since an attached alert's key may now differ from its
+incident's: the reopen cooldown and a late resolution look a key's incident up through it. Existing rows
+are backfilled from their incident's key (before this revision the two were always the same).
+
 A database that already holds two open alert-opened incidents of one (runbook, service) cannot take the
 index; rather than close somebody's incident from a migration, the upgrade stops and names them (the
 whole revision rolls back, transactional DDL).
@@ -54,6 +58,13 @@ def upgrade() -> None:
             f"these are open together: {named}. Let their runs finish (or `remediate reconcile` close "
             "the ones whose run is gone), then upgrade again."
         )
+    op.add_column("alerts", sa.Column("incident_key", sa.String(255), nullable=True))
+    op.execute(
+        "UPDATE alerts SET incident_key = "
+        "(SELECT incidents.incident_key FROM incidents WHERE incidents.id = alerts.incident_id) "
+        "WHERE incident_id IS NOT NULL"
+    )
+    op.create_index("ix_alerts_incident_key", "alerts", ["incident_key"])
     op.create_index(
         "uq_incidents_open_runbook_service",
         "incidents",
@@ -66,3 +77,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_incidents_open_runbook_service", table_name="incidents")
+    op.drop_index("ix_alerts_incident_key", table_name="alerts")
+    op.drop_column("alerts", "incident_key")
