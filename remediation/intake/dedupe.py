@@ -2,7 +2,9 @@
 
 The incident key is what makes "one incident per problem" hold across deliveries, retries, HA peers and
 receiver processes: it is derived only from what routing decided (runbook, service) and the source's
-grouping identity, never from delivery details, and the store enforces one open incident per key.
+grouping identity, never from delivery details, and the store enforces one open incident per key. Across
+keys the store goes one step further: while an alert-opened incident of (runbook, service) is open, an alert
+of another source or group routed there attaches to it (one outage seen by Alertmanager and by Sentry).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Two steps, kept apart so each endpoint can choose when the second one happens:
 
 * :meth:`IntakeService.ingest` routes every alert and writes it through ``Store.ingest_alert`` (one
-  transaction per alert; the store guarantees one open incident per key across processes) or
-  ``Store.record_unrouted``. This is the step a delivery must not be acknowledged without.
+  transaction per alert; the store guarantees one open incident per key, and one open alert-opened
+  incident per runbook and service whatever the source, across processes) or ``Store.record_unrouted``.
+  This is the step a delivery must not be acknowledged without.
 * :meth:`IntakeService.start_runs` starts the runbook run of each incident that has none yet. Alertmanager
   and generic deliveries wait for it (a failed start is answered 503, so the sender redelivers and the
   redelivery finds the incident still ``needs_run``); Sentry, which must be answered within a second,

@@ -2,9 +2,11 @@
 
 Kept apart from ``repository.py`` because it is the one write path with a deliberate race in it: several
 receiver processes may see the first alert of a group at the same moment. Correctness does not come from
-locks held here but from the partial unique index ``uq_incidents_open_incident_key`` (one *open* incident
-per key): the losing transaction's INSERT fails with ``IntegrityError`` and :class:`~remediation.store.Store`
-retries it, when it finds the winner's incident and attaches. Rows that already exist are read
+locks held here but from the partial unique indexes ``uq_incidents_open_incident_key`` (one *open* incident
+per key) and ``uq_incidents_open_runbook_service`` (one open alert-opened incident per runbook and service,
+so two sources reporting one outage race to one incident): the losing transaction's INSERT fails with
+``IntegrityError`` and :class:`~remediation.store.Store` retries it, when it finds the winner's incident and
+attaches. Rows that already exist are read
 ``FOR UPDATE`` (PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so a counter increment and
 a concurrent ``close_incident`` cannot interleave.
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -71,9 +73,34 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
             _note(session, open_row.id, item, f"alert {item.alert.name} resolved at source ({item.fingerprint})")
         return _result(open_row)
 
+    sibling = _open_for_service(session, item)
+    if sibling is not None and (item.status is AlertStatus.FIRING or _key_attached(session, sibling.id, key)):
+        # Another source (or group) already opened this runbook's incident on this service: the same
+        # outage, so attach; a resolution goes here only when alerts of its key did.
+        first_of_its_kind = not _seen(session, sibling.id, item)
+        _attach(session, sibling, item)
+        if item.status is AlertStatus.RESOLVED:
+            _note(session, sibling.id, item, f"alert {item.alert.name} resolved at source ({item.fingerprint})")
+        elif first_of_its_kind:
+            # One timeline row per newly attaching source alert, not one per repeat of it.
+            _note(
+                session,
+                sibling.id,
+                item,
+                f"alert attached from {item.source}",
+                detail=f"alert {item.alert.name} ({item.fingerprint})",
+            )
+        return _result(sibling)
+
+    # The latest incident of this key: one it opened, or one its alerts attached to under another key.
     latest = session.scalars(
         _incidents()
-        .where(IncidentORM.incident_key == key)
+        .where(
+            or_(
+                IncidentORM.incident_key == key,
+                IncidentORM.id.in_(select(AlertORM.incident_id).where(AlertORM.incident_key == key)),
+            )
+        )
         .order_by(IncidentORM.opened_at.desc(), IncidentORM.id.desc())
         .with_for_update()
         .limit(1)
@@ -148,6 +175,42 @@ def record_unrouted(
     return row.id
 
 
+def _open_for_service(session: Session, item: AlertIn) -> IncidentORM | None:
+    """The open alert-opened incident of the item's (runbook, service), whatever its key; locked."""
+    return session.scalars(
+        _incidents()
+        .where(
+            IncidentORM.runbook == item.runbook,
+            IncidentORM.service == item.service,
+            IncidentORM.status == IncidentStatus.OPEN.value,
+            IncidentORM.incident_key.is_not(None),
+        )
+        .with_for_update()
+        .limit(1)
+    ).first()
+
+
+def _key_attached(session: Session, incident_id: str, key: str) -> bool:
+    """Whether an alert of dedupe key ``key`` is attached to the incident."""
+    found = session.scalars(
+        select(AlertORM.id).where(AlertORM.incident_id == incident_id, AlertORM.incident_key == key).limit(1)
+    ).first()
+    return found is not None
+
+
+def _seen(session: Session, incident_id: str, item: AlertIn) -> bool:
+    """Whether an alert of the item's source and fingerprint is already attached to the incident."""
+    same_fingerprint = (
+        AlertORM.fingerprint.is_(None) if item.fingerprint is None else AlertORM.fingerprint == item.fingerprint
+    )
+    found = session.scalars(
+        select(AlertORM.id)
+        .where(AlertORM.incident_id == incident_id, AlertORM.source == item.source, same_fingerprint)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def _within(closed_at: datetime, item: AlertIn) -> bool:
     return (item.received_at - closed_at).total_seconds() < item.reopen_cooldown_s
 
@@ -164,6 +227,7 @@ def _insert_alert(session: Session, incident_id: str | None, item: AlertIn) -> N
     session.add(
         AlertORM(
             incident_id=incident_id,
+            incident_key=item.incident_key,
             source=item.source,
             name=item.alert.name,
             fingerprint=item.fingerprint,
@@ -179,14 +243,14 @@ def _insert_alert(session: Session, incident_id: str | None, item: AlertIn) -> N
     )
 
 
-def _note(session: Session, incident_id: str, item: AlertIn, event: str) -> None:
+def _note(session: Session, incident_id: str, item: AlertIn, event: str, *, detail: str | None = None) -> None:
     session.add(
         TimelineORM(
             incident_id=incident_id,
             at=item.received_at,
             phase=Phase.IDENTIFY.value,
             event=event,
-            detail=f"source {item.source}",
+            detail=detail if detail is not None else f"source {item.source}",
         )
     )
 
@@ -231,12 +295,18 @@ class AlertMethods:
         """Store one routed alert and attach it to its incident, in one transaction.
 
         * an open incident has ``incident_key``: attach (a resolution also goes on its timeline);
-        * else, firing: attach to the incident with this key closed less than ``reopen_cooldown_s`` ago
-          (``suppressed``, no new run), or open a new incident (``created``) in ``mode``;
+        * else, firing, an alert-opened incident of the same (runbook, service) is open under another key
+          (another source or group, the same outage): attach to it, and the first alert of each source and
+          fingerprint goes on its timeline ("alert attached from <source>"); a resolution attaches there
+          only if alerts of its key did;
+        * else, firing: attach to the incident of this key (opened under it, or holding its alerts) closed
+          less than ``reopen_cooldown_s`` ago (``suppressed``, no new run), or open a new incident
+          (``created``) in ``mode``;
         * else, resolved: keep the row with the most recent incident of this key, or unattached.
 
-        Racing calls for one key (threads or processes) open exactly one incident: the database's partial
-        unique index rejects the second insert and the loser retries as an attach.
+        Racing calls for one key, or for one (runbook, service) under two keys (threads or processes), open
+        exactly one incident: the database's partial unique indexes reject the second insert and the loser
+        retries as an attach.
         """
         item = AlertIn(
             incident_key=incident_key,

@@ -38,6 +38,9 @@ WHO = String(255)  # approver identities
 
 #: Predicate of the partial unique index on open incidents (same text in the migration).
 OPEN_ONLY = "status = 'open'"
+#: Predicate of the one-open-per-(runbook, service) index: only alert-opened incidents (a key) count, so a
+#: manual or drill run (no key) never blocks intake nor is blocked by it (same text in migration 0008).
+OPEN_FROM_ALERTS = "status = 'open' AND incident_key IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -77,6 +80,17 @@ class IncidentORM(Base):
             unique=True,
             sqlite_where=text(OPEN_ONLY),
             postgresql_where=text(OPEN_ONLY),
+        ),
+        # At most one open alert-opened incident per (runbook, service): an outage seen by Alertmanager and
+        # by Sentry (two keys) is one incident, and two replicas racing on the two deliveries cannot both
+        # open one (the loser's IntegrityError makes it retry and attach).
+        Index(
+            "uq_incidents_open_runbook_service",
+            "runbook",
+            "service",
+            unique=True,
+            sqlite_where=text(OPEN_FROM_ALERTS),
+            postgresql_where=text(OPEN_FROM_ALERTS),
         ),
     )
 
@@ -215,10 +229,14 @@ class AlertORM(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # why it was not routed
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    # The alert's own dedupe key: with cross-source dedupe it may differ from its incident's, and the
+    # cooldown and a later resolution must still find the incident this key's alerts went to.
+    incident_key: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         Index(None, "incident_id"),
         Index(None, "received_at"),
+        Index(None, "incident_key"),
     )
 
 

@@ -135,9 +135,11 @@ def test_unrouted_alerts_are_recorded_newest_first(store: Store) -> None:
         store.unrouted_alerts(limit=-1)
 
 
-def test_different_keys_make_different_incidents(store: Store) -> None:
+def test_different_keys_make_different_incidents_once_the_first_is_closed(store: Store) -> None:
     a = ingest(store, key="a" * 64)
-    b = ingest(store, key="b" * 64)
+    assert a.incident_id is not None
+    close(store, a.incident_id, timedelta(minutes=1))
+    b = ingest(store, key="b" * 64, at=timedelta(minutes=2))
     assert a.created and b.created and a.incident_id != b.incident_id
 
 
