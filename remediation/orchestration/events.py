@@ -11,8 +11,11 @@ run. The shape is defined once here so that the emitter, prefect.yaml and the se
   value is one expression is rendered through ``tojson``, which fails for UUIDs and datetimes and then creates
   *no run*; every template therefore ends in ``| string``.
 
-This path has no idempotency key: a duplicated event can start a second run. Intake's ``RunStarter`` path is
-the idempotent one; this one exists so that runs can be started from anything that can post an event.
+Prefect gives this path no idempotency key of ours: its RunDeployment action keys each run by the automation
+*invocation* (``TriggeredAction.idempotency_key``), so a duplicated event creates a second run. That run does nothing:
+``tasks.runbook.refuse_duplicate`` stops it before it notes or changes anything when the incident's run holds its
+lease or the incident is closed, so at most one run acts per incident. Intake's ``RunStarter`` path is idempotent at
+creation; this one exists so that runs can be started from anything that can post an event.
 """
 
 from __future__ import annotations
