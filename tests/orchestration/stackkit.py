@@ -3,6 +3,7 @@ server several such processes can share."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -42,6 +43,30 @@ def shared_prefect_server(home: Path, prefix: str) -> Iterator[str]:
             yield server.api_url
         finally:
             server.stop()
+
+
+def replica_env(tmp_path: Path, api_url: str, sim_url: str, *, lease_s: int, renew_s: int, reconcile_s: int,
+                metrics_budget_per_min: int = 100) -> dict[str, str]:
+    """The environment of ``run_stack`` replicas sharing one Prefect API and one store (``tmp_path``) against the
+    simulator at ``sim_url``, with short leases; this process's own Prefect, remediation and Sentry settings are
+    left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_", "SENTRY_"))}
+    env.update({"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "prefect-home"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "REMEDIATE_HOME": str(tmp_path),
+                "REMEDIATE_APP_URL": sim_url, "REMEDIATE_PLATFORM": "sim", "REMEDIATE_SIM_URL": sim_url,
+                "REMEDIATE_APPROVERS": "alice", "REMEDIATE_MODE": "auto", "REMEDIATE_APPROVAL_POLL_S": "1",
+                "REMEDIATE_METRICS_BUDGET_PER_MIN": str(metrics_budget_per_min),
+                "REMEDIATE_RUN_LEASE_S": str(lease_s), "REMEDIATE_RUN_LEASE_RENEW_S": str(renew_s),
+                "REMEDIATE_RECONCILE_INTERVAL_S": str(reconcile_s)})
+    return env
+
+
+def run_state(api_url: str, run_id: str) -> Any:
+    """The run's current state, read from ``api_url``."""
+    from prefect import get_client
+
+    with with_api(api_url), get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id).state
 
 
 def with_api(api_url: str) -> Any:

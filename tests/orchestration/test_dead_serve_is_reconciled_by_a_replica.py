@@ -9,11 +9,9 @@ is started through the first stack's warm executor and pauses for its one approv
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,7 +22,7 @@ from remediation.store import Store
 from remediation.store.flow_runs import LeaseState
 from tests.flows.restartkit import FAST_RESTART, FLEET
 from tests.orchestration.orchkit import key, wait_for
-from tests.orchestration.stackkit import Stack, shared_prefect_server, with_api
+from tests.orchestration.stackkit import Stack, replica_env, run_state, shared_prefect_server, with_api
 
 DEPLOYMENT = "rolling-restart/rolling-restart"
 LEASE_S, RENEW_S, RECONCILE_S = 6, 2, 2
@@ -40,25 +38,13 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _run_state(api_url: str, run_id: str) -> Any:
-    from prefect import get_client
-
-    with with_api(api_url), get_client(sync_client=True) as client:
-        return client.read_flow_run(run_id).state
-
 
 @pytest.mark.parametrize("killed_while", ["paused for approval", "running right after the approval"])
 def test_a_sigkilled_serve_s_run_is_crashed_and_its_incident_closed_by_a_live_replica_within_the_bound(
     api_url: str, tmp_path: Path, killed_while: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_", "SENTRY_"))}
     with SimServer(SimConfig(scenario="rolling-restart", rps=200.0, seed=5, fleet=FLEET)) as sim:
-        env.update({"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "prefect-home"),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "REMEDIATE_HOME": str(tmp_path),
-                    "REMEDIATE_APP_URL": sim.url, "REMEDIATE_PLATFORM": "sim", "REMEDIATE_SIM_URL": sim.url,
-                    "REMEDIATE_APPROVERS": "alice", "REMEDIATE_MODE": "auto", "REMEDIATE_APPROVAL_POLL_S": "1",
-                    "REMEDIATE_METRICS_BUDGET_PER_MIN": "100", "REMEDIATE_RUN_LEASE_S": str(LEASE_S),
-                    "REMEDIATE_RUN_LEASE_RENEW_S": str(RENEW_S), "REMEDIATE_RECONCILE_INTERVAL_S": str(RECONCILE_S)})
+        env = replica_env(tmp_path, api_url, sim.url, lease_s=LEASE_S, renew_s=RENEW_S, reconcile_s=RECONCILE_S)
         doomed, replica = Stack(tmp_path, env, "doomed"), Stack(tmp_path, env, "replica")
         store = Store(Settings(home=tmp_path).resolved_database_url)
         try:
@@ -66,14 +52,14 @@ def test_a_sigkilled_serve_s_run_is_crashed_and_its_incident_closed_by_a_live_re
             replica.ready()
             run_id = doomed.start(DEPLOYMENT, key("replica"), {"service": "kamkmserve", "mode": "auto",
                                                                "approval_timeout_s": 900, **FAST_RESTART})
-            wait_for(lambda: (s := _run_state(api_url, run_id)) is not None and s.name == "Paused", timeout_s=120,
+            wait_for(lambda: (s := run_state(api_url, run_id)) is not None and s.name == "Paused", timeout_s=120,
                      interval_s=0.25, what="the run to pause for its approval")
             lease = store.flow_runs([run_id])[run_id]
             assert lease.holder is not None and lease.holder.endswith(f":{doomed.process.pid}")
             if killed_while.startswith("running"):
                 with with_api(api_url):
                     approval_client.answer(run_id, "alice", True, "CHG-11", store, wait_s=0)
-                wait_for(lambda: (s := _run_state(api_url, run_id)) is not None and s.is_running(), timeout_s=60,
+                wait_for(lambda: (s := run_state(api_url, run_id)) is not None and s.is_running(), timeout_s=60,
                          interval_s=0.1, what="the approved run to run again")
 
             doomed.sigkill()
@@ -86,7 +72,7 @@ def test_a_sigkilled_serve_s_run_is_crashed_and_its_incident_closed_by_a_live_re
                   f"(lease {LEASE_S}s, reconcile every {RECONCILE_S}s)")
             assert elapsed <= BOUND_S, f"closed after {elapsed:.1f}s, bound {BOUND_S}s\n{replica.output()}"
 
-            state = _run_state(api_url, run_id)
+            state = run_state(api_url, run_id)
             assert state.is_crashed() and "stopped renewing its lease" in (state.message or ""), state
             assert f":{replica.process.pid}" in (state.message or ""), "crashed by the live replica"
             assert closed.outcome.value == "escalated"

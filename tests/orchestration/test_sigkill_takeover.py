@@ -11,11 +11,9 @@ runner picks up."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,7 +25,7 @@ from remediation.store import Store
 from remediation.takeover import CONTINUED_EVENT
 from tests.flows.flowkit import sim_state, wait_for_bad_release
 from tests.orchestration.orchkit import key, wait_for
-from tests.orchestration.stackkit import Stack, shared_prefect_server, with_api
+from tests.orchestration.stackkit import Stack, replica_env, run_state, shared_prefect_server, with_api
 
 DEPLOYMENT = "elevated-error-rate/elevated-error-rate"
 LEASE_S, RENEW_S, RECONCILE_S = 6, 2, 2
@@ -46,12 +44,6 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _state(api_url: str, run_id: str) -> Any:
-    from prefect import get_client
-
-    with with_api(api_url), get_client(sync_client=True) as client:
-        return client.read_flow_run(run_id).state
-
 
 def _reached(store: Store, event: str) -> bool:
     return any(e.event.startswith(event) for i in store.list_incidents() for e in store.timeline(i.id))
@@ -66,15 +58,9 @@ def _reached(store: Store, event: str) -> bool:
 def test_a_sigkilled_run_is_taken_over_by_a_live_replica_within_two_minutes_never_applying_a_step_twice(
     api_url: str, tmp_path: Path, killed_while: str, event: str, approve: bool, expected: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_", "SENTRY_"))}
     with SimServer(SimConfig(scenario="bad-release", rps=200.0, onset_s=0.2, seed=7)) as sim:
         wait_for_bad_release(sim)
-        env.update({"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "prefect-home"),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "REMEDIATE_HOME": str(tmp_path),
-                    "REMEDIATE_APP_URL": sim.url, "REMEDIATE_PLATFORM": "sim", "REMEDIATE_SIM_URL": sim.url,
-                    "REMEDIATE_APPROVERS": "alice", "REMEDIATE_MODE": "auto", "REMEDIATE_APPROVAL_POLL_S": "1",
-                    "REMEDIATE_METRICS_BUDGET_PER_MIN": "100", "REMEDIATE_RUN_LEASE_S": str(LEASE_S),
-                    "REMEDIATE_RUN_LEASE_RENEW_S": str(RENEW_S), "REMEDIATE_RECONCILE_INTERVAL_S": str(RECONCILE_S)})
+        env = replica_env(tmp_path, api_url, sim.url, lease_s=LEASE_S, renew_s=RENEW_S, reconcile_s=RECONCILE_S)
         doomed, replica = Stack(tmp_path, env, "doomed"), Stack(tmp_path, env, "replica")
         store = Store(Settings(home=tmp_path).resolved_database_url)
         try:
@@ -82,7 +68,7 @@ def test_a_sigkilled_run_is_taken_over_by_a_live_replica_within_two_minutes_neve
             assert DEPLOYMENT in replica.ready()["loaded"]
             run_id = doomed.start(DEPLOYMENT, key("takeover"), PARAMETERS)
             if approve:
-                wait_for(lambda: (s := _state(api_url, run_id)) is not None and s.name == "Paused", timeout_s=120,
+                wait_for(lambda: (s := run_state(api_url, run_id)) is not None and s.name == "Paused", timeout_s=120,
                          interval_s=0.25, what="the run to pause for the rollback's approval")
                 with with_api(api_url):
                     approval_client.answer(run_id, "alice", True, "CHG-14", store, wait_s=0)
@@ -115,7 +101,7 @@ def test_a_sigkilled_run_is_taken_over_by_a_live_replica_within_two_minutes_neve
                 assert CONTINUED_EVENT not in timeline and report.escalation is not None
                 if state["maintenance"]:  # left on for a person: named, with its undo
                     assert "disable_maintenance" in report.escalation, report.escalation
-            assert _state(api_url, run_id).is_crashed()
+            assert run_state(api_url, run_id).is_crashed()
         finally:
             store.dispose()
             doomed.stop()
