@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import runtime
-from remediation.models import ActionState
+from remediation.models import ActionState, utcnow
 from remediation.providers.approvals import Scripted
 from remediation.sim import SimServer
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
@@ -47,6 +48,11 @@ async def _killed_when(providers: runtime.Providers, event: str, **params: Any) 
     with contextlib.suppress(BaseException):
         await task
     (incident,) = [i for i in store.list_incidents() if i.is_open]
+    # What the reconciler does once the dead process's lease lapses: declare its holder dead. (Cancelled here, the
+    # process lives on and its lease stays renewed; a second run would rightly be refused as a duplicate.)
+    assert incident.flow_run_id is not None
+    assert store.reclaim_run_lease(incident.flow_run_id, by="test:reconciler", retry_after_s=120,
+                                   now=utcnow() + timedelta(minutes=10)) is not None
     return incident.id
 
 

@@ -196,13 +196,13 @@ def test_two_replicas_racing_with_two_sources_open_one_incident(make_store: Call
     assert timeline[0].endswith(f"opened the incident ({opener})") and timeline[1] == f"alert attached from {other}"
 
 
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_losing_the_insert_race_to_another_source_attaches(
     store: Store, db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another replica inserts the open incident for the other source while ours runs: ours waits on the
-    (runbook, service) index, fails with IntegrityError when the other commits, and the retry attaches."""
-    if backend != "postgresql":
-        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): there is no insert race to lose")
+    (runbook, service) index, fails with IntegrityError when the other commits, and the retry attaches.
+    PostgreSQL only: SQLite serialises writers (BEGIN IMMEDIATE), so there is no insert race to lose."""
     integrity_errors: list[IntegrityError] = []
     real_ingest = store_alerts.ingest
 

