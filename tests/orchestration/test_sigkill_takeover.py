@@ -53,7 +53,9 @@ def _reached(store: Store, event: str) -> bool:
     ("containing", "plan enable_maintenance", False, "escalated"),
     ("paused for the rollback's approval", "waiting for approval of rollback", False, "escalated"),
     ("verifying the rollback", "verifying", True, "recovered"),
-    ("lifting maintenance (the undo)", "plan disable_maintenance", True, "recovered"),
+    # Killed mid-lift (one of the three prefixes lifted), the read-back finds it half in effect: the continuation
+    # then escalates, naming it, instead of guessing. Killed before or after the calls, it recovers.
+    ("lifting maintenance (the undo)", "plan disable_maintenance", True, "recovered or half-done"),
 ])
 def test_a_sigkilled_run_is_taken_over_by_a_live_replica_within_two_minutes_never_applying_a_step_twice(
     api_url: str, tmp_path: Path, killed_while: str, event: str, approve: bool, expected: str
@@ -84,21 +86,27 @@ def test_a_sigkilled_run_is_taken_over_by_a_live_replica_within_two_minutes_neve
             assert elapsed <= BOUND_S, f"closed after {elapsed:.1f}s\n{replica.output()[-5000:]}"
             report = store.get_report(incident.id)
             assert report is not None
-            assert closed.outcome.value == expected, f"{report.escalation}\n{replica.output()[-5000:]}"
+            continued = expected != "escalated"
+            if expected == "recovered or half-done" and closed.outcome.value == "escalated":
+                assert report.escalation is not None and "outcome unknown" in report.escalation, report.escalation
+                assert "undo: enable_maintenance" in report.escalation, report.escalation
+                expected = "escalated"
+            assert closed.outcome.value == expected.split()[0], f"{report.escalation}\n{replica.output()[-5000:]}"
+            expected = closed.outcome.value
 
             rows = store.actions(incident.id)
             applied = [r.plan.model_dump_json(exclude={"reason"}) for r in rows if r.state is ActionState.APPLIED]
             assert len(applied) == len(set(applied)), f"a step was applied twice: {applied}"
             for half_done in (r for r in rows if r.state is ActionState.INTENT):  # named for a person, with its undo
-                assert expected == "escalated", "a continuation reads every half-done step back and settles it"
+                assert not continued, "a continuation reads every half-done step back and settles it"
                 assert report.escalation is not None and half_done.id in report.escalation
             timeline = [e.event for e in store.timeline(incident.id)]
             state = sim_state(sim)
+            assert (CONTINUED_EVENT in timeline) is continued and (closed.flow_run_id != run_id) is continued
             if expected == "recovered":
-                assert CONTINUED_EVENT in timeline and closed.flow_run_id != run_id
                 assert state["maintenance"] == [], "the continuation lifted the maintenance"
             else:
-                assert CONTINUED_EVENT not in timeline and report.escalation is not None
+                assert report.escalation is not None
                 if state["maintenance"]:  # left on for a person: named, with its undo
                     assert "disable_maintenance" in report.escalation, report.escalation
             assert run_state(api_url, run_id).is_crashed()
