@@ -98,7 +98,7 @@ async def _after_failure(intent: ActionRecord, exc: Exception, steps_done: list[
     why = uncertainty(outcome, exc, steps_done)
     # Durable before the read: a crash during it leaves a row the reconciler lists as unsettled, with its undo.
     _complete(intent, providers, ActionState.UNKNOWN, f"outcome unknown: {why}; reading the platform back")
-    found = await read_back(intent.plan, providers, timeout_s=max(providers.settings.http_timeout_s * 2, 2.0))
+    found = await read_back(intent.plan, providers, timeout_s=_read_back_timeout_s(providers))
     settled = settle(why, found)
     return _complete(intent, providers, settled.state, settled.error, settled.read_back)
 
@@ -110,9 +110,13 @@ async def settle_after_crash(action: ActionRecord, providers: Providers) -> Acti
     platform, exactly as for a lost answer; ``unknown`` stays when the read cannot tell."""
     if action.state not in UNSETTLED_STATES:
         return action
-    found = await read_back(action.plan, providers, timeout_s=max(providers.settings.http_timeout_s * 2, 2.0))
+    found = await read_back(action.plan, providers, timeout_s=_read_back_timeout_s(providers))
     settled = settle("the run that made the call died before it recorded the answer", found)
     return _complete(action, providers, settled.state, settled.error, settled.read_back)
+
+
+def _read_back_timeout_s(providers: Providers) -> float:
+    return max(providers.settings.http_timeout_s * 2, 2.0)
 
 
 def _complete(intent: ActionRecord, providers: Providers, state: ActionState, error: str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from remediation import approvers, figures, gate, levers, policy
 from remediation.approval_text import approval_description
@@ -39,7 +39,9 @@ from remediation.outcomes import unknown_outcomes_text
 from remediation.providers.approvals import ApprovalRequest
 from remediation.providers.metrics import app_reads
 from remediation.runtime import Providers
-from remediation.store import PendingStep
+from remediation.store import PendingStep, Store
+from remediation.store.flow_runs import LeaseState
+from remediation.store.rows import IncidentSummary
 
 log = logging.getLogger("remediation.incident")
 
@@ -53,6 +55,28 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return get_run_logger()
     except MissingContextError:
         return log
+
+
+class DuplicateRun(RuntimeError):
+    """This run was started for an incident that another live run already handles, or that is closed: it does
+    nothing (the run ends Failed with this message; the incident is not touched)."""
+
+
+def refuse_duplicate(existing: IncidentSummary, flow_run_id: str | None, store: Store, now: datetime) -> None:
+    """At most one run acts per incident, whatever started it. Intake's starts are idempotent by the incident; a
+    Prefect event trigger is not (its idempotency key is per automation invocation, so a duplicated
+    ``remediation.alert.fired`` event creates a second run): the second run finds the first holding its lease, or
+    the incident closed, and stops before it notes or changes anything."""
+    if not existing.is_open:
+        raise DuplicateRun(f"incident {existing.id} is closed ({existing.outcome.value if existing.outcome else '?'})"
+                           ": this run does nothing")
+    owner = existing.flow_run_id
+    if not owner or owner == flow_run_id:
+        return
+    record = store.flow_runs([owner]).get(owner)
+    if record is not None and record.lease(now) is LeaseState.HELD:
+        raise DuplicateRun(f"incident {existing.id} is handled by run {owner} (lease held by {record.holder}): "
+                           "this duplicate start does nothing")
 
 
 class RunningIncident:
@@ -80,8 +104,10 @@ class RunningIncident:
                 incident_id=self.id, runbook=runbook, service=alert.service, severity=alert.severity, mode=mode,
                 alert=alert, flow_run_id=flow_run_id, opened_at=providers.clock.now(),
             )
-        elif flow_run_id and existing.flow_run_id != flow_run_id:
-            # Opened by intake from an alert: this run adopts it.
+            return
+        refuse_duplicate(existing, flow_run_id, providers.store, providers.clock.now())
+        if flow_run_id and existing.flow_run_id != flow_run_id:
+            # Opened by intake from an alert (or handed over by the reconciler): this run adopts it.
             providers.store.set_flow_run(self.id, flow_run_id)
 
     @property

@@ -42,7 +42,7 @@ from remediation.orchestration.prefect_identity import PrefectApi
 from remediation.store import Store
 from remediation.store.flow_runs import FlowRunRecord, LeaseState
 from remediation.store.rows import ActionRow, IncidentSummary
-from remediation.takeover import CONTINUED_EVENT, Next, Takeover, decide
+from remediation.takeover import CONTINUED_EVENT, Next, Takeover, decide, describe
 
 log = logging.getLogger("remediation.reconcile")
 
@@ -197,7 +197,7 @@ def reconcile(store: Store, read_states: StateReader = prefect_run_states, *, he
                 state, crashed = RunState(type="CRASHED", name="Crashed", message=message), True
         rows = store.actions(incident.id)
         # Unsettled: still ``intent``, or ``unknown`` (answer lost, read-back inconclusive): either may be in effect.
-        dangling = tuple(_describe(row) for row in rows if row.state in UNSETTLED_STATES)
+        dangling = tuple(describe(row) for row in rows if row.state in UNSETTLED_STATES)
         described = "missing" if state is None else (state.name or state.type)
         detail = detail or _why_dead(state, here)
         takeover = decide(incident.runbook, incident.mode, rows, _continuations(store, incident.id),
@@ -243,8 +243,6 @@ def _continue(store: Store, incident: IncidentSummary, takeover: Takeover, detai
     store.set_flow_run(incident.id, new_run)
     if here is not None:
         store.record_run_owner(new_run, api_url=here.url, api_id=here.id)
-    log.warning("incident %s: run %s died; run %s continues it at recover", incident.id, incident.flow_run_id,
-                new_run)
     return new_run, takeover
 
 
@@ -297,12 +295,6 @@ def _why_dead(state: RunState | None, here: PrefectApi | None) -> str:
     if state is None:
         return f"its run is not on {here.url}" if here is not None else "its run no longer exists"
     return f"its run ended {state.name or state.type}" + (f" ({state.message})" if state.message else "")
-
-
-def _describe(row: ActionRow) -> str:
-    undo = row.plan.undo()
-    return (f"{row.plan.summary()} (action {row.id}, started {row.started_at:%Y-%m-%d %H:%M:%S}Z; "
-            f"undo: {undo.summary() if undo else 'none'})")
 
 
 def _close(store: Store, incident: IncidentSummary, rows: Iterable[ActionRow], state: RunState | None,

@@ -15,7 +15,8 @@ Pure: the reconciler gives it the ledger, it says what to do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -35,6 +36,8 @@ class Step(Protocol):
     def plan(self) -> Plan: ...
     @property
     def state(self) -> ActionState: ...
+    @property
+    def started_at(self) -> datetime: ...
 
 
 S = TypeVar("S", bound=Step)
@@ -78,36 +81,36 @@ def decide(runbook: str, mode: Mode, rows: Sequence[Step], continuations: int = 
     effect = tuple(describe(row) for row in in_effect(rows))
     if mode is Mode.DRY_RUN:
         return Takeover(next=Next.ESCALATE, reason="a dry run changed nothing: nothing to continue")
-    unsettled = [row for row in rows if row.state in UNSETTLED_STATES]
-    if unsettled and read_back_first:
-        hoped = decide(runbook, mode, [_as_applied(row) if row in unsettled else row for row in rows], continuations)
-        if hoped.next is Next.CONTINUE:
-            return hoped.model_copy(update={
-                "in_effect": effect, "reason": f"{hoped.reason}, once {len(unsettled)} half-done step(s) are read "
-                                               "back from the platform"})
+    unsettled = sum(1 for row in rows if row.state in UNSETTLED_STATES)
+    not_known = "an action's outcome is not known: a person must check it before anything continues"
+    if unsettled and not read_back_first:
+        return Takeover(next=Next.ESCALATE, in_effect=effect, reason=not_known)
+    # From here a half-done step counts as taken effect: the continuation reads it back and decides again.
+    blocker = _blocker(runbook, rows, continuations, effect)
+    if blocker is not None:
+        return Takeover(next=Next.ESCALATE, in_effect=effect, reason=not_known if unsettled else blocker)
+    reason = "its fix was applied: a new run verifies it again, then undoes the containment"
     if unsettled:
-        return Takeover(next=Next.ESCALATE, in_effect=effect,
-                        reason="an action's outcome is not known: a person must check it before anything continues")
+        reason += f", once {unsettled} half-done step(s) are read back from the platform"
+    return Takeover(next=Next.CONTINUE, in_effect=effect, reason=reason)
+
+
+def _blocker(runbook: str, rows: Sequence[Step], continuations: int, effect: tuple[str, ...]) -> str | None:
+    """Why the incident cannot be continued at recover; None when it can."""
     at_recover = RESUMABLE.get(runbook)
     if at_recover is None:
-        return Takeover(next=Next.ESCALATE, in_effect=effect,
-                        reason=f"{runbook} cannot continue from its ledger alone: a person takes over")
+        return f"{runbook} cannot continue from its ledger alone: a person takes over"
     if continuations >= MAX_CONTINUATIONS:
-        return Takeover(next=Next.ESCALATE, in_effect=effect,
-                        reason=f"already continued {continuations} times and died again: a person takes over")
-    fixes = [row for row in rows if row.phase is at_recover and not _undoes_earlier(row, rows)]
-    if not any(row.state is ActionState.APPLIED for row in fixes):
+        return f"already continued {continuations} times and died again: a person takes over"
+    fixes = [row for row in rows if row.phase is at_recover and not _undoes_earlier(row, rows, _took_effect)]
+    if not any(_took_effect(row) for row in fixes):
         only = "it had only contained" if effect else "it had changed nothing"
-        return Takeover(next=Next.ESCALATE, in_effect=effect,
-                        reason=f"the run died before its fix was applied ({only})")
-    if any(row.state is not ActionState.APPLIED for row in fixes):
-        return Takeover(next=Next.ESCALATE, in_effect=effect,
-                        reason="part of its fix was not applied: the run would have escalated")
+        return f"the run died before its fix was applied ({only})"
+    if not all(_took_effect(row) for row in fixes):
+        return "part of its fix was not applied: the run would have escalated"
     if any(_contains_again(row, rows) for row in rows):
-        return Takeover(next=Next.ESCALATE, in_effect=effect,
-                        reason="the run had found that the fix did not hold and contained again")
-    return Takeover(next=Next.CONTINUE, in_effect=effect,
-                    reason="its fix was applied: a new run verifies it again, then undoes the containment")
+        return "the run had found that the fix did not hold and contained again"
+    return None
 
 
 def in_effect(rows: Sequence[S]) -> list[S]:
@@ -118,31 +121,27 @@ def in_effect(rows: Sequence[S]) -> list[S]:
 
 
 def describe(row: Step) -> str:
+    """One ledger row for a person: what it changed, which action, when, and the plan that undoes it."""
     undo = row.plan.undo()
-    return f"{row.plan.summary()} (action {row.id}; undo: {undo.summary() if undo else 'none, a person decides'})"
-
-
-class _Applied(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    phase: Phase
-    plan: Plan
-    state: ActionState = ActionState.APPLIED
-
-
-def _as_applied(row: Step) -> Step:
-    return _Applied(id=row.id, phase=row.phase, plan=row.plan)
+    return (f"{row.plan.summary()} (action {row.id}, started {row.started_at:%Y-%m-%d %H:%M:%S}Z; "
+            f"undo: {undo.summary() if undo else 'none, a person decides'})")
 
 
 def _contains_again(row: Step, rows: Sequence[Step]) -> bool:
     """A recover-phase step that re-applies a containment: the run had seen its fix fail."""
-    if row.phase is not Phase.RECOVER or row.state is not ActionState.APPLIED:
+    if row.phase is not Phase.RECOVER or not _took_effect(row):
         return False
     shape = row.plan.model_dump(exclude={"reason"})
     return any(other.phase is Phase.CONTAIN and other.plan.model_dump(exclude={"reason"}) == shape for other in rows)
 
 
-def _undoes_earlier(row: Step, rows: Sequence[Step]) -> bool:
+def _took_effect(row: Step) -> bool:
+    """Applied, or half-done (only judged so once ``decide`` knows a continuation will read it back first)."""
+    return row.state is ActionState.APPLIED or row.state in UNSETTLED_STATES
+
+
+def _undoes_earlier(row: Step, rows: Sequence[Step], counts: Callable[[Step], bool] | None = None) -> bool:
+    """Whether ``row`` puts back an earlier change that ``counts`` (default: applied)."""
+    counts = counts or (lambda other: other.state is ActionState.APPLIED)
     earlier = next((rows[:i] for i, other in enumerate(rows) if other.id == row.id), rows)
-    return any(undoes(row.plan, other.plan) for other in earlier if other.state is ActionState.APPLIED)
+    return any(undoes(row.plan, other.plan) for other in earlier if counts(other))

@@ -30,7 +30,6 @@ from remediation.models import (
 from remediation.orchestration.leases import hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.settings import Settings
-from remediation.store.flow_runs import LeaseState
 from remediation.takeover import Next, decide, in_effect
 from tasks.detect import close_rate_limit_finding
 from tasks.report import publish_report, render_postmortem
@@ -58,7 +57,6 @@ def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: S
     The run's lease is taken here too (a no-op when the warm executor already holds it): whatever process executes
     this run, its death is then noticed by the next reconcile (remediation.orchestration.leases)."""
     bundle = providers or composition.current()
-    refuse_duplicate(bundle, incident_id, current_flow_run_id())
     incident = RunningIncident(
         bundle, runbook=runbook, mode=mode or bundle.settings.mode, incident_id=incident_id,
         alert=Alert(name=alert_name, service=service, severity=severity,
@@ -67,34 +65,6 @@ def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: S
     )
     hold_current_run(bundle)
     return incident
-
-
-class DuplicateRun(RuntimeError):
-    """This run was started for an incident that another live run already handles, or that is closed: it does
-    nothing (the run ends Failed with this message; the incident is not touched)."""
-
-
-def refuse_duplicate(providers: runtime.Providers, incident_id: str | None, flow_run_id: str | None) -> None:
-    """At most one run acts per incident, whatever started it. Intake's starts are idempotent by the incident; a
-    Prefect event trigger is not (its idempotency key is per automation invocation, so a duplicated
-    ``remediation.alert.fired`` event creates a second run): the second run finds the first holding its lease, or
-    the incident closed, and stops here before it notes or changes anything."""
-    if not incident_id:
-        return
-    store = providers.store
-    existing = store.get_incident(incident_id)
-    if existing is None:
-        return
-    if not existing.is_open:
-        raise DuplicateRun(f"incident {incident_id} is closed ({existing.outcome.value if existing.outcome else '?'})"
-                           ": this run does nothing")
-    owner = existing.flow_run_id
-    if not owner or owner == flow_run_id:
-        return
-    record = store.flow_runs([owner]).get(owner)
-    if record is not None and record.lease(providers.clock.now()) is LeaseState.HELD:
-        raise DuplicateRun(f"incident {incident_id} is handled by run {owner} (lease held by {record.holder}): "
-                           "this duplicate start does nothing")
 
 
 def current_flow_run_id() -> str | None:

@@ -13,7 +13,7 @@ run. The shape is defined once here so that the emitter, prefect.yaml and the se
 
 Prefect gives this path no idempotency key of ours: its RunDeployment action keys each run by the automation
 *invocation* (``TriggeredAction.idempotency_key``), so a duplicated event creates a second run. That run does nothing:
-``tasks.runbook.refuse_duplicate`` stops it before it notes or changes anything when the incident's run holds its
+``remediation.incident.refuse_duplicate`` stops it before it notes or changes anything when the incident's run holds its
 lease or the incident is closed, so at most one run acts per incident. Intake's ``RunStarter`` path is idempotent at
 creation; this one exists so that runs can be started from anything that can post an event.
 """

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
+from remediation.incident import DuplicateRun, refuse_duplicate
 from remediation.models import Alert, IncidentReport, Mode, Outcome, Severity, utcnow
 from remediation.store import Store
-from tasks.runbook import DuplicateRun, refuse_duplicate
 
 
 @pytest.fixture
@@ -25,8 +23,10 @@ def store(tmp_path: Path) -> Store:
     return s
 
 
-def providers(store: Store) -> Any:
-    return SimpleNamespace(store=store, clock=SimpleNamespace(now=utcnow))
+def check(store: Store, flow_run_id: str) -> None:
+    incident = store.get_incident("inc-1")
+    assert incident is not None
+    refuse_duplicate(incident, flow_run_id, store, utcnow())
 
 
 def lease(store: Store, ttl_s: float, taken_ago_s: float = 0.0) -> None:
@@ -37,17 +37,16 @@ def lease(store: Store, ttl_s: float, taken_ago_s: float = 0.0) -> None:
 def test_a_second_run_of_an_incident_whose_run_holds_its_lease_does_nothing(store: Store) -> None:
     lease(store, ttl_s=60)
     with pytest.raises(DuplicateRun, match="handled by run run-first"):
-        refuse_duplicate(providers(store), "inc-1", "run-second")
+        check(store, "run-second")
     assert store.get_incident("inc-1").flow_run_id == "run-first"  # type: ignore[union-attr]
     assert store.timeline("inc-1") == []
 
 
 def test_the_incident_s_own_run_and_a_run_after_its_holder_died_may_go_on(store: Store) -> None:
     lease(store, ttl_s=60)
-    refuse_duplicate(providers(store), "inc-1", "run-first")  # the run itself, e.g. resumed after a restart
+    check(store, "run-first")  # the run itself, e.g. resumed after a restart
     lease(store, ttl_s=5, taken_ago_s=60)  # lapsed: its holder is gone
-    refuse_duplicate(providers(store), "inc-1", "run-continuation")
-    refuse_duplicate(providers(store), None, "run-manual")  # a manual run opens its own incident
+    check(store, "run-continuation")
 
 
 def test_a_run_started_for_a_closed_incident_does_nothing(store: Store) -> None:
@@ -55,4 +54,4 @@ def test_a_run_started_for_a_closed_incident_does_nothing(store: Store) -> None:
         incident_id="inc-1", runbook="elevated-error-rate", service="web", mode=Mode.AUTO, severity=Severity.SEV2,
         outcome=Outcome.RECOVERED, alert=Alert(name="HighErrorRate", service="web"), started_at=utcnow()))
     with pytest.raises(DuplicateRun, match="closed \\(recovered\\)"):
-        refuse_duplicate(providers(store), "inc-1", "run-late")
+        check(store, "run-late")
