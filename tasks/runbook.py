@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect.client.schemas.objects import State
-from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from remediation import composition, gate, runtime
@@ -27,7 +26,7 @@ from remediation.models import (
     Phase,
     Severity,
 )
-from remediation.orchestration.leases import hold_current_run
+from remediation.orchestration.leases import current_flow_run_id, hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
 from remediation.settings import Settings
 from remediation.takeover import Next, decide, in_effect
@@ -65,10 +64,6 @@ def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: S
     )
     hold_current_run(bundle)
     return incident
-
-
-def current_flow_run_id() -> str | None:
-    return str(flow_run.id) if flow_run.id else None
 
 
 def outcome_state(summary: dict[str, Any]) -> State[dict[str, Any]]:

@@ -32,7 +32,7 @@ from remediation.intake.logsafe import intake_logger
 from remediation.intake.service import AlertVerdict, StartState
 from remediation.intake.store_metrics import label_value, store_families
 from remediation.store import Store
-from remediation.store.figures import DEFAULT_MAX_GROUPS, DEFAULT_RECENT, StoreFigures, read_figures
+from remediation.store.figures import DEFAULT_MAX_GROUPS, DEFAULT_RECENT, StoreFigures
 
 log = intake_logger()
 
@@ -106,7 +106,7 @@ def metrics_endpoint(
         figures: StoreFigures | None
         try:
             figures = await asyncio.wait_for(
-                run_in_threadpool(read_figures, store, max_groups=max_groups, recent=recent), store_timeout_s
+                run_in_threadpool(store.figures, max_groups=max_groups, recent=recent), store_timeout_s
             )
         except Exception as exc:  # any store trouble, a timeout included: the scrape goes on without the store
             log.warning("GET /metrics: store unreadable, exposing remediate_store_up 0: %s: %s",

@@ -197,15 +197,20 @@ class RunLeases:
         self.store.record_run_owner(flow_run_id, api_url=self.api.url, api_id=self.api.id)
 
 
+def current_flow_run_id() -> str | None:
+    """The id of the flow run this code executes in; None outside a run."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
 def hold_current_run(providers: Any) -> None:
     """Lease the flow run this code executes in (no-op outside a run, or when this process already holds it).
 
     Called by the runbooks when they open their incident, so that a run executed by any process (a served child, a
     ``remediate run``) is leased, not only the warm executor's. Never raises: a run must not fail because its lease
     could not be written; it is then only watched by Prefect's heartbeats, and this is logged."""
-    from prefect.runtime import flow_run
-
-    flow_run_id = str(flow_run.id) if flow_run.id else None
+    flow_run_id = current_flow_run_id()
     if flow_run_id is None:
         return
     try:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from remediation.orchestration.leases import current_flow_run_id
 from remediation.orchestration.serve_record import pid_alive
 
 log = logging.getLogger("remediation.orchestration")
@@ -57,13 +58,6 @@ _held: dict[str, str] = {}
 _held_lock = threading.Lock()
 _atexit_registered = False
 _told_unrecorded: set[str] = set()
-
-
-def current_flow_run_id() -> str | None:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return str(context.flow_run.id) if context is not None and context.flow_run is not None else None
 
 
 async def record(client: Any, limit: str, lease_id: UUID) -> Holder:

@@ -21,9 +21,10 @@ on SQLite and PostgreSQL (their date-difference functions differ).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -31,9 +32,6 @@ from sqlalchemy.orm import Session
 from remediation.models import ActionState, Outcome, Phase
 from remediation.store.rows import IncidentStatus
 from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, PendingApprovalORM
-
-if TYPE_CHECKING:
-    from remediation.store.repository import Store
 
 DEFAULT_MAX_GROUPS = 100
 DEFAULT_RECENT = 500
@@ -128,25 +126,31 @@ def _recent_closed(session: Session, recent: int) -> tuple[ClosedIncident, ...]:
     )
 
 
-def read_figures(store: Store, *, max_groups: int = DEFAULT_MAX_GROUPS, recent: int = DEFAULT_RECENT) -> StoreFigures:
-    """All figures, read in one session. On SQLite that is one snapshot; on PostgreSQL (READ COMMITTED) each query
-    sees what was committed when it ran, so two figures may differ by a write made between them (harmless for
-    counts scraped every few seconds)."""
-    if max_groups < 1 or recent < 0:
-        raise ValueError(f"max_groups must be >= 1 and recent >= 0, got {max_groups} and {recent}")
-    with store._read() as session:  # the store's own read transaction (a package-internal helper)
-        is_open = IncidentORM.status == IncidentStatus.OPEN.value
-        waiting = session.execute(
-            select(func.count(), func.min(PendingApprovalORM.requested_at), func.min(PendingApprovalORM.deadline))
-        ).one()
-        return StoreFigures(
-            open_incidents=_grouped(session, [IncidentORM.runbook, IncidentORM.service], is_open, max_groups),
-            runs=_grouped(session, [IncidentORM.runbook, IncidentORM.outcome],
-                          IncidentORM.status == IncidentStatus.CLOSED.value, max_groups),
-            actions=_grouped(session, [ActionORM.kind, ActionORM.decision, ActionORM.state], None, max_groups),
-            approval_answers=_grouped(session, [ApprovalORM.answer], None, max_groups),
-            approvals_waiting=int(waiting[0] or 0),
-            oldest_waiting_since=waiting[1],
-            approvals_overdue_since=waiting[2],
-            recent_closed=_recent_closed(session, recent),
-        )
+class FigureMethods:
+    """The metrics half of ``Store``; relies on the store's ``_read`` transaction."""
+
+    def _read(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def figures(self, *, max_groups: int = DEFAULT_MAX_GROUPS, recent: int = DEFAULT_RECENT) -> StoreFigures:
+        """All figures, read in one session. On SQLite that is one snapshot; on PostgreSQL (READ COMMITTED) each
+        query sees what was committed when it ran, so two figures may differ by a write made between them (harmless
+        for counts scraped every few seconds)."""
+        if max_groups < 1 or recent < 0:
+            raise ValueError(f"max_groups must be >= 1 and recent >= 0, got {max_groups} and {recent}")
+        with self._read() as session:
+            is_open = IncidentORM.status == IncidentStatus.OPEN.value
+            waiting = session.execute(
+                select(func.count(), func.min(PendingApprovalORM.requested_at), func.min(PendingApprovalORM.deadline))
+            ).one()
+            return StoreFigures(
+                open_incidents=_grouped(session, [IncidentORM.runbook, IncidentORM.service], is_open, max_groups),
+                runs=_grouped(session, [IncidentORM.runbook, IncidentORM.outcome],
+                              IncidentORM.status == IncidentStatus.CLOSED.value, max_groups),
+                actions=_grouped(session, [ActionORM.kind, ActionORM.decision, ActionORM.state], None, max_groups),
+                approval_answers=_grouped(session, [ApprovalORM.answer], None, max_groups),
+                approvals_waiting=int(waiting[0] or 0),
+                oldest_waiting_since=waiting[1],
+                approvals_overdue_since=waiting[2],
+                recent_closed=_recent_closed(session, recent),
+            )

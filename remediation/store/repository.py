@@ -44,6 +44,7 @@ from remediation.store.budgets import BudgetMethods
 from remediation.store.coltypes import require_aware
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
+from remediation.store.figures import FigureMethods
 from remediation.store.flow_runs import FlowRunMethods
 from remediation.store.logs import LogMethods
 from remediation.store.notify_state import NotifyStateMethods
@@ -56,7 +57,8 @@ from remediation.store.tables import ActionORM, ApprovalORM, IncidentORM, Timeli
 _MUTATED_STATES = (ActionState.APPLIED.value, ActionState.UNDONE.value, ActionState.UNKNOWN.value)
 
 
-class Store(AlertMethods, ApprovalMethods, BudgetMethods, FlowRunMethods, LogMethods, NotifyStateMethods):
+class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRunMethods, LogMethods,
+            NotifyStateMethods):
     """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
 
     The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
@@ -65,7 +67,8 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FlowRunMethods, LogMet
     :class:`~remediation.store.budgets.BudgetMethods`; the drained app log lines (``add_log_lines``, ``log_lines``,
     ``newest_received_at``, ``prune_log_lines``) from :class:`~remediation.store.logs.LogMethods`; the approvals
     inbox and spent proofs (``open_pending``, ``pending_steps``, ``claim_proof``, ...) from
-    :class:`~remediation.store.approvals.ApprovalMethods`.
+    :class:`~remediation.store.approvals.ApprovalMethods`; the metrics' counts (``figures``) from
+    :class:`~remediation.store.figures.FigureMethods`.
     """
 
     def __init__(self, url: str) -> None:

@@ -17,7 +17,6 @@ from remediation.models import (
     ScaleUp,
 )
 from remediation.store import PendingStep, Store
-from remediation.store.figures import read_figures
 from tests.store.store_factories import T0, action, full_report, open_incident
 
 
@@ -36,7 +35,7 @@ def pending(action_id: str, incident_id: str, requested: timedelta, deadline: ti
 
 
 def test_an_empty_store_has_no_groups_and_nothing_waiting(store: Store) -> None:
-    figures = read_figures(store)
+    figures = store.figures()
     assert figures.open_incidents.groups == {} and figures.open_incidents.total == 0
     assert figures.runs.total == figures.actions.total == figures.approval_answers.total == 0
     assert figures.approvals_waiting == 0 and figures.oldest_waiting_since is None
@@ -50,7 +49,7 @@ def test_open_incidents_are_counted_by_runbook_and_service_and_closed_ones_are_r
     for outcome in (Outcome.ESCALATED, Outcome.ESCALATED, Outcome.RECOVERED):
         close(store, open_incident(store, service="db", opened_at=T0), outcome, timedelta(minutes=5))
 
-    figures = read_figures(store)
+    figures = store.figures()
 
     assert figures.open_incidents.groups == {("elevated_5xx", "web"): 2, ("elevated_5xx", "api"): 1}
     assert figures.open_incidents.rest == 0
@@ -62,7 +61,7 @@ def test_groups_beyond_the_bound_are_kept_as_a_remainder_largest_groups_first(st
         for _ in range(n):
             open_incident(store, service=service, opened_at=T0)
 
-    figures = read_figures(store, max_groups=2)
+    figures = store.figures(max_groups=2)
 
     assert figures.open_incidents.groups == {("elevated_5xx", "a"): 3, ("elevated_5xx", "b"): 2}
     assert figures.open_incidents.total == 7 and figures.open_incidents.rest == 2
@@ -78,7 +77,7 @@ def test_ledger_rows_are_counted_by_kind_decision_and_state(store: Store) -> Non
     approved = Approval(answer=ApprovalAnswer.APPROVED, approver="alice")
     store.record_action(incident, action(rollback, state=ActionState.APPLIED, completed_at=T0, approval=approved))
 
-    assert read_figures(store).actions.groups == {
+    assert store.figures().actions.groups == {
         ("scale_up", "allow", "applied"): 1,
         ("scale_up", "allow", "failed"): 1,
         ("scale_up", "allow", "intent"): 1,
@@ -93,7 +92,7 @@ def test_approvals_inbox_size_longest_wait_and_earliest_deadline_and_answers(sto
     for answer in (ApprovalAnswer.TIMEOUT, ApprovalAnswer.TIMEOUT, ApprovalAnswer.APPROVED):
         store.record_approval(incident, Approval(answer=answer, approver="bob", at=T0))
 
-    figures = read_figures(store)
+    figures = store.figures()
 
     assert figures.approvals_waiting == 2
     assert figures.oldest_waiting_since == T0 + timedelta(minutes=1)
@@ -118,7 +117,7 @@ def test_time_to_contain_is_from_opening_to_the_first_applied_containment(store:
                                          completed_at=T0 + timedelta(seconds=90)))
     close(store, incident, Outcome.RECOVERED, timedelta(minutes=20))
 
-    [closed] = read_figures(store).recent_closed
+    [closed] = store.figures().recent_closed
 
     assert closed.time_to_contain_s == 90.0
     assert closed.time_to_recover_s == 1200.0
@@ -128,7 +127,7 @@ def test_time_to_contain_is_from_opening_to_the_first_applied_containment(store:
 def test_only_recovered_incidents_have_a_time_to_recover(store: Store, outcome: Outcome) -> None:
     close(store, open_incident(store, opened_at=T0), outcome, timedelta(minutes=20))
 
-    [closed] = read_figures(store).recent_closed
+    [closed] = store.figures().recent_closed
 
     assert closed.time_to_recover_s is None and closed.time_to_contain_s is None
 
@@ -137,6 +136,6 @@ def test_durations_come_from_the_most_recently_closed_incidents_only(store: Stor
     for minutes in (10, 30, 20):
         close(store, open_incident(store, opened_at=T0), Outcome.RECOVERED, timedelta(minutes=minutes))
 
-    recent = read_figures(store, recent=2).recent_closed
+    recent = store.figures(recent=2).recent_closed
 
     assert [c.time_to_recover_s for c in recent] == [1800.0, 1200.0]
