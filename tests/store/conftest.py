@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from remediation.store import Store
 from tests.helpers.services import postgres_url_fixture
@@ -70,3 +72,22 @@ def store(make_store: Callable[[], Store]) -> Store:
 @pytest.fixture
 def backend(db_url: str) -> str:
     return make_url(db_url).get_backend_name()
+
+
+@pytest.fixture
+def integrity_errors(monkeypatch: pytest.MonkeyPatch) -> list[IntegrityError]:
+    """Every IntegrityError the store's alert ingest meets (and retries), collected by wrapping it."""
+    from remediation.store import alerts as store_alerts
+
+    met: list[IntegrityError] = []
+    real_ingest = store_alerts.ingest
+
+    def counting(session: Session, item: store_alerts.AlertIn) -> store_alerts.IngestResult:
+        try:
+            return real_ingest(session, item)
+        except IntegrityError as exc:
+            met.append(exc)
+            raise
+
+    monkeypatch.setattr(store_alerts, "ingest", counting)
+    return met

@@ -17,13 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 from threading import Barrier
 
-import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from remediation.models import Alert, Mode, Severity
 from remediation.store import IngestResult, Store
-from remediation.store import alerts as store_alerts
 from remediation.store.engine import make_engine, writer
 from remediation.store.tables import IncidentORM
 from tests.store.store_factories import T0
@@ -85,24 +83,13 @@ def test_separate_store_instances_open_one_incident(store: Store, make_store: Ca
 
 
 def test_losing_the_race_to_another_writer_attaches(
-    store: Store, db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, db_url: str, backend: str, integrity_errors: list[IntegrityError]
 ) -> None:
     """Another transaction inserts the open incident while our ingest runs: ours attaches to it.
 
     On PostgreSQL our INSERT waits on the partial unique index, fails with IntegrityError when the other
     transaction commits, and the retry attaches. On SQLite our BEGIN IMMEDIATE waits for the other writer.
     """
-    integrity_errors: list[IntegrityError] = []
-    real_ingest = store_alerts.ingest
-
-    def counting(session: Session, item: store_alerts.AlertIn) -> IngestResult:
-        try:
-            return real_ingest(session, item)
-        except IntegrityError as exc:
-            integrity_errors.append(exc)
-            raise
-
-    monkeypatch.setattr(store_alerts, "ingest", counting)
 
     engine = make_engine(db_url)
     try:

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from remediation.models import Alert, Mode, Outcome, Severity
 from remediation.store import AlertStatus, IngestResult, Store, upgrade
-from remediation.store import alerts as store_alerts
 from remediation.store.engine import make_engine, writer
 from remediation.store.migrate import current
 from remediation.store.tables import IncidentORM
@@ -198,22 +197,11 @@ def test_two_replicas_racing_with_two_sources_open_one_incident(make_store: Call
 
 @pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_losing_the_insert_race_to_another_source_attaches(
-    store: Store, db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, db_url: str, backend: str, integrity_errors: list[IntegrityError]
 ) -> None:
     """Another replica inserts the open incident for the other source while ours runs: ours waits on the
     (runbook, service) index, fails with IntegrityError when the other commits, and the retry attaches.
     PostgreSQL only: SQLite serialises writers (BEGIN IMMEDIATE), so there is no insert race to lose."""
-    integrity_errors: list[IntegrityError] = []
-    real_ingest = store_alerts.ingest
-
-    def counting(session: Session, item: store_alerts.AlertIn) -> IngestResult:
-        try:
-            return real_ingest(session, item)
-        except IntegrityError as exc:
-            integrity_errors.append(exc)
-            raise
-
-    monkeypatch.setattr(store_alerts, "ingest", counting)
     engine = make_engine(db_url)
     watcher = create_engine(db_url)
     try:

@@ -108,41 +108,31 @@ async def test_an_earlier_runs_429_is_not_this_runs() -> None:
     assert "no 429 in this run's 1 answered reads" in finding.detail
 
 
-async def test_an_app_that_never_answered_is_unknown_not_ok() -> None:
-    app = App("down", "down")
+async def finding_after_two_reads(app: App) -> Finding:
+    """The run's finding after two metrics reads of ``app`` (whose answers the test chose)."""
     metrics = app.metrics()
     start = app_reads(metrics)
     await metrics.request_stats(100)
     stats = await metrics.request_stats(100)
     now = app_reads(metrics)
     assert start is not None and now is not None
-    finding = rate_limit_finding(stats, now.since(start))
+    return rate_limit_finding(stats, now.since(start))
+
+
+async def test_an_app_that_never_answered_is_unknown_not_ok() -> None:
+    finding = await finding_after_two_reads(App("down", "down"))
     assert finding.status is FindingStatus.UNKNOWN
     assert "answered none of this run's reads (2 got no answer)" in finding.detail
 
 
 async def test_an_app_answered_only_by_its_gateways_5xx_is_unknown_not_ok() -> None:
-    app = App("502", "down")
-    metrics = app.metrics()
-    start = app_reads(metrics)
-    await metrics.request_stats(100)
-    stats = await metrics.request_stats(100)
-    now = app_reads(metrics)
-    assert start is not None and now is not None
-    finding = rate_limit_finding(stats, now.since(start))
+    finding = await finding_after_two_reads(App("502", "down"))
     assert finding.status is FindingStatus.UNKNOWN
     assert "answered none of this run's reads (1 got no answer; 1 answered 5xx)" in finding.detail
 
 
 async def test_a_5xx_beside_a_real_answer_still_leaves_the_run_ok_and_says_so() -> None:
-    app = App("ok", "502")
-    metrics = app.metrics()
-    start = app_reads(metrics)
-    await metrics.request_stats(100)
-    stats = await metrics.request_stats(100)
-    now = app_reads(metrics)
-    assert start is not None and now is not None
-    finding = rate_limit_finding(stats, now.since(start))
+    finding = await finding_after_two_reads(App("ok", "502"))
     assert finding.status is FindingStatus.OK
     assert finding.detail == "no 429 in this run's 1 answered reads (1 more got no answer, or a 5xx)"
 
