@@ -10,10 +10,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo test lint typecheck check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sim/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The simulator is its own distribution (sim/): the demo and the tests use it, production installs leave it out.
+	$(BIN)/python -m pip install --quiet -e ./sim -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

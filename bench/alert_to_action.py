@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
     home = Path(tempfile.mkdtemp(prefix="bench-alert-"))
-    from remediation.sim import SimConfig, SimServer
+    from kamkmserve_sim import SimConfig, SimServer
 
     with SimServer(SimConfig(scenario="bad-release", rps=200.0, onset_s=0.2, seed=7, rate_limit=1_000_000)) as sim:
         _configure_env(home, sim.url)

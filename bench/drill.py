@@ -166,10 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
+    from kamkmserve_sim import SimConfig, SimServer
+    from kamkmserve_sim.instances_config import FleetConfig
+
     from remediation.orchestration.stack import export_prefect_api, prefect_database_url, start_local_prefect_server
     from remediation.settings import Settings
-    from remediation.sim import SimConfig, SimServer
-    from remediation.sim.instances_config import FleetConfig
 
     home = Path(tempfile.mkdtemp(prefix="bench-drill-"))
     server = None

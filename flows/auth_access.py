@@ -94,9 +94,8 @@ from remediation.models import (
     Verification,
 )
 from remediation.providers.access_probe import AccessReport
-from tasks.act import act
-from tasks.auth import auth_issues_finding, sample_auth, verdict
-from tasks.auth_investigate import (
+from tasks.auth_access.identify import auth_issues_finding, sample_auth, verdict
+from tasks.auth_access.investigate import (
     access_policy,
     admin_route_probe,
     identity_check,
@@ -105,7 +104,7 @@ from tasks.auth_investigate import (
     recommendations,
     route_authorization_finding,
 )
-from tasks.auth_plans import (
+from tasks.auth_access.plans import (
     affected_features,
     disable_plans,
     fix_plans,
@@ -113,9 +112,10 @@ from tasks.auth_plans import (
     posted_status_id,
     update_status,
 )
-from tasks.auth_verify import verify_admin_access
-from tasks.investigate import deploy_history, log_excerpts
-from tasks.runbook import (
+from tasks.auth_access.verify import verify_admin_access
+from tasks.common.act import act
+from tasks.common.investigate import deploy_history, log_excerpts
+from tasks.common.run import (
     close,
     confirm_readings,
     continued,

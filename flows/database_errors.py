@@ -90,15 +90,12 @@ from remediation.models import (
     Verification,
 )
 from remediation.providers.dbqueries import LockReport, ScanReport, SessionReport, StatementReport
-from tasks.act import act
-from tasks.contain import rollback_plan
-from tasks.database import lock_evidence, scan_evidence, session_evidence, statement_evidence, unused_index_evidence
-from tasks.database_detect import log_finding, read_db_logs, sample_db_operations, verdict
-from tasks.database_plans import index_plan, pause_jobs_plan, terminate_plan
-from tasks.database_verify import probe_check, verify_db_quiet
-from tasks.detect import error_rate_finding
-from tasks.investigate import deploy_history, error_tracker
-from tasks.runbook import (
+from remediation.runbooks.containment import rollback_plan
+from remediation.runbooks.database_errors import index_plan, pause_jobs_plan, terminate_plan
+from tasks.common.act import act
+from tasks.common.detect import error_rate_finding
+from tasks.common.investigate import deploy_history, error_tracker
+from tasks.common.run import (
     close,
     confirm_readings,
     continued,
@@ -107,6 +104,15 @@ from tasks.runbook import (
     verify_budget,
     without_fix,
 )
+from tasks.database_errors.identify import log_finding, read_db_logs, sample_db_operations, verdict
+from tasks.database_errors.investigate import (
+    lock_evidence,
+    scan_evidence,
+    session_evidence,
+    statement_evidence,
+    unused_index_evidence,
+)
+from tasks.database_errors.verify import probe_check, verify_db_quiet
 
 RUNBOOK = "database-errors"
 

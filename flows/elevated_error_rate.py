@@ -86,17 +86,17 @@ from remediation.models import (
     Severity,
     Verification,
 )
-from tasks.act import act
-from tasks.contain import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
-from tasks.detect import (
+from remediation.runbooks.containment import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
+from tasks.common.act import act
+from tasks.common.detect import (
     error_issues_finding,
     health_finding,
     rate_limit_finding,
     run_app_reads,
     sample_error_rate,
 )
-from tasks.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
-from tasks.runbook import (
+from tasks.common.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
+from tasks.common.run import (
     close,
     confirm_readings,
     continued,
@@ -105,7 +105,7 @@ from tasks.runbook import (
     verify_budget,
     without_fix,
 )
-from tasks.verify import verify_error_rate
+from tasks.common.verify import verify_error_rate
 
 RUNBOOK = "elevated-error-rate"
 

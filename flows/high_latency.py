@@ -86,10 +86,11 @@ from remediation.models import (
     Severity,
     Verification,
 )
-from tasks.act import act
-from tasks.detect import health_finding, rate_limit_finding, run_app_reads
-from tasks.investigate import deploy_history, log_excerpts
-from tasks.latency import (
+from tasks.common.act import act
+from tasks.common.detect import health_finding, rate_limit_finding, run_app_reads
+from tasks.common.investigate import deploy_history, log_excerpts
+from tasks.common.run import Resumed, close, confirm_readings, continued, locked, not_applied, start_incident
+from tasks.high_latency.identify import (
     LatencyThresholds,
     health_latency_finding,
     read_replicas,
@@ -98,9 +99,8 @@ from tasks.latency import (
     shed_load_plan,
     slow_request_finding,
 )
-from tasks.latency_investigate import db_timings, dependency_calls, hot_endpoints, recommend
-from tasks.latency_watch import BREACH_AFTER, watch_latency
-from tasks.runbook import Resumed, close, confirm_readings, continued, locked, not_applied, start_incident
+from tasks.high_latency.investigate import db_timings, dependency_calls, hot_endpoints, recommend
+from tasks.high_latency.recover import BREACH_AFTER, watch_latency
 
 RUNBOOK = "high-latency"
 LOG_LOOKBACK_S = 300.0  # the app's own health window

@@ -87,12 +87,20 @@ from remediation.models import (
     Severity,
 )
 from remediation.orchestration.limits import ServiceBusy, service_lock
-from tasks.act import act
-from tasks.restart import Fleet, batches, budget_finding, drain_timeout, fleet_finding, inventory, read_fleet
-from tasks.restart_approval import approve_restarts
-from tasks.restart_checks import Slo
-from tasks.restart_wait import SloWatch, wait_restarted, wait_stable, wait_warm
-from tasks.runbook import current_flow_run_id, finish, outcome_state, start_incident
+from tasks.common.act import act
+from tasks.common.run import current_flow_run_id, finish, outcome_state, start_incident
+from tasks.rolling_restart.approval import approve_restarts
+from tasks.rolling_restart.checks import Slo
+from tasks.rolling_restart.identify import (
+    Fleet,
+    batches,
+    budget_finding,
+    drain_timeout,
+    fleet_finding,
+    inventory,
+    read_fleet,
+)
+from tasks.rolling_restart.wait import SloWatch, wait_restarted, wait_stable, wait_warm
 
 RUNBOOK = "rolling-restart"
 

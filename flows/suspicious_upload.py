@@ -93,10 +93,11 @@ from remediation.models import (
 )
 from remediation.providers.quarantine import QuarantineReport
 from remediation.providers.security import UploadAllowlist
-from tasks.act import act
-from tasks.detect import error_rate_finding
-from tasks.runbook import close, locked, start_incident, verify_budget
-from tasks.uploads import (
+from tasks.common.act import act
+from tasks.common.detect import error_rate_finding
+from tasks.common.run import close, locked, start_incident, verify_budget
+from tasks.suspicious_upload.contain import BlockChoice, allowlist_plan, block_plans
+from tasks.suspicious_upload.identify import (
     audit_finding,
     audit_writes_finding,
     log_finding,
@@ -107,10 +108,9 @@ from tasks.uploads import (
     read_upload_logs,
     verdict,
 )
-from tasks.uploads_contain import BlockChoice, allowlist_plan, block_plans
-from tasks.uploads_investigate import audit_evidence, block_evidence, log_evidence, sample_evidence
-from tasks.uploads_read import current_allowlist, quarantined
-from tasks.uploads_verify import verify_uploads
+from tasks.suspicious_upload.investigate import audit_evidence, block_evidence, log_evidence, sample_evidence
+from tasks.suspicious_upload.read import current_allowlist, quarantined
+from tasks.suspicious_upload.verify import verify_uploads
 
 RUNBOOK = "suspicious-upload"
 

@@ -116,7 +116,7 @@ def demo(
     raise typer.Exit(0 if report.outcome is expected else 1)
 
 
-#: The simulator's scenarios (remediation.sim.scenarios.SCENARIOS), named here so `remediate sim --help` lists them
+#: The simulator's scenarios (kamkmserve_sim.scenarios.SCENARIOS), named here so `remediate sim --help` lists them
 #: without importing the simulator on every command; a unit test keeps the two lists equal.
 SIM_SCENARIOS = ("healthy", "bad-release", "bad-release-no-recovery", "load-spike", "slow-query", "lock-contention",
                  "malware-burst", "auth-misconfig", "auth-misconfig-no-recovery", "auth-key-rotated", "rolling-restart")
@@ -131,7 +131,7 @@ def sim(
     rate_limit: Annotated[int, typer.Option(help="API requests per minute per IP")] = 100,
 ) -> None:
     """Run the kamkmserve simulator standalone (Ctrl-C to stop)."""
-    from remediation.sim import SCENARIOS, SimConfig, run_forever
+    from kamkmserve_sim import SCENARIOS, SimConfig, run_forever
 
     if scenario not in SCENARIOS:
         err.print(f"unknown scenario '{scenario}'; known: {', '.join(sorted(SCENARIOS))}")

@@ -98,7 +98,7 @@ def demo_settings(app_url: str, approvers: list[str]) -> Settings:
 
 
 def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] | None = None) -> IncidentReport:
-    from remediation.sim import SimConfig, SimServer
+    from kamkmserve_sim import SimConfig, SimServer
 
     demo = DEMOS[options.scenario]
     console.print("[bold]Starting Prefect's local API[/]")

@@ -4,7 +4,7 @@ restore): each instance's own metrics page, and the load balancer's counters.
 kamkmserve on Vercel has no instances to address and no drain (docs/reference/kamkmserve.md §9, §13:
 ``/monitoring/ready`` is constant, SIGTERM exits without draining), so the drain must come from the load balancer side:
 EC2/ECS targets behind an ELBv2 target group in production, the simulator's load balancer
-(``remediation.sim.instances``) here.
+(``kamkmserve_sim.instances``) here.
 
 Each instance keeps its own metric buffers, lost on restart (docs/reference/kamkmserve.md §2.4), so a reading of the
 service scrapes every instance directly (as Prometheus scrapes targets), not through the load balancer, and pools the

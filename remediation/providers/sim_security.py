@@ -1,5 +1,5 @@
 """The simulated platform's security levers over ``/_sim/``: the edge block list, the upload allowlist, the upload
-scanner (antivirus and its quarantine) and the app's audit table (``remediation.sim.security_control``).
+scanner (antivirus and its quarantine) and the app's audit table (``kamkmserve_sim.security_control``).
 
 Each implements its Protocol of ``remediation.providers.security`` (``quarantine``: of
 ``remediation.providers.quarantine``) with the same semantics as the real adapters: reads of the antivirus, the

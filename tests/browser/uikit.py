@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation import approvers
 from remediation.models import Approval, TimelineEntry
 from remediation.orchestration.stack import LocalPrefectServer, free_port, start_local_prefect_server
-from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 
 T = TypeVar("T")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
-from remediation.sim import SimConfig, SimServer
 from tests.helpers.moto_server import moto  # noqa: F401  (the fixture)
 
 

@@ -22,6 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim.capacity import MAX_REPLICAS
+from kamkmserve_sim.clock import WallClock
+from kamkmserve_sim.instances_config import FleetConfig
 
 from remediation.providers.aws import (
     AsgCapacity,
@@ -45,10 +49,6 @@ from remediation.providers.sim_database import SimJobs
 from remediation.providers.sim_instances import SimInstances
 from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimLogs
 from remediation.providers.sim_security import SimBlocks, SimUploadPolicy
-from remediation.sim import SimConfig, SimServer
-from remediation.sim.capacity import MAX_REPLICAS
-from remediation.sim.clock import WallClock
-from remediation.sim.instances_config import FleetConfig
 from tests.contracts import awskit, saaskit
 from tests.helpers.moto_server import REGION, MotoServer
 

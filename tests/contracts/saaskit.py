@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.identity import SECRET_KEY, STAGING_SECRET_KEY
 
 from remediation.providers.clerk import ClerkIdentity
 from remediation.providers.clerk_blocks import ClerkBlocks
@@ -30,8 +32,6 @@ from remediation.providers.vercel import VercelApi, VercelDeploys
 from remediation.providers.vercel_bundle import RoutedBlocks
 from remediation.providers.vercel_edge import APP_DEFAULT_UPLOADS, EdgeConfig, VercelEdge, VercelUploadPolicy
 from remediation.providers.vercel_firewall import VercelFirewallBlocks
-from remediation.sim import SimServer
-from remediation.sim.identity import SECRET_KEY, STAGING_SECRET_KEY
 from tests.helpers.fake_clerk import FakeClerk
 from tests.helpers.fake_saas import FakeApi
 from tests.helpers.fake_sentry_api import FakeSentryApi

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import composition, runtime
@@ -19,7 +20,6 @@ from remediation.models import Approval, Mode
 from remediation.orchestration.warm import WarmExecutor
 from remediation.providers.approvals import Answer, ApprovalRequest, Ballot
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 from tests.flows.flowkit import sim_state, wait_for_bad_release
 from tests.helpers.alertmanager import free_port, running_alertmanager

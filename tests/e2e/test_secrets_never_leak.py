@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -41,7 +42,6 @@ from remediation.config_file import secret_fields
 from remediation.intake import create_app
 from remediation.providers.approvals import Scripted, ScriptedApprovals
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 from tests.flows.flowkit import FAST, wait_for_bad_release
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
 

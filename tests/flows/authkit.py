@@ -6,8 +6,7 @@ import time
 from typing import Any
 
 import httpx
-
-from remediation.sim import SimServer
+from kamkmserve_sim import SimServer
 
 # Readings 0.3 s apart; at the tests' 200 requests/s the app's 500 request records turn over in 2.5 s.
 FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "event_window_s": 30.0}

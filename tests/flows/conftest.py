@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation import composition, runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Approvals, Scripted, ScriptedApprovals
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 
 
 @pytest.fixture

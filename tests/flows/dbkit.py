@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import httpx
+from kamkmserve_sim import SimServer
 
-from remediation.sim import SimServer
 from tests.flows.flowkit import wait_until
 
 # Fast, but faithful: one confirming reading (as after an alert), short windows, a small probe.

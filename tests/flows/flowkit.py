@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-from remediation.sim import SimServer
+from kamkmserve_sim import SimServer
 
 FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20}
 

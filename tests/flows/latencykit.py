@@ -9,8 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-
-from remediation.sim import SimServer
+from kamkmserve_sim import SimServer
 
 # Seconds instead of the production hour: two confirming readings, checks every half second.
 FAST_LATENCY: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20,

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-
-from remediation.sim import SimServer
-from remediation.sim.instances_config import FleetConfig
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.instances_config import FleetConfig
 
 # Three instances, a half-second restart, health checks every 0.2 s: a batch takes a few seconds, not minutes.
 FLEET = FleetConfig(instances=3, restart_s=0.5, health_interval_s=0.2, healthy_threshold=2, unhealthy_threshold=2,

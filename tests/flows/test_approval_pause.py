@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
+from kamkmserve_sim import SimServer
 from prefect.client.orchestration import get_client
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import approval_client, approvers, runtime, slack_proof
 from remediation.models import Severity
 from remediation.providers.prefect_approvals import PrefectApprovals
-from remediation.sim import SimServer
 from remediation.store import Store
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.auth_access import auth_access
 from remediation import runtime
 from remediation.models import Mode
 from remediation.providers.access_probe import ADMIN_ROUTES, AccessProbe
 from remediation.providers.approvals import Scripted
-from remediation.sim import SimServer
 from tests.flows.authkit import FAST, flags, identity, status_incidents, wait_for_lockout
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

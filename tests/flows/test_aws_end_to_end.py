@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.security import EICAR
 
 from flows.high_latency import high_latency
 from flows.suspicious_upload import suspicious_upload
@@ -35,8 +37,6 @@ from remediation.providers.aws import CloudWatchLogs, EcsCapacity, SsmParameters
 from remediation.providers.aws.session import AwsConfig, AwsSession
 from remediation.providers.sim_platform import ControlPlane
 from remediation.providers.sim_security import SimAntivirus, SimAuditLog, SimQuarantine
-from remediation.sim import SimServer
-from remediation.sim.security import EICAR
 from tests.contracts import awskit
 from tests.flows.latencykit import FAST_LATENCY, replicas, wait_for_spike
 from tests.flows.uploadkit import ATTACKER, DEFAULT_EXT, UPLOAD_FAST, allowlist, blocks, upload, wait_for_burst

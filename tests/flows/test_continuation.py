@@ -14,12 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import runtime
 from remediation.models import ActionState, utcnow
 from remediation.providers.approvals import Scripted
-from remediation.sim import SimServer
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.database_errors import database_errors
 from remediation import runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted, ScriptedApprovals
-from remediation.sim import SimServer
 from tests.flows.dbkit import DB_FAST, database, plane, wait_for_blocker, wait_for_seq_scans, workers
 from tests.flows.flowkit import sim_state, wait_for_bad_release
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimServer
 from sqlalchemy import create_engine, text
 
 from flows.database_errors import database_errors
 from remediation import runtime
 from remediation.providers.approvals import Scripted, ScriptedApprovals
 from remediation.providers.database import PostgresInspector
-from remediation.sim import SimServer
 from tests.flows.dbkit import DB_FAST, database, plane, wait_for_blocker, wait_for_seq_scans, wait_until, workers
 from tests.helpers.services import postgres_url_fixture
 

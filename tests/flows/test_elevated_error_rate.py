@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted
-from remediation.sim import SimServer
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

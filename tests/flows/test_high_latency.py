@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.high_latency import high_latency
 from remediation import runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted
-from remediation.sim import SimServer
 from tests.flows.latencykit import (
     FAST_LATENCY,
     maintenance,

@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.rolling_restart import rolling_restart
 from remediation import drills, runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted, ScriptedApprovals
-from remediation.sim import SimServer
 from tests.flows.restartkit import FAST_RESTART, FLEET, elb_5xx, generations, kinds, lb_states, once
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
 
 from flows.rolling_restart import rolling_restart
 from remediation import runtime
 from remediation.providers.aws import ElbInstanceMetrics, ElbInstances
-from remediation.sim import SimServer
 from tests.flows.awsrestartkit import AwsFront, InstanceApp, alb_publishes, lb_counters, wait_until
 from tests.flows.restartkit import FAST_RESTART, FLEET, generations, kinds, lb_states
 from tests.helpers.elb_targets import Targets, bind_on_one_port, loopback_hosts, seed_targets

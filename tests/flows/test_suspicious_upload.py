@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.security import EICAR
 
 from flows.suspicious_upload import suspicious_upload
 from remediation import gate, runtime
@@ -19,9 +21,7 @@ from remediation.models import ActionRecord, Mode, Phase, UnblockActor, Verdict
 from remediation.providers.security import AuditEvent, AuditReport
 from remediation.providers.sim_platform import ControlPlane, SimLogs
 from remediation.providers.sim_security import SimAntivirus
-from remediation.sim import SimServer
-from remediation.sim.security import EICAR
-from tasks.uploads import group_actors
+from tasks.suspicious_upload.identify import group_actors
 from tests.flows.uploadkit import (
     ATTACKER,
     DEFAULT_EXT,

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimServer
 from sqlalchemy import create_engine, text
 
 from flows.suspicious_upload import suspicious_upload
 from remediation import runtime
 from remediation.providers.audit import PostgresAuditLog
 from remediation.providers.clamd import ClamdAntivirus
-from remediation.sim import SimServer
 from tests.flows.uploadkit import ATTACKER, DEFAULT_EXT, UPLOAD_FAST, allowlist, blocks, wait_for_burst, wait_until
 from tests.helpers.clamd import EICAR, MARKER, Clamd, running_clamd
 from tests.helpers.services import postgres_url_fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from kamkmserve_sim import SimServer
 
-from remediation.sim import SimServer
 from tests.flows.flowkit import wait_until
 
 # Fast, but faithful: a short window, two detections to act on, quick verification.

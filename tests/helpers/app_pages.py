@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from remediation.sim.applog import AppLog
-from remediation.sim.clock import WallClock
-from remediation.sim.collector import MetricSample, MetricsCollector, RequestRecord
-from remediation.sim.exposition import metrics_page
-from remediation.sim.process import SimulatedProcess
+from kamkmserve_sim.applog import AppLog
+from kamkmserve_sim.clock import WallClock
+from kamkmserve_sim.collector import MetricSample, MetricsCollector, RequestRecord
+from kamkmserve_sim.exposition import metrics_page
+from kamkmserve_sim.process import SimulatedProcess
 
 
 def app_page(requests: list[tuple[str, str, int, int]]) -> str:

@@ -19,8 +19,8 @@ from remediation.providers.clock import VirtualClock
 from remediation.providers.drain_logs import VERCEL_DRAIN, DrainLogs
 from remediation.store import Store
 from remediation.store.logs import LogEntryIn
-from tasks.database_detect import parse_db_logs
-from tasks.uploads import parse_upload_logs
+from tasks.database_errors.identify import parse_db_logs
+from tasks.suspicious_upload.identify import parse_upload_logs
 from tests.helpers.applog import CAPTURED, app_line, burst, captured
 from tests.intake.intakekit import T0, FakeStarter, serve_app, settings
 

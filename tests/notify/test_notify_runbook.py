@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import composition, runtime
@@ -22,7 +23,6 @@ from remediation.providers.approvals import ApprovalRequest, Ballot, Scripted, S
 from remediation.providers.clock import VirtualClock
 from remediation.providers.platform import Release
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
 from tests.notify.conftest import MANAGER_KEY, PRIMARY_KEY, SECONDARY_KEY, SLACK_TOKEN, STATUSPAGE_KEY

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation import approval_client
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 from tests.flows.restartkit import FAST_RESTART, FLEET, generations, lb_states
 from tests.orchestration.orchkit import history, key, wait_for

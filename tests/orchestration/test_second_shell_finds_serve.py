@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation.orchestration import serve_record
 from remediation.orchestration.stack import free_port
-from remediation.sim import SimConfig, SimServer
 from tests.flows.restartkit import FAST_RESTART, FLEET
 from tests.orchestration.orchkit import wait_for
 from tests.orchestration.stackkit import REPO, with_api

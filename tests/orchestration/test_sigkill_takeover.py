@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation import approval_client
 from remediation.models import ActionState
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 from remediation.store import Store
 from remediation.takeover import CONTINUED_EVENT
 from tests.flows.flowkit import sim_state, wait_for_bad_release

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation.providers.access_probe import (
     ADMIN_ROUTES,
@@ -16,7 +17,6 @@ from remediation.providers.access_probe import (
 from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
 from remediation.providers.sim_identity import PROBE_ADMIN_SESSION, PROBE_USER_SESSION, SESSION_COOKIE
-from remediation.sim import SimConfig, SimServer
 
 Start = Callable[..., SimServer]
 MEMBER = ProbeIdentity(name="probe-member", role="USER", cookies={SESSION_COOKIE: PROBE_USER_SESSION})

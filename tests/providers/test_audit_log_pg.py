@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kamkmserve_sim.appschema import AUDIT_SCHEMA
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from remediation.providers.audit import PostgresAuditLog
-from remediation.sim.appschema import AUDIT_SCHEMA
 from tests.helpers.services import postgres_url_fixture
 
 empty_db = postgres_url_fixture("empty_db", "remediate_audit", scope="function")

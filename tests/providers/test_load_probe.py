@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
 from remediation.providers.probe import DEFAULT_PATHS, LoadProbe
-from remediation.sim import SimConfig, SimServer
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

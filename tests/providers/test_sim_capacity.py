@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation import composition
 from remediation.providers.platform import PlatformError
 from remediation.providers.sim_capacity import SimCapacity
 from remediation.providers.sim_platform import ControlPlane
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 
 
 @pytest.fixture

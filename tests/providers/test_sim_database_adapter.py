@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 
 from remediation.providers.database import CreateIndex, DatabaseActionError
 from remediation.providers.platform import PlatformError
 from remediation.providers.sim_database import SimDatabase, SimJobs
 from remediation.providers.sim_platform import ControlPlane
-from remediation.sim import SimConfig, SimServer
 from tests.sim.simkit import poll
 
 

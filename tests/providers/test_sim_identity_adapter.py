@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim.identity import PUBLISHABLE_KEY, SECRET_KEY, STAGING_PUBLISHABLE_KEY
 
 from remediation.providers.platform import PlatformError
 from remediation.providers.security import IdentityCheck
 from remediation.providers.sim_identity import SimIdentity, SimStatusPage, expected_jwks_url, frontend_api, judge
 from remediation.providers.sim_platform import ControlPlane
-from remediation.sim import SimConfig, SimServer
-from remediation.sim.identity import PUBLISHABLE_KEY, SECRET_KEY, STAGING_PUBLISHABLE_KEY
 
 
 @pytest.fixture

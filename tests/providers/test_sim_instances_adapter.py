@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim.instances_config import FleetConfig
 
 from remediation.providers.instances import pooled_request_stats, uptime_s, user_request_stats, without_own_scrapes
 from remediation.providers.platform import PlatformError
 from remediation.providers.sim_instances import SimInstances
 from remediation.providers.sim_platform import ControlPlane
-from remediation.sim import SimConfig, SimServer
-from remediation.sim.instances_config import FleetConfig
 
 SERVICE = "kamkmserve"
 FLEET = FleetConfig(instances=3, restart_s=0.3, health_interval_s=0.1, healthy_threshold=2, unhealthy_threshold=2,

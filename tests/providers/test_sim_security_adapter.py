@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim.security import EICAR
 
 from remediation.providers.platform import PlatformError
 from remediation.providers.security import UploadAllowlist
 from remediation.providers.sim_platform import ControlPlane
 from remediation.providers.sim_security import SimAntivirus, SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
-from remediation.sim import SimConfig, SimServer
-from remediation.sim.security import EICAR
 from tests.sim.simkit import poll
 
 DEAD = ControlPlane("http://127.0.0.1:9", timeout_s=2)

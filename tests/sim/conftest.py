@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from remediation.sim import SimConfig, SimServer
+from kamkmserve_sim import SimConfig, SimServer
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.identity import SECRET_KEY
 
 from remediation.providers.sim_identity import PROBE_ADMIN_SESSION, PROBE_USER_SESSION
-from remediation.sim import SimServer
-from remediation.sim.identity import SECRET_KEY
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]

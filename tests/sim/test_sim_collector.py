@@ -6,12 +6,11 @@ import json
 from dataclasses import dataclass
 
 import pytest
+from kamkmserve_sim.applog import AppLog, RequestFields
+from kamkmserve_sim.collector import AppError, MetricsCollector
+from kamkmserve_sim.exposition import health_json, metrics_page
+from kamkmserve_sim.process import HeapSample
 from prometheus_client.parser import text_string_to_metric_families
-
-from remediation.sim.applog import AppLog, RequestFields
-from remediation.sim.collector import AppError, MetricsCollector
-from remediation.sim.exposition import health_json, metrics_page
-from remediation.sim.process import HeapSample
 
 
 class FakeClock:

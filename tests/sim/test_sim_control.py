@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from remediation.sim import SimServer
 from tests.sim.simkit import fetch, poll
 
 RELEASE_KEYS = ["id", "version", "created_at", "promoted_at", "state"]

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
 
 from remediation.providers.dbqueries import IndexReport, LockReport, ScanReport, SessionReport, StatementReport
-from remediation.sim import SimServer
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim.faults import Fault
 
-from remediation.sim import SimConfig, SimServer
-from remediation.sim.faults import Fault
 from tests.sim.simkit import FIXTURES, Exchange, fetch, load_fixture, mask_numbers
 
 CURL = {"User-Agent": "curl/7.88.1", "Accept": "*/*"}

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.instances_config import FleetConfig
+from kamkmserve_sim.instances_lb import alb_page
 
-from remediation.sim import SimServer
-from remediation.sim.instances_config import FleetConfig
-from remediation.sim.instances_lb import alb_page
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]

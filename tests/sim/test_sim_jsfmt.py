@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from remediation.sim.jsfmt import js_iso, js_json, js_number, js_round, parse_iso_ms
+from kamkmserve_sim.jsfmt import js_iso, js_json, js_number, js_round, parse_iso_ms
 
 
 @pytest.mark.parametrize(

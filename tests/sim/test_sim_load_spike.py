@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.capacity import LoadModel, mean_wait_ms
 
 from remediation.providers.dbops import parse_db_operations
 from remediation.providers.metrics import RequestStats, parse_request_stats
-from remediation.sim import SimServer
-from remediation.sim.capacity import LoadModel, mean_wait_ms
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]

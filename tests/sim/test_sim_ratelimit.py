@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from remediation.sim import SimServer
-from remediation.sim.ratelimit import ApiRateLimiter, client_identity
+from kamkmserve_sim import SimServer
+from kamkmserve_sim.ratelimit import ApiRateLimiter, client_identity
+
 from tests.sim.simkit import fetch, poll
 
 NOW = 1_795_706_847_256

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from kamkmserve_sim import SCENARIOS, SimServer
+from kamkmserve_sim.usermix import TrafficModel
 from prometheus_client.parser import text_string_to_metric_families
 
-from remediation.sim import SCENARIOS, SimServer
-from remediation.sim.usermix import TrafficModel
 from tests.sim.simkit import fetch, poll
 
 FAULTY = ("/api/checkout", "/api/cart")

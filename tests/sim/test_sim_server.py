@@ -10,8 +10,8 @@ import sys
 import time
 
 import pytest
+from kamkmserve_sim import SimConfig, SimServer, create_app
 
-from remediation.sim import SimConfig, SimServer, create_app
 from tests.sim.simkit import REPO_ROOT, fetch
 
 
@@ -42,7 +42,7 @@ def test_create_app_refuses_unknown_scenarios() -> None:
 def test_cli_prints_like_next_start_and_exits_zero_on_signal(sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "remediation.sim", "--port", "0", "--rps", "50", "--seed", "3"],
+        [sys.executable, "-m", "kamkmserve_sim", "--port", "0", "--rps", "50", "--seed", "3"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:

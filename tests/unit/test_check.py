@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kamkmserve_sim import SimConfig, SimServer
 from typer.testing import CliRunner
 
 from remediation.check import CheckReport, run_check
 from remediation.cli import app
 from remediation.settings import Settings
-from remediation.sim import SimConfig, SimServer
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
 
 SLACK_TOKEN = "checkSlackTokenSECRET0001"

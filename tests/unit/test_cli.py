@@ -60,8 +60,9 @@ def test_sim_rejects_an_unknown_scenario() -> None:
 
 
 def test_sim_help_lists_every_scenario_the_simulator_has() -> None:
+    from kamkmserve_sim import SCENARIOS
+
     from remediation.cli import SIM_SCENARIOS
-    from remediation.sim import SCENARIOS
 
     assert sorted(SIM_SCENARIOS) == sorted(SCENARIOS)  # the help's list is the simulator's
     result = runner.invoke(app, ["sim", "--help"], env={"COLUMNS": "80"})

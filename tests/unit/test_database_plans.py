@@ -16,8 +16,8 @@ from remediation.providers.dbqueries import (
 )
 from remediation.providers.logparse import parse_line
 from remediation.providers.platform import Job, LogLine
-from tasks.database_detect import parse_db_logs, verdict
-from tasks.database_plans import filter_columns, index_plan, pause_jobs_plan, terminate_plan
+from remediation.runbooks.database_errors import filter_columns, index_plan, pause_jobs_plan, terminate_plan
+from tasks.database_errors.identify import parse_db_logs, verdict
 
 ORDER = "kamkmserve_order"
 

@@ -10,9 +10,9 @@ from remediation.models import FindingStatus, ScaleDown
 from remediation.providers.dbops import DbOperation, DbOperationStats
 from remediation.providers.metrics import RequestStats, RouteStats
 from remediation.providers.platform import Release
-from tasks.latency import LatencyThresholds, hottest_prefixes, latency_finding, scale_up_plan
-from tasks.latency_investigate import recommend
-from tasks.latency_watch import judge
+from tasks.high_latency.identify import LatencyThresholds, hottest_prefixes, latency_finding, scale_up_plan
+from tasks.high_latency.investigate import recommend
+from tasks.high_latency.recover import judge
 
 LIMITS = LatencyThresholds(p95_ms=500, avg_warning_ms=1000, avg_critical_ms=2000, min_records=20)
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)

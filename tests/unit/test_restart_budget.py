@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from remediation.models import ActionState, EnableMaintenance, FindingStatus, RestartInstance
 from remediation.settings import Settings
 from remediation.store import Store
-from tasks.restart import budget_finding
+from tasks.rolling_restart.identify import budget_finding
 from tests.store.store_factories import T0, action, open_incident
 
 

@@ -11,9 +11,9 @@ from remediation.models import Finding, FindingStatus
 from remediation.providers.quarantine import QuarantinedSample, QuarantineReport
 from remediation.providers.security import AuditEvent, AuditReport, UploadAllowlist
 from remediation.providers.uploadstats import parse_upload_counts
-from tasks.uploads import group_actors, verdict
-from tasks.uploads_contain import allowlist_plan, block_plans
-from tasks.uploads_verify import probe_file
+from tasks.suspicious_upload.contain import allowlist_plan, block_plans
+from tasks.suspicious_upload.identify import group_actors, verdict
+from tasks.suspicious_upload.verify import probe_file
 
 NEVER_BLOCK = ("10.0.0.0/8", "127.0.0.0/8", "192.168.0.0/16")
 DEFAULTS = UploadAllowlist(extensions=(".png", ".jpg", ".jpeg", ".webp", ".pdf"),

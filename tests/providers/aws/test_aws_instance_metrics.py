@@ -18,7 +18,7 @@ from remediation.providers.instances import uptime_s, user_request_stats
 from remediation.providers.platform import PlatformError
 from remediation.runtime import Providers
 from remediation.settings import Settings
-from tasks.restart_checks import Slo, read_slo
+from tasks.rolling_restart.checks import Slo, read_slo
 from tests.helpers.app_pages import app_page
 from tests.helpers.elb_targets import PageServer, Targets, loopback_hosts, publish_alb, seed_targets
 from tests.helpers.moto_server import REGION, MotoServer

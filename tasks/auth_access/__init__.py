@@ -1,0 +1,1 @@
+"""The authentication/authorization runbook's steps (flows/auth_access.py)."""

@@ -1,0 +1,1 @@
+"""The database-errors runbook's steps (flows/database_errors.py)."""

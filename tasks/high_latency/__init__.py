@@ -1,0 +1,1 @@
+"""The high-latency runbook's steps (flows/high_latency.py)."""

@@ -1,0 +1,1 @@
+"""The rolling-restart runbook's steps (flows/rolling_restart.py)."""

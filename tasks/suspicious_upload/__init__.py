@@ -1,0 +1,1 @@
+"""The suspicious-upload runbook's steps (flows/suspicious_upload.py)."""
