@@ -15,6 +15,7 @@ from kamkmserve_sim import SimConfig, SimServer
 from typer.testing import CliRunner
 
 from remediation.check import CheckReport, run_check
+from remediation import cli
 from remediation.cli import app
 from remediation.settings import Settings
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
@@ -118,8 +119,10 @@ def test_cli_prints_a_table_and_json_and_exits_by_the_result(
     monkeypatch.setenv("REMEDIATE_HOME", str(tmp_path))
     for key, value in notify_settings(slack, page, pd).items():
         monkeypatch.setenv(f"REMEDIATE_{key.upper()}", value)
+    # The CLI's console is built at import, sized by whatever terminal imported it first: give it a wide one.
+    monkeypatch.setattr(cli.console, "width", 200)
     runner = CliRunner()
-    table = runner.invoke(app, ["check"], env={"COLUMNS": "200"})
+    table = runner.invoke(app, ["check"])
     assert table.exit_code == 0, table.output
     assert "capability" in table.output and "notify:statuspage" in table.output and "all configured" in table.output
     monkeypatch.setenv("REMEDIATE_STATUSPAGE_API_KEY", "wrong-statuspage-SECRET-03")
