@@ -61,6 +61,16 @@ def replica_env(tmp_path: Path, api_url: str, sim_url: str, *, lease_s: int, ren
     return env
 
 
+@contextmanager
+def rolling_restart_sim() -> Iterator[Any]:
+    """The simulator with three instances behind a load balancer (the rolling restart's world), in this process."""
+    from remediation.sim import SimConfig, SimServer
+    from tests.flows.restartkit import FLEET
+
+    with SimServer(SimConfig(scenario="rolling-restart", rps=200.0, seed=5, fleet=FLEET)) as sim:
+        yield sim
+
+
 def run_state(api_url: str, run_id: str) -> Any:
     """The run's current state, read from ``api_url``."""
     from prefect import get_client
