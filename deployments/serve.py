@@ -9,6 +9,8 @@ This is ``prefect.serve(...)`` with two changes it cannot be asked for: it runs 
 calls ``asyncio.run`` and relies on SIGTERM in the main thread), and it stops when ``stop`` is set. It builds the
 same ``Runner`` that ``serve`` builds, with ``pause_on_shutdown=False`` (a restart must not leave schedules
 paused), and stops it with ``Runner.astop``: served runs still executing are cancelled, as on ``serve``'s SIGTERM.
+Before that, given ``parking``, served runs waiting for an approval that may be run again are asked to park
+themselves (``remediation.orchestration.resumable``, 5-7): they end ``Suspended``, answerable after the restart.
 
 Served runs are child processes (``python -m prefect.engine``): they inherit this process's environment and
 Prefect settings, and build their ``remediation`` Settings from ``REMEDIATE_*`` in that environment.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from remediation import catalog
+from remediation.orchestration import resumable
 from remediation.orchestration.events import trigger_spec
 from remediation.settings import Settings
 
@@ -107,22 +110,27 @@ def _schedules(spec: dict[str, Any]) -> list[Any]:
 def serve_runbooks(settings: Settings, *, query_seconds: float = 1.0, stop: threading.Event | None = None,
                    ready: threading.Event | None = None, limit: int | None = None,
                    deployments: list[Any] | None = None,
-                   parameter_defaults: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                   parameter_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+                   parking: resumable.ServedParking | None = None) -> None:
     """Register and serve the runbook deployments until ``stop`` is set (forever if None); blocks the caller.
 
     ``query_seconds`` is the runner's poll (Prefect's default of 10 s puts ~5 s median on every served start;
     fast-start §1). ``ready`` is set once every deployment (and its trigger automation) is registered.
-    ``deployments`` replaces the runbooks (tests serve a tiny flow the same way).
+    ``deployments`` replaces the runbooks (tests serve a tiny flow the same way). ``parking``: at stop, served
+    runs waiting for an approval it accepts are suspended rather than cancelled (None: all are cancelled).
     """
     _warn_if_settings_differ_from_env(settings)
     if deployments is None:
         deployments = build_deployments(runbook_specs(), parameter_defaults=parameter_defaults)
+    # A served run reads the park request at its approval poll; its engine then takes ~3.5 s to exit (measured).
+    park_wait_s = 2.0 * settings.approval_poll_s + 10.0
     asyncio.run(_serve(deployments, query_seconds=query_seconds, stop=stop or threading.Event(), ready=ready,
-                       limit=limit))
+                       limit=limit, parking=parking, park_wait_s=park_wait_s))
 
 
 async def _serve(deployments: list[Any], *, query_seconds: float, stop: threading.Event,
-                 ready: threading.Event | None, limit: int | None) -> None:
+                 ready: threading.Event | None, limit: int | None,
+                 parking: resumable.ServedParking | None = None, park_wait_s: float = 12.0) -> None:
     from prefect.runner import Runner
 
     runner = (Runner(name="remediate-serve", query_seconds=query_seconds, pause_on_shutdown=False)
@@ -142,12 +150,52 @@ async def _serve(deployments: list[Any], *, query_seconds: float, stop: threadin
     finally:
         if not task.done():
             if runner.started:
+                if parking is not None:
+                    await _park_waiting_runs(runner, parking, park_wait_s)
                 await runner.astop()
             else:
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     log.info("stopped serving runbooks")
+
+
+def _executing(runner: Any) -> set[Any]:
+    """Ids of the runs whose processes ``runner`` tracks: the set ``Runner.astop`` cancels (Prefect 3.9.1 keeps it
+    in the private ``_process_manager``; pinned in pyproject, so a change shows up as no run being parked)."""
+    manager = getattr(runner, "_process_manager", None)
+    ids = getattr(manager, "flow_run_ids", None)
+    return set(ids()) if callable(ids) else set()
+
+
+async def _park_waiting_runs(runner: Any, parking: resumable.ServedParking, wait_s: float) -> None:
+    """Ask the served runs waiting for a parkable approval to park themselves, and wait until their processes
+    are gone: ``Runner.astop`` would otherwise kill them and force ``Cancelled`` over their ``Suspended``."""
+    from prefect import get_client
+
+    executing = _executing(runner)
+    if not executing:
+        return
+
+    def ask() -> list[Any]:
+        with get_client(sync_client=True) as client:
+            return resumable.request_park(client, executing, parking)
+
+    asked = set(await asyncio.to_thread(ask))
+    if not asked:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    left = asked & _executing(runner)
+    while left and loop.time() < deadline:  # the runner tells us when a process exits only through its own set
+        await asyncio.sleep(0.1)
+        left &= _executing(runner)
+    parked = asked - left
+    if parked:
+        log.info("suspended %d served run(s) waiting for approval: answer them after the restart", len(parked))
+    if left:
+        log.warning("served run(s) %s did not park within %gs: cancelled with the others",
+                    ", ".join(str(r) for r in left), wait_s)
 
 
 def _warn_if_settings_differ_from_env(settings: Settings) -> None:

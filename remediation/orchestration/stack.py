@@ -14,8 +14,9 @@ Start order, and the reverse on shutdown (SIGTERM/SIGINT in the main thread, or 
   4. the ``WarmExecutor`` (fast path), falling back to ``DeploymentStarter``
   5. uvicorn serving ``app_factory(executor)`` on ``host:port``
 
-Shutdown stops uvicorn (no new alerts), then serving (served runs are cancelled, as Prefect's ``serve`` does on
-SIGTERM), then the executor (runs it is executing are marked Crashed), then the server subprocess; exit code 0.
+Shutdown stops uvicorn (no new alerts), then serving (served runs waiting for an approval that may be run again
+are suspended, the others cancelled, as Prefect's ``serve`` does on SIGTERM), then the executor (the same for its
+runs, which are otherwise marked Crashed), then the server subprocess; exit code 0 (``resumable``).
 Flows find their providers through ``remediation.runtime``: this function binds ``composition.connect(settings)``
 process-wide for the executor's threads; served child processes build theirs from the environment.
 """
@@ -485,8 +486,10 @@ def run_stack(settings: Settings, *, host: str, port: int, app_factory: AppFacto
         cleanup.callback(executor.shutdown, grace_s, drain_s)
 
         serve_stop, serve_ready = threading.Event(), threading.Event()
+        # Served runs waiting for approval, by the same rule, are suspended too (by their own processes).
         serving = threading.Thread(target=serve_runbooks, args=(settings,), name="serve-runbooks", daemon=True,
-                                   kwargs={"query_seconds": query_seconds, "stop": serve_stop, "ready": serve_ready})
+                                   kwargs={"query_seconds": query_seconds, "stop": serve_stop, "ready": serve_ready,
+                                           "parking": resumable.served_parking(providers.store)})
         serving.start()
         cleanup.callback(serving.join, 30.0)
         cleanup.callback(serve_stop.set)

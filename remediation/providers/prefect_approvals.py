@@ -121,7 +121,9 @@ class PrefectApprovals:
                                 poll_interval=self.poll_interval_s, key=key)
         try:
             with resumable.waiting(run_id, key, req.incident_id):
-                result = await asyncio.wait_for(pause, timeout=remaining)
+                # A served run's own process parks itself when its serve asks at shutdown (resumable, 5-7).
+                result = await asyncio.wait_for(
+                    resumable.unless_parked(pause, run_id, key, self.poll_interval_s), timeout=remaining)
         except (TimeoutError, FlowPauseTimeout):
             return await self._resume_self_with_deny(run_id, key, req)
         except asyncio.CancelledError:

@@ -61,6 +61,16 @@ def replica_env(tmp_path: Path, api_url: str, sim_url: str, *, lease_s: int, ren
     return env
 
 
+@contextmanager
+def rolling_restart_sim() -> Iterator[Any]:
+    """The simulator with three instances behind a load balancer (the rolling restart's world), in this process."""
+    from remediation.sim import SimConfig, SimServer
+    from tests.flows.restartkit import FLEET
+
+    with SimServer(SimConfig(scenario="rolling-restart", rps=200.0, seed=5, fleet=FLEET)) as sim:
+        yield sim
+
+
 def run_state(api_url: str, run_id: str) -> Any:
     """The run's current state, read from ``api_url``."""
     from prefect import get_client
@@ -80,13 +90,15 @@ class Stack:
     """``run_stack`` in a subprocess (``tests.orchestration.orch_stack_main``), its output in a file (a pipe nobody
     reads would block it)."""
 
-    def __init__(self, home: Path, env: dict[str, str], name: str) -> None:
+    def __init__(self, home: Path, env: dict[str, str], name: str, *, receiver: bool = False) -> None:
+        """``receiver``: run ``remediate serve`` itself (the real alert receiver) instead of the stand-in app."""
         self.port = free_port()
         self.log = home / f"{name}.log"
+        command = (["-m", "remediation.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--poll", "1"]
+                   if receiver else ["-m", "tests.orchestration.orch_stack_main", "127.0.0.1", str(self.port)])
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.orchestration.orch_stack_main", "127.0.0.1", str(self.port)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+            self.process = subprocess.Popen([sys.executable, *command], cwd=REPO, env=env, stdout=out,
+                                            stderr=subprocess.STDOUT, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
@@ -100,7 +112,8 @@ class Stack:
             except httpx.HTTPError:
                 return None
             body: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
-            return body if body.get("healthy") else None
+            # The stand-in app says whether the starter is healthy; the real receiver answers once serve is up.
+            return body if body.get("healthy") or body.get("status") == "ok" else None
 
         found: dict[str, Any] = wait_for(healthy, timeout_s=timeout_s, interval_s=0.25, what="the stack to be ready")
         return found
