@@ -65,6 +65,7 @@ def replica_env(tmp_path: Path, api_url: str, sim_url: str, *, lease_s: int, ren
 def rolling_restart_sim() -> Iterator[Any]:
     """The simulator with three instances behind a load balancer (the rolling restart's world), in this process."""
     from kamkmserve_sim import SimConfig, SimServer
+
     from tests.flows.restartkit import FLEET
 
     with SimServer(SimConfig(scenario="rolling-restart", rps=200.0, seed=5, fleet=FLEET)) as sim:

@@ -14,8 +14,8 @@ import pytest
 from kamkmserve_sim import SimConfig, SimServer
 from typer.testing import CliRunner
 
-from remediation.check import CheckReport, run_check
 from remediation import cli
+from remediation.check import CheckReport, run_check
 from remediation.cli import app
 from remediation.settings import Settings
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
