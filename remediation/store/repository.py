@@ -176,6 +176,14 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
             if result.rowcount == 0:
                 raise IncidentNotFound(incident_id)
 
+    def adopt_incident(self, incident_id: str, flow_run_id: str, previous: str | None) -> bool:
+        """Hand the incident to ``flow_run_id`` only if its run is still ``previous`` (compare-and-set): of two runs
+        adopting the same incident at once, one wins and the other reads the winner back."""
+        owner = IncidentORM.flow_run_id.is_(None) if previous is None else IncidentORM.flow_run_id == previous
+        with self._write() as session:
+            statement = update(IncidentORM).where(IncidentORM.id == incident_id, owner).values(flow_run_id=flow_run_id)
+            return cast("CursorResult[Any]", session.execute(statement)).rowcount == 1
+
     def close_incident(self, incident_id: str, report: IncidentReport) -> None:
         """Mark closed with the report's outcome and keep the whole report as JSON. Re-closing overwrites."""
         if report.incident_id != incident_id:

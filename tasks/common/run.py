@@ -56,13 +56,15 @@ def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: S
     The run's lease is taken here too (a no-op when the warm executor already holds it): whatever process executes
     this run, its death is then noticed by the next reconcile (remediation.orchestration.leases)."""
     bundle = providers or composition.current()
+    # Leased before the incident is adopted, so that a second start of the same incident that reads this run as
+    # the owner finds its lease held and stops (remediation.incident.refuse_duplicate).
+    hold_current_run(bundle)
     incident = RunningIncident(
         bundle, runbook=runbook, mode=mode or bundle.settings.mode, incident_id=incident_id,
         alert=Alert(name=alert_name, service=service, severity=severity,
                     source=source or ("manual" if alert_name == "manual" else "alert")),
         flow_run_id=current_flow_run_id(), approval_timeout_s=approval_timeout_s,
     )
-    hold_current_run(bundle)
     return incident
 
 

@@ -55,3 +55,51 @@ def test_a_run_started_for_a_closed_incident_does_nothing(store: Store) -> None:
         outcome=Outcome.RECOVERED, alert=Alert(name="HighErrorRate", service="web"), started_at=utcnow()))
     with pytest.raises(DuplicateRun, match="closed \\(recovered\\)"):
         check(store, "run-late")
+
+
+def test_adopting_an_incident_is_compare_and_set_so_of_two_simultaneous_starts_one_wins(store: Store) -> None:
+    """Two runs that both read the incident as intake left it (no run yet) adopt it at once: the store hands it to
+    the first and refuses the second, which then reads the winner back instead of taking it over."""
+    store.open_incident(incident_id="inc-2", runbook="elevated-error-rate", service="api", severity=Severity.SEV2,
+                        mode=Mode.AUTO, alert=Alert(name="HighErrorRate", service="api"))
+    assert store.adopt_incident("inc-2", "run-a", previous=None) is True
+    assert store.adopt_incident("inc-2", "run-b", previous=None) is False
+    assert store.get_incident("inc-2").flow_run_id == "run-a"  # type: ignore[union-attr]
+    # The reconciler's hand-over from a dead run is the same compare-and-set, from that run.
+    assert store.adopt_incident("inc-2", "run-c", previous="run-b") is False
+    assert store.adopt_incident("inc-2", "run-c", previous="run-a") is True
+
+
+def test_a_run_that_loses_the_adoption_race_to_a_leased_run_does_nothing(store: Store) -> None:
+    """The loser of the race finds the winner's lease held (runs lease themselves before adopting) and stops."""
+    from remediation.incident import RunningIncident
+
+    store.open_incident(incident_id="inc-3", runbook="elevated-error-rate", service="api", severity=Severity.SEV2,
+                        mode=Mode.AUTO, alert=Alert(name="HighErrorRate", service="api"))
+    store.take_run_lease("run-a", holder="host:1", ttl_s=60, api_url="http://api", api_id=None, now=utcnow())
+    stale_read = store.get_incident("inc-3")
+    assert stale_read is not None and stale_read.flow_run_id is None
+    assert store.adopt_incident("inc-3", "run-a", previous=None)
+    original = store.get_incident
+    reads = iter([stale_read])
+
+    def first_read_is_stale(incident_id: str):  # type: ignore[no-untyped-def]
+        # The loser read the incident before the winner adopted it; every later read sees the truth.
+        return next(reads, None) or original(incident_id)
+
+    store.get_incident = first_read_is_stale  # type: ignore[method-assign]
+    providers = _providers(store)
+    with pytest.raises(DuplicateRun, match="handled by run run-a"):
+        RunningIncident(providers, runbook="elevated-error-rate", alert=Alert(name="HighErrorRate", service="api"),
+                        mode=Mode.AUTO, incident_id="inc-3", flow_run_id="run-b")
+    store.get_incident = original  # type: ignore[method-assign]
+    assert store.get_incident("inc-3").flow_run_id == "run-a"  # type: ignore[union-attr]
+    assert store.timeline("inc-3") == []
+
+
+def _providers(store: Store):  # type: ignore[no-untyped-def]
+    from remediation.runtime import Providers
+    from remediation.settings import Settings
+
+    return Providers(settings=Settings(), metrics=None, deploys=None, edge=None, logs=None,  # type: ignore[arg-type]
+                     errors=None, approvals=None, store=store)  # type: ignore[arg-type]
