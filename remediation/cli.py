@@ -100,14 +100,18 @@ def demo(
     # Quiet Prefect's own console lines (the run's logs still reach its API).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     _embedded_prefect_defaults()
-    from remediation.demo import DEMOS, DemoOptions, print_report, run_demo
+    from remediation.demo import DEMOS, DemoOptions, SimulatorMissing, print_report, run_demo
 
     if scenario not in DEMOS:
         err.print(f"no demo for scenario '{scenario}'; known: {', '.join(sorted(DEMOS))}")
         raise typer.Exit(2)
     out = Console(stderr=True) if json_output else console
-    report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny, scenario=scenario),
-                      out, ask=lambda q: typer.prompt(q, default=""))
+    try:
+        report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny, scenario=scenario),
+                          out, ask=lambda q: typer.prompt(q, default=""))
+    except SimulatorMissing as exc:
+        err.print(f"demo: {exc}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1) from None
     if json_output:
         typer.echo(json.dumps(report.summary_json(), indent=2))
     else:
@@ -131,7 +135,13 @@ def sim(
     rate_limit: Annotated[int, typer.Option(help="API requests per minute per IP")] = 100,
 ) -> None:
     """Run the kamkmserve simulator standalone (Ctrl-C to stop)."""
-    from kamkmserve_sim import SCENARIOS, SimConfig, run_forever
+    try:
+        from kamkmserve_sim import SCENARIOS, SimConfig, run_forever
+    except ImportError as exc:
+        from remediation.demo import missing_simulator
+
+        err.print(f"sim: {missing_simulator(exc)}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
     if scenario not in SCENARIOS:
         err.print(f"unknown scenario '{scenario}'; known: {', '.join(sorted(SCENARIOS))}")

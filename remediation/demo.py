@@ -97,8 +97,25 @@ def demo_settings(app_url: str, approvers: list[str]) -> Settings:
     )
 
 
+#: The simulator is its own distribution (sim/), which a production install leaves out: how to get it.
+SIM_INSTALL = "install it with `pip install -e ./sim` from the repository (or run `make demo`, which does)"
+
+
+class SimulatorMissing(RuntimeError):
+    """The demo (or ``remediate sim``) needs the kamkmserve simulator and it cannot be imported here."""
+
+
+def missing_simulator(exc: ImportError) -> SimulatorMissing:
+    """One line for the operator: what is missing and how to install it (never a traceback)."""
+    what = "is not installed" if exc.name == "kamkmserve_sim" else f"cannot be imported ({exc})"
+    return SimulatorMissing(f"the kamkmserve simulator {what}: {SIM_INSTALL}")
+
+
 def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] | None = None) -> IncidentReport:
-    from kamkmserve_sim import SimConfig, SimServer
+    try:
+        from kamkmserve_sim import SimConfig, SimServer
+    except ImportError as exc:  # before anything starts: nothing to clean up
+        raise missing_simulator(exc) from None
 
     demo = DEMOS[options.scenario]
     console.print("[bold]Starting Prefect's local API[/]")

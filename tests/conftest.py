@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+#: ``make unit-without-sim`` sets this: the simulator is made unimportable before any test module loads, as on a
+#: production install (which leaves the sim/ distribution out), so a unit test that needs it fails loudly.
+WITHOUT_SIM = os.environ.get("REMEDIATE_TESTS_WITHOUT_SIM") == "1"
+if WITHOUT_SIM:
+    sys.modules["kamkmserve_sim"] = None  # type: ignore[assignment]  # None in sys.modules: ImportError on import
+
+
+@pytest.fixture(scope="session")
+def simulator() -> ModuleType:
+    """The ``kamkmserve_sim`` package, for a unit test that needs it; such a test is skipped under
+    ``make unit-without-sim`` (and only there: everywhere else the simulator is installed and must import)."""
+    if WITHOUT_SIM:
+        pytest.skip("needs the simulator (blocked by REMEDIATE_TESTS_WITHOUT_SIM=1)")
+    import kamkmserve_sim
+
+    return kamkmserve_sim
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"  # captured from the real app and Alertmanager; see its README

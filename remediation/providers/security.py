@@ -8,6 +8,8 @@ config), a real clamd, the app's PostgreSQL and Clerk. Each is one Protocol; the
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -145,6 +147,33 @@ class IdentityCheck(BaseModel):
     problems: tuple[str, ...] = ()
     # Recent changes of the settings ({name, previous, value, at}; secrets redacted): what changed before an incident.
     changes: tuple[dict[str, Any], ...] = ()
+
+
+#: Where kamkmserve's middleware looks for the role in the session claims, in order (docs/reference/kamkmserve.md
+#: §6.1 step 4).
+APP_ROLE_CLAIMS = ("role", "publicMetadata.role", "privateMetadata.role")
+#: The claim names a Clerk session token template may put the role in so that the app finds it: only a top-level
+#: ``role`` (the token carries no ``publicMetadata``/``privateMetadata`` objects unless the template adds them).
+ACCEPTED_ROLE_CLAIMS = ("role",)
+
+
+def frontend_api(publishable_key: str) -> str | None:
+    """The Frontend API host a Clerk publishable key encodes (``pk_live_`` + base64 of ``<host>$``), or None."""
+    for prefix in ("pk_live_", "pk_test_"):
+        if publishable_key.startswith(prefix):
+            encoded = publishable_key.removeprefix(prefix)
+            try:
+                decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                return None
+            return decoded.removesuffix("$") if decoded.endswith("$") else None
+    return None
+
+
+def expected_jwks_url(publishable_key: str) -> str | None:
+    """Where the Clerk instance of ``publishable_key`` publishes its signing keys (None: not a publishable key)."""
+    host = frontend_api(publishable_key)
+    return f"https://{host}/.well-known/jwks.json" if host else None
 
 
 class Identity(Protocol):

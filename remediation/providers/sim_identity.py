@@ -13,13 +13,17 @@ session token for a dedicated test user (Clerk Backend API ``POST /v1/sessions/{
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from remediation.providers.platform import PlatformError
-from remediation.providers.security import IdentityCheck
+from remediation.providers.security import (
+    ACCEPTED_ROLE_CLAIMS,
+    APP_ROLE_CLAIMS,
+    IdentityCheck,
+    expected_jwks_url,
+    frontend_api,
+)
 from remediation.providers.sim_platform import ControlPlane
 
 SESSION_COOKIE = "__session"
@@ -28,30 +32,6 @@ PROBE_USER_ID = "user_probe_member"  # a signed-in customer: role USER, no admin
 PROBE_ADMIN_ID = "user_probe_admin"  # a dedicated admin test user (publicMetadata.role = ADMIN)
 PROBE_USER_SESSION = SESSION_PREFIX + PROBE_USER_ID
 PROBE_ADMIN_SESSION = SESSION_PREFIX + PROBE_ADMIN_ID
-
-#: Where kamkmserve's middleware looks for the role in the session claims, in order (docs/reference/kamkmserve.md §6.1
-#: step 4).
-APP_ROLE_CLAIMS = ("role", "publicMetadata.role", "privateMetadata.role")
-#: The claim names a session token template may use so that the app finds the role.
-ACCEPTED_ROLE_CLAIMS = ("role",)
-
-
-def frontend_api(publishable_key: str) -> str | None:
-    """The Frontend API host a Clerk publishable key encodes (``pk_live_`` + base64 of ``<host>$``), or None."""
-    for prefix in ("pk_live_", "pk_test_"):
-        if publishable_key.startswith(prefix):
-            encoded = publishable_key.removeprefix(prefix)
-            try:
-                decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                return None
-            return decoded.removesuffix("$") if decoded.endswith("$") else None
-    return None
-
-
-def expected_jwks_url(publishable_key: str) -> str | None:
-    host = frontend_api(publishable_key)
-    return f"https://{host}/.well-known/jwks.json" if host else None
 
 
 def judge(settings: Mapping[str, Any], facts: Mapping[str, Any]) -> tuple[str, ...]:

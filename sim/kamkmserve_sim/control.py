@@ -6,7 +6,6 @@ idempotent and says whether it ``changed`` anything. Never rate limited; never s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -15,7 +14,7 @@ from starlette.routing import Route
 
 from kamkmserve_sim.applog import Stream
 from kamkmserve_sim.capacity import MAX_REPLICAS, SERVICE
-from kamkmserve_sim.controlkit import Handler, error, json_object, non_empty_string
+from kamkmserve_sim.controlkit import BadInput, bad_input, control_endpoint, json_object, non_empty_string
 from kamkmserve_sim.database_control import database_routes
 from kamkmserve_sim.faults import Fault
 from kamkmserve_sim.identity_control import identity_routes
@@ -27,24 +26,8 @@ from kamkmserve_sim.security_control import security_routes
 from kamkmserve_sim.state import METRICS_FAULTS, SimState
 
 
-class InvalidBody(ValueError):
-    """A request body or parameter that does not fit the contract (answered with 422)."""
-
-
 def control_routes(sim: SimState) -> list[Route]:
-    def endpoint(handler: Callable[[SimState, Request], Awaitable[Response]]) -> Handler:
-        async def run(request: Request) -> Response:
-            sim.run_due()  # scheduled scenario events land before anyone reads the platform
-            try:
-                return await handler(sim, request)
-            except InvalidBody as exc:
-                return error(422, str(exc))
-            except KeyError as exc:
-                return error(404, f"unknown {exc.args[0]}")
-            except PlatformConflict as exc:
-                return error(409, str(exc))
-        return run
-
+    endpoint = control_endpoint(sim, conflicts=(PlatformConflict,))
     return [
         Route("/state", endpoint(_get_state), methods=["GET"]),
         Route("/releases", endpoint(_get_releases), methods=["GET"]),
@@ -76,32 +59,32 @@ async def _get_releases(sim: SimState, request: Request) -> Response:
 
 
 async def _post_release(sim: SimState, request: Request) -> Response:
-    body = await json_object(request, InvalidBody)
-    version = non_empty_string(body, "version", InvalidBody)
+    body = await json_object(request)
+    version = non_empty_string(body, "version")
     raw_fault = body.get("fault")
     fault = None
     if raw_fault is not None:
         if not isinstance(raw_fault, dict):
-            raise InvalidBody("fault must be an object or null")
+            raise BadInput("fault must be an object or null")
         share = raw_fault.get("error_share", 0.0)
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
-            raise InvalidBody("fault.error_share must be a number in [0, 1]")
+            raise BadInput("fault.error_share must be a number in [0, 1]")
         paths = raw_fault.get("paths", [])
         if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
-            raise InvalidBody("fault.paths must be a list of path prefixes starting with '/'")
+            raise BadInput("fault.paths must be a list of path prefixes starting with '/'")
         latency = raw_fault.get("extra_latency_ms", 0)
         if isinstance(latency, bool) or not isinstance(latency, int) or latency < 0:
-            raise InvalidBody("fault.extra_latency_ms must be a non-negative integer")
+            raise BadInput("fault.extra_latency_ms must be a non-negative integer")
         fault = Fault(error_share=float(share), paths=tuple(paths), extra_latency_ms=latency)
     release = sim.releases.deploy(version, fault, sim.clock.now_ms())
     return JSONResponse(sim.releases.public(release), status_code=201)
 
 
 async def _post_rollback(sim: SimState, request: Request) -> Response:
-    body = await json_object(request, InvalidBody, allow_empty=True)
+    body = await json_object(request, allow_empty=True)
     target = body.get("to")
     if target is not None and not isinstance(target, str):
-        raise InvalidBody("to must be a release id")
+        raise BadInput("to must be a release id")
     if target is not None:
         try:
             sim.releases.get(target)
@@ -116,10 +99,10 @@ async def _get_maintenance(sim: SimState, request: Request) -> Response:
 
 
 async def _post_maintenance(sim: SimState, request: Request) -> Response:
-    body = await json_object(request, InvalidBody)
-    prefix = non_empty_string(body, "prefix", InvalidBody)
+    body = await json_object(request)
+    prefix = non_empty_string(body, "prefix")
     if not prefix.startswith("/"):
-        raise InvalidBody("prefix must start with '/'")
+        raise BadInput("prefix must start with '/'")
     changed = sim.edge.set_maintenance(prefix, _bool(body, "enabled"))
     return JSONResponse({"prefixes": list(sim.edge.maintenance), "changed": changed})
 
@@ -129,8 +112,8 @@ async def _get_flags(sim: SimState, request: Request) -> Response:
 
 
 async def _post_flag(sim: SimState, request: Request) -> Response:
-    body = await json_object(request, InvalidBody)
-    name = non_empty_string(body, "name", InvalidBody)
+    body = await json_object(request)
+    name = non_empty_string(body, "name")
     changed = sim.edge.set_flag(name, _bool(body, "enabled"), sim.clock.now_ms())
     return JSONResponse({**sim.edge.public_flag(name), "changed": changed})
 
@@ -142,16 +125,16 @@ async def _get_logs(sim: SimState, request: Request) -> Response:
         try:
             since_ms = parse_iso_ms(params["since"])
         except ValueError:
-            raise InvalidBody("since must be an ISO-8601 timestamp") from None
+            raise BadInput("since must be an ISO-8601 timestamp") from None
     try:
         limit = int(params.get("limit", "1000"))
     except ValueError:
-        raise InvalidBody("limit must be an integer") from None
+        raise BadInput("limit must be an integer") from None
     if limit < 0:
-        raise InvalidBody("limit must not be negative")
+        raise BadInput("limit must not be negative")
     stream = params.get("stream")
     if stream not in (None, "stdout", "stderr"):
-        raise InvalidBody("stream must be stdout or stderr")
+        raise BadInput("stream must be stdout or stderr")
     wanted: Stream | None = "stdout" if stream == "stdout" else "stderr" if stream == "stderr" else None
     lines = sim.log.lines(since_ms=since_ms, limit=limit, stream=wanted)
     text = "".join(line.text + "\n" for line in lines)
@@ -163,15 +146,15 @@ async def _get_errors(sim: SimState, request: Request) -> Response:
 
 
 async def _post_faults(sim: SimState, request: Request) -> Response:
-    body = await json_object(request, InvalidBody, allow_empty=True)
+    body = await json_object(request, allow_empty=True)
     if "metrics" in body:
         if body["metrics"] not in METRICS_FAULTS:
-            raise InvalidBody(f"metrics must be one of {', '.join(METRICS_FAULTS)}")
+            raise BadInput(f"metrics must be one of {', '.join(METRICS_FAULTS)}")
         sim.metrics_fault = body["metrics"]
     if "slow_seconds" in body:
         seconds = body["slow_seconds"]
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 600:
-            raise InvalidBody("slow_seconds must be a number between 0 and 600")
+            raise BadInput("slow_seconds must be a number between 0 and 600")
         sim.slow_seconds = float(seconds)
     if "request_metrics" in body:
         sim.request_metrics = _bool(body, "request_metrics")
@@ -179,8 +162,8 @@ async def _post_faults(sim: SimState, request: Request) -> Response:
 
 
 async def _post_scenario(sim: SimState, request: Request) -> Response:
-    body = await json_object(request, InvalidBody)
-    name = non_empty_string(body, "name", InvalidBody)
+    body = await json_object(request)
+    name = non_empty_string(body, "name")
     if name not in SCENARIOS:
         raise KeyError(f"scenario {name}")
     start_scenario(sim, name)
@@ -193,18 +176,15 @@ async def _get_capacity(sim: SimState, request: Request) -> Response:
 
 
 async def _post_capacity(sim: SimState, request: Request) -> Response:
-    """Set the replica count (idempotent). Bad input is a 400 that says what was wrong, as a scaling API's is."""
-    try:
-        body = await json_object(request, InvalidBody)
-    except InvalidBody as exc:
-        return error(400, str(exc))
+    """Set the replica count (idempotent). Bad input is the control plane's 422 that says what was wrong."""
+    body = await json_object(request)
     service = body.get("service")
     if service is not None and not isinstance(service, str):
-        return error(400, "service must be a string")
+        return bad_input("service must be a string")
     _capacity_service(service)
     replicas = body.get("replicas")
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
-        return error(400, f"replicas must be an integer between 1 and {MAX_REPLICAS}")
+        return bad_input(f"replicas must be an integer between 1 and {MAX_REPLICAS}")
     changed = sim.load.scale(replicas)
     return JSONResponse({"service": SERVICE, "replicas": sim.load.replicas, "changed": changed})
 
@@ -217,5 +197,5 @@ def _capacity_service(service: str | None) -> None:
 def _bool(body: dict[str, Any], key: str) -> bool:
     value = body.get(key)
     if not isinstance(value, bool):
-        raise InvalidBody(f"{key} must be true or false")
+        raise BadInput(f"{key} must be true or false")
     return value

@@ -1,7 +1,8 @@
 """What the ``/_sim/`` control modules do alike: read a JSON object body, check a string field, answer an error.
 
-Each control module keeps its own status for bad input (``control``: 422; ``database_control`` and
-``security_control``: 400 via ``BadRequest``), so the helpers raise the exception class they are given.
+Bad input to any ``/_sim/`` endpoint is one answer: ``422`` with ``{"error": "<what was wrong>"}`` (:func:`bad_input`),
+whichever module serves it, so a client needs one rule for "you asked wrongly". (The app-facing routes that mimic
+kamkmserve answer with whatever status the real app gives; they never use this.)
 """
 
 from __future__ import annotations
@@ -18,49 +19,57 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Request], Awaitable[Response]]
 SimHandler = Callable[["SimState", Request], Awaitable[Response]]
+BAD_INPUT = 422
 
 
-class BadRequest(ValueError):
-    """Input outside the contract: answered with 400 and this message."""
+class BadInput(ValueError):
+    """Input outside the contract: answered by :func:`bad_input` with this message."""
 
 
 def error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def json_object(request: Request, invalid: type[ValueError] = BadRequest, *,
-                      allow_empty: bool = False) -> dict[str, Any]:
+def bad_input(message: str) -> Response:
+    """The one answer to bad input on ``/_sim/``: 422, and the message names the problem."""
+    return error(BAD_INPUT, message)
+
+
+async def json_object(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         if allow_empty:
             return {}
-        raise invalid("a JSON object body is required")
+        raise BadInput("a JSON object body is required")
     try:
         parsed = json.loads(raw)
     except ValueError:
-        raise invalid("body is not JSON") from None
+        raise BadInput("body is not JSON") from None
     if not isinstance(parsed, dict):
-        raise invalid("body must be a JSON object")
+        raise BadInput("body must be a JSON object")
     return parsed
 
 
-def non_empty_string(body: dict[str, Any], key: str, invalid: type[ValueError] = BadRequest) -> str:
+def non_empty_string(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise invalid(f"{key} must be a non-empty string")
+        raise BadInput(f"{key} must be a non-empty string")
     return value
 
 
-def bad_request_endpoint(sim: SimState) -> Callable[[SimHandler], Handler]:
-    """Run due scenario events, then the handler; ``BadRequest`` is a 400 and an unknown key a 404."""
+def control_endpoint(sim: SimState, *, conflicts: tuple[type[Exception], ...] = ()) -> Callable[[SimHandler], Handler]:
+    """Run due scenario events, then the handler: ``BadInput`` is :func:`bad_input`, an unknown key a 404, and the
+    module's ``conflicts`` (a state the request cannot apply to) a 409."""
     def endpoint(handler: SimHandler) -> Handler:
         async def run(request: Request) -> Response:
             sim.run_due()  # scheduled scenario events land before anyone reads the platform
             try:
                 return await handler(sim, request)
-            except BadRequest as exc:
-                return error(400, str(exc))
+            except BadInput as exc:
+                return bad_input(str(exc))
             except KeyError as exc:
                 return error(404, f"unknown {exc.args[0]}")
+            except conflicts as exc:
+                return error(409, str(exc))
         return run
     return endpoint

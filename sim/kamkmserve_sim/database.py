@@ -31,20 +31,20 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from kamkmserve_sim.collector import AppError
 from kamkmserve_sim.database_jobs import JobPools
 from kamkmserve_sim.database_memory import MemoryBackend
-from kamkmserve_sim.database_schema import (
-    LOCK_TIMEOUT_MS,
-    ORDER_TABLE,
-    SLOW_QUERY,
-    lock_timeout_error,
-)
-from remediation.providers.database import CreateIndex
-from remediation.providers.dbqueries import (
+from kamkmserve_sim.database_reports import (
     IndexReport,
+    IndexRequest,
     LockReport,
     Presence,
     ScanReport,
     SessionReport,
     StatementReport,
+)
+from kamkmserve_sim.database_schema import (
+    LOCK_TIMEOUT_MS,
+    ORDER_TABLE,
+    SLOW_QUERY,
+    lock_timeout_error,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Backend(Protocol):
     async def backend_present(self, pid: int) -> Presence: ...
     async def index_present(self, schema_name: str, name: str) -> Presence: ...
     async def terminate_backend(self, pid: int) -> bool: ...
-    async def create_index_concurrently(self, statement: CreateIndex) -> bool: ...
+    async def create_index_concurrently(self, statement: IndexRequest) -> bool: ...
     def public(self) -> dict[str, object]: ...
 
 

@@ -1,11 +1,11 @@
 """``/_sim/database`` and ``/_sim/jobs``: the simulated database's inspector and the platform's job pools.
 
-The database endpoints answer with the report models of ``PostgresInspector``
-(``remediation.providers.dbqueries``: LockReport, SessionReport, ScanReport, IndexReport, StatementReport) as
-JSON, and take its two repairs with its semantics. On a real PostgreSQL backend they are answered by a
-``PostgresInspector`` on that database. Bad input is a 400 that says what was wrong; an unknown job is a 404;
-a refused repair (terminating the inspector's own session, an index on a missing column) is a 409 or 400 with
-the database's reason.
+The database endpoints answer with the reports of ``database_reports`` as JSON (what a PostgreSQL console reads
+from ``pg_stat_activity``, ``pg_locks`` and the statistics views) and take two repairs with PostgreSQL's semantics.
+On a real PostgreSQL backend the simulator's own console (``database_inspect``) reads that database. Bad input is
+the control plane's 422 that says what was wrong (an index on a table or column that does not exist included); an
+unknown job is a 404; a repair the database refuses (terminating the console's own session, a failed build) is a
+409 with the database's reason.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kamkmserve_sim.controlkit import BadRequest, bad_request_endpoint, error, json_object
-from kamkmserve_sim.database_memory import BadIndex, Refused
-from remediation.providers.database import CreateIndex, DatabaseActionError
+from kamkmserve_sim.controlkit import BadInput, bad_input, control_endpoint, error, json_object
+from kamkmserve_sim.database_reports import BadIndex, IndexRequest, Refused
 
 if TYPE_CHECKING:
     from kamkmserve_sim.state import SimState
@@ -28,7 +27,7 @@ MAX_LIMIT = 100
 
 
 def database_routes(sim: SimState) -> list[Route]:
-    endpoint = bad_request_endpoint(sim)
+    endpoint = control_endpoint(sim)
     return [
         Route("/database", endpoint(_get_database), methods=["GET"]),
         Route("/database/locks", endpoint(_get_locks), methods=["GET"]),
@@ -75,7 +74,7 @@ async def _get_statements(sim: SimState, request: Request) -> Response:
 async def _get_backend(sim: SimState, request: Request) -> Response:
     pid = int(_number(request, "pid", 0, 1, 2**31 - 1, integer=True))
     if pid <= 0:
-        raise BadRequest("pid must be a positive integer (a backend process id)")
+        raise BadInput("pid must be a positive integer (a backend process id)")
     return _report(await sim.database.backend.backend_present(pid))
 
 
@@ -83,7 +82,7 @@ async def _get_index(sim: SimState, request: Request) -> Response:
     schema = request.query_params.get("schema") or "public"
     name = request.query_params.get("name")
     if not name:
-        raise BadRequest("name must name an index")
+        raise BadInput("name must name an index")
     return _report(await sim.database.backend.index_present(schema, name))
 
 
@@ -91,10 +90,10 @@ async def _post_terminate(sim: SimState, request: Request) -> Response:
     body = await json_object(request)
     pid = body.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        raise BadRequest("pid must be a positive integer (a backend process id)")
+        raise BadInput("pid must be a positive integer (a backend process id)")
     try:
         terminated = await sim.database.backend.terminate_backend(pid)
-    except (Refused, DatabaseActionError) as exc:
+    except Refused as exc:
         return error(409, str(exc))
     return JSONResponse({"pid": pid, "terminated": terminated})
 
@@ -103,18 +102,18 @@ async def _post_index(sim: SimState, request: Request) -> Response:
     body = await json_object(request)
     columns = body.get("columns")
     if not isinstance(columns, list):
-        raise BadRequest("columns must be a list of column names")
+        raise BadInput("columns must be a list of column names")
     try:
-        statement = CreateIndex.model_validate({
+        statement = IndexRequest.model_validate({
             "table": body.get("table"), "columns": tuple(columns), "name": body.get("name") or "",
             "schema": body.get("schema") or "public"})
     except ValidationError as exc:
-        raise BadRequest("; ".join(e["msg"] for e in exc.errors())) from None
+        raise BadInput("; ".join(e["msg"] for e in exc.errors())) from None
     try:
         created = await sim.database.backend.create_index_concurrently(statement)
     except BadIndex as exc:
-        return error(400, f"{statement.sql}: {exc}")
-    except DatabaseActionError as exc:
+        return bad_input(f"{statement.sql}: {exc}")
+    except Refused as exc:
         return error(409, str(exc))
     return JSONResponse({"name": statement.name, "statement": statement.sql, "created": created})
 
@@ -133,7 +132,7 @@ async def _post_job(sim: SimState, request: Request) -> Response:
     try:
         previous = sim.database.jobs.set_workers(name, body.get("workers"))  # type: ignore[arg-type]
     except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        raise BadInput(str(exc)) from None
     workers = sim.database.jobs.get(name).workers
     return JSONResponse({"name": name, "workers": workers, "previous": previous, "changed": previous != workers})
 
@@ -149,7 +148,7 @@ def _number(request: Request, key: str, default: float, low: float, high: float,
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        raise BadRequest(f"{key} must be {'an integer' if integer else 'a number'}") from None
+        raise BadInput(f"{key} must be {'an integer' if integer else 'a number'}") from None
     if not low <= value <= high:
-        raise BadRequest(f"{key} must be between {low:g} and {high:g}")
+        raise BadInput(f"{key} must be between {low:g} and {high:g}")
     return value

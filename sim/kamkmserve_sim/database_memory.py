@@ -1,10 +1,10 @@
 """The simulated database in memory: the facts a PostgreSQL inspector would read, without a PostgreSQL.
 
-``make demo`` on a fresh machine runs on this backend. It answers with the very report models
-``PostgresInspector`` returns (``remediation.providers.dbqueries``) and accepts the same two repairs with the same
-semantics: terminating an unknown pid is ``False``, the inspector's own pid is refused, creating an index that
-exists already changes nothing. Table sizes are production-like (a million orders); scan counters count the
-queries the simulated app runs since the instance's statistics were reset at boot.
+``make demo`` on a fresh machine runs on this backend. It answers with the same reports as the PostgreSQL backend
+(``database_reports``) and accepts the same two repairs with PostgreSQL's semantics: terminating an unknown pid is
+``False``, the inspector's own pid is refused, creating an index that exists already changes nothing. Table sizes
+are production-like (a million orders); scan counters count the queries the simulated app runs since the instance's
+statistics were reset at boot.
 """
 
 from __future__ import annotations
@@ -18,6 +18,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kamkmserve_sim.clock import Clock
+from kamkmserve_sim.database_reports import (
+    PG_STAT_STATEMENTS_MISSING,
+    BadIndex,
+    IndexReport,
+    IndexRequest,
+    IndexUsage,
+    LockHolder,
+    LockReport,
+    LockWait,
+    Presence,
+    Refused,
+    ScanReport,
+    SessionInfo,
+    SessionReport,
+    StatementReport,
+    StatementStats,
+    judge_scan,
+)
 from kamkmserve_sim.database_schema import (
     APP_NAME,
     COLUMNS,
@@ -31,31 +49,8 @@ from kamkmserve_sim.database_schema import (
     SLOW_QUERY,
     STATUS_UPDATE,
 )
-from remediation.providers.database import PG_STAT_STATEMENTS_MISSING, CreateIndex
-from remediation.providers.dbqueries import (
-    IndexReport,
-    IndexUsage,
-    LockHolder,
-    LockReport,
-    LockWait,
-    Presence,
-    ScanReport,
-    SessionInfo,
-    SessionReport,
-    StatementReport,
-    StatementStats,
-    judge_scan,
-)
 
-SMALL_TABLE_ROWS = 1000  # PostgresInspector's default: smaller tables are cheap to scan
-
-
-class Refused(Exception):
-    """The request is well-formed but the database would refuse it (e.g. terminating the inspector itself)."""
-
-
-class BadIndex(ValueError):
-    """CREATE INDEX on a table or column that does not exist."""
+SMALL_TABLE_ROWS = 1000  # smaller tables are cheap to scan: their sequential scans are never flagged
 
 
 @dataclass
@@ -294,7 +289,7 @@ class MemoryBackend:
                 return True
         return False
 
-    async def create_index_concurrently(self, statement: CreateIndex) -> bool:
+    async def create_index_concurrently(self, statement: IndexRequest) -> bool:
         """Returns whether an index was built (False: one of that name exists, IF NOT EXISTS)."""
         if statement.name in self.indexes:
             return False

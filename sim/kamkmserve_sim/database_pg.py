@@ -24,9 +24,19 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
+from kamkmserve_sim.database_inspect import Console, describe_error
+from kamkmserve_sim.database_reports import (
+    IndexReport,
+    IndexRequest,
+    LockReport,
+    Presence,
+    ScanReport,
+    SessionReport,
+    StatementReport,
+)
 from kamkmserve_sim.database_schema import (
     ANALYZE,
     APP_NAME,
@@ -44,21 +54,11 @@ from kamkmserve_sim.database_schema import (
     SLOW_COLUMN,
     USERS,
 )
-from remediation.providers.database import CreateIndex, PostgresInspector, describe_error
-from remediation.providers.dbqueries import (
-    IndexReport,
-    LockReport,
-    Presence,
-    ScanReport,
-    SessionReport,
-    StatementReport,
-)
 
 SLOW_QUERY_EVERY_S = 0.2
 INDEX_CHECK_EVERY_S = 0.5
 WRITE_PAUSE_S = 0.25
 STUCK_WAIT_S = 0.5  # a writer waiting this long on its UPDATE counts as blocked before its timeout fires
-_T = TypeVar("_T")
 
 
 class PostgresBackend:
@@ -253,40 +253,33 @@ class PostgresBackend:
             engine, self._engine = self._engine, None
             engine.dispose()
 
-    # -- what an inspector reads: a PostgresInspector per call, so nothing outlives the request ----------
-    async def _inspect(self, call: Callable[[PostgresInspector], Awaitable[_T]]) -> _T:
-        inspector = PostgresInspector(self.url)
-        try:
-            return await call(inspector)
-        finally:
-            await inspector.aclose()
-
+    # -- what an inspector reads: the database console, one connection per call ------------------------------
     async def blocking_locks(self) -> LockReport:
-        return await self._inspect(lambda i: i.blocking_locks())
+        return await Console(self.url).blocking_locks()
 
     async def long_running(self, min_seconds: float) -> SessionReport:
-        return await self._inspect(lambda i: i.long_running(min_seconds))
+        return await Console(self.url).long_running(min_seconds)
 
     async def scan_stats(self, min_seq_scans: int) -> ScanReport:
-        return await self._inspect(lambda i: i.scan_stats(min_seq_scans))
+        return await Console(self.url).scan_stats(min_seq_scans)
 
     async def unused_indexes(self) -> IndexReport:
-        return await self._inspect(lambda i: i.unused_indexes())
+        return await Console(self.url).unused_indexes()
 
     async def top_statements(self, limit: int) -> StatementReport:
-        return await self._inspect(lambda i: i.top_statements(limit))
+        return await Console(self.url).top_statements(limit)
 
     async def backend_present(self, pid: int) -> Presence:
-        return await self._inspect(lambda i: i.backend_present(pid))
+        return await Console(self.url).backend_present(pid)
 
     async def index_present(self, schema_name: str, name: str) -> Presence:
-        return await self._inspect(lambda i: i.index_present(schema_name, name))
+        return await Console(self.url).index_present(schema_name, name)
 
     async def terminate_backend(self, pid: int) -> bool:
-        return await self._inspect(lambda i: i.terminate_backend(pid))
+        return await Console(self.url).terminate_backend(pid)
 
-    async def create_index_concurrently(self, statement: CreateIndex) -> bool:
-        await self._inspect(lambda i: i.create_index_concurrently(statement))
+    async def create_index_concurrently(self, statement: IndexRequest) -> bool:
+        await Console(self.url).create_index_concurrently(statement)
         return True
 
     def public(self) -> dict[str, object]:

@@ -22,8 +22,9 @@ Who the users are: the simulated admins were promoted in Clerk (``publicMetadata
 kamkmserve_user rows say USER (the Clerk webhook does not sync users, §5.2); only the owner's row says SUPERADMIN.
 So when the session token stops carrying the role in the claim the app reads, every admin but the owner is denied.
 Simulated users carry no role cache cookie (every check goes to Clerk, the noisiest case). HTTP requests present a
-user with the cookie ``__session=sim_session_<user id>`` (``remediation.providers.sim_identity``: the stand-in for
-a Clerk test user's session token); the users it knows are the two probe users and the owner.
+user with the cookie ``__session=sim_session_<user id>`` (the simulator's stand-in for a Clerk test user's session
+token; the remediation's simulator adapter sends exactly that); the users it knows are the two probe users and the
+owner.
 
 Admin feature flags (``admin-console`` for ``/admin``, ``admin-api`` for ``/api/admin``) are edge flags: switched
 off, the edge answers those paths itself (the maintenance page) and the app never sees the request.
@@ -32,6 +33,7 @@ off, the edge answers those paths itself (the maintenance page) and the app neve
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -39,19 +41,36 @@ from typing import TYPE_CHECKING, Literal
 from kamkmserve_sim.faults import path_has_prefix
 from kamkmserve_sim.identity_status import StatusBoard
 from kamkmserve_sim.jsfmt import js_iso
-from remediation.providers.sim_identity import (
-    PROBE_ADMIN_ID,
-    PROBE_USER_ID,
-    SESSION_PREFIX,
-    expected_jwks_url,
-    frontend_api,
-)
 
 if TYPE_CHECKING:
     from kamkmserve_sim.applog import AppLog
     from kamkmserve_sim.clock import Clock
     from kamkmserve_sim.platform import Edge
     from kamkmserve_sim.routes import AppRequest
+
+
+SESSION_PREFIX = "sim_session_"  # what a simulated session token is: this prefix and the user id
+PROBE_USER_ID = "user_probe_member"  # a signed-in customer: role USER, no admin rights anywhere
+PROBE_ADMIN_ID = "user_probe_admin"  # a dedicated admin test user (publicMetadata.role = ADMIN)
+
+
+def frontend_api(publishable_key: str) -> str | None:
+    """The Frontend API host (the Clerk instance) a publishable key names: ``pk_live_``/``pk_test_`` + base64 of
+    ``<host>$``; None when it is not such a key. How the simulated Clerk knows which instance a key is of."""
+    for prefix in ("pk_live_", "pk_test_"):
+        if publishable_key.startswith(prefix):
+            encoded = publishable_key.removeprefix(prefix)
+            try:
+                decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                return None
+            return decoded.removesuffix("$") if decoded.endswith("$") else None
+    return None
+
+
+def jwks_url(host: str) -> str:
+    """Where a Clerk instance publishes its signing keys."""
+    return f"https://{host}/.well-known/jwks.json"
 
 
 def _publishable(host: str, live: bool = True) -> str:
@@ -69,7 +88,7 @@ STAGING_PUBLISHABLE_KEY = _publishable(STAGING_API, live=False)
 SECRET_KEY = _secret("kamkmserve-production-1")
 ROTATED_SECRET_KEY = _secret("kamkmserve-production-2")  # what the dashboard issues when the key is rotated
 STAGING_SECRET_KEY = _secret("kamkmserve-staging-1", live=False)
-JWKS_URL = expected_jwks_url(PUBLISHABLE_KEY) or ""
+JWKS_URL = jwks_url(FRONTEND_API)
 OWNER_ID = "user_2owner000000000000000000"
 SECRET_SETTINGS = frozenset({"secret_key", "role_cache_secret"})
 ADMIN_ROLES = ("ADMIN", "SUPERADMIN")
@@ -131,7 +150,7 @@ class SimIdentity:
         return {"publishable_key_instance": frontend_api(self.settings["publishable_key"]),
                 "secret_key_instance": instance if status == "active" else None,
                 "secret_key_status": "unknown" if status == "unissued" else status,
-                "jwks_reachable": self.settings["jwks_url"] in (JWKS_URL, expected_jwks_url(STAGING_PUBLISHABLE_KEY))}
+                "jwks_reachable": self.settings["jwks_url"] in (JWKS_URL, jwks_url(STAGING_API))}
 
     def public(self) -> dict[str, object]:
         return {"settings": self.public_settings(), "facts": self.facts(), "history": list(self.history[-50:])}

@@ -18,16 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kamkmserve_sim.controlkit import non_empty_string
+from kamkmserve_sim.controlkit import BadInput, bad_input, error, non_empty_string
 
 if TYPE_CHECKING:
     from kamkmserve_sim.state import SimState
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class _Invalid(ValueError):
-    pass
 
 
 def identity_routes(sim: SimState) -> list[Route]:
@@ -37,9 +33,9 @@ def identity_routes(sim: SimState) -> list[Route]:
             try:
                 return await handler(sim, request)
             except KeyError as exc:
-                return JSONResponse({"error": f"unknown {exc.args[0]}"}, status_code=404)
-            except ValueError as exc:  # _Invalid, controlkit's BadRequest, the provider's own refusals
-                return JSONResponse({"error": str(exc)}, status_code=422)
+                return error(404, f"unknown {exc.args[0]}")
+            except ValueError as exc:  # BadInput, and the provider's own refusals of a value (a bad TTL, status)
+                return bad_input(str(exc))
         return run
 
     return [
@@ -60,7 +56,7 @@ async def _patch_identity(sim: SimState, request: Request) -> Response:
     body = await _body(request)
     name, value = non_empty_string(body, "name"), body.get("value")
     if not isinstance(value, str):
-        raise _Invalid("value must be a string")
+        raise BadInput("value must be a string")
     previous, changed = sim.identity.set(name, value)
     return JSONResponse({"name": name, "previous": previous, "value": sim.identity.public_settings()[name],
                          "changed": changed})
@@ -69,7 +65,7 @@ async def _patch_identity(sim: SimState, request: Request) -> Response:
 async def _get_users(sim: SimState, request: Request) -> Response:
     ids = [i for i in request.query_params.get("ids", "").split(",") if i]
     if len(ids) > 500:
-        raise _Invalid("at most 500 ids at a time")
+        raise BadInput("at most 500 ids at a time")
     return JSONResponse({"roles": sim.identity.roles(ids)})
 
 
@@ -97,7 +93,7 @@ async def _body(request: Request) -> dict[str, Any]:
     try:
         parsed = json.loads(await request.body() or b"null")
     except ValueError:
-        raise _Invalid("body is not JSON") from None
+        raise BadInput("body is not JSON") from None
     if not isinstance(parsed, dict):
-        raise _Invalid("body must be a JSON object")
+        raise BadInput("body must be a JSON object")
     return parsed

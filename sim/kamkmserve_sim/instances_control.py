@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kamkmserve_sim.controlkit import error
+from kamkmserve_sim.controlkit import bad_input, error
 from kamkmserve_sim.instances_config import FaultAfterRestart
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ def instance_routes(sim: SimState) -> list[Route]:
                 return error(409, NO_FLEET)
             except KeyError as exc:
                 return error(404, f"unknown {exc.args[0]}")
-            except ValueError as exc:
-                return error(422, str(exc))
+            except ValueError as exc:  # the fleet's refusals of a value are bad input
+                return bad_input(str(exc))
         return run
 
     return [

@@ -29,9 +29,6 @@ from kamkmserve_sim.config import SimConfig
 from kamkmserve_sim.jsfmt import js_iso
 from kamkmserve_sim.security_audit import MemoryAudit, PostgresAudit
 from kamkmserve_sim.uploads import ALLOWED_EXT, ALLOWED_MIME, UploadFile, UploadRules
-from remediation.policy import DEFAULT_NEVER_BLOCK
-from remediation.providers.clamd import parse_scan_reply
-from remediation.providers.xff import client_address
 
 AvMode = Literal["off", "reject", "scan"]
 BlockKind = Literal["ip", "user", "session"]
@@ -43,8 +40,11 @@ EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!
 MARKER = b"REMEDIATE-TEST-MALWARE-MARKER-" + b"7f3a"
 SIGNATURES = ((EICAR, "Win.Test.EICAR_HDB-1"), (MARKER, "Test.Remediator.Marker"))
 SIM_VERSION = "ClamAV 1.4.3/27500 (simulated signatures)"
-#: Our load balancers and proxies as the edge knows them: an x-forwarded-for hop in these is not the client.
-EDGE_TRUSTED = DEFAULT_NEVER_BLOCK
+#: The platform's own load balancers and proxies as the edge knows them (loopback, private and link-local ranges):
+#: an x-forwarded-for hop in these is not the client. The simulator's own list: the edge is not the remediation's.
+EDGE_TRUSTED = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                "::1/128", "fc00::/7", "fe80::/10")
+_EDGE_NETWORKS = tuple(ipaddress.ip_network(cidr) for cidr in EDGE_TRUSTED)
 QUARANTINE_SIZE = 200
 SAMPLE_KEEP_BYTES = 64 * 1024
 
@@ -169,10 +169,8 @@ class Scanner:
                 return _verdict(self._clamd(b"INSTREAM", data))
             except OSError as exc:
                 return Verdict("unavailable", detail=f"{self.engine}: {type(exc).__name__}: {exc}")
-        for signature, name in SIGNATURES:
-            if signature in data:
-                return Verdict("found", name, f"stream: {name} FOUND")
-        return Verdict("ok", detail="stream: OK")
+        # The simulated engine answers in clamd's own words, so both engines' answers are read the same way.
+        return _verdict(_simulated_reply(data))
 
     def reload(self) -> bool:
         if not self.available:
@@ -232,9 +230,56 @@ class Scanner:
         return reply.rstrip(b"\0").decode("utf-8", "replace").strip()
 
 
+def _simulated_reply(data: bytes) -> str:
+    """clamd's INSTREAM answer for ``data`` from the simulator's signatures (docs: integrations.md §7.2)."""
+    for signature, name in SIGNATURES:
+        if signature in data:
+            return f"stream: {name} FOUND"
+    return "stream: OK"
+
+
 def _verdict(reply: str) -> Verdict:
-    parsed = parse_scan_reply(reply)
-    return Verdict(parsed.status, parsed.signature, parsed.detail)
+    """What clamd's INSTREAM answer means for the upload: ``stream: OK``, ``stream: <Name> FOUND``, or an
+    ``... ERROR`` (e.g. the size limit). Anything else is an error, never a pass: the hook fails closed."""
+    text = reply.strip()
+    if text.endswith(" ERROR"):
+        return Verdict("error", detail=text)
+    body = text.removeprefix("stream:").strip()
+    if body == "OK":
+        return Verdict("ok", detail=text)
+    if body.endswith(" FOUND"):
+        return Verdict("found", body.removesuffix(" FOUND").strip() or None, text)
+    return Verdict("error", detail=f"unexpected clamd reply: {text[:200]!r}")
+
+
+def edge_client(raw: str | None) -> str | None:
+    """The client the edge sees behind an x-forwarded-for chain: the right-most hop that is not one of the platform's
+    own proxies (each proxy appends the address it received the request from, so only the right-hand end is written
+    by the platform; the rest is whatever the client claimed). None when the chain names nobody: empty, only
+    proxies, or an unparseable hop where the client should be (a block never applies to a guess)."""
+    if raw is None or not raw.strip():
+        return None
+    for entry in reversed([part.strip() for part in raw.split(",")]):
+        address = _hop(entry)
+        if address is None:
+            return None
+        if any(address.version == n.version and address in n for n in _EDGE_NETWORKS):
+            continue
+        return str(address)
+    return None
+
+
+def _hop(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """One hop: an address, optionally ``[v6]:port`` or ``v4:port``."""
+    value = entry
+    if value.startswith("["):
+        value = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
 
 
 class Allowlist:
@@ -284,7 +329,7 @@ class SimSecurity:
 
     def edge_refuses(self, forwarded_for: str | None, real_ip: str | None) -> bool:
         """True when the edge answers 403 because the client is blocked (the app never sees the request)."""
-        client = client_address(forwarded_for or real_ip, EDGE_TRUSTED).address
+        client = edge_client(forwarded_for or real_ip)
         if self.blocks.refuses(client, self.clock.now_ms()):
             self.blocks.refused += 1
             return True

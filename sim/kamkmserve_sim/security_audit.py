@@ -13,6 +13,7 @@ already exists in that database is never dropped: the database, not the flag, ha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import queue
@@ -24,10 +25,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from kamkmserve_sim.clock import Clock
 from kamkmserve_sim.jsfmt import js_json
 
 TABLE_MISSING_ERROR = 'relation "kamkmserve_audit_log" does not exist'
+_COLUMNS = ("id", "event", "action", "resource", "allowed", "actor_user_id", "ip", "user_agent", "metadata",
+            "created_at")
+# Rows oldest first, filtered by an event-name prefix taken literally (LIKE's wildcards escaped).
+_SELECT = f"""
+SELECT {", ".join(_COLUMNS)}
+FROM kamkmserve_audit_log
+WHERE created_at >= :since AND event LIKE :pattern ESCAPE '\\'
+ORDER BY created_at, id
+LIMIT :limit
+"""
 MEMORY_ROWS = 20_000
 
 
@@ -128,16 +141,21 @@ class PostgresAudit:
 
     def _get_engine(self) -> Any:
         if self._engine is None:
-            from sqlalchemy import create_engine
-            from sqlalchemy.engine import make_url
-
-            url = make_url(self.url)
-            if url.drivername in {"postgresql", "postgres"}:
-                url = url.set(drivername="postgresql+psycopg")
             # One writer thread: one connection, kept (the app's driver reuses its HTTP connection too).
-            self._engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True, connect_args={
-                "connect_timeout": 3, "application_name": "kamkmserve-audit"})
+            self._engine = self._engine_for("kamkmserve-audit", pool_size=1)
         return self._engine
+
+    def _engine_for(self, application: str, *, pool_size: int, options: str = "") -> Any:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.url)
+        if url.drivername in {"postgresql", "postgres"}:
+            url = url.set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {"connect_timeout": 3, "application_name": application}
+        if options:
+            connect_args["options"] = options
+        return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
 
     def _prepare(self) -> str | None:
         """The schema as the app declares it (unless the table is to be missing); an error string if unreachable."""
@@ -172,13 +190,27 @@ class PostgresAudit:
         return None
 
     async def report(self, since: datetime, event_prefix: str, limit: int) -> dict[str, Any]:
-        from remediation.providers.audit import PostgresAuditLog
+        """What a reader of the real table gets: the rows, or the database's reason it cannot read them."""
+        return await asyncio.to_thread(self._select, since, event_prefix, limit)
+
+    def _select(self, since: datetime, event_prefix: str, limit: int) -> dict[str, Any]:
+        from sqlalchemy import text
 
         if self._reader is None:
-            self._reader = PostgresAuditLog(self.url)
-        report = await self._reader.events(since, event_prefix, limit)
-        body: dict[str, Any] = report.model_dump(mode="json")
-        return body
+            # Its own engine, read-only, apart from the writer thread's single connection.
+            self._reader = self._engine_for("kamkmserve-audit-reader", pool_size=1,
+                                            options="-c statement_timeout=5000 -c default_transaction_read_only=on")
+        try:
+            with self._reader.connect() as conn:
+                rows = conn.execute(text(_SELECT), {"since": since, "pattern": _like_prefix(event_prefix),
+                                                    "limit": limit}).mappings().all()
+        except Exception as exc:
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42P01":  # undefined_table
+                return {"available": False, "reason": TABLE_MISSING_ERROR, "table_missing": True, "events": []}
+            return {"available": False, "reason": f"audit log unreadable: {_message(exc)}", "table_missing": False,
+                    "events": []}
+        events = [{key: to_jsonable_python(row[key]) for key in _COLUMNS} for row in rows]
+        return {"available": True, "reason": "", "table_missing": False, "events": events}
 
     def public(self) -> dict[str, object]:
         return {"backend": self.kind, "table_missing": self.missing, "written": self.written, "failed": self.failed,
@@ -189,8 +221,8 @@ class PostgresAudit:
         self._thread.join(timeout=5)
         if self._engine is not None:
             self._engine.dispose()
-        if self._reader is not None and self._reader._engine is not None:
-            self._reader._engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
 
 def _message(exc: Exception) -> str:
@@ -203,3 +235,7 @@ def _message(exc: Exception) -> str:
 
 
 _threads = itertools.count(1)
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -2,9 +2,9 @@
 the simulated platform, as an edge firewall, an edge-config store, a scanning service and the app's database offer
 them. The remediation adapters (``remediation.providers.sim_security``) speak exactly these shapes.
 
-Contract: JSON in and out (the scanner takes raw bytes); bad input is a 400 whose ``error`` says what was wrong; a
-block that does not exist is a 404; a scanner that is down answers 503 (never a verdict). Every write is idempotent
-and says whether it changed anything.
+Contract: JSON in and out (the scanner takes raw bytes); bad input is the control plane's 422 whose ``error`` says
+what was wrong; a block that does not exist is a 404; a scanner that is down answers 503 (never a verdict). Every
+write is idempotent and says whether it changed anything.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kamkmserve_sim.controlkit import BadRequest, bad_request_endpoint, error, json_object
+from kamkmserve_sim.controlkit import BadInput, control_endpoint, error, json_object
 from kamkmserve_sim.jsfmt import parse_iso_ms
 from kamkmserve_sim.security import BLOCK_KINDS, AvMode
 from kamkmserve_sim.uploads import MAX_BYTES
@@ -34,7 +34,7 @@ EDGE_BLOCKED_PAGE = (
 
 
 def security_routes(sim: SimState) -> list[Route]:
-    endpoint = bad_request_endpoint(sim)
+    endpoint = control_endpoint(sim)
     return [
         Route("/security", endpoint(_get_security), methods=["GET"]),
         Route("/blocks", endpoint(_get_blocks), methods=["GET"]),
@@ -66,10 +66,10 @@ async def _post_block(sim: SimState, request: Request) -> Response:
     kind, value = _actor(body.get("kind"), body.get("value"))
     ttl = body.get("ttl_s")
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_BLOCK_TTL_S:
-        raise BadRequest(f"ttl_s must be an integer number of seconds between 1 and {MAX_BLOCK_TTL_S}")
+        raise BadInput(f"ttl_s must be an integer number of seconds between 1 and {MAX_BLOCK_TTL_S}")
     reason = body.get("reason", "")
     if not isinstance(reason, str):
-        raise BadRequest("reason must be a string")
+        raise BadInput("reason must be a string")
     entry, created = sim.security.blocks.block(kind, value, ttl, reason[:500], sim.clock.now_ms())  # type: ignore[arg-type]
     return JSONResponse({"block": entry.public(), "changed": created}, status_code=201 if created else 200)
 
@@ -83,14 +83,14 @@ async def _delete_block(sim: SimState, request: Request) -> Response:
 
 def _actor(kind: object, value: object) -> tuple[str, str]:
     if kind not in BLOCK_KINDS:
-        raise BadRequest(f"kind must be one of {', '.join(BLOCK_KINDS)}")
+        raise BadInput(f"kind must be one of {', '.join(BLOCK_KINDS)}")
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest("value must be a non-empty string")
+        raise BadInput("value must be a non-empty string")
     if kind == "ip":
         try:
             ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
-            raise BadRequest(f"value {value[:80]!r} is not an IP address or network") from None
+            raise BadInput(f"value {value[:80]!r} is not an IP address or network") from None
     return str(kind), value.strip()
 
 
@@ -105,11 +105,11 @@ async def _put_allowlist(sim: SimState, request: Request) -> Response:
     mime_types = _strings(body, "mime_types")
     for ext in extensions:
         if not ext.startswith(".") or len(ext) < 2 or ext != ext.lower() or any(c in ext for c in " ,/"):
-            raise BadRequest(f"extension {ext!r} must be lower case and start with a dot, like '.png'")
+            raise BadInput(f"extension {ext!r} must be lower case and start with a dot, like '.png'")
     for mime in mime_types:
         if mime != mime.lower() or mime.count("/") != 1 or any(c in mime for c in " ,") or mime.startswith("/") \
                 or mime.endswith("/"):
-            raise BadRequest(f"MIME type {mime!r} must be lower case type/subtype, like 'image/png'")
+            raise BadInput(f"MIME type {mime!r} must be lower case type/subtype, like 'image/png'")
     allowlist = sim.security.allowlist
     before = (allowlist.extensions, allowlist.mime_types)
     previous = allowlist.replace(tuple(extensions), tuple(mime_types))
@@ -120,7 +120,7 @@ async def _put_allowlist(sim: SimState, request: Request) -> Response:
 def _strings(body: dict[str, Any], key: str) -> list[str]:
     value = body.get(key)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise BadRequest(f"{key} must be a list of strings (an empty list allows nothing)")
+        raise BadInput(f"{key} must be a list of strings (an empty list allows nothing)")
     return list(dict.fromkeys(value))  # duplicates dropped, order kept
 
 
@@ -135,11 +135,11 @@ async def _post_antivirus(sim: SimState, request: Request) -> Response:
     scanner = sim.security.scanner
     if "available" in body:
         if not isinstance(body["available"], bool):
-            raise BadRequest("available must be true or false")
+            raise BadInput("available must be true or false")
         scanner.available = body["available"]
     if "mode" in body:
         if body["mode"] not in get_args(AvMode):
-            raise BadRequest(f"mode must be one of {', '.join(get_args(AvMode))}")
+            raise BadInput(f"mode must be one of {', '.join(get_args(AvMode))}")
         scanner.mode = body["mode"]
     return JSONResponse(_antivirus_state(sim))
 
@@ -154,9 +154,9 @@ def _antivirus_state(sim: SimState) -> dict[str, object]:
 async def _post_scan(sim: SimState, request: Request) -> Response:
     data = await request.body()
     if not data:
-        raise BadRequest("the request body must be the bytes to scan")
+        raise BadInput("the request body must be the bytes to scan")
     if len(data) > MAX_BYTES:
-        raise BadRequest(f"at most {MAX_BYTES} bytes can be scanned")
+        raise BadInput(f"at most {MAX_BYTES} bytes can be scanned")
     verdict = sim.security.scanner.scan(data)
     if verdict.status == "unavailable":
         return error(503, f"antivirus unavailable: {verdict.detail}")
@@ -195,7 +195,7 @@ def _since(request: Request, *, default: int | None) -> int | None:
     try:
         return parse_iso_ms(raw)
     except ValueError:
-        raise BadRequest("since must be an ISO-8601 timestamp") from None
+        raise BadInput("since must be an ISO-8601 timestamp") from None
 
 
 def _limit(request: Request, default: int) -> int:
@@ -205,7 +205,7 @@ def _limit(request: Request, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest("limit must be an integer") from None
+        raise BadInput("limit must be an integer") from None
     if not 1 <= value <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        raise BadInput(f"limit must be between 1 and {MAX_LIMIT}")
     return value

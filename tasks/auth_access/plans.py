@@ -7,8 +7,7 @@ from remediation.incident import RunningIncident
 from remediation.models import Mode, Phase, SetAuthSetting, SetFeatureFlag
 from remediation.providers.access_probe import DenialStats
 from remediation.providers.platform import FlagChange
-from remediation.providers.security import IdentityCheck
-from remediation.providers.sim_identity import ACCEPTED_ROLE_CLAIMS, expected_jwks_url
+from remediation.providers.security import ACCEPTED_ROLE_CLAIMS, IdentityCheck, expected_jwks_url
 
 #: The edge flags that switch kamkmserve's admin area off (the app has no flags of its own,
 #: docs/reference/kamkmserve.md §13).

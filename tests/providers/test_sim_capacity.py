@@ -40,7 +40,7 @@ async def test_reads_and_sets_the_replica_count_on_the_platform(server: SimServe
 
 async def test_a_refused_count_is_a_platform_error_with_the_reason(server: SimServer) -> None:
     capacity = SimCapacity(ControlPlane(server.url))
-    with pytest.raises(PlatformError, match=r"HTTP 400.*between 1 and 100"):
+    with pytest.raises(PlatformError, match=r"HTTP 422.*between 1 and 100"):
         await capacity.scale("kamkmserve", 0)
     with pytest.raises(PlatformError, match="HTTP 404"):
         await capacity.replicas("another-service")

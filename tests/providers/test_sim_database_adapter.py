@@ -123,7 +123,7 @@ async def test_job_errors_are_platform_errors_with_the_reason(server: SimServer)
     jobs = SimJobs(ControlPlane(server.url))
     with pytest.raises(PlatformError, match="HTTP 404"):
         await jobs.set_workers("kamkmserve", "no-such-job", 0)
-    with pytest.raises(PlatformError, match=r"HTTP 400.*between 0 and 50"):
+    with pytest.raises(PlatformError, match=r"HTTP 422.*between 0 and 50"):
         await jobs.set_workers("kamkmserve", "email-digest", 99)
     with pytest.raises(PlatformError, match=r"127\.0\.0\.1:9"):
         await SimJobs(ControlPlane("http://127.0.0.1:9", timeout_s=2)).jobs("kamkmserve")

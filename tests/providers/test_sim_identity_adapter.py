@@ -10,8 +10,8 @@ from kamkmserve_sim import SimConfig, SimServer
 from kamkmserve_sim.identity import PUBLISHABLE_KEY, SECRET_KEY, STAGING_PUBLISHABLE_KEY
 
 from remediation.providers.platform import PlatformError
-from remediation.providers.security import IdentityCheck
-from remediation.providers.sim_identity import SimIdentity, SimStatusPage, expected_jwks_url, frontend_api, judge
+from remediation.providers.security import IdentityCheck, expected_jwks_url, frontend_api
+from remediation.providers.sim_identity import SimIdentity, SimStatusPage, judge
 from remediation.providers.sim_platform import ControlPlane
 
 

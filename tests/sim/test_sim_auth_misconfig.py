@@ -10,13 +10,13 @@ import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.identity import SECRET_KEY
 
-from remediation.providers.sim_identity import PROBE_ADMIN_SESSION, PROBE_USER_SESSION
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
 ADMIN_IP, MEMBER_IP = "10.20.0.50", "10.20.0.51"  # never among the simulated users' addresses
-ADMIN = {"Cookie": f"__session={PROBE_ADMIN_SESSION}", "x-forwarded-for": ADMIN_IP}
-MEMBER = {"Cookie": f"__session={PROBE_USER_SESSION}", "x-forwarded-for": MEMBER_IP}
+# The probe users' session cookies exactly as a client sends them (the wire contract, spelled out).
+ADMIN = {"Cookie": "__session=sim_session_user_probe_admin", "x-forwarded-for": ADMIN_IP}
+MEMBER = {"Cookie": "__session=sim_session_user_probe_member", "x-forwarded-for": MEMBER_IP}
 COMMON = ["securityEvent", "timestamp"]
 
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from kamkmserve_sim import SimServer
 
-from remediation.providers.dbqueries import IndexReport, LockReport, ScanReport, SessionReport, StatementReport
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
@@ -51,12 +50,12 @@ def test_setting_workers_returns_the_previous_count_and_is_idempotent(quiet: tup
     ({"workers": -1}, "between 0 and 50"), ({"workers": "2"}, "integer"), ({"workers": True}, "integer"),
     ({}, "integer"), ([], "JSON object"), ("nope", "not JSON"),
 ])  # fmt: skip
-def test_bad_worker_bodies_are_400_with_the_reason(quiet: tuple[SimServer, httpx.Client], body: Any,
+def test_bad_worker_bodies_are_422_with_the_reason(quiet: tuple[SimServer, httpx.Client], body: Any,
                                                    message: str) -> None:
     _, plane = quiet
     raw = body if isinstance(body, str) else json.dumps(body)
     answer = plane.post("/jobs/report-export", content=raw)
-    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert answer.status_code == 422 and message in answer.json()["error"]
     assert plane.get("/jobs").json()["jobs"][0]["workers"] == 2
 
 
@@ -66,19 +65,23 @@ def test_an_unknown_job_is_404(quiet: tuple[SimServer, httpx.Client]) -> None:
     assert answer.status_code == 404 and "nightly-backup" in answer.json()["error"]
 
 
-def test_reports_have_the_inspector_models_shapes(quiet: tuple[SimServer, httpx.Client]) -> None:
+def test_quiet_reports_show_no_waits_no_sessions_a_cheap_small_table_and_one_unused_index(
+    quiet: tuple[SimServer, httpx.Client]
+) -> None:
     _, plane = quiet
-    locks = LockReport.model_validate(plane.get("/database/locks").json())
-    sessions = SessionReport.model_validate(plane.get("/database/sessions", params={"min_seconds": 5}).json())
-    scans = ScanReport.model_validate(plane.get("/database/scans", params={"min_seq_scans": 1}).json())
-    unused = IndexReport.model_validate(plane.get("/database/indexes/unused").json())
-    statements = StatementReport.model_validate(plane.get("/database/statements").json())
-    assert locks.available and locks.waits == ()
-    assert sessions.available and sessions.min_seconds == 5 and sessions.sessions == ()
-    assert scans.available and scans.flagged() == []  # the small table's many scans are cheap, not flagged
-    assert any(t.table == "kamkmserve_service" and "small table" in t.reason for t in scans.tables)
-    assert [i.index for i in unused.indexes] == ["cart_item_created_at_idx"]
-    assert not statements.available and statements.reason == "pg_stat_statements is not installed in this database"
+    locks = plane.get("/database/locks").json()
+    sessions = plane.get("/database/sessions", params={"min_seconds": 5}).json()
+    scans = plane.get("/database/scans", params={"min_seq_scans": 1}).json()
+    unused = plane.get("/database/indexes/unused").json()
+    statements = plane.get("/database/statements").json()
+    assert list(locks) == ["available", "reason", "at", "waits"] and locks["available"] and locks["waits"] == []
+    assert sessions["available"] and sessions["min_seconds"] == 5 and sessions["sessions"] == []
+    assert scans["available"] and not any(t["flagged"] for t in scans["tables"])  # the small table's scans are cheap
+    assert any(t["table"] == "kamkmserve_service" and "small table" in t["reason"] for t in scans["tables"])
+    assert [i["index"] for i in unused["indexes"]] == ["cart_item_created_at_idx"]
+    assert datetime.fromisoformat(unused["stats_since"]) <= datetime.fromisoformat(unused["at"])
+    assert statements == {"available": False, "reason": "pg_stat_statements is not installed in this database",
+                          "at": statements["at"], "statements": []}
 
 
 @pytest.mark.parametrize(("path", "params", "message"), [
@@ -87,14 +90,14 @@ def test_reports_have_the_inspector_models_shapes(quiet: tuple[SimServer, httpx.
     ("/database/scans", {"min_seq_scans": "1.5"}, "integer"),
     ("/database/statements", {"limit": "0"}, "between 1 and 100"),
 ])  # fmt: skip
-def test_bad_report_parameters_are_400(quiet: tuple[SimServer, httpx.Client], path: str, params: dict[str, str],
+def test_bad_report_parameters_are_422(quiet: tuple[SimServer, httpx.Client], path: str, params: dict[str, str],
                                        message: str) -> None:
     _, plane = quiet
     answer = plane.get(path, params=params)
-    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert answer.status_code == 422 and message in answer.json()["error"]
 
 
-def test_terminate_refuses_the_inspector_says_false_for_unknown_pids_and_400s_bad_ones(
+def test_terminate_refuses_the_inspector_says_false_for_unknown_pids_and_422s_bad_ones(
     quiet: tuple[SimServer, httpx.Client]
 ) -> None:
     _, plane = quiet
@@ -104,7 +107,7 @@ def test_terminate_refuses_the_inspector_says_false_for_unknown_pids_and_400s_ba
     assert plane.post("/database/terminate", json={"pid": 4}).json() == {"pid": 4, "terminated": False}
     for bad in ({"pid": 0}, {"pid": "12"}, {"pid": True}, {}):
         answer = plane.post("/database/terminate", json=bad)
-        assert answer.status_code == 400 and "positive integer" in answer.json()["error"]
+        assert answer.status_code == 422 and "positive integer" in answer.json()["error"]
 
 
 def test_create_index_is_idempotent_and_checks_tables_columns_and_identifiers(
@@ -118,12 +121,12 @@ def test_create_index_is_idempotent_and_checks_tables_columns_and_identifiers(
     assert plane.post("/database/indexes", json=body).json()["created"] is False
     assert plane.get("/database").json()["slow_column_indexed"] is True
     missing = plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": ["colour"]})
-    assert missing.status_code == 400 and 'column "colour" does not exist' in missing.json()["error"]
+    assert missing.status_code == 422 and 'column "colour" does not exist' in missing.json()["error"]
     nowhere = plane.post("/database/indexes", json={"table": "kamkmserve_invoice", "columns": ["id"]})
-    assert nowhere.status_code == 400 and "does not exist" in nowhere.json()["error"]
+    assert nowhere.status_code == 422 and "does not exist" in nowhere.json()["error"]
     evil = plane.post("/database/indexes", json={"table": 'order"; DROP TABLE x; --', "columns": ["id"]})
-    assert evil.status_code == 400 and "plain identifier" in evil.json()["error"]
-    assert plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": "user_id"}).status_code == 400
+    assert evil.status_code == 422 and "plain identifier" in evil.json()["error"]
+    assert plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": "user_id"}).status_code == 422
 
 
 def test_lock_contention_fails_staff_order_updates_the_way_the_app_reports_it(start_sim: Start) -> None:

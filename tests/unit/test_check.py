@@ -7,11 +7,11 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from kamkmserve_sim import SimConfig, SimServer
 from typer.testing import CliRunner
 
 from remediation import cli
@@ -20,14 +20,17 @@ from remediation.cli import app
 from remediation.settings import Settings
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
 
+if TYPE_CHECKING:
+    from kamkmserve_sim import SimServer
+
 SLACK_TOKEN = "checkSlackTokenSECRET0001"
 STATUSPAGE_KEY = "check-statuspage-SECRET-01"
 PD_KEY = "c" * 24 + "SECRET01"
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    server = SimServer(SimConfig(scenario="healthy", rps=20.0, seed=3)).start()
+def sim(simulator: ModuleType) -> Iterator[SimServer]:
+    server = simulator.SimServer(simulator.SimConfig(scenario="healthy", rps=20.0, seed=3)).start()
     yield server
     server.stop()
 

@@ -8,18 +8,30 @@ requests and parses it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
+from types import ModuleType
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediation.providers.metrics import parse_request_stats, percentile
-from tests.helpers.app_pages import app_page
+
+Page = Callable[[list[tuple[str, str, int, int]]], str]
 
 DURATIONS = st.integers(min_value=0, max_value=120_000)
 FLOATS = st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=False)
 PATHS = st.sampled_from(["/", "/api/cart", "/api/checkout", '/odd "quoted" path', "/back\\slash", "/é/ü"])
 METHODS = st.sampled_from(["GET", "POST", "DELETE"])
+
+
+@pytest.fixture(scope="session")
+def app_page(simulator: ModuleType) -> Page:
+    """tests.helpers.app_pages.app_page: it prints with the simulator's exposition code, so it needs the simulator."""
+    from tests.helpers.app_pages import app_page
+
+    return app_page
 
 
 def nearest_rank(values: list[float], pct: float) -> float:
@@ -53,7 +65,7 @@ def test_percentile_fixed_points() -> None:
 @given(st.lists(st.tuples(METHODS, PATHS, st.sampled_from([200, 404, 500]), DURATIONS), min_size=1, max_size=250),
        st.integers(min_value=10, max_value=500))
 def test_parsed_page_p95_overall_and_per_route_matches_the_definition(
-    requests: list[tuple[str, str, int, int]], window: int
+    app_page: Page, requests: list[tuple[str, str, int, int]], window: int
 ) -> None:
     stats = parse_request_stats(app_page(requests), window)
     recent = requests[-window:]
@@ -75,7 +87,7 @@ def test_parsed_page_p95_overall_and_per_route_matches_the_definition(
     assert [r.p95_ms or 0.0 for r in hottest] == sorted((r.p95_ms or 0.0 for r in hottest), reverse=True)
 
 
-def test_hottest_routes_leaves_out_routes_with_too_few_samples() -> None:
+def test_hottest_routes_leaves_out_routes_with_too_few_samples(app_page: Page) -> None:
     requests = [("GET", "/rare", 200, 9000)] + [("GET", "/busy", 200, d) for d in range(100, 120)]
     stats = parse_request_stats(app_page(requests), 100)
     assert [r.path for r in stats.hottest_routes()] == ["/rare", "/busy"]
