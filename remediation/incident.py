@@ -106,16 +106,18 @@ class RunningIncident:
             )
             return
         refuse_duplicate(existing, flow_run_id, providers.store, providers.clock.now())
-        if flow_run_id and existing.flow_run_id != flow_run_id:
-            # Opened by intake from an alert (or handed over by the reconciler): this run adopts it, unless another
-            # run adopted it since it was read (two starts of one incident at once): then that one decides.
-            if not providers.store.adopt_incident(self.id, flow_run_id, previous=existing.flow_run_id):
-                now_owned = providers.store.get_incident(self.id)
-                if now_owned is None:
-                    raise DuplicateRun(f"incident {self.id} vanished while this run adopted it: this run does nothing")
-                refuse_duplicate(now_owned, flow_run_id, providers.store, providers.clock.now())
-                raise DuplicateRun(f"incident {self.id} was adopted by run {now_owned.flow_run_id} while this run "
-                                   "adopted it: this duplicate start does nothing")
+        # Opened by intake from an alert (or handed over by the reconciler): this run adopts it, unless another
+        # run adopted it since it was read (two starts of one incident at once): then that one decides.
+        if (flow_run_id and existing.flow_run_id != flow_run_id
+                and not providers.store.adopt_incident(self.id, flow_run_id, previous=existing.flow_run_id)):
+            now_owned = providers.store.get_incident(self.id)
+            if now_owned is None:
+                raise DuplicateRun(f"incident {self.id} vanished while this run adopted it: this run does nothing")
+            if now_owned.flow_run_id == flow_run_id:
+                return  # intake recorded this very run meanwhile
+            refuse_duplicate(now_owned, flow_run_id, providers.store, providers.clock.now())
+            raise DuplicateRun(f"incident {self.id} was adopted by run {now_owned.flow_run_id} while this run "
+                               "adopted it: this duplicate start does nothing")
 
     @property
     def id(self) -> str:

@@ -103,3 +103,20 @@ def _providers(store: Store):  # type: ignore[no-untyped-def]
 
     return Providers(settings=Settings(), metrics=None, deploys=None, edge=None, logs=None,  # type: ignore[arg-type]
                      errors=None, approvals=None, store=store)  # type: ignore[arg-type]
+
+
+def test_a_run_that_intake_records_while_it_adopts_its_incident_goes_on(store: Store) -> None:
+    """Intake writes the run it started onto the incident while that run adopts it: not a duplicate."""
+    from remediation.incident import RunningIncident
+
+    store.open_incident(incident_id="inc-4", runbook="elevated-error-rate", service="api", severity=Severity.SEV2,
+                        mode=Mode.AUTO, alert=Alert(name="HighErrorRate", service="api"))
+    stale_read = store.get_incident("inc-4")
+    store.set_flow_run("inc-4", "run-a")  # intake, between the run's read and its adoption
+    original = store.get_incident
+    reads = iter([stale_read])
+    store.get_incident = lambda incident_id: next(reads, None) or original(incident_id)  # type: ignore[method-assign]
+    RunningIncident(_providers(store), runbook="elevated-error-rate", alert=Alert(name="HighErrorRate", service="api"),
+                    mode=Mode.AUTO, incident_id="inc-4", flow_run_id="run-a")
+    store.get_incident = original  # type: ignore[method-assign]
+    assert store.get_incident("inc-4").flow_run_id == "run-a"  # type: ignore[union-attr]
