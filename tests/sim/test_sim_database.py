@@ -114,19 +114,24 @@ def test_create_index_is_idempotent_and_checks_tables_columns_and_identifiers(
     quiet: tuple[SimServer, httpx.Client]
 ) -> None:
     _, plane = quiet
-    body = {"table": "kamkmserve_order", "columns": ["user_id"]}
+    body = {"table": "kamkmserve_order", "columns": ["user_id"], "name": "ix_kamkmserve_order_user_id"}
     first = plane.post("/database/indexes", json=body).json()
     assert first["created"] is True and first["name"] == "ix_kamkmserve_order_user_id"
     assert first["statement"].startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
     assert plane.post("/database/indexes", json=body).json()["created"] is False
     assert plane.get("/database").json()["slow_column_indexed"] is True
-    missing = plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": ["colour"]})
+    missing = plane.post("/database/indexes",
+                         json={"table": "kamkmserve_order", "columns": ["colour"], "name": "ix_colour"})
     assert missing.status_code == 422 and 'column "colour" does not exist' in missing.json()["error"]
-    nowhere = plane.post("/database/indexes", json={"table": "kamkmserve_invoice", "columns": ["id"]})
+    nowhere = plane.post("/database/indexes",
+                         json={"table": "kamkmserve_invoice", "columns": ["id"], "name": "ix_invoice_id"})
     assert nowhere.status_code == 422 and "does not exist" in nowhere.json()["error"]
-    evil = plane.post("/database/indexes", json={"table": 'order"; DROP TABLE x; --', "columns": ["id"]})
+    evil = plane.post("/database/indexes", json={"table": 'order"; DROP TABLE x; --', "columns": ["id"],
+                                                   "name": "ix_order_id"})
     assert evil.status_code == 422 and "plain identifier" in evil.json()["error"]
     assert plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": "user_id"}).status_code == 422
+    unnamed = plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": ["user_id"]})
+    assert unnamed.status_code == 422, "the client names the index, as DDL does"
 
 
 def test_lock_contention_fails_staff_order_updates_the_way_the_app_reports_it(start_sim: Start) -> None:
@@ -205,7 +210,8 @@ def test_slow_query_slows_checkout_until_the_index_exists(start_sim: Start) -> N
     assert top["available"] and '"kamkmserve_order"."user_id" = $1' in top["statements"][0]["query"]
     poll(lambda: any(i["title"] == "Slow DB Query" for i in plane.get("/errors").json()), what="Sentry's slow span")
 
-    plane.post("/database/indexes", json={"table": "kamkmserve_order", "columns": ["user_id"]})
+    plane.post("/database/indexes",
+               json={"table": "kamkmserve_order", "columns": ["user_id"], "name": "ix_kamkmserve_order_user_id"})
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
     def checkouts_after() -> list[str] | None:
