@@ -74,7 +74,8 @@ def test_real_sequential_scans_are_flagged_and_the_index_request_really_builds_a
         assert scalar(app_db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_orders_user'::regclass")
         present = sim.get("/database/index", params={"name": "ix_orders_user"}).json()
         assert present["present"] is True and present["valid"] is True
-        missing = sim.post("/database/indexes", json={"table": "kamkmserve_order", "columns": ["colour"], "name": "ix_colour"})
+        missing = sim.post("/database/indexes",
+                           json={"table": "kamkmserve_order", "columns": ["colour"], "name": "ix_colour"})
         assert missing.status_code == 409 and 'column "colour" does not exist' in missing.json()["error"]
         poll(lambda: sim.get("/database").json()["slow_column_indexed"], timeout_s=10,
              what="the slow query to find its index")
