@@ -57,30 +57,14 @@ Undo
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from remediation import composition
-from remediation.forms import (
-    AlertName,
-    ApprovalTimeout,
-    ConfirmSamples,
-    ContinueAtRecover,
-    IncidentId,
-    LockTimeout,
-    RunMode,
-    RunSeverity,
-    SampleInterval,
-    Service,
-    VerifyConsecutive,
-    VerifyDeadline,
-    VerifyInterval,
-    form,
-)
+from remediation.forms import ConfirmOptions, ContinueOptions, RunOptions, VerifyOptions, runbook_flow
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
@@ -90,7 +74,6 @@ from remediation.models import (
     Outcome,
     Phase,
     SetFeatureFlag,
-    Severity,
     Verification,
 )
 from remediation.providers.access_probe import AccessReport
@@ -130,86 +113,56 @@ _DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we ha
              "the sign-in configuration. The shop and customer accounts are not affected.")
 
 
-@flow(name=RUNBOOK, description="Authentication/authorization issues: identify, contain, investigate, remediate, "
-                                "recover")
-async def auth_access(
-    service: Service = "kamkmserve",
-    mode: RunMode = None,
-    severity: RunSeverity = Severity.SEV2,
-    forbidden_pct: Annotated[float, form(
-        "Admin 403 share (%)", "Share of the recent admin-area requests answered 403 above which admins are being "
-        "refused; after the fix it must be at or below this. At baseline only customers poking at the admin area "
-        "are refused.")] = 50.0,
-    min_admin_records: Annotated[int, form(
-        "Minimum admin requests", "Fewer admin-area requests than this among the records read: the denial rate is "
-        "unknown and the run escalates without changing anything.")] = 10,
-    refused_pct: Annotated[float, form(
-        "Refused admin checks (%)", "Share of the middleware's admin checks ending in 'Admin role check failed' or "
-        "'errored' above which the checks are failing.")] = 50.0,
-    min_refused: Annotated[int, form(
-        "Minimum refused checks", "Refused admin checks in the event window below which the logs show no "
-        "incident, whatever the share.")] = 5,
-    window_records: Annotated[int, form(
-        "Records per reading", "How many of the app's most recent request records a reading uses (the app keeps "
-        "500; admin traffic is a small part of them).")] = 500,
-    event_window_s: Annotated[float, form(
-        "Event window (s)", "How far back a reading counts the middleware's security events.")] = 120.0,
-    confirm_samples: ConfirmSamples = None,
-    sample_interval_s: SampleInterval = 5.0,
-    verify_consecutive: VerifyConsecutive = None,
-    verify_interval_s: VerifyInterval = None,
-    verify_deadline_s: VerifyDeadline = None,
-    approval_timeout_s: ApprovalTimeout = None,
-    alert_name: AlertName = "manual",
-    incident_id: IncidentId = None,
-    lock_timeout_s: LockTimeout = 1800.0,
-    continue_at_recover: ContinueAtRecover = False,
-) -> State[dict[str, Any]]:
-    providers = composition.current()
-    settings = providers.settings
-    confirm = confirm_readings(confirm_samples, alert_name)
-    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
-                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
+class AuthAccessOptions(RunOptions, ConfirmOptions, VerifyOptions, ContinueOptions):
+    """This runbook's parameters (the Custom run form); identify and verification share the thresholds."""
+
+    forbidden_pct: float = Field(50.0, title="Admin 403 share (%)", description=(
+        "Share of the recent admin-area requests answered 403 above which admins are being refused; after the fix "
+        "it must be at or below this. At baseline only customers poking at the admin area are refused."))
+    min_admin_records: int = Field(10, title="Minimum admin requests", description=(
+        "Fewer admin-area requests than this among the records read: the denial rate is unknown and the run "
+        "escalates without changing anything."))
+    refused_pct: float = Field(50.0, title="Refused admin checks (%)", description=(
+        "Share of the middleware's admin checks ending in 'Admin role check failed' or 'errored' above which the "
+        "checks are failing."))
+    min_refused: int = Field(5, title="Minimum refused checks", description=(
+        "Refused admin checks in the event window below which the logs show no incident, whatever the share."))
+    window_records: int = Field(500, title="Records per reading", description=(
+        "How many of the app's most recent request records a reading uses (the app keeps 500; admin traffic is a "
+        "small part of them)."))
+    event_window_s: float = Field(120.0, title="Event window (s)", description=(
+        "How far back a reading counts the middleware's security events."))
+
+    def thresholds(self) -> dict[str, Any]:
+        """The keyword arguments identify's and verification's readings share."""
+        return dict(forbidden_pct=self.forbidden_pct, min_admin_records=self.min_admin_records,
+                    refused_pct=self.refused_pct, min_refused=self.min_refused, window_records=self.window_records)
+
+
+@runbook_flow(AuthAccessOptions, name=RUNBOOK,
+              description="Authentication/authorization issues: identify, contain, investigate, remediate, recover")
+async def auth_access(options: AuthAccessOptions) -> State[dict[str, Any]]:
+    incident = start_incident(RUNBOOK, options, providers=composition.current())
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, admin 403 threshold "
-                  f"{forbidden_pct:g}%, refused checks threshold {refused_pct:g}%")
-    verify = verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s)
-    checks = _Checks(forbidden_pct=forbidden_pct, min_admin_records=min_admin_records, refused_pct=refused_pct,
-                     min_refused=min_refused, window_records=window_records, verify=verify)
-    if continue_at_recover:
-        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _recover(
-            incident, switched_off=left.still_in_effect(Phase.CONTAIN),
-            switch_off_again=[a for a in left.actions if a.phase is Phase.CONTAIN and a.applied],
-            fixed_at=max(a.completed_at or a.started_at for a in left.actions if a.phase is Phase.REMEDIATE),
-            status_id=posted_status_id(incident), checks=checks)))
-    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
-        incident, service=service, event_window_s=event_window_s, confirm_samples=confirm,
-        sample_interval_s=sample_interval_s, checks=checks,
-    ))
+                  f"{options.forbidden_pct:g}%, refused checks threshold {options.refused_pct:g}%")
+    if options.continue_at_recover:
+        return await locked(incident, options.service, options.lock_timeout_s, lambda: continued(
+            incident, lambda left: _recover(
+                incident, options, switched_off=left.still_in_effect(Phase.CONTAIN),
+                switch_off_again=[a for a in left.actions if a.phase is Phase.CONTAIN and a.applied],
+                fixed_at=max(a.completed_at or a.started_at for a in left.actions if a.phase is Phase.REMEDIATE),
+                status_id=posted_status_id(incident))))
+    return await locked(incident, options.service, options.lock_timeout_s, lambda: _remediate(incident, options))
 
 
-@dataclass(frozen=True)
-class _Checks:
-    """The thresholds identify and verification share, and the verification budget."""
-
-    forbidden_pct: float
-    min_admin_records: int
-    refused_pct: float
-    min_refused: int
-    window_records: int
-    verify: dict[str, Any]
-
-
-async def _remediate(incident: RunningIncident, *, service: str, event_window_s: float, confirm_samples: int,
-                     sample_interval_s: float, checks: _Checks) -> dict[str, Any]:
+async def _remediate(incident: RunningIncident, options: AuthAccessOptions) -> dict[str, Any]:
     providers = incident.providers
-    forbidden_pct, min_admin_records, window_records = checks.forbidden_pct, checks.min_admin_records, \
-        checks.window_records
-    refused_pct, min_refused = checks.refused_pct, checks.min_refused
+    service, event_window_s = options.service, options.event_window_s
     # identify ------------------------------------------------------------------------------------------
     (signals, reading, lines), issues = await asyncio.gather(
-        sample_auth(providers, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
-                    refused_pct=refused_pct, min_refused=min_refused, window_records=window_records,
-                    window_s=event_window_s, samples=confirm_samples, interval_s=sample_interval_s),
+        sample_auth(providers, **options.thresholds(), window_s=event_window_s,
+                    samples=confirm_readings(options.confirm_samples, options.alert_name),
+                    interval_s=options.sample_interval_s),
         auth_issues_finding(providers))
     denials, events = signals
     incident.add_findings([denials, events, issues])
@@ -225,7 +178,7 @@ async def _remediate(incident: RunningIncident, *, service: str, event_window_s:
     # contain -------------------------------------------------------------------------------------------
     why = denials.detail if denials.status is FindingStatus.BREACH else events.detail
     history = await _flag_history(incident)
-    features = affected_features(reading.denials, events.status is FindingStatus.BREACH, forbidden_pct)
+    features = affected_features(reading.denials, events.status is FindingStatus.BREACH, options.forbidden_pct)
     contained: list[ActionRecord] = []
     for off in disable_plans(service, features, history, why):
         contained.append(await act(incident, Phase.CONTAIN, off, evidence_confirmed=True, why=why))
@@ -264,19 +217,15 @@ async def _remediate(incident: RunningIncident, *, service: str, event_window_s:
 
     # recover -------------------------------------------------------------------------------------------
     applied = [r for r in contained if r.applied]
-    return await _recover(incident, switched_off=applied, switch_off_again=applied, fixed_at=fixed_at,
-                          status_id=status_id, checks=checks)
+    return await _recover(incident, options, switched_off=applied, switch_off_again=applied, fixed_at=fixed_at,
+                          status_id=status_id)
 
 
-async def _recover(incident: RunningIncident, *, switched_off: list[ActionRecord],
-                   switch_off_again: list[ActionRecord], fixed_at: datetime, status_id: str | None,
-                   checks: _Checks) -> dict[str, Any]:
+async def _recover(incident: RunningIncident, options: AuthAccessOptions, *, switched_off: list[ActionRecord],
+                   switch_off_again: list[ActionRecord], fixed_at: datetime, status_id: str | None) -> dict[str, Any]:
     """Switch back on what is still off (``switched_off``), verify; if the fix did not hold, switch
     ``switch_off_again`` off again. A continuation passes its ledger's view: nothing is switched on twice."""
-    verification = await _restore_and_verify(
-        incident, switched_off, since=fixed_at, forbidden_pct=checks.forbidden_pct,
-        min_admin_records=checks.min_admin_records, refused_pct=checks.refused_pct, min_refused=checks.min_refused,
-        window_records=checks.window_records, verify=checks.verify)
+    verification = await _restore_and_verify(incident, options, switched_off, since=fixed_at)
     incident.report.verification = verification
     if verification.healthy:
         await update_status(incident, Phase.RECOVER, status_id, "resolved",
@@ -333,9 +282,8 @@ def _without_fix(incident: RunningIncident, fix: ActionRecord | None, contained:
     return without_fix(incident, fix, kept)
 
 
-async def _restore_and_verify(incident: RunningIncident, contained: list[ActionRecord], *, since: datetime,
-                              forbidden_pct: float, min_admin_records: int, refused_pct: float, min_refused: int,
-                              window_records: int, verify: dict[str, Any]) -> Verification:
+async def _restore_and_verify(incident: RunningIncident, options: AuthAccessOptions, contained: list[ActionRecord], *,
+                              since: datetime) -> Verification:
     """With the features off the edge answers and the app's checks are never exercised: switch them back on first."""
     for record in contained:
         if record.applied and isinstance(record.plan, SetFeatureFlag) and (undo := record.plan.undo()) is not None:
@@ -344,11 +292,10 @@ async def _restore_and_verify(incident: RunningIncident, contained: list[ActionR
             if not restored.applied:
                 return Verification(check="switch admin features back on", healthy=False,
                                     detail=f"{undo.summary()} was not applied: {'; '.join(restored.reasons)}")
+    verify = verify_budget(incident.providers.settings, options)
     incident.note(Phase.RECOVER, "verifying", f"{verify['consecutive']} healthy readings {verify['interval_s']:g}s "
                   f"apart within {verify['deadline_s']:g}s, then the admin test user")
-    verification = await verify_admin_access(
-        incident.providers, since=since, forbidden_pct=forbidden_pct, min_admin_records=min_admin_records,
-        refused_pct=refused_pct, min_refused=min_refused, window_records=window_records, **verify)
+    verification = await verify_admin_access(incident.providers, since=since, **options.thresholds(), **verify)
     incident.note(Phase.RECOVER, f"verification {'healthy' if verification.healthy else 'failed'}",
                   verification.detail)
     return verification

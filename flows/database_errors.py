@@ -53,28 +53,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from remediation import composition
-from remediation.forms import (
-    AlertName,
-    ApprovalTimeout,
-    ConfirmSamples,
-    ContinueAtRecover,
-    IncidentId,
-    LockTimeout,
-    RunMode,
-    RunSeverity,
-    SampleInterval,
-    Service,
-    VerifyConsecutive,
-    VerifyDeadline,
-    VerifyInterval,
-    form,
-)
+from remediation.forms import ConfirmOptions, ContinueOptions, RunOptions, VerifyOptions, runbook_flow
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
@@ -86,7 +71,6 @@ from remediation.models import (
     PauseJobs,
     Phase,
     Plan,
-    Severity,
     Verification,
 )
 from remediation.providers.dbqueries import LockReport, ScanReport, SessionReport, StatementReport
@@ -117,102 +101,75 @@ from tasks.database_errors.verify import probe_check, verify_db_quiet
 RUNBOOK = "database-errors"
 
 
-@flow(name=RUNBOOK, description="Database performance/errors: identify, contain, investigate, remediate, recover")
-async def database_errors(
-    service: Service = "kamkmserve",
-    mode: RunMode = None,
-    severity: RunSeverity = Severity.SEV2,
-    min_failures: Annotated[int, form(
-        "Failures to act on", "Failed database operations (in the app's recent metric samples, or logged within the "
-        "log window) at or above which the database is in breach.")] = 3,
-    slow_op_ms: Annotated[float, form(
-        "Slow operation p95 (ms)", "p95 of one table and operation above which it is too slow (the app calls a "
-        "database operation over 500 ms slow).")] = 500.0,
-    min_slow: Annotated[int, form(
-        "Slow operations to act on", "'Slow database operation' lines within the log window at or above which the "
-        "database is in breach.")] = 3,
-    window_samples: Annotated[int, form(
-        "Samples per reading", "How many of the most recent db_operation_duration samples one reading uses.")] = 1000,
-    log_window_s: Annotated[float, form(
-        "Log window (s)", "How far back the identify phase reads the app's database log lines.")] = 300.0,
-    confirm_samples: ConfirmSamples = None,
-    sample_interval_s: SampleInterval = 5.0,
-    long_running_s: Annotated[float | None, form(
-        "Lock held too long (s)", "A blocking session whose transaction has been open this long is terminated (with "
-        "approval); also the floor for the long-running session report. None: the REMEDIATE_DB_LONG_RUNNING_S "
-        "setting (default 30).")] = None,
-    min_seq_scans: Annotated[int | None, form(
-        "Sequential scans to judge", "Tables with fewer sequential scans are not judged for a missing index. None: "
-        "the REMEDIATE_DB_MIN_SEQ_SCANS setting (default 50).")] = None,
-    deploy_lookback_s: Annotated[float, form(
-        "Deploy lookback (s)", "A release promoted within this many seconds, with no lock or index cause, is rolled "
-        "back (with approval). Otherwise no fix is known: escalate.")] = 3600.0,
-    verify_consecutive: VerifyConsecutive = None,
-    verify_interval_s: VerifyInterval = None,
-    verify_deadline_s: VerifyDeadline = None,
-    probe_requests: Annotated[int | None, form(
-        "Probe requests", "GETs of public pages the load probe sends after the fix (they count against the app's "
-        "100 requests/min). None: the REMEDIATE_PROBE_REQUESTS setting (default 20).")] = None,
-    probe_p95_ms: Annotated[float | None, form(
-        "Probe p95 limit (ms)", "The probe's p95 must stay below this (the app's load-test gate). None: the "
-        "REMEDIATE_PROBE_P95_MS setting (default 500).")] = None,
-    probe_error_pct: Annotated[float | None, form(
-        "Probe error limit (%)", "The probe's share of failed requests must stay below this. None: the "
-        "REMEDIATE_PROBE_ERROR_PCT setting (default 1).")] = None,
-    approval_timeout_s: ApprovalTimeout = None,
-    alert_name: AlertName = "manual",
-    incident_id: IncidentId = None,
-    lock_timeout_s: LockTimeout = 1800.0,
-    continue_at_recover: ContinueAtRecover = False,
-) -> State[dict[str, Any]]:
+class DatabaseErrorsOptions(RunOptions, ConfirmOptions, VerifyOptions, ContinueOptions):
+    """This runbook's parameters (the Custom run form)."""
+
+    min_failures: int = Field(3, title="Failures to act on", description=(
+        "Failed database operations (in the app's recent metric samples, or logged within the log window) at or "
+        "above which the database is in breach."))
+    slow_op_ms: float = Field(500.0, title="Slow operation p95 (ms)", description=(
+        "p95 of one table and operation above which it is too slow (the app calls a database operation over 500 ms "
+        "slow)."))
+    min_slow: int = Field(3, title="Slow operations to act on", description=(
+        "'Slow database operation' lines within the log window at or above which the database is in breach."))
+    window_samples: int = Field(1000, title="Samples per reading", description=(
+        "How many of the most recent db_operation_duration samples one reading uses."))
+    log_window_s: float = Field(300.0, title="Log window (s)", description=(
+        "How far back the identify phase reads the app's database log lines."))
+    long_running_s: float | None = Field(None, title="Lock held too long (s)", description=(
+        "A blocking session whose transaction has been open this long is terminated (with approval); also the "
+        "floor for the long-running session report. None: the REMEDIATE_DB_LONG_RUNNING_S setting (default 30)."))
+    min_seq_scans: int | None = Field(None, title="Sequential scans to judge", description=(
+        "Tables with fewer sequential scans are not judged for a missing index. None: the "
+        "REMEDIATE_DB_MIN_SEQ_SCANS setting (default 50)."))
+    deploy_lookback_s: float = Field(3600.0, title="Deploy lookback (s)", description=(
+        "A release promoted within this many seconds, with no lock or index cause, is rolled back (with approval). "
+        "Otherwise no fix is known: escalate."))
+    probe_requests: int | None = Field(None, title="Probe requests", description=(
+        "GETs of public pages the load probe sends after the fix (they count against the app's 100 requests/min). "
+        "None: the REMEDIATE_PROBE_REQUESTS setting (default 20)."))
+    probe_p95_ms: float | None = Field(None, title="Probe p95 limit (ms)", description=(
+        "The probe's p95 must stay below this (the app's load-test gate). None: the REMEDIATE_PROBE_P95_MS setting "
+        "(default 500)."))
+    probe_error_pct: float | None = Field(None, title="Probe error limit (%)", description=(
+        "The probe's share of failed requests must stay below this. None: the REMEDIATE_PROBE_ERROR_PCT setting "
+        "(default 1)."))
+
+
+@runbook_flow(DatabaseErrorsOptions, name=RUNBOOK,
+              description="Database performance/errors: identify, contain, investigate, remediate, recover")
+async def database_errors(options: DatabaseErrorsOptions) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
-    confirm = confirm_readings(confirm_samples, alert_name)
-    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
-                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
-    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {min_failures}+ failures or "
-                  f"p95 > {slow_op_ms:g} ms")
-    verify = verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s)
-    probe = dict(requests=probe_requests or settings.probe_requests, p95_ms=probe_p95_ms or settings.probe_p95_ms,
-                 error_pct=probe_error_pct if probe_error_pct is not None else settings.probe_error_pct)
-    if continue_at_recover:
-        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _recover(
-            incident, fix=left.first_applied(Phase.REMEDIATE), paused=next(iter(left.still_in_effect(Phase.CONTAIN)),
-                                                                           None), verify=verify, probe=probe)))
-    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
-        incident, service=service, min_failures=min_failures, slow_op_ms=slow_op_ms, min_slow=min_slow,
-        window_samples=window_samples, log_window_s=log_window_s, confirm_samples=confirm,
-        sample_interval_s=sample_interval_s,
-        long_running_s=long_running_s or settings.db_long_running_s,
-        min_seq_scans=min_seq_scans or settings.db_min_seq_scans, deploy_lookback_s=deploy_lookback_s,
-        verify=verify, probe=probe,
-    ))
+    incident = start_incident(RUNBOOK, options, providers=providers)
+    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {options.min_failures}+ "
+                  f"failures or p95 > {options.slow_op_ms:g} ms")
+    verify = verify_budget(settings, options)
+    probe = dict(requests=options.probe_requests or settings.probe_requests,
+                 p95_ms=options.probe_p95_ms or settings.probe_p95_ms,
+                 error_pct=options.probe_error_pct if options.probe_error_pct is not None else settings.probe_error_pct)
+    if options.continue_at_recover:
+        return await locked(incident, options.service, options.lock_timeout_s, lambda: continued(
+            incident, lambda left: _recover(incident, fix=left.first_applied(Phase.REMEDIATE), paused=next(iter(
+                left.still_in_effect(Phase.CONTAIN)), None), verify=verify, probe=probe)))
+    return await locked(incident, options.service, options.lock_timeout_s,
+                        lambda: _remediate(incident, options, verify=verify, probe=probe))
 
 
-async def _remediate(
-    incident: RunningIncident,
-    *,
-    service: str,
-    min_failures: int,
-    slow_op_ms: float,
-    min_slow: int,
-    window_samples: int,
-    log_window_s: float,
-    confirm_samples: int,
-    sample_interval_s: float,
-    long_running_s: float,
-    min_seq_scans: int,
-    deploy_lookback_s: float,
-    verify: dict[str, Any],
-    probe: dict[str, Any],
-) -> dict[str, Any]:
+async def _remediate(incident: RunningIncident, options: DatabaseErrorsOptions, *, verify: dict[str, Any],
+                     probe: dict[str, Any]) -> dict[str, Any]:
     providers = incident.providers
+    settings = providers.settings
+    service, min_failures, log_window_s = options.service, options.min_failures, options.log_window_s
+    long_running_s = options.long_running_s or settings.db_long_running_s
+    deploy_lookback_s = options.deploy_lookback_s
     # identify ------------------------------------------------------------------------------------------
     (db_findings, _), logs, requests = await asyncio.gather(
-        sample_db_operations(providers, window_samples, confirm_samples, sample_interval_s, min_failures, slow_op_ms),
+        sample_db_operations(providers, options.window_samples, confirm_readings(options.confirm_samples,
+                             options.alert_name), options.sample_interval_s, min_failures, options.slow_op_ms),
         read_db_logs(providers, log_window_s),
-        providers.metrics.request_stats(providers.settings.metrics_window_records))
-    signals = [*db_findings, log_finding(logs, min_failures, min_slow, log_window_s)]
+        providers.metrics.request_stats(settings.metrics_window_records))
+    signals = [*db_findings, log_finding(logs, min_failures, options.min_slow, log_window_s)]
     summary = verdict(signals)
     incident.add_findings([summary, *signals, error_rate_finding(requests, 1.0, 20).informational(
         "context: this runbook's verdict is the database signals")])
@@ -229,8 +186,8 @@ async def _remediate(
     # investigate ---------------------------------------------------------------------------------------
     inspected, (deploy_info, errors) = await asyncio.gather(
         asyncio.gather(lock_evidence(providers), session_evidence(providers, long_running_s),
-                       scan_evidence(providers, min_seq_scans), unused_index_evidence(providers),
-                       statement_evidence(providers)),
+                       scan_evidence(providers, options.min_seq_scans or settings.db_min_seq_scans),
+                       unused_index_evidence(providers), statement_evidence(providers)),
         asyncio.gather(deploy_history(providers, deploy_lookback_s), error_tracker(providers)))
     (locks_ev, locks), (sessions_ev, sessions), (scans_ev, scans), unused, (stmts_ev, stmts) = inspected
     deploys, releases = deploy_info

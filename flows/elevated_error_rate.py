@@ -48,29 +48,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from remediation import composition
 from remediation.forms import (
-    AlertName,
-    ApprovalTimeout,
-    ConfirmSamples,
-    ContinueAtRecover,
-    IncidentId,
-    LockTimeout,
+    ConfirmOptions,
+    ContinueOptions,
     MinRecords,
-    RunMode,
-    RunSeverity,
-    SampleInterval,
-    Service,
-    VerifyConsecutive,
-    VerifyDeadline,
-    VerifyInterval,
+    RunOptions,
+    VerifyOptions,
     WindowRecords,
-    form,
+    runbook_flow,
 )
 from remediation.incident import RunningIncident
 from remediation.models import (
@@ -83,7 +74,6 @@ from remediation.models import (
     Outcome,
     Phase,
     Plan,
-    Severity,
     Verification,
 )
 from remediation.runbooks.containment import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
@@ -110,71 +100,42 @@ from tasks.common.verify import verify_error_rate
 RUNBOOK = "elevated-error-rate"
 
 
-@flow(name=RUNBOOK, description="Elevated 5xx error rate: identify, contain, investigate, remediate, recover")
-async def elevated_error_rate(
-    service: Service = "kamkmserve",
-    mode: RunMode = None,
-    severity: RunSeverity = Severity.SEV2,
-    threshold_pct: Annotated[float, form(
-        "5xx threshold (%)", "Share of the recent requests answered 5xx above which the error rate is a breach; "
-        "after the fix it must stay below this.")] = 1.0,
-    min_records: MinRecords = 20,
-    window_records: WindowRecords = None,
-    confirm_samples: ConfirmSamples = None,
-    sample_interval_s: SampleInterval = 5.0,
-    deploy_lookback_s: Annotated[float, form(
-        "Deploy/flag lookback (s)", "A release promoted within this many seconds is rolled back (with approval); "
-        "else a feature flag switched on within it is switched off. Neither: no fix is known, escalate.")] = 3600.0,
-    verify_consecutive: VerifyConsecutive = None,
-    verify_interval_s: VerifyInterval = None,
-    verify_deadline_s: VerifyDeadline = None,
-    approval_timeout_s: ApprovalTimeout = None,
-    alert_name: AlertName = "manual",
-    incident_id: IncidentId = None,
-    lock_timeout_s: LockTimeout = 1800.0,
-    continue_at_recover: ContinueAtRecover = False,
-) -> State[dict[str, Any]]:
+class ElevatedErrorRateOptions(RunOptions, ConfirmOptions, VerifyOptions, ContinueOptions):
+    """This runbook's parameters (the Custom run form)."""
+
+    threshold_pct: float = Field(1.0, title="5xx threshold (%)", description=(
+        "Share of the recent requests answered 5xx above which the error rate is a breach; after the fix it must "
+        "stay below this."))
+    min_records: MinRecords = 20
+    window_records: WindowRecords = None
+    deploy_lookback_s: float = Field(3600.0, title="Deploy/flag lookback (s)", description=(
+        "A release promoted within this many seconds is rolled back (with approval); else a feature flag switched "
+        "on within it is switched off. Neither: no fix is known, escalate."))
+
+
+@runbook_flow(ElevatedErrorRateOptions, name=RUNBOOK,
+              description="Elevated 5xx error rate: identify, contain, investigate, remediate, recover")
+async def elevated_error_rate(options: ElevatedErrorRateOptions) -> State[dict[str, Any]]:
     providers = composition.current()
-    settings = providers.settings
-    window = window_records or settings.metrics_window_records
-    confirm = confirm_readings(confirm_samples, alert_name)
-    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
-                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
-    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, threshold {threshold_pct:g}%")
-    if continue_at_recover:
-        budget = verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s)
-        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _recover(
-            incident, lift=next(iter(left.still_in_effect(Phase.CONTAIN)), None),
-            contain_again=left.first_applied(Phase.CONTAIN), threshold_pct=threshold_pct, min_records=min_records,
-            window=window, budget=budget)))
-
-    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
-        incident, service=service, threshold_pct=threshold_pct, min_records=min_records, window=window,
-        confirm_samples=confirm, sample_interval_s=sample_interval_s,
-        deploy_lookback_s=deploy_lookback_s, verify_consecutive=verify_consecutive,
-        verify_interval_s=verify_interval_s, verify_deadline_s=verify_deadline_s,
-    ))
+    window = options.window_records or providers.settings.metrics_window_records
+    incident = start_incident(RUNBOOK, options, providers=providers)
+    incident.note(Phase.IDENTIFY, "run started",
+                  f"mode {incident.report.mode.value}, threshold {options.threshold_pct:g}%")
+    if options.continue_at_recover:
+        return await locked(incident, options.service, options.lock_timeout_s, lambda: continued(
+            incident, lambda left: _recover(incident, options, window, lift=next(iter(left.still_in_effect(
+                Phase.CONTAIN)), None), contain_again=left.first_applied(Phase.CONTAIN))))
+    return await locked(incident, options.service, options.lock_timeout_s,
+                        lambda: _remediate(incident, options, window))
 
 
-async def _remediate(
-    incident: RunningIncident,
-    *,
-    service: str,
-    threshold_pct: float,
-    min_records: int,
-    window: int,
-    confirm_samples: int,
-    sample_interval_s: float,
-    deploy_lookback_s: float,
-    verify_consecutive: int | None,
-    verify_interval_s: float | None,
-    verify_deadline_s: float | None,
-) -> dict[str, Any]:
+async def _remediate(incident: RunningIncident, options: ElevatedErrorRateOptions, window: int) -> dict[str, Any]:
     providers = incident.providers
-    settings = providers.settings
+    service, threshold_pct, lookback_s = options.service, options.threshold_pct, options.deploy_lookback_s
     # identify ------------------------------------------------------------------------------------------
     (rate_findings, stats), health, issues = await asyncio.gather(
-        sample_error_rate(providers, threshold_pct, min_records, window, confirm_samples, sample_interval_s),
+        sample_error_rate(providers, threshold_pct, options.min_records, window,
+                          confirm_readings(options.confirm_samples, options.alert_name), options.sample_interval_s),
         health_finding(providers), error_issues_finding(providers))
     incident.add_findings([*rate_findings, rate_limit_finding(stats, run_app_reads(incident)), health, issues])
     verdict = rate_findings[0].status
@@ -195,9 +156,9 @@ async def _remediate(
                               why=rate_findings[0].detail)
 
     # investigate ---------------------------------------------------------------------------------------
-    since = providers.clock.now() - timedelta(seconds=deploy_lookback_s)
+    since = providers.clock.now() - timedelta(seconds=lookback_s)
     (deploys, releases), (flags, flag_history), endpoints, logs, errors = await asyncio.gather(
-        deploy_history(providers, deploy_lookback_s), flag_changes(providers, deploy_lookback_s),
+        deploy_history(providers, lookback_s), flag_changes(providers, lookback_s),
         failing_endpoints(stats), log_excerpts(providers, since), error_tracker(providers))
     incident.report.evidence.extend([deploys, flags, endpoints, logs, errors])
     for evidence in incident.report.evidence:
@@ -205,9 +166,9 @@ async def _remediate(
 
     # remediate -----------------------------------------------------------------------------------------
     now = providers.clock.now()
-    fix_plan: Plan | None = rollback_plan(service, releases, now, deploy_lookback_s)
+    fix_plan: Plan | None = rollback_plan(service, releases, now, lookback_s)
     if fix_plan is None:
-        fix_plan = flag_plan(service, flag_history, now, deploy_lookback_s)
+        fix_plan = flag_plan(service, flag_history, now, lookback_s)
     fix: ActionRecord | None = None
     if fix_plan is None:
         incident.note(Phase.REMEDIATE, "no fix indicated", "no recent deploy or flag change precedes the spike")
@@ -220,18 +181,15 @@ async def _remediate(
         return await close(incident, _without_fix(incident, fix))
 
     # recover -------------------------------------------------------------------------------------------
-    return await _recover(incident, lift=contained, contain_again=contained, threshold_pct=threshold_pct,
-                          min_records=min_records, window=window,
-                          budget=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s))
+    return await _recover(incident, options, window, lift=contained, contain_again=contained)
 
 
-async def _recover(incident: RunningIncident, *, lift: ActionRecord | None, contain_again: ActionRecord | None,
-                   threshold_pct: float, min_records: int, window: int, budget: dict[str, Any]) -> dict[str, Any]:
+async def _recover(incident: RunningIncident, options: ElevatedErrorRateOptions, window: int, *,
+                   lift: ActionRecord | None, contain_again: ActionRecord | None) -> dict[str, Any]:
     """Lift the maintenance still on (``lift``), verify the fix; if it did not hold, put ``contain_again`` back.
 
     A continuation passes what its ledger says: maintenance the dead run already lifted is not lifted twice."""
-    verification = await _lift_and_verify(incident, lift, threshold_pct=threshold_pct, min_records=min_records,
-                                          window=window, **budget)
+    verification = await _lift_and_verify(incident, lift, options, window)
     incident.report.verification = verification
     if verification.healthy:
         return await close(incident, Outcome.RECOVERED)
@@ -249,10 +207,10 @@ def _without_fix(incident: RunningIncident, fix: ActionRecord | None) -> Outcome
     return without_fix(incident, fix, kept)
 
 
-async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | None, *, threshold_pct: float,
-                           min_records: int, window: int, consecutive: int, interval_s: float,
-                           deadline_s: float) -> Verification:
+async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | None,
+                           options: ElevatedErrorRateOptions, window: int) -> Verification:
     providers = incident.providers
+    budget = verify_budget(providers.settings, options)
     if contained is not None and contained.applied and isinstance(contained.plan, EnableMaintenance):
         lift = DisableMaintenance(service=contained.plan.service, path_prefixes=contained.plan.path_prefixes,
                                   reason="undo containment to verify the fix under real traffic")
@@ -260,11 +218,10 @@ async def _lift_and_verify(incident: RunningIncident, contained: ActionRecord | 
         if not lifted.applied:
             return Verification(check="lift maintenance", healthy=False,
                                 detail=f"maintenance could not be lifted: {'; '.join(lifted.reasons)}")
-    incident.note(Phase.RECOVER, "verifying", f"{consecutive} healthy samples {interval_s:g}s apart "
-                  f"within {deadline_s:g}s")
-    verification = await verify_error_rate(
-        providers, threshold_pct=threshold_pct, min_records=min_records, window_records=window,
-        consecutive=consecutive, interval_s=interval_s, deadline_s=deadline_s)
+    incident.note(Phase.RECOVER, "verifying", f"{budget['consecutive']} healthy samples {budget['interval_s']:g}s "
+                  f"apart within {budget['deadline_s']:g}s")
+    verification = await verify_error_rate(providers, threshold_pct=options.threshold_pct,
+                                           min_records=options.min_records, window_records=window, **budget)
     incident.note(Phase.RECOVER, f"verification {'healthy' if verification.healthy else 'failed'}",
                   verification.detail)
     return verification

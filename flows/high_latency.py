@@ -51,27 +51,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from remediation import composition
 from remediation.forms import (
-    AlertName,
-    ApprovalTimeout,
-    ConfirmSamples,
-    ContinueAtRecover,
-    DeployLookback,
-    IncidentId,
-    LockTimeout,
+    ConfirmOptions,
+    ContinueOptions,
     MinRecords,
-    RunMode,
-    RunSeverity,
-    SampleInterval,
-    Service,
+    RunOptions,
     WindowRecords,
-    form,
+    runbook_flow,
 )
 from remediation.incident import RunningIncident
 from remediation.models import (
@@ -83,7 +75,6 @@ from remediation.models import (
     Phase,
     Plan,
     ScaleUp,
-    Severity,
     Verification,
 )
 from tasks.common.act import act
@@ -124,69 +115,65 @@ class _Job:
     deploy_lookback_s: float
 
 
-@flow(name=RUNBOOK, description="High latency: identify, contain (scale up), investigate, remediate, recover")
-async def high_latency(
-    service: Service = "kamkmserve",
-    mode: RunMode = None,
-    severity: RunSeverity = Severity.SEV2,
-    p95_threshold_ms: Annotated[float | None, form(
-        "p95 threshold (ms)", "p95 of the recent requests above which latency is a breach; after containment it "
-        "must stay at or under it. None: the REMEDIATE_LATENCY_P95_MS setting (default 500, the app's load-test "
-        "bar).")] = None,
-    avg_warning_ms: Annotated[float | None, form(
-        "Average warning (ms)", "An average response time above this is a breach too. None: the "
-        "REMEDIATE_LATENCY_AVG_WARNING_MS setting (default 1000, the app's health rule).")] = None,
-    avg_critical_ms: Annotated[float | None, form(
-        "Average critical (ms)", "An average above this is reported as critical (informational). None: the "
-        "REMEDIATE_LATENCY_AVG_CRITICAL_MS setting (default 2000).")] = None,
-    error_threshold_pct: Annotated[float, form(
-        "5xx ceiling while watching (%)", "During the recovery watch the 5xx share must stay below this.")] = 1.0,
-    window_records: WindowRecords = None,
-    min_records: MinRecords = 20,
-    confirm_samples: ConfirmSamples = None,
-    sample_interval_s: SampleInterval = 5.0,
-    scale_factor: Annotated[float, form(
-        "Scale factor", "Scale up to ceil(current replicas x this), capped by REMEDIATE_MAX_REPLICAS; policy refuses "
-        "more than REMEDIATE_MAX_SCALE_FACTOR.")] = 2.0,
-    ttl_s: Annotated[int | None, form(
-        "Scale-up TTL (s)", "How long the extra replicas are kept before the run scales back down (after a healthy "
-        "watch). None: the REMEDIATE_SCALE_TTL_S setting (default 3600).")] = None,
-    watch_s: Annotated[float | None, form(
-        "Recovery watch (s)", "How long latency and the 5xx share are watched after containment (the app's runbook "
-        "says 1-2 h). None: the REMEDIATE_LATENCY_WATCH_S setting (default 3600).")] = None,
-    watch_interval_s: Annotated[float | None, form(
-        "Seconds between watch checks", "One check of p95, average and 5xx per interval. None: the "
-        "REMEDIATE_VERIFY_INTERVAL_S setting (default 15).")] = None,
-    deploy_lookback_s: DeployLookback = 3600.0,
-    approval_timeout_s: ApprovalTimeout = None,
-    alert_name: AlertName = "manual",
-    incident_id: IncidentId = None,
-    lock_timeout_s: LockTimeout = 1800.0,
-    continue_at_recover: ContinueAtRecover = False,
-) -> State[dict[str, Any]]:
+class HighLatencyOptions(RunOptions, ConfirmOptions, ContinueOptions):
+    """This runbook's parameters (the Custom run form)."""
+
+    p95_threshold_ms: float | None = Field(None, title="p95 threshold (ms)", description=(
+        "p95 of the recent requests above which latency is a breach; after containment it must stay at or under it. "
+        "None: the REMEDIATE_LATENCY_P95_MS setting (default 500, the app's load-test bar)."))
+    avg_warning_ms: float | None = Field(None, title="Average warning (ms)", description=(
+        "An average response time above this is a breach too. None: the REMEDIATE_LATENCY_AVG_WARNING_MS setting "
+        "(default 1000, the app's health rule)."))
+    avg_critical_ms: float | None = Field(None, title="Average critical (ms)", description=(
+        "An average above this is reported as critical (informational). None: the "
+        "REMEDIATE_LATENCY_AVG_CRITICAL_MS setting (default 2000)."))
+    error_threshold_pct: float = Field(1.0, title="5xx ceiling while watching (%)", description=(
+        "During the recovery watch the 5xx share must stay below this."))
+    window_records: WindowRecords = None
+    min_records: MinRecords = 20
+    scale_factor: float = Field(2.0, title="Scale factor", description=(
+        "Scale up to ceil(current replicas x this), capped by REMEDIATE_MAX_REPLICAS; policy refuses more than "
+        "REMEDIATE_MAX_SCALE_FACTOR."))
+    ttl_s: int | None = Field(None, title="Scale-up TTL (s)", description=(
+        "How long the extra replicas are kept before the run scales back down (after a healthy watch). None: the "
+        "REMEDIATE_SCALE_TTL_S setting (default 3600)."))
+    watch_s: float | None = Field(None, title="Recovery watch (s)", description=(
+        "How long latency and the 5xx share are watched after containment (the app's runbook says 1-2 h). None: "
+        "the REMEDIATE_LATENCY_WATCH_S setting (default 3600)."))
+    watch_interval_s: float | None = Field(None, title="Seconds between watch checks", description=(
+        "One check of p95, average and 5xx per interval. None: the REMEDIATE_VERIFY_INTERVAL_S setting "
+        "(default 15)."))
+    deploy_lookback_s: float = Field(3600.0, title="Change lookback (s)", description=(
+        "A release promoted or a change made within this many seconds before now is treated as the suspected "
+        "cause."))
+
+
+@runbook_flow(HighLatencyOptions, name=RUNBOOK,
+              description="High latency: identify, contain (scale up), investigate, remediate, recover")
+async def high_latency(options: HighLatencyOptions) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
     limits = LatencyThresholds(
-        p95_ms=p95_threshold_ms or settings.latency_p95_ms,
-        avg_warning_ms=avg_warning_ms or settings.latency_avg_warning_ms,
-        avg_critical_ms=avg_critical_ms or settings.latency_avg_critical_ms,
-        min_records=min_records,
+        p95_ms=options.p95_threshold_ms or settings.latency_p95_ms,
+        avg_warning_ms=options.avg_warning_ms or settings.latency_avg_warning_ms,
+        avg_critical_ms=options.avg_critical_ms or settings.latency_avg_critical_ms,
+        min_records=options.min_records,
     )
-    confirm = confirm_readings(confirm_samples, alert_name)
-    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
-                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
+    incident = start_incident(RUNBOOK, options, providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {limits.describe()}")
     job = _Job(
-        service=service, limits=limits, error_pct=error_threshold_pct,
-        window=window_records or settings.metrics_window_records, confirm=confirm,
-        sample_interval_s=sample_interval_s, scale_factor=scale_factor, ttl_s=ttl_s or settings.scale_ttl_s,
-        watch_s=watch_s or settings.latency_watch_s, watch_interval_s=watch_interval_s or settings.verify_interval_s,
-        deploy_lookback_s=deploy_lookback_s,
+        service=options.service, limits=limits, error_pct=options.error_threshold_pct,
+        window=options.window_records or settings.metrics_window_records,
+        confirm=confirm_readings(options.confirm_samples, options.alert_name),
+        sample_interval_s=options.sample_interval_s, scale_factor=options.scale_factor,
+        ttl_s=options.ttl_s or settings.scale_ttl_s, watch_s=options.watch_s or settings.latency_watch_s,
+        watch_interval_s=options.watch_interval_s or settings.verify_interval_s,
+        deploy_lookback_s=options.deploy_lookback_s,
     )
-    if continue_at_recover:
-        return await locked(incident, service, lock_timeout_s, lambda: continued(incident, lambda left: _continue(
-            incident, job, left)))
-    return await locked(incident, service, lock_timeout_s, lambda: _remediate(incident, job))
+    if options.continue_at_recover:
+        return await locked(incident, options.service, options.lock_timeout_s, lambda: continued(
+            incident, lambda left: _continue(incident, job, left)))
+    return await locked(incident, options.service, options.lock_timeout_s, lambda: _remediate(incident, job))
 
 
 async def _continue(incident: RunningIncident, job: _Job, left: Resumed) -> dict[str, Any]:

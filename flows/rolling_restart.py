@@ -55,24 +55,14 @@ Undo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from remediation import composition, runtime
 from remediation.figures import figure
-from remediation.forms import (
-    AlertName,
-    ApprovalTimeout,
-    IncidentId,
-    LockTimeout,
-    RunMode,
-    RunSeverity,
-    Service,
-    WindowRecords,
-    form,
-)
+from remediation.forms import RunOptions, RunSeverity, WindowRecords, runbook_flow
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionState,
@@ -126,63 +116,61 @@ class _Progress:
     timings: list[dict[str, Any]] = field(default_factory=list)
 
 
-@flow(name=RUNBOOK, description="Rolling restart (or its drill): drain, restart, restore one batch at a time")
-async def rolling_restart(
-    service: Service = "kamkmserve",
-    mode: RunMode = None,
-    severity: RunSeverity = Severity.SEV3,
-    drill: Annotated[bool, form(
-        "Drill", "A rehearsal while nothing is wrong (the weekly schedule sets it). A drill of a service listed in "
-        "REMEDIATE_DRILL_PREAPPROVED restarts without asking; anything else waits for one approval first.")] = False,
-    max_unavailable: Annotated[int, form(
-        "Instances out at a time", "Batch size: this many instances are drained and restarted together (never all "
-        "of them).")] = 1,
-    error_threshold_pct: Annotated[float, form(
-        "5xx ceiling (%)", "The SLO: the 5xx share of the recent requests (pooled over the instances, and per "
-        "instance) and of the load balancer's own answers must stay below this.")] = 1.0,
-    p95_threshold_ms: Annotated[float | None, form(
-        "p95 ceiling (ms)", "The SLO: p95 of the recent requests must stay at or under this. None: the "
-        "REMEDIATE_LATENCY_P95_MS setting (default 500).")] = None,
-    window_records: WindowRecords = None,
-    min_records: Annotated[int, form(
-        "Minimum requests per instance", "An instance that has served fewer requests than this (a restarted one) "
-        "makes the reading unknown: the run waits for it, up to the stability timeout.")] = 10,
-    stable_checks: Annotated[int, form(
-        "Readings to be stable", "SLO readings in a row that must pass after each batch (and at the end) before the "
-        "run goes on.")] = 3,
-    check_interval_s: Annotated[float | None, form(
-        "Seconds between SLO readings", "One reading of every instance per interval, also while an instance is "
-        "out. None: the REMEDIATE_VERIFY_INTERVAL_S setting (default 15).")] = None,
-    stable_timeout_s: Annotated[float | None, form(
-        "Stability timeout (s)", "A batch whose service is not stable again within this stops the run. None: the "
-        "REMEDIATE_VERIFY_DEADLINE_S setting (default 600).")] = None,
-    drain_timeout_s: Annotated[float | None, form(
-        "Drain timeout (s)", "How long a drained instance may take to finish its requests in flight. None: the load "
-        "balancer's deregistration delay plus 30 s.")] = None,
-    restart_timeout_s: Annotated[float | None, form(
-        "Restart timeout (s)", "How long a restarted instance may take to run again and pass its health checks. "
-        "None: the REMEDIATE_RESTART_TIMEOUT_S setting (default 300).")] = None,
-    approval_timeout_s: ApprovalTimeout = None,
-    alert_name: AlertName = "manual",
-    incident_id: IncidentId = None,
-    lock_timeout_s: LockTimeout = 1800.0,
-) -> State[dict[str, Any]]:
+class RollingRestartOptions(RunOptions):
+    """This runbook's parameters (the Custom run form)."""
+
+    severity: RunSeverity = Severity.SEV3
+    drill: bool = Field(False, title="Drill", description=(
+        "A rehearsal while nothing is wrong (the weekly schedule sets it). A drill of a service listed in "
+        "REMEDIATE_DRILL_PREAPPROVED restarts without asking; anything else waits for one approval first."))
+    max_unavailable: int = Field(1, title="Instances out at a time", description=(
+        "Batch size: this many instances are drained and restarted together (never all of them)."))
+    error_threshold_pct: float = Field(1.0, title="5xx ceiling (%)", description=(
+        "The SLO: the 5xx share of the recent requests (pooled over the instances, and per instance) and of the "
+        "load balancer's own answers must stay below this."))
+    p95_threshold_ms: float | None = Field(None, title="p95 ceiling (ms)", description=(
+        "The SLO: p95 of the recent requests must stay at or under this. None: the REMEDIATE_LATENCY_P95_MS setting "
+        "(default 500)."))
+    window_records: WindowRecords = None
+    min_records: int = Field(10, title="Minimum requests per instance", description=(
+        "An instance that has served fewer requests than this (a restarted one) makes the reading unknown: the run "
+        "waits for it, up to the stability timeout."))
+    stable_checks: int = Field(3, title="Readings to be stable", description=(
+        "SLO readings in a row that must pass after each batch (and at the end) before the run goes on."))
+    check_interval_s: float | None = Field(None, title="Seconds between SLO readings", description=(
+        "One reading of every instance per interval, also while an instance is out. None: the "
+        "REMEDIATE_VERIFY_INTERVAL_S setting (default 15)."))
+    stable_timeout_s: float | None = Field(None, title="Stability timeout (s)", description=(
+        "A batch whose service is not stable again within this stops the run. None: the "
+        "REMEDIATE_VERIFY_DEADLINE_S setting (default 600)."))
+    drain_timeout_s: float | None = Field(None, title="Drain timeout (s)", description=(
+        "How long a drained instance may take to finish its requests in flight. None: the load balancer's "
+        "deregistration delay plus 30 s."))
+    restart_timeout_s: float | None = Field(None, title="Restart timeout (s)", description=(
+        "How long a restarted instance may take to run again and pass its health checks. None: the "
+        "REMEDIATE_RESTART_TIMEOUT_S setting (default 300)."))
+
+
+@runbook_flow(RollingRestartOptions, name=RUNBOOK,
+              description="Rolling restart (or its drill): drain, restart, restore one batch at a time")
+async def rolling_restart(options: RollingRestartOptions) -> State[dict[str, Any]]:
     providers = composition.current()
     settings = providers.settings
-    run_id = current_flow_run_id()
+    service, drill, max_unavailable = options.service, options.drill, options.max_unavailable
     job = _Job(
         service=service, drill=drill,
-        slo=Slo(error_pct=error_threshold_pct, p95_ms=p95_threshold_ms or settings.latency_p95_ms,
-                min_records=min_records, window=window_records or settings.metrics_window_records),
-        max_unavailable=max_unavailable, stable_checks=stable_checks,
-        interval_s=check_interval_s or settings.verify_interval_s,
-        stable_timeout_s=stable_timeout_s or settings.verify_deadline_s, drain_timeout_s=drain_timeout_s,
-        restart_timeout_s=restart_timeout_s or settings.restart_timeout_s,
+        slo=Slo(error_pct=options.error_threshold_pct, p95_ms=options.p95_threshold_ms or settings.latency_p95_ms,
+                min_records=options.min_records, window=options.window_records or settings.metrics_window_records),
+        max_unavailable=max_unavailable, stable_checks=options.stable_checks,
+        interval_s=options.check_interval_s or settings.verify_interval_s,
+        stable_timeout_s=options.stable_timeout_s or settings.verify_deadline_s,
+        drain_timeout_s=options.drain_timeout_s,
+        restart_timeout_s=options.restart_timeout_s or settings.restart_timeout_s,
     )
-    source = "drill" if drill else "manual" if alert_name == "manual" else "alert"
-    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
-                              incident_id=incident_id or _adopted(providers, run_id),
-                              approval_timeout_s=approval_timeout_s, source=source, providers=providers)
+    source = "drill" if drill else "manual" if options.alert_name == "manual" else "alert"
+    adopted = options.incident_id or _adopted(providers, current_flow_run_id())
+    incident = start_incident(RUNBOOK, options.model_copy(update={"incident_id": adopted}), source=source,
+                              providers=providers)
     incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, "
                   f"{'drill' if drill else 'production'}, SLO: {job.slo.describe()}")
     watch = SloWatch(incident, service, job.slo, job.interval_s)
@@ -229,7 +217,7 @@ async def rolling_restart(
         incident.escalate(Phase.REMEDIATE, f"policy refuses the restarts ({go.why}); nothing was touched")
         return await _close(incident, Outcome.ESCALATED, job)
     try:
-        async with service_lock(service, timeout_s=lock_timeout_s):
+        async with service_lock(service, timeout_s=options.lock_timeout_s):
             # _close runs inside the lock, so the incident is closed before the next run of this service starts.
             return await _restart_all(incident, job, watch, plan)
     except ServiceBusy as busy:

@@ -59,25 +59,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from remediation import composition
-from remediation.forms import (
-    AlertName,
-    ApprovalTimeout,
-    IncidentId,
-    LockTimeout,
-    RunMode,
-    RunSeverity,
-    Service,
-    VerifyConsecutive,
-    VerifyDeadline,
-    VerifyInterval,
-    form,
-)
+from remediation.forms import RunOptions, RunSeverity, VerifyOptions, runbook_flow
 from remediation.incident import RunningIncident
 from remediation.models import (
     ActionRecord,
@@ -115,57 +103,50 @@ from tasks.suspicious_upload.verify import verify_uploads
 RUNBOOK = "suspicious-upload"
 
 
-@flow(name=RUNBOOK, description="Suspicious upload / malware: identify, contain, investigate, remediate, recover")
-async def suspicious_upload(
-    service: Service = "kamkmserve",
-    mode: RunMode = None,
-    severity: RunSeverity = Severity.SEV1,
-    window_s: Annotated[float | None, form(
-        "Look-back window (s)", "How far back the audit rows and the app's upload log lines are read. None: the "
-        "REMEDIATE_UPLOAD_WINDOW_S setting (default 600).")] = None,
-    min_detections: Annotated[int | None, form(
-        "Malware uploads to act on", "Malware rejections (audit rows or log lines) at or above which uploads are "
-        "under attack, and from one client at or above which that client is blocked. None: the "
-        "REMEDIATE_UPLOAD_MIN_DETECTIONS setting (default 3).")] = None,
-    min_rejections: Annotated[int | None, form(
-        "Rejection burst (samples)", "upload_rejected_validation samples on the metrics page (half or more of the "
-        "uploads) that count as a burst when neither the audit rows nor the logs can say why. None: the "
-        "REMEDIATE_UPLOAD_MIN_REJECTIONS setting (default 5).")] = None,
-    block_ttl_s: Annotated[int | None, form(
-        "Block TTL (s)", "How long each block lasts at the edge; blocks are left to expire. None: the "
-        "REMEDIATE_BLOCK_TTL_S setting (default 3600); policy caps it at REMEDIATE_MAX_BLOCK_TTL_S.")] = None,
-    max_blocks: Annotated[int, form(
-        "Most clients to block", "More offending clients than this is not one attack (or the scanner rejects "
-        "everything): nobody is blocked and a human decides.")] = 5,
-    tighten_allowlist: Annotated[bool, form(
-        "Tighten the allowlist", "Drop the file extensions and MIME types the attack's quarantined samples came in "
-        "as from what /api/uploads accepts, until recovery is verified.")] = True,
-    verify_consecutive: VerifyConsecutive = None,
-    verify_interval_s: VerifyInterval = None,
-    verify_deadline_s: VerifyDeadline = None,
-    approval_timeout_s: ApprovalTimeout = None,
-    alert_name: AlertName = "manual",
-    incident_id: IncidentId = None,
-    lock_timeout_s: LockTimeout = 1800.0,
-) -> State[dict[str, Any]]:
+class SuspiciousUploadOptions(RunOptions, VerifyOptions):
+    """This runbook's parameters (the Custom run form)."""
+
+    severity: RunSeverity = Severity.SEV1
+    window_s: float | None = Field(None, title="Look-back window (s)", description=(
+        "How far back the audit rows and the app's upload log lines are read. None: the REMEDIATE_UPLOAD_WINDOW_S "
+        "setting (default 600)."))
+    min_detections: int | None = Field(None, title="Malware uploads to act on", description=(
+        "Malware rejections (audit rows or log lines) at or above which uploads are under attack, and from one "
+        "client at or above which that client is blocked. None: the REMEDIATE_UPLOAD_MIN_DETECTIONS setting "
+        "(default 3)."))
+    min_rejections: int | None = Field(None, title="Rejection burst (samples)", description=(
+        "upload_rejected_validation samples on the metrics page (half or more of the uploads) that count as a burst "
+        "when neither the audit rows nor the logs can say why. None: the REMEDIATE_UPLOAD_MIN_REJECTIONS setting "
+        "(default 5)."))
+    block_ttl_s: int | None = Field(None, title="Block TTL (s)", description=(
+        "How long each block lasts at the edge; blocks are left to expire. None: the REMEDIATE_BLOCK_TTL_S setting "
+        "(default 3600); policy caps it at REMEDIATE_MAX_BLOCK_TTL_S."))
+    max_blocks: int = Field(5, title="Most clients to block", description=(
+        "More offending clients than this is not one attack (or the scanner rejects everything): nobody is blocked "
+        "and a human decides."))
+    tighten_allowlist: bool = Field(True, title="Tighten the allowlist", description=(
+        "Drop the file extensions and MIME types the attack's quarantined samples came in as from what /api/uploads "
+        "accepts, until recovery is verified."))
+
+
+@runbook_flow(SuspiciousUploadOptions, name=RUNBOOK,
+              description="Suspicious upload / malware: identify, contain, investigate, remediate, recover")
+async def suspicious_upload(options: SuspiciousUploadOptions) -> State[dict[str, Any]]:
     providers = composition.current()
-    settings = providers.settings
-    incident = start_incident(RUNBOOK, service=service, mode=mode, severity=severity, alert_name=alert_name,
-                              incident_id=incident_id, approval_timeout_s=approval_timeout_s, providers=providers)
-    detections = min_detections or settings.upload_min_detections
-    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, {detections}+ malware uploads")
-    return await locked(incident, service, lock_timeout_s, lambda: _remediate(
-        incident, service=service, window_s=window_s or settings.upload_window_s,
-        min_detections=detections, min_rejections=min_rejections or settings.upload_min_rejections,
-        block_ttl_s=block_ttl_s or settings.block_ttl_s, max_blocks=max_blocks,
-        tighten=tighten_allowlist,
-        verify=verify_budget(settings, verify_consecutive, verify_interval_s, verify_deadline_s),
-    ))
+    incident = start_incident(RUNBOOK, options, providers=providers)
+    incident.note(Phase.IDENTIFY, "run started", f"mode {incident.report.mode.value}, "
+                  f"{options.min_detections or providers.settings.upload_min_detections}+ malware uploads")
+    return await locked(incident, options.service, options.lock_timeout_s, lambda: _remediate(incident, options))
 
 
-async def _remediate(incident: RunningIncident, *, service: str, window_s: float, min_detections: int,
-                     min_rejections: int, block_ttl_s: int, max_blocks: int, tighten: bool,
-                     verify: dict[str, Any]) -> dict[str, Any]:
+async def _remediate(incident: RunningIncident, options: SuspiciousUploadOptions) -> dict[str, Any]:
+    settings = incident.providers.settings
+    service, max_blocks, tighten = options.service, options.max_blocks, options.tighten_allowlist
+    window_s = options.window_s or settings.upload_window_s
+    min_detections = options.min_detections or settings.upload_min_detections
+    min_rejections = options.min_rejections or settings.upload_min_rejections
+    block_ttl_s = options.block_ttl_s or settings.block_ttl_s
+    verify = verify_budget(settings, options)
     providers = incident.providers
     since = providers.clock.now() - timedelta(seconds=window_s)
     # identify ------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
 from remediation import composition, gate, runtime
+from remediation.forms import RunOptions, VerifyOptions
 from remediation.incident import RunningIncident
 from remediation.models import (
     OUTCOME_STATE_NAMES,
@@ -21,10 +22,8 @@ from remediation.models import (
     ActionState,
     Alert,
     IncidentReport,
-    Mode,
     Outcome,
     Phase,
-    Severity,
 )
 from remediation.orchestration.leases import current_flow_run_id, hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
@@ -40,18 +39,16 @@ def confirm_readings(confirm_samples: int | None, alert_name: str) -> int:
     return confirm_samples or (2 if alert_name == "manual" else 1)
 
 
-def verify_budget(settings: Settings, consecutive: int | None, interval_s: float | None,
-                  deadline_s: float | None) -> dict[str, Any]:
+def verify_budget(settings: Settings, options: VerifyOptions) -> dict[str, Any]:
     """The recover phase's ``consecutive``/``interval_s``/``deadline_s``: the run's values, else the settings'."""
-    return dict(consecutive=consecutive or settings.verify_consecutive,
-                interval_s=interval_s or settings.verify_interval_s,
-                deadline_s=deadline_s or settings.verify_deadline_s)
+    return dict(consecutive=options.verify_consecutive or settings.verify_consecutive,
+                interval_s=options.verify_interval_s or settings.verify_interval_s,
+                deadline_s=options.verify_deadline_s or settings.verify_deadline_s)
 
 
-def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: Severity, alert_name: str,
-                   incident_id: str | None, approval_timeout_s: int | None, source: str | None = None,
+def start_incident(runbook: str, run: RunOptions, *, source: str | None = None,
                    providers: runtime.Providers | None = None) -> RunningIncident:
-    """The run's incident: the one intake opened (``incident_id``) or a new one, tied to this flow run.
+    """The run's incident: the one intake opened (``run.incident_id``) or a new one, tied to this flow run.
 
     The run's lease is taken here too (a no-op when the warm executor already holds it): whatever process executes
     this run, its death is then noticed by the next reconcile (remediation.orchestration.leases)."""
@@ -60,10 +57,10 @@ def start_incident(runbook: str, *, service: str, mode: Mode | None, severity: S
     # the owner finds its lease held and stops (remediation.incident.refuse_duplicate).
     hold_current_run(bundle)
     incident = RunningIncident(
-        bundle, runbook=runbook, mode=mode or bundle.settings.mode, incident_id=incident_id,
-        alert=Alert(name=alert_name, service=service, severity=severity,
-                    source=source or ("manual" if alert_name == "manual" else "alert")),
-        flow_run_id=current_flow_run_id(), approval_timeout_s=approval_timeout_s,
+        bundle, runbook=runbook, mode=run.mode or bundle.settings.mode, incident_id=run.incident_id,
+        alert=Alert(name=run.alert_name, service=run.service, severity=run.severity,
+                    source=source or ("manual" if run.alert_name == "manual" else "alert")),
+        flow_run_id=current_flow_run_id(), approval_timeout_s=run.approval_timeout_s,
     )
     return incident
 

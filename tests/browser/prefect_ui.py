@@ -37,6 +37,13 @@ def open_custom_run(page: Any, deployment: str) -> None:
     expect(page.get_by_role("heading", name="Parameters")).to_be_visible()
 
 
+def expect_field(page: Any, title: str, help_text: str) -> None:
+    """The form shows a field titled ``title`` with ``help_text`` under it."""
+    block = field(page, title)
+    expect(block).to_have_count(1)
+    expect(block).to_contain_text(help_text)
+
+
 def choose(page: Any, title: str, option: str, *, tab: str | None = None) -> None:
     """Pick ``option`` in an enum field; ``tab`` first switches an optional field from "None" to its type."""
     block = field(page, title)

@@ -25,6 +25,7 @@ from playwright.sync_api import expect
 from tests.browser import prefect_ui as ui
 from tests.browser.uikit import ENROLLED, RUNBOOK, UiStack, keep_screenshot, wait_until
 from tests.flows.flowkit import wait_for_bad_release
+from tests.helpers.runbook_form_text import expected_form
 
 pytestmark = pytest.mark.browser
 
@@ -37,6 +38,9 @@ def start_fast_custom_run(page: Any, stack: UiStack, run_name: str, screenshots:
     stack.reset_scenario("bad-release")
     wait_for_bad_release(stack.sim)
     ui.open_custom_run(page, RUNBOOK)
+    # The form is the runbook's options model, flat: every parameter with its title and help text as before.
+    for title, help_text, _ in expected_form(RUNBOOK).values():
+        ui.expect_field(page, title, help_text)
     expect(ui.field(page, "Service").get_by_role("textbox")).to_have_value("kamkmserve")
     ui.choose(page, "Mode", "auto", tab="Mode")
     ui.fill_number(page, "Seconds between readings", 0.3)

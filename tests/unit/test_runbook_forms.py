@@ -40,8 +40,8 @@ def test_every_parameter_has_a_human_title_and_a_description(runbook: str) -> No
     untitled = sorted(name for name, prop in properties.items() if prop.get("title") in (None, "", name))
     undescribed = sorted(name for name, prop in properties.items() if not str(prop.get("description", "")).strip())
     assert (untitled, undescribed) == ([], []), (
-        f"{runbook}: parameters without a title {untitled} or description {undescribed}; annotate them with "
-        "remediation.forms (a shared alias or Annotated[T, form(title, description)])")
+        f"{runbook}: parameters without a title {untitled} or description {undescribed}; give their fields in the "
+        "runbook's options model a Field(title=..., description=...) (remediation.forms)")
 
 
 @pytest.mark.parametrize("runbook", RUNBOOKS)
