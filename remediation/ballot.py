@@ -23,7 +23,7 @@ from collections.abc import Callable
 from remediation import approvers, slack_proof
 from remediation.models import Approval, ApprovalAnswer
 from remediation.providers.approvals import TIMEOUT_APPROVER, Answer
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 from remediation.settings import Settings
 from remediation.store import PendingStep, Store
 

@@ -24,7 +24,8 @@ from remediation.notify import build as build_notifier
 from remediation.providers import absent
 from remediation.providers.access_probe import AccessProbe, ProbeIdentity
 from remediation.providers.budget import RequestBudget, app_budget
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics
 from remediation.providers.prefect_approvals import PrefectApprovals

@@ -14,20 +14,32 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from remediation.providers.approvals import Approvals
-from remediation.providers.clock import Clock, RealClock
-from remediation.providers.metrics import Metrics
-from remediation.providers.platform import Capacity, Deploys, EdgeControls, Errors, Instances, Jobs, Logs
-from remediation.providers.security import ActorBlocks, Antivirus, AuditLog, Identity, StatusUpdates, UploadPolicy
+from remediation.providers.capabilities import (
+    ActorBlocks,
+    Antivirus,
+    Approvals,
+    AuditLog,
+    Capacity,
+    Clock,
+    Deploys,
+    EdgeControls,
+    Errors,
+    Identity,
+    Instances,
+    Jobs,
+    Logs,
+    Metrics,
+    StatusUpdates,
+    UploadPolicy,
+)
+from remediation.providers.clock import RealClock
 from remediation.settings import Settings
 
 if TYPE_CHECKING:
     from remediation.notify.notifier import Notifications
     from remediation.providers.access_probe import AccessProbe
-    from remediation.providers.database import DatabaseActions, DatabaseInspector
-    from remediation.providers.instances import InstanceMetrics
+    from remediation.providers.capabilities import DatabaseActions, DatabaseInspector, InstanceMetrics, Quarantine
     from remediation.providers.probe import LoadProbe
-    from remediation.providers.quarantine import Quarantine
     from remediation.store import Store
 
     class Database(DatabaseInspector, DatabaseActions, Protocol):

@@ -44,7 +44,8 @@ from remediation.intake.slack_interactions import AnswerRelay, slack_interaction
 from remediation.intake.vercel_drain import drain_endpoint
 from remediation.intake.wire import IntakeError, parse_json, read_body
 from remediation.orchestration.starter import RunStarter
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.settings import Settings
 from remediation.store import Store
 

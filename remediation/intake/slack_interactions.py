@@ -44,7 +44,7 @@ from remediation import approval_client, approvers, slack_proof
 from remediation.intake.wire import IntakeError, read_body
 from remediation.models import Approval, ApprovalAnswer, Phase, TimelineEntry
 from remediation.notify.slack import OPEN_RUN_ACTION
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 from remediation.settings import Settings
 from remediation.store import PendingStep, Store
 

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from remediation.intake.auth import signature_matches
 from remediation.intake.logsafe import intake_logger
 from remediation.intake.wire import IntakeError, parse_json, read_body
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 from remediation.providers.drain_logs import VERCEL_DRAIN
 from remediation.settings import Settings
 from remediation.store import Store

@@ -23,7 +23,7 @@ from remediation.notify.probe import ProbeResult
 from remediation.notify.slack import SlackWebhook
 from remediation.notify.state import MemoryNotifyState, NotifyState
 from remediation.notify.statuspage import StatuspageClient, StatuspageNotifier
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 from remediation.settings import Settings
 
 __all__ = [

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from remediation.notify.redact import redact
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.tls import shared_ssl_context
 
 RETRY_STATUSES = frozenset({420, 429, 500, 502, 503, 504})  # Statuspage answers 420 when rate limited

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from remediation.models import Severity
 from remediation.notify.notifier import Tier
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 from remediation.settings import Settings
 
 #: Severities whose approval requests (and the ladder's rungs) page people through PagerDuty.

@@ -44,7 +44,7 @@ from remediation.notify.notifier import EventKind, IncidentEvent, Tier
 from remediation.notify.probe import ProbeResult
 from remediation.notify.redact import redact
 from remediation.notify.state import MemoryNotifyState, NotifyState
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 
 log = logging.getLogger("remediation.notify")
 

@@ -32,7 +32,7 @@ from remediation.notify.http import NotConfigured, NotifyError, call, refusal
 from remediation.notify.ladder import pages_on_call
 from remediation.notify.notifier import EventKind, IncidentEvent
 from remediation.notify.probe import ProbeResult
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 
 _STATE_ICON = {ActionState.APPLIED: ":white_check_mark:", ActionState.FAILED: ":x:",
                ActionState.PLANNED: ":no_entry_sign:", ActionState.UNDONE: ":leftwards_arrow_with_hook:",

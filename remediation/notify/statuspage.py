@@ -38,7 +38,7 @@ from remediation.notify.notifier import EventKind, IncidentEvent
 from remediation.notify.probe import ProbeResult
 from remediation.notify.redact import redact
 from remediation.notify.state import MemoryNotifyState, NotifyState, PublicIncident, StatuspageRecord
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import Clock
 
 log = logging.getLogger("remediation.notify")
 
@@ -54,7 +54,7 @@ _BODY = {
 
 
 class StatuspageClient:
-    """The REST calls (also used as :class:`~remediation.providers.security.StatusUpdates` below)."""
+    """The REST calls (also used as :class:`~remediation.providers.capabilities.StatusUpdates` below)."""
 
     def __init__(self, api_key: SecretStr | str | None, page_id: str | None, *,
                  base_url: str = "https://api.statuspage.io/v1", timeout_s: float = 5.0,
@@ -203,7 +203,7 @@ class StatuspageNotifier:
 
 
 class StatuspageStatusUpdates:
-    """:class:`~remediation.providers.security.StatusUpdates` over Statuspage, for runbooks that post public
+    """:class:`~remediation.providers.capabilities.StatusUpdates` over Statuspage, for runbooks that post public
     status themselves (``capabilities.status_page = "statuspage"``)."""
 
     def __init__(self, client: StatuspageClient, component_ids: Iterable[str] = ()) -> None:

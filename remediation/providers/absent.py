@@ -12,7 +12,7 @@ from remediation.providers.platform import ErrorIssue, LogLine, PlatformError
 
 
 class NoLogs:
-    """:class:`~remediation.providers.platform.Logs` with no source configured."""
+    """:class:`~remediation.providers.capabilities.Logs` with no source configured."""
 
     def __init__(self, why: str) -> None:
         self.why = why
@@ -22,7 +22,7 @@ class NoLogs:
 
 
 class NoErrors:
-    """:class:`~remediation.providers.platform.Errors` with no error tracker configured."""
+    """:class:`~remediation.providers.capabilities.Errors` with no error tracker configured."""
 
     def __init__(self, why: str) -> None:
         self.why = why

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediation.models import Approval
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
+
+if TYPE_CHECKING:
+    from remediation.providers.capabilities import Ballot
 
 TIMEOUT_APPROVER = "remediate:timeout"
 
@@ -34,22 +38,6 @@ class Answer(BaseModel):
     slack: str = ""  # a signed Slack request (remediation.slack_proof.SignedRequest.dumps), when it came from Slack
 
 
-class Ballot(Protocol):
-    """The run's judge of answers for one step; it records each verdict as it makes it."""
-
-    def judge(self, answer: Answer) -> Approval:
-        ...
-
-    @property
-    def decided(self) -> Approval | None:
-        """The final answer once enough people approved or someone denied; None while more are needed."""
-        ...
-
-    def timed_out(self) -> Approval:
-        """The deadline passed: the final answer is a deny (recorded)."""
-        ...
-
-
 class ApprovalRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -58,12 +46,6 @@ class ApprovalRequest(BaseModel):
     description: str  # Markdown shown above the form
     timeout_s: float = Field(gt=0)
     step: str  # what an answer names to count for this step (prefilled in the form)
-
-
-class Approvals(Protocol):
-    async def request(self, req: ApprovalRequest, ballot: Ballot) -> Approval:
-        """Ask until ``ballot`` decides or ``req.timeout_s`` passes; the final answer."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def _like_prefix(prefix: str) -> str:
 
 
 class PostgresAuditLog:
-    """:class:`remediation.providers.security.AuditLog` over the app's PostgreSQL."""
+    """:class:`remediation.providers.capabilities.AuditLog` over the app's PostgreSQL."""
 
     def __init__(self, url: str, *, statement_timeout_s: float = 5.0, connect_timeout_s: int = 3) -> None:
         self.url = url

@@ -36,7 +36,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.platform import PlatformError
 from remediation.providers.saas_client import REDACTED, RestClient, secret_value
 from remediation.providers.security import IdentityCheck
@@ -95,7 +96,7 @@ def jwks_kids(body: Any) -> list[str]:
 
 
 class ClerkIdentity:
-    """:class:`~remediation.providers.security.Identity` for Clerk, plus the user/session levers."""
+    """:class:`~remediation.providers.capabilities.Identity` for Clerk, plus the user/session levers."""
 
     def __init__(self, secret_key: SecretStr | str | None, *, publishable_key: str | None = None,
                  base_url: str = DEFAULT_API_URL, timeout_s: float = 5.0,

@@ -38,7 +38,7 @@ def _note(user: dict[str, Any]) -> tuple[datetime, str] | None:
 
 
 class ClerkBlocks:
-    """:class:`~remediation.providers.security.ActorBlocks` for ``user`` (ban) and ``session`` (revoke) blocks."""
+    """:class:`~remediation.providers.capabilities.ActorBlocks` for ``user`` (ban) and ``session`` (revoke) blocks."""
 
     def __init__(self, clerk: ClerkIdentity) -> None:
         self.clerk = clerk

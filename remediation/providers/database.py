@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from remediation.providers import dbqueries as q
 from remediation.providers.dbqueries import (
@@ -34,8 +34,6 @@ __all__ = [
     "PG_STAT_STATEMENTS_MISSING",
     "CreateIndex",
     "DatabaseActionError",
-    "DatabaseActions",
-    "DatabaseInspector",
     "IndexReport",
     "IndexUsage",
     "LockHolder",
@@ -56,36 +54,6 @@ PG_STAT_STATEMENTS_MISSING = "pg_stat_statements is not installed in this databa
 
 class DatabaseActionError(RuntimeError):
     """A database repair failed; the message says which one and why."""
-
-
-class DatabaseInspector(Protocol):
-    async def blocking_locks(self) -> LockReport: ...
-
-    async def long_running(self, min_seconds: float) -> SessionReport:
-        """Queries active for ``min_seconds`` or more, and transactions left idle that long."""
-        ...
-
-    async def scan_stats(self, min_seq_scans: int) -> ScanReport: ...
-
-    async def unused_indexes(self) -> IndexReport: ...
-
-    async def top_statements(self, limit: int) -> StatementReport: ...
-
-    async def backend_present(self, pid: int) -> Presence:
-        """Whether a backend with this pid exists now, in any state (``detail``: its state)."""
-        ...
-
-    async def index_present(self, schema_name: str, name: str) -> Presence:
-        """Whether the index exists now and whether it is valid (``valid``)."""
-        ...
-
-
-class DatabaseActions(Protocol):
-    async def terminate_backend(self, pid: int) -> bool:
-        """True when the backend is gone; False when no such backend (or it outlived the wait)."""
-        ...
-
-    async def create_index_concurrently(self, statement: CreateIndex) -> None: ...
 
 
 _T = TypeVar("_T")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock, Logs
+from remediation.providers.clock import RealClock
 from remediation.providers.file_logs import app_line
-from remediation.providers.platform import LogLine, Logs, PlatformError
+from remediation.providers.platform import LogLine, PlatformError
 from remediation.settings import Settings
 from remediation.store import Store
 from remediation.store.logs import StoredLogLine
@@ -30,7 +31,7 @@ _PAGE = 1000
 
 
 class DrainLogs:
-    """:class:`~remediation.providers.platform.Logs` over the drained lines of one ``source``."""
+    """:class:`~remediation.providers.capabilities.Logs` over the drained lines of one ``source``."""
 
     def __init__(self, store: Store, *, source: str = VERCEL_DRAIN, clock: Clock | None = None,
                  default_window_s: float = 3600.0, skew_s: float = 60.0, retention_s: float = 6 * 3600.0) -> None:

@@ -38,9 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock, Logs
+from remediation.providers.clock import RealClock
 from remediation.providers.logparse import parse_line
-from remediation.providers.platform import LogLine, Logs, PlatformError
+from remediation.providers.platform import LogLine, PlatformError
 from remediation.settings import Settings
 
 ROTATED_SUFFIX = ".1"
@@ -50,7 +51,7 @@ _ROTATION_PAUSE_S = 0.05  # logrotate renames, then creates: the live file is br
 
 
 class FileLogs:
-    """:class:`~remediation.providers.platform.Logs` over the app's log files (stdout and stderr, any number).
+    """:class:`~remediation.providers.capabilities.Logs` over the app's log files (stdout and stderr, any number).
 
     ``default_window_s`` bounds a call without ``since`` (a whole file is never scanned by default);
     ``max_bytes`` bounds how much of one file a call reads from its end; ``skew_s`` tolerates lines slightly out

@@ -1,4 +1,4 @@
-"""What a rolling restart reads about the service's instances, beside ``platform.Instances`` (list, drain, restart,
+"""What a rolling restart reads about the service's instances, beside ``capabilities.Instances`` (list, drain, restart,
 restore): each instance's own metrics page, and the load balancer's counters.
 
 kamkmserve on Vercel has no instances to address and no drain (docs/reference/kamkmserve.md §9, §13:
@@ -14,7 +14,6 @@ samples.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,18 +51,6 @@ class MetricsPage(BaseModel):
     instance_id: str
     text: str | None = None
     error: str | None = None
-
-
-class InstanceMetrics(Protocol):
-    """What a rolling restart reads besides the instances' states (``platform.Instances``): each instance's own
-    metrics page and the load balancer's counters. Without it, stability after a restart is unknown."""
-
-    async def metrics_page(self, service: str, instance_id: str) -> MetricsPage:
-        """The instance's own ``/api/monitoring/metrics`` page, read directly from it (not through the load
-        balancer, which would pick any instance). Never raises: an unreadable page says why."""
-        ...
-
-    async def load_balancer(self, service: str) -> LoadBalancerStatus: ...
 
 
 def uptime_s(page: str) -> float | None:

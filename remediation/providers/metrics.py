@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,6 +28,7 @@ HEALTH_PATH = "/monitoring/metrics"
 REQUEST_SERIES = ("process_uptime_seconds", "http_requests_total", "http_request_duration")
 
 if TYPE_CHECKING:
+    from remediation.providers.capabilities import Metrics
     from remediation.providers.dbops import DbOperationStats
     from remediation.providers.uploadstats import UploadCounts
 
@@ -88,16 +89,6 @@ class HealthReading(BaseModel):
     error_rate_pct: float | None = None  # counts 4xx as errors, over 5 min
     avg_response_ms: float | None = None
     issues: tuple[str, ...] = ()
-
-
-class Metrics(Protocol):
-    async def request_stats(self, window_records: int) -> RequestStats: ...
-
-    async def db_operations(self, window_samples: int) -> DbOperationStats: ...
-
-    async def upload_counts(self) -> UploadCounts: ...
-
-    async def health(self) -> HealthReading: ...
 
 
 class _HealthBody(BaseModel):

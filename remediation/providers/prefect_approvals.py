@@ -24,8 +24,9 @@ from pydantic import Field
 from remediation import approvers
 from remediation.models import Approval
 from remediation.orchestration import resumable
-from remediation.providers.approvals import TIMEOUT_APPROVER, Answer, ApprovalRequest, Ballot
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.approvals import TIMEOUT_APPROVER, Answer, ApprovalRequest
+from remediation.providers.capabilities import Ballot, Clock
+from remediation.providers.clock import RealClock
 
 GRACE_S = 60
 #: Key in the run context's pause counters: approvals asked by this execution so far.

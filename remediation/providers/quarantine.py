@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,5 +41,3 @@ class QuarantineReport(BaseModel):
     samples: tuple[QuarantinedSample, ...] = ()
 
 
-class Quarantine(Protocol):
-    async def samples(self, since: datetime, limit: int = 100) -> QuarantineReport: ...

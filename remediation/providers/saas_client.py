@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.platform import PlatformError
 from remediation.providers.tls import shared_ssl_context
 

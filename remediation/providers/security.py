@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,18 +29,6 @@ class Block(BaseModel):
     value: str
     expires_at: datetime | None = None
     reason: str = ""
-
-
-class ActorBlocks(Protocol):
-    async def blocks(self) -> list[Block]: ...
-
-    async def block(self, kind: BlockKind, value: str, ttl_s: int, reason: str) -> Block:
-        """Block (idempotent: an existing block's expiry moves to now + ttl)."""
-        ...
-
-    async def unblock(self, kind: BlockKind, value: str) -> bool:
-        """True when a block was removed; False when there was none."""
-        ...
 
 
 class UploadAllowlist(BaseModel):
@@ -68,14 +55,6 @@ def valid_allowlist(allowlist: UploadAllowlist) -> UploadAllowlist:
                            mime_types=tuple(dict.fromkeys(allowlist.mime_types)))
 
 
-class UploadPolicy(Protocol):
-    async def allowlist(self) -> UploadAllowlist: ...
-
-    async def set_allowlist(self, allowlist: UploadAllowlist) -> UploadAllowlist:
-        """Replace the allowlist; returns the previous one."""
-        ...
-
-
 class ScanVerdict(BaseModel):
     """An antivirus answer. ``unavailable`` (daemon down) and ``error`` are never a clean bill of health."""
 
@@ -88,18 +67,6 @@ class ScanVerdict(BaseModel):
     @property
     def clean(self) -> bool:
         return self.status == "ok"
-
-
-class Antivirus(Protocol):
-    async def ping(self) -> bool: ...
-
-    async def version(self) -> str | None: ...
-
-    async def scan(self, data: bytes) -> ScanVerdict: ...
-
-    async def reload(self) -> bool:
-        """Ask the daemon to reload its signatures; True when it acknowledged."""
-        ...
 
 
 class AuditEvent(BaseModel):
@@ -129,10 +96,6 @@ class AuditReport(BaseModel):
     reason: str = ""
     table_missing: bool = False
     events: tuple[AuditEvent, ...] = ()
-
-
-class AuditLog(Protocol):
-    async def events(self, since: datetime, event_prefix: str = "upload.", limit: int = 5000) -> AuditReport: ...
 
 
 class IdentityCheck(BaseModel):
@@ -176,25 +139,3 @@ def expected_jwks_url(publishable_key: str) -> str | None:
     return f"https://{host}/.well-known/jwks.json" if host else None
 
 
-class Identity(Protocol):
-    async def check(self) -> IdentityCheck: ...
-
-    async def set_setting(self, name: str, value: str) -> str | None:
-        """Change one configuration setting; returns the previous value (None: it was unset)."""
-        ...
-
-    async def user_roles(self, user_ids: Sequence[str]) -> dict[str, str | None]:
-        """Each user's role at the identity provider (Clerk ``publicMetadata.role``); None: none set, or unknown.
-
-        This is who a user *is*, whatever a broken session token says: access decisions are judged against it."""
-        ...
-
-
-class StatusUpdates(Protocol):
-    """The public status page (Statuspage and the like). Posting is a notification, not a mutation of the service."""
-
-    async def post(self, title: str, body: str, status: str) -> str:
-        """Open a status incident (``investigating``, ``identified``, ``monitoring``, ``resolved``); returns its id."""
-        ...
-
-    async def update(self, incident_id: str, body: str, status: str) -> None: ...

@@ -29,7 +29,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.platform import ErrorIssue, PlatformError
 from remediation.providers.saas_client import NotConfigured, RestClient, iso_time
 
@@ -87,7 +88,7 @@ class ReleaseList(BaseModel):
 
 
 class SentryApi:
-    """:class:`~remediation.providers.platform.Errors` for one Sentry project, plus stats, releases and deploys."""
+    """:class:`~remediation.providers.capabilities.Errors` for one Sentry project, plus stats, releases and deploys."""
 
     def __init__(self, token: SecretStr | str | None, *, org: str | None, project: str | None,
                  base_url: str = DEFAULT_API_URL, timeout_s: float = 5.0,

@@ -1,10 +1,10 @@
 """The simulated platform's database inspector and job pools over ``/_sim/database`` and ``/_sim/jobs``.
 
-:class:`SimDatabase` is a :class:`~remediation.providers.database.DatabaseInspector` and
-:class:`~remediation.providers.database.DatabaseActions`: the control plane answers with the same report models
+:class:`SimDatabase` is a :class:`~remediation.providers.capabilities.DatabaseInspector` and
+:class:`~remediation.providers.capabilities.DatabaseActions`: the control plane answers with the same report models
 ``PostgresInspector`` returns, so runbooks cannot tell them apart. Reads never raise (an unreachable or
 garbled control plane is a report with ``available=False`` and the reason); repairs raise
-:class:`DatabaseActionError`. :class:`SimJobs` is the :class:`~remediation.providers.platform.Jobs` lever
+:class:`DatabaseActionError`. :class:`SimJobs` is the :class:`~remediation.providers.capabilities.Jobs` lever
 (the platform's worker service); its failures raise :class:`PlatformError`.
 """
 

@@ -1,5 +1,5 @@
-"""Instances over the simulated platform's ``/_sim/instances``: ``platform.Instances`` (the AWS one is
-``aws.instances.ElbInstances``) plus ``instances.InstanceMetrics``.
+"""Instances over the simulated platform's ``/_sim/instances``: ``capabilities.Instances`` (the AWS one is
+``aws.instances.ElbInstances``) plus ``capabilities.InstanceMetrics``.
 
 Drain and restore wait, bounded, for the load balancer to report the target out of rotation / healthy, exactly as
 the ELBv2 adapter does; a wait that runs out raises ``PlatformError`` naming the state last seen. Answers are
@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediation.providers.budget import RequestBudget
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.http import AppHttp
 from remediation.providers.instances import LoadBalancerStatus, MetricsPage
 from remediation.providers.metrics import METRICS_PATH, page_problem

@@ -26,7 +26,7 @@ def _iso(moment: datetime) -> str:
 
 
 class SimBlocks:
-    """:class:`~remediation.providers.security.ActorBlocks`: the edge firewall's block list with expiry."""
+    """:class:`~remediation.providers.capabilities.ActorBlocks`: the edge firewall's block list with expiry."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
@@ -61,7 +61,7 @@ def _block(item: dict[str, object]) -> Block:
 
 
 class SimUploadPolicy:
-    """:class:`~remediation.providers.security.UploadPolicy`: what ``/api/uploads`` accepts, at the edge config."""
+    """:class:`~remediation.providers.capabilities.UploadPolicy`: what ``/api/uploads`` accepts, at the edge config."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
@@ -83,7 +83,7 @@ def _allowlist(body: object, method: str) -> UploadAllowlist:
 
 
 class SimAntivirus:
-    """:class:`~remediation.providers.security.Antivirus`: the platform's upload scanner."""
+    """:class:`~remediation.providers.capabilities.Antivirus`: the platform's upload scanner."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
@@ -136,7 +136,7 @@ def _error_text(response: httpx.Response) -> str:
 
 
 class SimQuarantine:
-    """:class:`~remediation.providers.quarantine.Quarantine`: what the platform's upload scanner detected and kept."""
+    """:class:`~remediation.providers.capabilities.Quarantine`: what the platform's upload scanner detected and kept."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
@@ -154,7 +154,7 @@ class SimQuarantine:
 
 
 class SimAuditLog:
-    """:class:`~remediation.providers.security.AuditLog`: ``kamkmserve_audit_log`` as the simulated app keeps it."""
+    """:class:`~remediation.providers.capabilities.AuditLog`: ``kamkmserve_audit_log`` as the simulated app keeps it."""
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane

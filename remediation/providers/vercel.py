@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.platform import PlatformError, Release
 from remediation.providers.saas_client import NotConfigured, RestClient, epoch_ms
 
@@ -63,7 +64,7 @@ class VercelApi:
 
 
 class VercelDeploys:
-    """:class:`~remediation.providers.platform.Deploys` over the project's production deployments."""
+    """:class:`~remediation.providers.capabilities.Deploys` over the project's production deployments."""
 
     def __init__(self, api: VercelApi, *, limit: int = 20, settle_s: float = 60.0, poll_s: float = 2.0) -> None:
         self.api = api

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from remediation.providers.clock import Clock
+from remediation.providers.capabilities import ActorBlocks, Clock
 from remediation.providers.platform import PlatformError
-from remediation.providers.security import ActorBlocks, Block, BlockKind
+from remediation.providers.security import Block, BlockKind
 
 if TYPE_CHECKING:
     from remediation.providers.clerk import ClerkIdentity
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class RoutedBlocks:
-    """:class:`~remediation.providers.security.ActorBlocks` joining the edge (ip) and the identity provider
+    """:class:`~remediation.providers.capabilities.ActorBlocks` joining the edge (ip) and the identity provider
     (user, session). ``blocks()`` is all or nothing: a list missing one side would read as "nothing blocked"."""
 
     def __init__(self, ip: ActorBlocks | None, people: ActorBlocks | None) -> None:

@@ -150,7 +150,7 @@ def flag_key(name: str) -> str:
 
 
 class VercelEdge:
-    """:class:`~remediation.providers.platform.EdgeControls` on Edge Config items."""
+    """:class:`~remediation.providers.capabilities.EdgeControls` on Edge Config items."""
 
     def __init__(self, config: EdgeConfig, *, max_backups: int = 20) -> None:
         self.config = config
@@ -219,7 +219,7 @@ def _prefixes(item: EdgeItem | None) -> list[str]:
 
 
 class VercelUploadPolicy:
-    """:class:`~remediation.providers.security.UploadPolicy` as the ``upload_allowlist`` Edge Config item."""
+    """:class:`~remediation.providers.capabilities.UploadPolicy` as the ``upload_allowlist`` Edge Config item."""
 
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config

@@ -57,7 +57,7 @@ def _ours(rule: dict[str, Any]) -> tuple[datetime, str] | None:
 
 
 class VercelFirewallBlocks:
-    """:class:`~remediation.providers.security.ActorBlocks` for ``ip`` blocks (deny rules) in the Vercel Firewall."""
+    """:class:`~remediation.providers.capabilities.ActorBlocks` for ``ip`` blocks (deny rules), Vercel Firewall."""
 
     def __init__(self, api: VercelApi, *, hostname: str = "*") -> None:
         self.api = api

@@ -41,9 +41,18 @@ from remediation.providers.aws import (
     SsmUploadPolicy,
     WafBlocks,
 )
+from remediation.providers.capabilities import (
+    ActorBlocks,
+    Capacity,
+    Deploys,
+    EdgeControls,
+    Instances,
+    Jobs,
+    Logs,
+    UploadPolicy,
+)
 from remediation.providers.clock import VirtualClock
-from remediation.providers.platform import Capacity, Deploys, EdgeControls, Instances, Jobs, Logs
-from remediation.providers.security import ActorBlocks, UploadAllowlist, UploadPolicy
+from remediation.providers.security import UploadAllowlist
 from remediation.providers.sim_capacity import SimCapacity
 from remediation.providers.sim_database import SimJobs
 from remediation.providers.sim_instances import SimInstances

@@ -21,10 +21,10 @@ import pytest
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.identity import SECRET_KEY, STAGING_SECRET_KEY
 
+from remediation.providers.capabilities import Errors, Identity
 from remediation.providers.clerk import ClerkIdentity
 from remediation.providers.clerk_blocks import ClerkBlocks
-from remediation.providers.platform import Errors
-from remediation.providers.security import Identity, UploadAllowlist
+from remediation.providers.security import UploadAllowlist
 from remediation.providers.sentry_api import SentryApi
 from remediation.providers.sim_identity import PROBE_ADMIN_ID, PROBE_USER_ID, SimIdentity
 from remediation.providers.sim_platform import ControlPlane, SimErrors

@@ -18,7 +18,8 @@ from remediation import composition, runtime
 from remediation.intake import create_app
 from remediation.models import Approval, Mode
 from remediation.orchestration.warm import WarmExecutor
-from remediation.providers.approvals import Answer, ApprovalRequest, Ballot
+from remediation.providers.approvals import Answer, ApprovalRequest
+from remediation.providers.capabilities import Ballot
 from remediation.settings import Settings
 from remediation.store import Store
 from tests.flows.flowkit import sim_state, wait_for_bad_release

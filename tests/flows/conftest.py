@@ -11,7 +11,8 @@ from kamkmserve_sim import SimConfig, SimServer
 
 from remediation import composition, runtime
 from remediation.models import Mode
-from remediation.providers.approvals import Approvals, Scripted, ScriptedApprovals
+from remediation.providers.approvals import Scripted, ScriptedApprovals
+from remediation.providers.capabilities import Approvals
 from remediation.settings import Settings
 
 

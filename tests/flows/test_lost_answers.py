@@ -23,7 +23,8 @@ from kamkmserve_sim import SimServer
 from flows.elevated_error_rate import elevated_error_rate
 from remediation import runtime
 from remediation.models import ActionState, Approval, EnableMaintenance, Mode, Rollback
-from remediation.providers.approvals import ApprovalRequest, Ballot, Scripted, ScriptedApprovals
+from remediation.providers.approvals import ApprovalRequest, Scripted, ScriptedApprovals
+from remediation.providers.capabilities import Ballot
 from remediation.store.rows import ActionRow
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
 from tests.helpers.lossy_proxy import LossyProxy

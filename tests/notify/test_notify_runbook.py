@@ -19,7 +19,8 @@ from flows.elevated_error_rate import elevated_error_rate
 from remediation import composition, runtime
 from remediation.incident import RunningIncident
 from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Outcome, Phase, Rollback, Severity
-from remediation.providers.approvals import ApprovalRequest, Ballot, Scripted, ScriptedApprovals
+from remediation.providers.approvals import ApprovalRequest, Scripted, ScriptedApprovals
+from remediation.providers.capabilities import Ballot
 from remediation.providers.clock import VirtualClock
 from remediation.providers.platform import Release
 from remediation.settings import Settings

@@ -17,7 +17,8 @@ from remediation.incident import RunningIncident
 from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Phase, Rollback, Severity
 from remediation.notify import EventKind, FanOut, IncidentEvent, PagerDutyEvents, SlackWebhook, Tier
 from remediation.notify.ladder import climb, pages_on_call
-from remediation.providers.approvals import ApprovalRequest, Ballot
+from remediation.providers.approvals import ApprovalRequest
+from remediation.providers.capabilities import Ballot
 from remediation.providers.clock import VirtualClock
 from remediation.providers.platform import Release
 from remediation.settings import Settings

@@ -32,8 +32,8 @@ from remediation.providers.aws.logs import CloudWatchLogs
 from remediation.providers.aws.params import SsmParameters
 from remediation.providers.aws.session import AwsConfig, AwsError, AwsSession
 from remediation.providers.aws.waf import WafBlocks
-from remediation.providers.clock import Clock, RealClock
-from remediation.providers.platform import Capacity, Logs
+from remediation.providers.capabilities import Capacity, Clock, Logs
+from remediation.providers.clock import RealClock
 from remediation.settings import Settings
 
 #: The service name runbooks use for the app (alert label ``service``); it maps to the configured ECS service / group.

@@ -32,7 +32,7 @@ async def describe_ecs_service(session: AwsSession, cluster: str, name: str) -> 
 
 
 class EcsCapacity:
-    """:class:`~remediation.providers.platform.Capacity` as an ECS service's desired task count."""
+    """:class:`~remediation.providers.capabilities.Capacity` as an ECS service's desired task count."""
 
     def __init__(self, session: AwsSession, cluster: str, services: Mapping[str, str] | None = None) -> None:
         self.session = session
@@ -57,7 +57,7 @@ class EcsCapacity:
 
 
 class AsgCapacity:
-    """:class:`~remediation.providers.platform.Capacity` as an Auto Scaling group's desired capacity."""
+    """:class:`~remediation.providers.capabilities.Capacity` as an Auto Scaling group's desired capacity."""
 
     def __init__(self, session: AwsSession, groups: Mapping[str, str] | None = None) -> None:
         self.session = session

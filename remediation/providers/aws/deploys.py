@@ -34,7 +34,7 @@ def parse_revision(text: str) -> tuple[str, int]:
 
 
 class EcsDeploys:
-    """:class:`~remediation.providers.platform.Deploys` over one ECS service's task-definition family."""
+    """:class:`~remediation.providers.capabilities.Deploys` over one ECS service's task-definition family."""
 
     def __init__(self, session: AwsSession, cluster: str, service: str, *, max_releases: int = 10) -> None:
         self.session = session

@@ -29,7 +29,7 @@ _BOOL = {"true": True, "false": False}
 
 
 class SsmEdge:
-    """:class:`~remediation.providers.platform.EdgeControls` over SSM parameters."""
+    """:class:`~remediation.providers.capabilities.EdgeControls` over SSM parameters."""
 
     def __init__(self, params: SsmParameters) -> None:
         self.params = params
@@ -88,7 +88,7 @@ def _flag_value(name: str, value: str) -> bool:
 
 
 class SsmUploadPolicy:
-    """:class:`~remediation.providers.security.UploadPolicy`: the allowlist as one JSON parameter."""
+    """:class:`~remediation.providers.capabilities.UploadPolicy`: the allowlist as one JSON parameter."""
 
     def __init__(self, params: SsmParameters) -> None:
         self.params = params

@@ -77,7 +77,7 @@ HttpFactory = Callable[[str], AppHttp]
 
 
 class ElbInstanceMetrics:
-    """:class:`~remediation.providers.instances.InstanceMetrics` for the targets of one ELBv2 target group (the
+    """:class:`~remediation.providers.capabilities.InstanceMetrics` for the targets of one ELBv2 target group (the
     app's web service, whatever the ``service`` name a runbook passes, as :class:`ElbInstances` with a default
     target group)."""
 

@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from remediation.providers.aws.session import AwsError, AwsSession
-from remediation.providers.clock import Clock, RealClock
+from remediation.providers.capabilities import Clock
+from remediation.providers.clock import RealClock
 from remediation.providers.platform import Instance, PlatformError
 
 OUT_OF_ROTATION = ("unused", "unavailable")
 
 
 class ElbInstances:
-    """:class:`~remediation.providers.platform.Instances` over ELBv2 target groups (one per service, or one for all)."""
+    """:class:`~remediation.providers.capabilities.Instances` over ELBv2 target groups (one per service, or one)."""
 
     def __init__(self, session: AwsSession, target_groups: Mapping[str, str] | None = None, *,
                  default_target_group: str | None = None, poll_s: float = 5.0, clock: Clock | None = None) -> None:

@@ -29,7 +29,7 @@ def _tags(described: dict[str, Any]) -> dict[str, str]:
 
 
 class EcsJobs:
-    """:class:`~remediation.providers.platform.Jobs` over ECS worker services of one cluster."""
+    """:class:`~remediation.providers.capabilities.Jobs` over ECS worker services of one cluster."""
 
     def __init__(self, session: AwsSession, cluster: str, job_services: Sequence[str]) -> None:
         self.session = session

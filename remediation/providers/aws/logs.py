@@ -18,7 +18,7 @@ from remediation.providers.platform import LogLine, PlatformError
 
 
 class CloudWatchLogs:
-    """:class:`~remediation.providers.platform.Logs` over one log group (optionally one stream prefix)."""
+    """:class:`~remediation.providers.capabilities.Logs` over one log group (optionally one stream prefix)."""
 
     def __init__(self, session: AwsSession, log_group: str, *, stream_prefix: str | None = None,
                  default_window_s: float = 3600.0, max_events: int = 20_000) -> None:

@@ -70,7 +70,7 @@ def _shown(cidr: str) -> str:
 
 
 class WafBlocks:
-    """:class:`~remediation.providers.security.ActorBlocks` over a WAFv2 IP set plus TTL records in SSM."""
+    """:class:`~remediation.providers.capabilities.ActorBlocks` over a WAFv2 IP set plus TTL records in SSM."""
 
     def __init__(self, session: AwsSession, params: SsmParameters, ip_set_name: str, *, scope: str = "REGIONAL",
                  ip_set_id: str | None = None, now: Callable[[], datetime] = _utcnow) -> None:
