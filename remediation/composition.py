@@ -15,15 +15,18 @@ Builders connect lazily: building a bundle opens no socket and reads no file but
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
+
+import httpx
 
 from remediation.choices import LEVERS, CapabilityError, missing_settings, validate
 from remediation.notify import build as build_notifier
 from remediation.providers import absent
 from remediation.providers.access_probe import AccessProbe, ProbeIdentity
-from remediation.providers.budget import RequestBudget, app_budget
+from remediation.providers.budget import RequestBudget, SharedRequestBudget, app_budget
 from remediation.providers.capabilities import Clock
 from remediation.providers.clock import RealClock
 from remediation.providers.http import AppHttp
@@ -71,10 +74,13 @@ def preset(settings: Settings) -> dict[str, str]:
 class Parts:
     """Shared pieces, each built once and only when a builder needs it (nothing connects here)."""
 
-    def __init__(self, settings: Settings, clock: Clock, *, local_budget: bool = False) -> None:
+    def __init__(self, settings: Settings, clock: Clock, *, local_budget: bool = False,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.local_budget = local_budget
+        self.transport = transport  # tests and the demo: the simulator in-process (kamkmserve_sim.inprocess)
+        self.virtual = False  # the clock is the simulator's virtual time (sim_clock.SimClock)
 
     @cached_property
     def store(self) -> Store:
@@ -84,8 +90,16 @@ class Parts:
     def http(self) -> AppHttp:
         """The app's HTTP client; every reader of one app URL in one deployment shares one budget (the store's)."""
         s = self.settings
-        budget = RequestBudget(s.metrics_budget_per_min) if self.local_budget else app_budget(s, self.store)
-        return AppHttp(s.app_url, budget, timeout_s=s.http_timeout_s)
+        # On virtual time the app's rate-limit window moves with the simulator's clock, so the budget's must too.
+        wall = (lambda: self.clock.now().timestamp()) if self.virtual else time.time
+        budget: RequestBudget | SharedRequestBudget
+        if not self.local_budget:
+            budget = app_budget(s, self.store, wall=wall)
+        elif self.virtual:
+            budget = RequestBudget(s.metrics_budget_per_min, monotonic=self.clock.monotonic, wall=wall)
+        else:
+            budget = RequestBudget(s.metrics_budget_per_min)
+        return AppHttp(s.app_url, budget, timeout_s=s.http_timeout_s, transport=self.transport)
 
     @cached_property
     def plane(self) -> Any:
@@ -93,7 +107,7 @@ class Parts:
 
         if not self.settings.sim_url:
             raise CapabilityError("the simulator's control plane needs REMEDIATE_SIM_URL")
-        return ControlPlane(self.settings.sim_url, timeout_s=self.settings.http_timeout_s)
+        return ControlPlane(self.settings.sim_url, timeout_s=self.settings.http_timeout_s, transport=self.transport)
 
     @cached_property
     def fleet(self) -> Any:
@@ -248,6 +262,15 @@ def _access(parts: Parts) -> AccessProbe:
                                            cookies={SESSION_COOKIE: PROBE_ADMIN_SESSION}))
 
 
+def _probe(parts: Parts) -> LoadProbe:
+    if not parts.virtual:
+        return LoadProbe(parts.http)
+    from remediation.providers.sim_clock import request_timer
+
+    # Answers come back at once on virtual time: time them by their simulated durations, not the machine's.
+    return LoadProbe(parts.http, timer=request_timer)
+
+
 def _build_one(capability: str, implementation: str, explicit: bool, parts: Parts) -> tuple[Any, Source]:
     if implementation == "none":
         why = "switched off by configuration" if explicit else (
@@ -267,14 +290,26 @@ def _build_one(capability: str, implementation: str, explicit: bool, parts: Part
                            detail="reads only: no platform chosen, so its repairs are not levers" if read_only else "")
 
 
+def _virtual_clock(parts: Parts) -> Clock:
+    from remediation.providers.sim_clock import SimClock
+
+    parts.virtual = True
+    return SimClock(parts.plane)
+
+
 def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = None,
-            local_budget: bool = False) -> Providers:
+            local_budget: bool = False, transport: httpx.AsyncBaseTransport | None = None) -> Providers:
     """The live bundle: the platform preset, then the configuration's per-capability choices.
 
     ``local_budget``: the app's request budget is this process's own instead of the store's shared one, for
-    ``remediate check``, which must not write the store (its few reads are counted by the app all the same)."""
+    ``remediate check``, which must not write the store (its few reads are counted by the app all the same).
+    ``transport``: every request to the app and the simulator's control plane goes through it (a test seam).
+    With ``sim_virtual_time`` (platform sim only: a live platform's time is never the simulator's) the clock is
+    the simulator's, so the runbooks' waits are what moves it."""
     validate(settings.capabilities)
-    parts = Parts(settings, clock or RealClock(), local_budget=local_budget)
+    parts = Parts(settings, clock or RealClock(), local_budget=local_budget, transport=transport)
+    if clock is None and settings.platform == "sim" and settings.sim_virtual_time:
+        parts.clock = _virtual_clock(parts)
     if migrate:
         parts.store.migrate()
     choice = {**preset(settings), **settings.capabilities}
@@ -290,7 +325,7 @@ def connect(settings: Settings, *, migrate: bool = True, clock: Clock | None = N
         sources[name] = Source(implementation="prefect" if name == "approvals" else "app", explicit=False)
     return Providers(
         settings=settings, store=parts.store, clock=parts.clock, metrics=AppMetrics(parts.http),
-        probe=LoadProbe(parts.http), access=_access(parts),
+        probe=_probe(parts), access=_access(parts),
         approvals=PrefectApprovals(poll_interval_s=settings.approval_poll_s),
         # The store keeps what PagerDuty and Statuspage did per incident, so a restarted serve carries on.
         notifier=cast("Notifications | None", build_notifier(settings, parts.clock, state=parts.store)),

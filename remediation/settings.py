@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         default=None, description="The lever provider: sim, aws or vercel; unset: read, plan, record, escalate")
     sim_url: str | None = Field(
         default=None, description="The simulator's control plane (required with platform sim; never the app's URL)")
+    sim_virtual_time: bool = Field(
+        default=False, description="The simulator runs on virtual time (python -m kamkmserve_sim --virtual-time): the "
+        "runbooks' waits advance it (POST /_sim/time/advance); only with platform sim, ignored on any other")
 
     # Where we keep our own records.
     # REMEDIATE_STATE_DIR is another name for it (REMEDIATE_HOME wins when both are set).

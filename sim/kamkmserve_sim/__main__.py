@@ -18,12 +18,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--as-is", action="store_true",
                         help="request/DB metrics silent, exactly like the deployed app")
     parser.add_argument("--onset", type=float, default=2.0, help="seconds until the scenario's incident")
+    parser.add_argument("--virtual-time", action="store_true",
+                        help="no background users; time moves only through POST /_sim/time/advance")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args(argv)
     run_forever(SimConfig(
         scenario=args.scenario, seed=args.seed, rps=args.rps, rate_limit=args.rate_limit,
-        request_metrics=not args.as_is, onset_s=args.onset, host=args.host, port=args.port,
+        request_metrics=not args.as_is, onset_s=args.onset, virtual_time=args.virtual_time,
+        host=args.host, port=args.port,
     ))
 
 

@@ -31,7 +31,8 @@ from kamkmserve_sim.routes import AppRequest, Outcome
 from kamkmserve_sim.scenarios import SCENARIOS, start_scenario
 from kamkmserve_sim.security_control import EDGE_BLOCKED_PAGE
 from kamkmserve_sim.state import SimState, records_request
-from kamkmserve_sim.traffic import run_traffic
+from kamkmserve_sim.time_control import time_routes
+from kamkmserve_sim.traffic import Pacer, run_traffic
 from kamkmserve_sim.uploads import parse_multipart_file
 
 _INVALID_FORMAT = {"error": "Invalid format. Use: health, summary, full, or prometheus"}
@@ -42,18 +43,21 @@ def create_app(config: SimConfig, *, state: SimState | None = None) -> Starlette
     if config.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {config.scenario!r}; known: {', '.join(SCENARIOS)}")
     sim = state or SimState(config)
+    pacer = Pacer(config.rps)  # the users: the wall-clock loop below, or each POST /_sim/time/advance
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         start_scenario(sim, config.scenario)
-        traffic = asyncio.create_task(run_traffic(sim, config.rps))
+        # On virtual time nobody moves time but the control plane, so there is no background loop at all.
+        traffic = None if sim.clock.manual is not None else asyncio.create_task(run_traffic(sim, config.rps, pacer))
         try:
             yield
         finally:
             sim.log.log("warn", f"Received {sim.shutdown_signal}, initiating graceful shutdown...")
-            traffic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await traffic
+            if traffic is not None:
+                traffic.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await traffic
             sim.database.close()  # real PostgreSQL: the scenario's sessions and threads end with the server
             sim.security.close()  # and the audit writer's
 
@@ -73,7 +77,7 @@ def create_app(config: SimConfig, *, state: SimState | None = None) -> Starlette
         return await _app_route(sim, request)
 
     app = Starlette(routes=[
-        Mount("/_sim", routes=control_routes(sim)),
+        Mount("/_sim", routes=[*control_routes(sim), *time_routes(sim, pacer)]),
         Route("/api/monitoring/metrics", api_metrics, methods=["GET", "HEAD"]),
         Route("/monitoring/metrics", monitoring_metrics, methods=["GET", "HEAD"]),
         Route("/monitoring/health", monitoring_health, methods=["GET", "HEAD"]),
@@ -100,7 +104,7 @@ def _limit(sim: SimState, request: Request) -> RateDecision:
 def _edge_blocked(sim: SimState, request: Request) -> Response | None:
     """The edge's 403 for a blocked client (kamkmserve_sim.security): the app never sees the request."""
     if sim.security.edge_refuses(_forwarded_for(request), request.headers.get("x-real-ip")):
-        return shape.edge_page(403, EDGE_BLOCKED_PAGE, "blocked", time.time())
+        return shape.edge_page(403, EDGE_BLOCKED_PAGE, "blocked", sim.clock.epoch_s())
     return None
 
 
@@ -109,10 +113,10 @@ def _monitoring_json(sim: SimState, request: Request, body: dict[str, object]) -
     if (blocked := _edge_blocked(sim, request)) is not None:
         return blocked
     if sim.at_edge(request.url.path):
-        return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", time.time())
+        return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", sim.clock.epoch_s())
     headers = [*shape.SECURITY_HEADERS, ("vary", shape.VARY_RSC), ("content-type", "application/json")]
     sim.count_app_request(200)
-    return shape.node_response(200, headers, js_json(body).encode(), time.time())
+    return shape.node_response(200, headers, js_json(body).encode(), sim.clock.epoch_s())
 
 
 async def _metrics_endpoint(sim: SimState, request: Request, *, api: bool) -> Response:
@@ -120,15 +124,17 @@ async def _metrics_endpoint(sim: SimState, request: Request, *, api: bool) -> Re
     if (blocked := _edge_blocked(sim, request)) is not None:
         return blocked
     if sim.at_edge(path):
-        return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", time.time())
+        return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", sim.clock.epoch_s())
     if sim.metrics_fault == "down":
-        return shape.edge_page(503, shape.EDGE_UNAVAILABLE_PAGE, "function-unavailable", time.time())
+        return shape.edge_page(503, shape.EDGE_UNAVAILABLE_PAGE, "function-unavailable", sim.clock.epoch_s())
     started = time.monotonic()
+    slept = 0.0
     decision = _limit(sim, request) if api else None
     if decision is not None and not decision.allowed:
-        return shape.too_many_requests(decision, path, time.time())
+        return shape.too_many_requests(decision, path, sim.clock.epoch_s())
     if sim.metrics_fault == "slow":
-        await asyncio.sleep(sim.slow_seconds)
+        slept = sim.slow_seconds
+        await sim.clock.sleep(slept)
     head = [*shape.SECURITY_HEADERS, *(shape.middleware_headers(decision, path) if api else ()),
             ("vary", shape.VARY_RSC)]
     status, own_headers, body = _metrics_body(sim, request, api=api)
@@ -137,8 +143,10 @@ async def _metrics_endpoint(sim: SimState, request: Request, *, api: bool) -> Re
         fields = AppRequest(method=request.method, path=path, forwarded_for=_forwarded_for(request),
                             real_ip=request.headers.get("x-real-ip"),
                             user_agent=request.headers.get("user-agent")).fields()
-        sim.instance.collector.record_request(fields, round((time.monotonic() - started) * 1000), status)
-    return shape.node_response(status, [*head, *own_headers], body, time.time())
+        # On virtual time nothing really waited: the recorded duration is the simulated one.
+        took_s = time.monotonic() - started if sim.clock.manual is None else slept
+        sim.instance.collector.record_request(fields, round(took_s * 1000), status)
+    return shape.node_response(status, [*head, *own_headers], body, sim.clock.epoch_s())
 
 
 def _metrics_body(sim: SimState, request: Request, *, api: bool) -> tuple[int, list[shape.Header], bytes]:
@@ -165,14 +173,14 @@ async def _app_route(sim: SimState, request: Request) -> Response:
     if (blocked := _edge_blocked(sim, request)) is not None:
         return blocked
     if sim.at_edge(path):
-        return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", time.time())
+        return shape.edge_page(503, shape.EDGE_MAINTENANCE_PAGE, "maintenance", sim.clock.epoch_s())
     is_api = path == "/api" or path.startswith("/api/")
     decision = _limit(sim, request) if is_api else None
     if decision is not None and not decision.allowed:
-        return shape.too_many_requests(decision, path, time.time())
+        return shape.too_many_requests(decision, path, sim.clock.epoch_s())
     outcome = sim.serve(await _app_request(request))
     # The simulated service time is real: probes that time a request see the release's latency.
-    await asyncio.sleep(outcome.duration_ms / 1000)
+    await sim.clock.sleep(outcome.duration_ms / 1000)
     return _render(sim, outcome, path, decision)
 
 
@@ -197,7 +205,7 @@ async def _app_request(request: Request) -> AppRequest:
 
 
 def _render(sim: SimState, outcome: Outcome, path: str, decision: RateDecision | None) -> Response:
-    now = time.time()
+    now = sim.clock.epoch_s()
     middleware = shape.middleware_headers(decision, path)
     if outcome.shape == "api":
         # NextResponse headers come out sorted by name (a fetch Headers object), after Next's vary.

@@ -32,6 +32,9 @@ class SimConfig(BaseModel):
     # kamkmserve_audit_log: True = never migrated (every audit write fails, as in production today), False = there
     # (in memory, or created in database_url with the app's DDL). None: the scenario's choice.
     audit_table_missing: bool | None = None
+    # Virtual time (kamkmserve_sim.clock.ManualClock): no background users; time, traffic and scheduled events move
+    # only through POST /_sim/time/advance, so a test or the demo decides when time passes, whatever the machine load.
+    virtual_time: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     echo_logs: bool = False

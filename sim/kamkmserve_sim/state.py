@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from kamkmserve_sim.applog import AppLog
 from kamkmserve_sim.capacity import LoadModel
-from kamkmserve_sim.clock import Clock, PinnableClock, WallClock
+from kamkmserve_sim.clock import Clock, ManualClock, PinnableClock, WallClock
 from kamkmserve_sim.collector import MetricsCollector
 from kamkmserve_sim.config import SimConfig
 from kamkmserve_sim.database import AppDatabase
@@ -60,7 +60,7 @@ class Stats:
 class SimState:
     def __init__(self, config: SimConfig, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = PinnableClock(clock or WallClock())
+        self.clock = PinnableClock(clock or (ManualClock() if config.virtual_time else WallClock()))
         self.seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**32)
         self.port = config.port or 3000
         self.request_metrics = config.request_metrics

@@ -44,18 +44,44 @@ def prefill(state: SimState, count: int, span_ms: int) -> None:
         state.clock.pin(None)
 
 
-async def run_traffic(state: SimState, rps: float) -> None:
+class Pacer:
+    """The users' arithmetic for one tick, shared by the wall-clock loop and virtual time's advance."""
+
+    def __init__(self, rps: float) -> None:
+        self.rps = rps
+        self.owed = 0.0
+
+    def tick(self, state: SimState, elapsed_s: float) -> None:
+        """``elapsed_s`` has passed: fire due events, then send the requests owed by now."""
+        current = self.rps * state.load.traffic_multiplier  # a surge (load-spike) multiplies the users
+        # After a stall, catch up at most one second's worth rather than flooding the buffers.
+        self.owed = min(self.owed + elapsed_s * current, max(current, 1.0))
+        state.run_due()
+        while self.owed >= 1.0:
+            self.owed -= 1.0
+            send_one(state)
+
+
+def advance(state: SimState, pacer: Pacer, seconds: float) -> None:
+    """Virtual time: move the manual clock ``seconds`` on in ticks of ``TICK_S``, users and events in each."""
+    clock = state.clock.manual
+    if clock is None:
+        raise RuntimeError("this simulator runs on the wall clock")
+    left = seconds
+    while left > 1e-9:
+        step = min(TICK_S, left)
+        clock.advance(step)
+        pacer.tick(state, step)
+        left -= step
+    state.run_due()  # also for a zero advance: anything due now lands before the answer
+
+
+async def run_traffic(state: SimState, rps: float, pacer: Pacer | None = None) -> None:
     """Send ``rps`` requests per second until cancelled; also fires the scenario's scheduled events."""
-    owed = 0.0
+    pacer = pacer or Pacer(rps)
     last = time.monotonic()
     while True:
         await asyncio.sleep(TICK_S)
         now = time.monotonic()
-        current = rps * state.load.traffic_multiplier  # a surge (load-spike) multiplies the users
-        # After a stall, catch up at most one second's worth rather than flooding the buffers.
-        owed = min(owed + (now - last) * current, max(current, 1.0))
+        pacer.tick(state, now - last)
         last = now
-        state.run_due()
-        while owed >= 1.0:
-            owed -= 1.0
-            send_one(state)
