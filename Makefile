@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml sim/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The simulator is its own distribution (sim/): the demo and the tests use it, production installs leave it out.
-	$(BIN)/python -m pip install --quiet -e ./sim -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e './sim[inprocess]' -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
