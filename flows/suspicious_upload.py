@@ -81,21 +81,21 @@ from remediation.models import (
 )
 from remediation.providers.quarantine import QuarantineReport
 from remediation.providers.security import UploadAllowlist
-from tasks.common.act import act
-from tasks.common.detect import error_rate_finding
-from tasks.common.run import close, locked, start_incident, verify_budget
-from tasks.suspicious_upload.contain import BlockChoice, allowlist_plan, block_plans
-from tasks.suspicious_upload.identify import (
+from remediation.runbooks.suspicious_upload import (
+    BlockChoice,
+    allowlist_plan,
     audit_finding,
     audit_writes_finding,
+    block_plans,
     log_finding,
     metric_finding,
     policy_finding,
-    read_audit,
-    read_upload_counts,
-    read_upload_logs,
     verdict,
 )
+from tasks.common.act import act
+from tasks.common.detect import error_rate_finding
+from tasks.common.run import close, locked, start_incident, verify_budget
+from tasks.suspicious_upload.identify import read_audit, read_upload_counts, read_upload_logs
 from tasks.suspicious_upload.investigate import audit_evidence, block_evidence, log_evidence, sample_evidence
 from tasks.suspicious_upload.read import current_allowlist, quarantined
 from tasks.suspicious_upload.verify import verify_uploads

@@ -16,9 +16,9 @@ from remediation.models import Evidence
 from remediation.providers.quarantine import QuarantineReport
 from remediation.providers.security import AuditEvent
 from remediation.providers.xff import client_address
+from remediation.runbooks.suspicious_upload import Actor, AuditReading, UploadLogReading, error_of
 from remediation.runtime import Providers
 from tasks import step
-from tasks.suspicious_upload.identify import Actor, AuditReading, UploadLogReading, error_of
 
 MAX_ROWS = 200
 MAX_SAMPLE_BYTES = 64 * 1024

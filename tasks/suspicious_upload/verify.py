@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict
 from remediation.models import Verification
 from remediation.providers.security import UploadAllowlist
 from remediation.providers.tls import shared_ssl_context
+from remediation.runbooks.suspicious_upload import parse_upload_logs
 from remediation.runtime import Providers
 from tasks import step
 from tasks.common.verify import Reading, verify_since
-from tasks.suspicious_upload.identify import parse_upload_logs
 
 UPLOADS_PATH = "/api/uploads"
 # The smallest PNG the app accepts: signature, IHDR, IDAT, IEND of a 1x1 image.

@@ -21,7 +21,7 @@ from remediation.models import ActionRecord, Mode, Phase, UnblockActor, Verdict
 from remediation.providers.security import AuditEvent, AuditReport
 from remediation.providers.sim_platform import ControlPlane, SimLogs
 from remediation.providers.sim_security import SimAntivirus
-from tasks.suspicious_upload.identify import group_actors
+from remediation.runbooks.suspicious_upload import group_actors
 from tests.flows.uploadkit import (
     ATTACKER,
     DEFAULT_EXT,

@@ -17,10 +17,10 @@ import pytest
 from remediation.intake import create_app
 from remediation.providers.clock import VirtualClock
 from remediation.providers.drain_logs import VERCEL_DRAIN, DrainLogs
+from remediation.runbooks.suspicious_upload import parse_upload_logs
 from remediation.store import Store
 from remediation.store.logs import LogEntryIn
 from tasks.database_errors.identify import parse_db_logs
-from tasks.suspicious_upload.identify import parse_upload_logs
 from tests.helpers.applog import CAPTURED, app_line, burst, captured
 from tests.intake.intakekit import T0, FakeStarter, serve_app, settings
 

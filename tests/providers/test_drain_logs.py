@@ -12,11 +12,11 @@ import pytest
 from remediation.providers.clock import VirtualClock
 from remediation.providers.drain_logs import VERCEL_DRAIN, DrainLogs, build_drain_logs
 from remediation.providers.platform import PlatformError
+from remediation.runbooks.suspicious_upload import parse_upload_logs
 from remediation.settings import Settings
 from remediation.store import Store
 from remediation.store.logs import LogEntryIn
 from tasks.database_errors.identify import parse_db_logs
-from tasks.suspicious_upload.identify import parse_upload_logs
 from tests.helpers.applog import CAPTURED, app_line, burst, captured, captured_json, numbered
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

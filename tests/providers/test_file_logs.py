@@ -16,10 +16,10 @@ from remediation.models import FindingStatus
 from remediation.providers.clock import VirtualClock
 from remediation.providers.file_logs import FileLogs, build_file_logs
 from remediation.providers.platform import LogLine, PlatformError
+from remediation.runbooks.suspicious_upload import log_finding, parse_upload_logs, policy_finding
 from remediation.settings import Settings
 from tasks.database_errors.identify import AUDIT_TABLE, parse_db_logs
 from tasks.database_errors.identify import log_finding as db_finding
-from tasks.suspicious_upload.identify import log_finding, parse_upload_logs, policy_finding
 from tests.helpers.applog import CAPTURED, DB_DOWN, app_line, audit_failed, burst, captured, captured_json, numbered
 
 RUN = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # before the captured runs (15:27-15:28)

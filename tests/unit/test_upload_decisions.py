@@ -11,8 +11,7 @@ from remediation.models import Finding, FindingStatus
 from remediation.providers.quarantine import QuarantinedSample, QuarantineReport
 from remediation.providers.security import AuditEvent, AuditReport, UploadAllowlist
 from remediation.providers.uploadstats import parse_upload_counts
-from tasks.suspicious_upload.contain import allowlist_plan, block_plans
-from tasks.suspicious_upload.identify import group_actors, verdict
+from remediation.runbooks.suspicious_upload import allowlist_plan, block_plans, group_actors, verdict
 from tasks.suspicious_upload.verify import probe_file
 
 NEVER_BLOCK = ("10.0.0.0/8", "127.0.0.0/8", "192.168.0.0/16")
