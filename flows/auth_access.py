@@ -77,6 +77,7 @@ from remediation.models import (
     Verification,
 )
 from remediation.providers.access_probe import AccessReport
+from remediation.runbooks.auth_access import affected_features, disable_plans, fix_plans
 from tasks.auth_access.identify import auth_issues_finding, sample_auth, verdict
 from tasks.auth_access.investigate import (
     access_policy,
@@ -87,14 +88,7 @@ from tasks.auth_access.investigate import (
     recommendations,
     route_authorization_finding,
 )
-from tasks.auth_access.plans import (
-    affected_features,
-    disable_plans,
-    fix_plans,
-    post_status,
-    posted_status_id,
-    update_status,
-)
+from tasks.auth_access.status import post_status, posted_status_id, update_status
 from tasks.auth_access.verify import verify_admin_access
 from tasks.common.act import act
 from tasks.common.investigate import deploy_history, log_excerpts

@@ -1,10 +1,9 @@
-"""Contain and remediate for the auth runbook: which admin features to switch off, which setting to fix, and the
-status page notes (notifications, not plans: they change nothing about the service)."""
+"""Pure decisions of the auth/admin-access runbook (flows/auth_access.py): which admin features to switch off and
+which identity setting to fix, from what was read. No Prefect, no I/O."""
 
 from __future__ import annotations
 
-from remediation.incident import RunningIncident
-from remediation.models import Mode, Phase, SetAuthSetting, SetFeatureFlag
+from remediation.models import SetAuthSetting, SetFeatureFlag
 from remediation.providers.access_probe import DenialStats
 from remediation.providers.platform import FlagChange
 from remediation.providers.security import ACCEPTED_ROLE_CLAIMS, IdentityCheck, expected_jwks_url
@@ -60,45 +59,3 @@ def fix_plans(service: str, check: IdentityCheck) -> tuple[list[SetAuthSetting],
     covered = {"role_claim": "claim", "jwks_url": "JWKS"}
     markers = [covered[p.setting] for p in plans]
     return plans, [problem for problem in check.problems if not any(m in problem for m in markers)]
-
-
-async def post_status(incident: RunningIncident, body: str) -> str | None:
-    """Open the status page incident; a dry run or a platform without a status page only notes it."""
-    providers = incident.providers
-    if incident.report.mode is Mode.DRY_RUN:
-        incident.note(Phase.CONTAIN, "status update not posted (dry run)", body)
-        return None
-    if providers.status_page is None:
-        incident.note(Phase.CONTAIN, "no status page configured", body)
-        return None
-    try:
-        status_id = await providers.status_page.post(STATUS_TITLE, body, "investigating")
-    except Exception as exc:
-        incident.note(Phase.CONTAIN, "status update failed", f"{type(exc).__name__}: {exc}")
-        return None
-    incident.note(Phase.CONTAIN, f"{_POSTED}{status_id})", body)
-    return status_id
-
-
-_POSTED = "status posted: investigating ("
-
-
-def posted_status_id(incident: RunningIncident) -> str | None:
-    """The status page incident an earlier run of this incident opened (a continuation updates it)."""
-    for entry in incident.report.timeline:
-        if entry.event.startswith(_POSTED) and entry.event.endswith(")"):
-            return entry.event[len(_POSTED):-1]
-    return None
-
-
-async def update_status(incident: RunningIncident, phase: Phase, status_id: str | None, status: str,
-                        body: str) -> None:
-    providers = incident.providers
-    if status_id is None or providers.status_page is None:
-        return
-    try:
-        await providers.status_page.update(status_id, body, status)
-    except Exception as exc:
-        incident.note(phase, "status update failed", f"{type(exc).__name__}: {exc}")
-        return
-    incident.note(phase, f"status updated: {status} ({status_id})", body)
