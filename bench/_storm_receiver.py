@@ -1,20 +1,28 @@
 """The receiver under test for alert_storm.py, in its own process (so the load generator does not share its GIL).
 
-Runs the real intake app under uvicorn with the given store URL; runs are "started" by a starter that returns
-a new id per incident (run creation in Prefect is measured by alert_to_action.py, not here).
+Runs the real intake app under uvicorn with the given store URL, in ``workers`` uvicorn worker processes
+(default 1); runs are "started" by a starter that returns the same id for an incident whichever process asks
+(run creation in Prefect is measured by alert_to_action.py, not here).
+
+    python bench/_storm_receiver.py DATABASE_URL PORT TOKEN [WORKERS]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from remediation.intake import create_app
 from remediation.settings import Settings
 from remediation.store import Store
+
+_URL, _TOKEN = "STORM_DATABASE_URL", "STORM_TOKEN"
 
 
 class CountingStarter:
@@ -22,13 +30,24 @@ class CountingStarter:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key))
 
 
+def build() -> Starlette:
+    """The app of one worker process (uvicorn imports this by name in each worker)."""
+    database_url, token = os.environ[_URL], os.environ[_TOKEN]
+    return create_app(Settings(database_url=database_url, intake_token=token), Store(database_url), CountingStarter())
+
+
 def main() -> None:
     database_url, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    settings = Settings(database_url=database_url, intake_token=token)
+    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    os.environ[_URL], os.environ[_TOKEN] = database_url, token
     store = Store(database_url)
     store.migrate()
-    app = create_app(settings, store, CountingStarter())
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    store.dispose()
+    if workers == 1:
+        uvicorn.run(build(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    else:
+        uvicorn.run("_storm_receiver:build", factory=True, app_dir=str(Path(__file__).parent), workers=workers,
+                    host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

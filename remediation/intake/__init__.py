@@ -2,7 +2,8 @@
 
 authenticate (``auth``) → read and parse (``wire``) → normalise per source (``alertmanager``, ``sentry``,
 ``generic``) → route (``routing``, data in ``routes.yaml``) → dedupe into incidents (``dedupe`` and
-``Store.ingest_alert``) → start runs (``service``). :func:`create_app` wires it; see docs/intake.md.
+``Store.ingest_alerts``, one transaction per delivery) → start runs (``service``). :func:`create_app` wires it;
+see docs/intake.md.
 """
 
 from remediation.intake.app import create_app

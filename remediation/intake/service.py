@@ -2,10 +2,10 @@
 
 Two steps, kept apart so each endpoint can choose when the second one happens:
 
-* :meth:`IntakeService.ingest` routes every alert and writes it through ``Store.ingest_alert`` (one
-  transaction per alert; the store guarantees one open incident per key, and one open alert-opened
-  incident per runbook and service whatever the source, across processes) or ``Store.record_unrouted``.
-  This is the step a delivery must not be acknowledged without.
+* :meth:`IntakeService.ingest` routes every alert of a delivery and writes them all through
+  ``Store.ingest_alerts``, routed and unrouted, in one transaction (the store guarantees one open incident
+  per key, and one open alert-opened incident per runbook and service whatever the source, across
+  processes). This is the step a delivery must not be acknowledged without.
 * :meth:`IntakeService.start_runs` starts the runbook run of each incident that has none yet. Alertmanager
   and generic deliveries wait for it (a failed start is answered 503, so the sender redelivers and the
   redelivery finds the incident still ``needs_run``); Sentry, which must be answered within a second,
@@ -34,7 +34,7 @@ from remediation.intake.routing import Routed, Routes, Unrouted, route
 from remediation.models import Alert
 from remediation.orchestration.starter import RunStarter
 from remediation.settings import Settings
-from remediation.store import IncidentStatus, Store
+from remediation.store import AlertIn, IncidentStatus, IngestResult, Store, UnroutedIn
 
 log = intake_logger()
 
@@ -120,54 +120,53 @@ class IntakeService:
     # -- ingest ----------------------------------------------------------------------------------------
 
     async def ingest(self, alerts: list[Incoming]) -> list[AlertOutcome]:
-        """Store every alert (in order, in a worker thread: the store is synchronous)."""
+        """Store every alert of a delivery (in a worker thread: the store is synchronous)."""
         if not alerts:
             return []
         received_at = self._now()
-        return await run_in_threadpool(lambda: [self._ingest_counted(a, received_at) for a in alerts])
+        return await run_in_threadpool(self._ingest_delivery, alerts, received_at)
 
-    def _ingest_counted(self, incoming: Incoming, received_at: datetime) -> AlertOutcome:
+    def _ingest_delivery(self, alerts: list[Incoming], received_at: datetime) -> list[AlertOutcome]:
         try:
-            outcome = self._ingest_one(incoming, received_at)
+            decisions = [route(incoming, self.routes) for incoming in alerts]
+            items = [self._item(a, d, received_at) for a, d in zip(alerts, decisions, strict=True)]
+            # One transaction for the whole delivery: it is stored entirely or not at all.
+            results = self.store.ingest_alerts(items)
         except Exception:
-            # Counted as it happens: the alerts before it in the delivery are stored and counted already.
-            self._recorder.alert_outcome(incoming.source, "failed")
+            for incoming in alerts:
+                self._recorder.alert_outcome(incoming.source, "failed")
             raise
-        self._recorder.alert_outcome(incoming.source, outcome.outcome)
-        return outcome
+        outcomes = []
+        for incoming, decision, result in zip(alerts, decisions, results, strict=True):
+            if isinstance(decision, Unrouted):
+                log.warning("unrouted %s alert %r: %s", incoming.source, incoming.name, decision.reason)
+                outcome = self._outcome(incoming, "unrouted", reason=decision.reason)
+            else:
+                outcome = self._routed_outcome(incoming, decision, result)
+            self._recorder.alert_outcome(incoming.source, outcome.outcome)
+            outcomes.append(outcome)
+        return outcomes
 
-    def _ingest_one(self, incoming: Incoming, received_at: datetime) -> AlertOutcome:
-        decision = route(incoming, self.routes)
+    def _item(self, incoming: Incoming, decision: Routed | Unrouted, received_at: datetime) -> AlertIn | UnroutedIn:
         if isinstance(decision, Unrouted):
-            self.store.record_unrouted(
-                incoming.source,
-                incoming.name,
-                incoming.payload,
-                received_at,
-                decision.reason,
-                fingerprint=incoming.fingerprint,
-                status=incoming.status,
-            )
-            log.warning("unrouted %s alert %r: %s", incoming.source, incoming.name, decision.reason)
-            return self._outcome(incoming, "unrouted", reason=decision.reason)
-        return self._ingest_routed(incoming, decision, received_at)
-
-    def _ingest_routed(self, incoming: Incoming, routed: Routed, received_at: datetime) -> AlertOutcome:
+            return UnroutedIn(source=incoming.source, name=incoming.name, payload=incoming.payload,
+                              received_at=received_at, reason=decision.reason, fingerprint=incoming.fingerprint,
+                              status=incoming.status)
         alert = Alert(
             name=incoming.name,
-            service=routed.service,
-            severity=routed.severity,
+            service=decision.service,
+            severity=decision.severity,
             source=incoming.source,
             fingerprint=incoming.fingerprint,
             labels=dict(incoming.labels),
             annotations=dict(incoming.annotations),
             starts_at=incoming.starts_at,
         )
-        result = self.store.ingest_alert(
-            incident_key=incident_key(routed.runbook, routed.service, incoming.group),
-            runbook=routed.runbook,
-            service=routed.service,
-            severity=routed.severity,
+        return AlertIn(
+            incident_key=incident_key(decision.runbook, decision.service, incoming.group),
+            runbook=decision.runbook,
+            service=decision.service,
+            severity=decision.severity,
             alert=alert,
             source=incoming.source,
             fingerprint=incoming.fingerprint,
@@ -177,6 +176,8 @@ class IntakeService:
             mode=self.settings.intake_mode,
             reopen_cooldown_s=self.settings.reopen_cooldown_s,
         )
+
+    def _routed_outcome(self, incoming: Incoming, routed: Routed, result: IngestResult) -> AlertOutcome:
         verdict: AlertVerdict
         if result.incident_id is None:
             verdict = "recorded"

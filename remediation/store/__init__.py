@@ -4,6 +4,7 @@
 no engine and opens no file.
 """
 
+from remediation.store.alerts import AlertIn, UnroutedIn
 from remediation.store.approvals import PendingStep
 from remediation.store.errors import (
     ActionConflict,
@@ -20,6 +21,7 @@ __all__ = [
     "ActionConflict",
     "ActionNotFound",
     "ActionRow",
+    "AlertIn",
     "AlertRow",
     "AlertStatus",
     "IncidentExists",
@@ -30,6 +32,7 @@ __all__ = [
     "PendingStep",
     "Store",
     "StoreError",
+    "UnroutedIn",
     "downgrade",
     "upgrade",
 ]

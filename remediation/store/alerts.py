@@ -10,24 +10,23 @@ attaches. Rows that already exist are read
 ``FOR UPDATE`` (PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``), so a counter increment and
 a concurrent ``close_incident`` cannot interleave.
 
-The module-level functions take an open session and never commit; :class:`AlertMethods` (mixed into
-``Store``) wraps each in one transaction.
+This is the per-alert decision, the whole of it. ``remediation.store.deliveries`` writes a delivery in one
+transaction and takes a shortcut only where the outcome cannot differ (the key's incident is open: a
+set-based attach); everything else comes here, one alert at a time. The functions take an open session and
+never commit.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, defer
 
 from remediation.models import Alert, Mode, Phase, Severity, new_id
-from remediation.store.coltypes import require_aware
-from remediation.store.rows import AlertRow, AlertStatus, IncidentStatus, IngestResult
+from remediation.store.rows import AlertStatus, IncidentStatus, IngestResult
 from remediation.store.tables import AlertORM, IncidentORM, TimelineORM
 
 
@@ -49,9 +48,17 @@ class AlertIn:
     reopen_cooldown_s: float
 
 
-#: How often ``ingest_alert`` tries after losing the open-incident race. One retry suffices in theory (the
-#: winner's incident is visible by then); the rest covers a close and a reopen between attempts.
-_INGEST_ATTEMPTS = 5
+@dataclass(frozen=True)
+class UnroutedIn:
+    """An alert no route claimed: kept (with why) so it is visible instead of dropped."""
+
+    source: str
+    name: str
+    payload: dict[str, Any]
+    received_at: datetime
+    reason: str
+    fingerprint: str | None
+    status: AlertStatus
 
 
 def _incidents() -> Select[IncidentORM]:
@@ -70,7 +77,7 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
     if open_row is not None:
         _attach(session, open_row, item)
         if item.status is AlertStatus.RESOLVED:
-            _note(session, open_row.id, item, f"alert {item.alert.name} resolved at source ({item.fingerprint})")
+            session.add(TimelineORM(**resolved_note(open_row.id, item)))
         return _result(open_row)
 
     sibling = _open_for_service(session, item)
@@ -80,7 +87,7 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
         first_of_its_kind = not _seen(session, sibling.id, item)
         _attach(session, sibling, item)
         if item.status is AlertStatus.RESOLVED:
-            _note(session, sibling.id, item, f"alert {item.alert.name} resolved at source ({item.fingerprint})")
+            session.add(TimelineORM(**resolved_note(sibling.id, item)))
         elif first_of_its_kind:
             # One timeline row per newly attaching source alert, not one per repeat of it.
             _note(
@@ -112,7 +119,7 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
             _insert_alert(session, None, item)
             return IngestResult(incident_id=None)
         _attach(session, latest, item)
-        _note(session, latest.id, item, f"alert {item.alert.name} resolved at source ({item.fingerprint})")
+        session.add(TimelineORM(**resolved_note(latest.id, item)))
         return _result(latest)
 
     if latest is not None and latest.closed_at is not None and _within(latest.closed_at, item):
@@ -145,31 +152,8 @@ def ingest(session: Session, item: AlertIn) -> IngestResult:
     return _result(row, created=True)
 
 
-def record_unrouted(
-    session: Session,
-    *,
-    source: str,
-    name: str,
-    payload: dict[str, Any],
-    received_at: datetime,
-    reason: str,
-    fingerprint: str | None,
-    status: AlertStatus,
-) -> int:
-    row = AlertORM(
-        incident_id=None,
-        source=source,
-        name=name,
-        fingerprint=fingerprint,
-        status=AlertStatus(status).value,
-        routed=False,
-        runbook=None,
-        service=None,
-        severity=None,
-        reason=reason,
-        received_at=received_at,
-        payload=payload,
-    )
+def record_unrouted(session: Session, item: UnroutedIn) -> int:
+    row = AlertORM(**unrouted_values(item))
     session.add(row)
     session.flush()
     return row.id
@@ -223,36 +207,63 @@ def _attach(session: Session, incident: IncidentORM, item: AlertIn) -> None:
         incident.last_alert_at = item.received_at
 
 
+def alert_values(incident_id: str | None, item: AlertIn) -> dict[str, Any]:
+    """The ``alerts`` row of a routed alert (the ORM path here and the set-based path write the same row)."""
+    return {
+        "incident_id": incident_id,
+        "incident_key": item.incident_key,
+        "source": item.source,
+        "name": item.alert.name,
+        "fingerprint": item.fingerprint,
+        "status": item.status.value,
+        "routed": True,
+        "runbook": item.runbook,
+        "service": item.service,
+        "severity": Severity(item.severity).value,
+        "reason": None,
+        "received_at": item.received_at,
+        "payload": item.payload,
+    }
+
+
+def unrouted_values(item: UnroutedIn) -> dict[str, Any]:
+    return {
+        "incident_id": None,
+        "incident_key": None,
+        "source": item.source,
+        "name": item.name,
+        "fingerprint": item.fingerprint,
+        "status": item.status.value,
+        "routed": False,
+        "runbook": None,
+        "service": None,
+        "severity": None,
+        "reason": item.reason,
+        "received_at": item.received_at,
+        "payload": item.payload,
+    }
+
+
+def note_values(incident_id: str, item: AlertIn, event: str, *, detail: str | None = None) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "at": item.received_at,
+        "phase": Phase.IDENTIFY.value,
+        "event": event,
+        "detail": detail if detail is not None else f"source {item.source}",
+    }
+
+
+def resolved_note(incident_id: str, item: AlertIn) -> dict[str, Any]:
+    return note_values(incident_id, item, f"alert {item.alert.name} resolved at source ({item.fingerprint})")
+
+
 def _insert_alert(session: Session, incident_id: str | None, item: AlertIn) -> None:
-    session.add(
-        AlertORM(
-            incident_id=incident_id,
-            incident_key=item.incident_key,
-            source=item.source,
-            name=item.alert.name,
-            fingerprint=item.fingerprint,
-            status=item.status.value,
-            routed=True,
-            runbook=item.runbook,
-            service=item.service,
-            severity=Severity(item.severity).value,
-            reason=None,
-            received_at=item.received_at,
-            payload=item.payload,
-        )
-    )
+    session.add(AlertORM(**alert_values(incident_id, item)))
 
 
 def _note(session: Session, incident_id: str, item: AlertIn, event: str, *, detail: str | None = None) -> None:
-    session.add(
-        TimelineORM(
-            incident_id=incident_id,
-            at=item.received_at,
-            phase=Phase.IDENTIFY.value,
-            event=event,
-            detail=detail if detail is not None else f"source {item.source}",
-        )
-    )
+    session.add(TimelineORM(**note_values(incident_id, item, event, detail=detail)))
 
 
 def _result(row: IncidentORM, *, created: bool = False, suppressed: bool = False) -> IngestResult:
@@ -265,115 +276,3 @@ def _result(row: IncidentORM, *, created: bool = False, suppressed: bool = False
         needs_run=status is IncidentStatus.OPEN and row.flow_run_id is None,
         incident_status=status,
     )
-
-
-class AlertMethods:
-    """The alert-intake half of ``Store``; relies on the store's ``_write``/``_read`` transactions."""
-
-    def _write(self) -> AbstractContextManager[Session]:
-        raise NotImplementedError
-
-    def _read(self) -> AbstractContextManager[Session]:
-        raise NotImplementedError
-
-    def ingest_alert(
-        self,
-        *,
-        incident_key: str,
-        runbook: str,
-        service: str,
-        severity: Severity,
-        alert: Alert,
-        source: str,
-        fingerprint: str | None,
-        status: AlertStatus | str,
-        received_at: datetime,
-        payload: dict[str, Any],
-        mode: Mode,
-        reopen_cooldown_s: float = 600.0,
-    ) -> IngestResult:
-        """Store one routed alert and attach it to its incident, in one transaction.
-
-        * an open incident has ``incident_key``: attach (a resolution also goes on its timeline);
-        * else, firing, an alert-opened incident of the same (runbook, service) is open under another key
-          (another source or group, the same outage): attach to it, and the first alert of each source and
-          fingerprint goes on its timeline ("alert attached from <source>"); a resolution attaches there
-          only if alerts of its key did;
-        * else, firing: attach to the incident of this key (opened under it, or holding its alerts) closed
-          less than ``reopen_cooldown_s`` ago (``suppressed``, no new run), or open a new incident
-          (``created``) in ``mode``;
-        * else, resolved: keep the row with the most recent incident of this key, or unattached.
-
-        Racing calls for one key, or for one (runbook, service) under two keys (threads or processes), open
-        exactly one incident: the database's partial unique indexes reject the second insert and the loser
-        retries as an attach.
-        """
-        item = AlertIn(
-            incident_key=incident_key,
-            runbook=runbook,
-            service=service,
-            severity=Severity(severity),
-            alert=alert,
-            source=source,
-            fingerprint=fingerprint,
-            status=AlertStatus(status),
-            received_at=require_aware(received_at, "received_at"),
-            payload=payload,
-            mode=Mode(mode),
-            reopen_cooldown_s=reopen_cooldown_s,
-        )
-        for attempt in range(1, _INGEST_ATTEMPTS + 1):
-            try:
-                with self._write() as session:
-                    return ingest(session, item)
-            except IntegrityError:
-                if attempt == _INGEST_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
-
-    def record_unrouted(
-        self,
-        source: str,
-        name: str,
-        payload: dict[str, Any],
-        received_at: datetime,
-        reason: str,
-        *,
-        fingerprint: str | None = None,
-        status: AlertStatus | str = AlertStatus.FIRING,
-    ) -> int:
-        """Keep an alert no route claimed (with why), so it is visible instead of dropped; returns its id."""
-        with self._write() as session:
-            return record_unrouted(
-                session,
-                source=source,
-                name=name,
-                payload=payload,
-                received_at=require_aware(received_at, "received_at"),
-                reason=reason,
-                fingerprint=fingerprint,
-                status=AlertStatus(status),
-            )
-
-    def incident_alerts(self, incident_id: str) -> list[AlertRow]:
-        """Alerts attached to an incident, in arrival order."""
-        return self._alert_rows(AlertORM.incident_id == incident_id, newest_first=False)
-
-    def unrouted_alerts(self, limit: int = 50) -> list[AlertRow]:
-        """The ``limit`` most recent alerts that matched no route, newest first."""
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        return self._alert_rows(AlertORM.routed.is_(False), newest_first=True, limit=limit)
-
-    def _alert_rows(
-        self, condition: ColumnElement[bool], *, newest_first: bool, limit: int | None = None
-    ) -> list[AlertRow]:
-        if newest_first:
-            order = (AlertORM.received_at.desc(), AlertORM.id.desc())
-        else:
-            order = (AlertORM.received_at.asc(), AlertORM.id.asc())
-        query = select(AlertORM).where(condition).order_by(*order)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._read() as session:
-            return [AlertRow.from_orm_row(row) for row in session.scalars(query)]

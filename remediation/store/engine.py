@@ -29,6 +29,8 @@ from sqlalchemy.pool import StaticPool
 #: Execution option naming the SQLite BEGIN flavour ("DEFERRED" or "IMMEDIATE").
 SQLITE_BEGIN = "sqlite_begin"
 _SQLITE_BUSY_TIMEOUT_S = 30.0
+#: PostgreSQL connections a process keeps (opened as needed, never more than these two together at once).
+_POOL_KEPT, _POOL_EXTRA = 20, 5
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -51,6 +53,11 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        # The receiver runs up to 40 store calls at once (Starlette's thread pool). With the default pool (5 kept,
+        # 10 more opened on demand and closed on return) an alert storm opened and closed a PostgreSQL connection
+        # (a backend process fork) every few deliveries; connections are kept now, up to _POOL_KEPT per process.
+        kwargs.setdefault("pool_size", _POOL_KEPT)
+        kwargs.setdefault("max_overflow", _POOL_EXTRA)
         return create_engine(parsed, **kwargs)
 
     connect_args = dict(kwargs.pop("connect_args", {}))

@@ -38,10 +38,10 @@ from remediation.models import (
     utcnow,
 )
 from remediation.store import migrate as _migrate
-from remediation.store.alerts import AlertMethods
 from remediation.store.approvals import ApprovalMethods
 from remediation.store.budgets import BudgetMethods
 from remediation.store.coltypes import require_aware
+from remediation.store.deliveries import AlertMethods
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
 from remediation.store.figures import FigureMethods
@@ -61,8 +61,8 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
             NotifyStateMethods):
     """Incident, ledger, approval and timeline persistence on SQLite (default) or PostgreSQL.
 
-    The alert-intake methods (``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
-    ``unrouted_alerts``) come from :class:`~remediation.store.alerts.AlertMethods`.
+    The alert-intake methods (``ingest_alerts``, ``ingest_alert``, ``record_unrouted``, ``incident_alerts``,
+    ``unrouted_alerts``) come from :class:`~remediation.store.deliveries.AlertMethods`.
     The shared request budgets (``take_request``, ``block_requests``, ``request_budget``) come from
     :class:`~remediation.store.budgets.BudgetMethods`; the drained app log lines (``add_log_lines``, ``log_lines``,
     ``newest_received_at``, ``prune_log_lines``) from :class:`~remediation.store.logs.LogMethods`; the approvals
