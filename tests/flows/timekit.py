@@ -50,6 +50,12 @@ class WatchedTransport(httpx.AsyncBaseTransport):
         return response
 
 
+def scripted(providers: runtime.Providers) -> ScriptedApprovals:
+    """The scripted approvals a world's providers answer with: what each approval request said."""
+    assert isinstance(providers.approvals, ScriptedApprovals)
+    return providers.approvals
+
+
 class VirtualWorld:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -88,6 +94,10 @@ class VirtualWorld:
     async def state(self) -> dict[str, Any]:
         body: dict[str, Any] = (await self.request("GET", "/_sim/state")).json()
         return body
+
+    async def now_s(self) -> float:
+        """The simulator's time, epoch seconds (virtual)."""
+        return float((await self.read("/_sim/time"))["now_ms"]) / 1000
 
     async def advance(self, seconds: float) -> None:
         await self.request("POST", "/_sim/time/advance", json={"seconds": seconds})
