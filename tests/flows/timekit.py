@@ -154,6 +154,10 @@ class VirtualWorld:
         sim = self._running()
         return WatchedTransport(sim.transport(on_wait=on_wait), sim, self._watchers)
 
+    def inside(self) -> InProcessSim:
+        """The running simulator itself, for what its control plane does not tell."""
+        return self._running()
+
     def _running(self) -> InProcessSim:
         if self.sim is None:
             raise RuntimeError("start a scenario first")
