@@ -1,8 +1,12 @@
-"""Helpers for the high-latency runbook tests: compressed timings, the sim's replica count, the spike."""
+"""Helpers for the high-latency runbook tests: compressed timings, the sim's replica count, the spike.
+
+In-process on virtual time (a ``VirtualWorld``; what a background poller watched on the wall clock, a watcher
+called after every answer of the simulator sees), and, for the tests that keep a real server on the wall clock,
+over real HTTP (a ``SimServer``).
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +14,9 @@ from typing import Any
 
 import httpx
 from kamkmserve_sim import SimServer
+from kamkmserve_sim.inprocess import InProcessSim
+
+from tests.flows.timekit import VirtualWorld
 
 # Seconds instead of the production hour: two confirming readings, checks every half second.
 FAST_LATENCY: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20,
@@ -21,8 +28,48 @@ def replicas(server: SimServer) -> int:
     return int(body["replicas"])
 
 
-def maintenance(server: SimServer) -> list[str]:
-    return list(httpx.get(f"{server.url}/_sim/maintenance", timeout=5).json()["prefixes"])
+#: How long the surge runs before a test starts the runbook: the app's recent requests are then all surge traffic.
+SURGE_SETTLE_S = 0.6
+
+
+async def replicas_now(world: VirtualWorld) -> int:
+    return int((await world.read("/_sim/capacity"))["replicas"])
+
+
+async def maintenance_now(world: VirtualWorld) -> list[str]:
+    return list((await world.read("/_sim/maintenance"))["prefixes"])
+
+
+async def spike_serving(world: VirtualWorld) -> None:
+    """Advance until the surge is on, then long enough that the app's metrics window holds only surge requests."""
+    await world.advance_until_inside("the load spike", lambda sim: sim.state.load.traffic_multiplier != 1.0)
+    await world.advance(SURGE_SETTLE_S)
+
+
+@contextmanager
+def replica_counts(world: VirtualWorld) -> Iterator[list[int]]:
+    """Every replica count the platform had between two answers of the simulator: a scale-up later undone shows."""
+    seen: list[int] = []
+
+    def record(sim: InProcessSim) -> None:
+        count = sim.state.load.replicas
+        if not seen or seen[-1] != count:
+            seen.append(count)
+
+    with world.watching(record):
+        yield seen
+
+
+@contextmanager
+def surge_ends_when_shed(world: VirtualWorld) -> Iterator[None]:
+    """The surge ends in the same instant maintenance goes on somewhere: the world calming down while a path is shed."""
+
+    def calm(sim: InProcessSim) -> None:
+        if sim.state.edge.maintenance:
+            sim.state.load.traffic_multiplier = 1.0
+
+    with world.watching(calm):
+        yield
 
 
 def wait_for_spike(server: SimServer) -> None:
@@ -33,51 +80,4 @@ def wait_for_spike(server: SimServer) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the load spike never started")
         time.sleep(0.05)
-    time.sleep(0.6)
-
-
-@contextmanager
-def replica_history(server: SimServer, every_s: float = 0.1) -> Iterator[list[int]]:
-    """Record the sim's replica count in the background, so a test can see a scale-up that was later undone."""
-    seen: list[int] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                count = replicas(server)
-            except httpx.HTTPError:
-                count = -1
-            if not seen or seen[-1] != count:
-                seen.append(count)
-            stop.wait(every_s)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(5)
-
-
-@contextmanager
-def surge_ends_once_shed(server: SimServer) -> Iterator[None]:
-    """End the surge as soon as maintenance is on somewhere: the world calming down while a path is shed."""
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            if maintenance(server):
-                assert server.state is not None
-                server.state.load.traffic_multiplier = 1.0
-                return
-            stop.wait(0.05)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
+    time.sleep(SURGE_SETTLE_S)
