@@ -66,7 +66,7 @@ DEMOS: dict[str, DemoScenario] = {
     # Runbook 4: one client uploads malware in a burst; blocked at the edge for an hour (left to expire), the PDF
     # type its samples came in as dropped from the allowlist until a benign upload passes, then restored.
     "malware-burst": DemoScenario(runbook="suspicious-upload", alert_name="MalwareUploadBurst",
-                                  parameters={"window_s": 120.0}, virtual_time=False),
+                                  parameters={"window_s": 120.0}),
     # Runbook 5: the Clerk session token's role claim is renamed and admins are refused; the admin features go off,
     # a status update is posted, the demo approves putting the claim back, an admin test user gets in again.
     # Higher traffic and short windows so the readings hold only post-change requests (admins are a small share).

@@ -101,8 +101,10 @@ class AppHttp:
         return await self.send("GET", path, params=params)
 
     async def send(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                   cookies: dict[str, str] | None = None, json_body: object = None) -> Fetched:
-        """Any method, from the same budget as the reads (the access probe presents a session cookie)."""
+                   cookies: dict[str, str] | None = None, json_body: object = None,
+                   files: dict[str, tuple[str, bytes, str]] | None = None) -> Fetched:
+        """Any method, from the same budget as the reads (the access probe presents a session cookie, the upload
+        probe a multipart file)."""
         url = f"{self.base_url}{path}"
         refused = self.budget.try_acquire()
         if refused:
@@ -117,7 +119,9 @@ class AppHttp:
             async with httpx.AsyncClient(
                 timeout=self.timeout_s, transport=self._transport, verify=shared_ssl_context(), cookies=cookies
             ) as client:
-                if json_body is None:
+                if files is not None:
+                    response = await client.request(method, url, params=params, files=files)
+                elif json_body is None:
                     response = await client.request(method, url, params=params)
                 else:
                     response = await client.request(method, url, params=params, json=json_body)

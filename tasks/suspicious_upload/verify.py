@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from remediation.models import Verification
+from remediation.providers.budget import RequestBudget
+from remediation.providers.http import AppHttp
+from remediation.providers.metrics import AppMetrics
 from remediation.providers.security import UploadAllowlist
-from remediation.providers.tls import shared_ssl_context
 from remediation.runbooks.suspicious_upload import parse_upload_logs
 from remediation.runtime import Providers
 from tasks import step
@@ -61,26 +62,29 @@ class UploadAnswer(BaseModel):
 
 
 async def post_probe(providers: Providers, probe: ProbeFile) -> UploadAnswer:
-    """One benign upload; passed only on exactly the app's success answer for this file."""
+    """One benign upload; passed only on exactly the app's success answer for this file.
+
+    Sent by the app client the reads use (its request budget counts it, and it goes wherever the reads go: the
+    simulator in-process included); a plain client only when the metrics are not read over HTTP."""
+    files = {"file": (probe.filename, probe.data, probe.mime)}
+    metrics = providers.metrics
     settings = providers.settings
-    url = f"{settings.app_url.rstrip('/')}{UPLOADS_PATH}"
-    try:
-        async with httpx.AsyncClient(timeout=settings.http_timeout_s, verify=shared_ssl_context()) as client:
-            response = await client.post(url, files={"file": (probe.filename, probe.data, probe.mime)})
-    except httpx.HTTPError as exc:
-        return UploadAnswer(passed=False, answered=False, detail=f"POST {UPLOADS_PATH}: {type(exc).__name__}: {exc}")
-    text = response.text[:200]
-    if response.status_code == 429:
+    http = metrics.http if isinstance(metrics, AppMetrics) else AppHttp(
+        settings.app_url, RequestBudget(settings.metrics_budget_per_min), timeout_s=settings.http_timeout_s)
+    fetched = await http.send("POST", UPLOADS_PATH, files=files)
+    if fetched.status is None:
+        return UploadAnswer(passed=False, answered=False, detail=f"POST {UPLOADS_PATH}: {fetched.error}")
+    text = fetched.text[:200]
+    if fetched.status == 429:
         return UploadAnswer(passed=False, answered=False, detail=f"rate limited (429): {text}")
     expected = {"ok": True, "mime": probe.mime, "ext": probe.ext, "bytes": len(probe.data)}
     try:
-        body = json.loads(response.text)
+        body = json.loads(fetched.text)
     except ValueError:
         body = None
-    if response.status_code == 200 and body == expected:
+    if fetched.status == 200 and body == expected:
         return UploadAnswer(passed=True, answered=True, detail=f"{probe.filename} accepted")
-    return UploadAnswer(passed=False, answered=True,
-                        detail=f"{probe.filename} answered {response.status_code} {text}")
+    return UploadAnswer(passed=False, answered=True, detail=f"{probe.filename} answered {fetched.status} {text}")
 
 
 @step(name="recover: benign upload passes, no new malware")

@@ -93,7 +93,9 @@ def open_resume_dialog(page: Any) -> Any:
     page.get_by_role("main").get_by_role("button", name="Open menu").first.click()
     page.get_by_role("menuitem", name="Resume", exact=True).click()
     dialog = page.get_by_role("dialog", name="Resume Flow Run")
-    expect(dialog.get_by_role("textbox", name="Your name")).to_be_visible()
+    # The dialog opens at once and fetches the form's schema from the API after: on a busy host that takes longer
+    # than the default 5 s.
+    expect(dialog.get_by_role("textbox", name="Your name")).to_be_visible(timeout=30_000)
     return dialog
 
 
