@@ -43,8 +43,7 @@ class DemoScenario:
     alert_name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     sim: dict[str, Any] = field(default_factory=dict)  # SimConfig overrides (rps, ...)
-    # In-process on virtual time (load-proof); False: a real simulator server on the wall clock (malware-burst's
-    # verification does not hold on virtual time yet, see the vtime branch's report).
+    # In-process on virtual time (load-proof); False: a real simulator server on the wall clock.
     virtual_time: bool = True
 
 
