@@ -43,8 +43,6 @@ class DemoScenario:
     alert_name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     sim: dict[str, Any] = field(default_factory=dict)  # SimConfig overrides (rps, ...)
-    # In-process on virtual time (load-proof); False: a real simulator server on the wall clock.
-    virtual_time: bool = True
 
 
 DEMOS: dict[str, DemoScenario] = {
@@ -90,14 +88,14 @@ class DemoOptions:
     scenario: str = "bad-release"
 
 
-def demo_settings(app_url: str, approvers: list[str], *, virtual_time: bool = False) -> Settings:
+def demo_settings(app_url: str, approvers: list[str]) -> Settings:
     """Settings for a demo run. The simulated world is new each time, so its incident history is too:
     a store left by an earlier demo would count its actions against this run's per-hour cap."""
     base = Settings()
     database = (base.home / "demo.db").resolve()
     database.unlink(missing_ok=True)
     return Settings(
-        app_url=app_url, platform="sim", sim_url=app_url, sim_virtual_time=virtual_time, mode=Mode.AUTO,
+        app_url=app_url, platform="sim", sim_url=app_url, sim_virtual_time=True, mode=Mode.AUTO,
         approvers=approvers,
         database_url=f"sqlite:///{database}",
         approval_timeout_s=300, approval_poll_s=1,
@@ -121,7 +119,7 @@ def missing_simulator(exc: ImportError) -> SimulatorMissing:
 
 def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] | None = None) -> IncidentReport:
     try:
-        from kamkmserve_sim import SimConfig, SimServer
+        from kamkmserve_sim import SimConfig
         from kamkmserve_sim.inprocess import InProcessSim
     except ImportError as exc:  # before anything starts: nothing to clean up
         raise missing_simulator(exc) from None
@@ -133,17 +131,12 @@ def run_demo(options: DemoOptions, console: Console, ask: Callable[[str], str] |
     sim_config = SimConfig(**{"scenario": options.scenario, "rps": 40.0, "onset_s": options.onset_s, **demo.sim})
     # In this process and on virtual time: the runbook's own waits move the simulated world, so how busy the machine
     # is (a CI runner, a laptop compiling) cannot change what the probes see or the outcome.
-    with InProcessSim(sim_config) if demo.virtual_time else SimServer(sim_config).start() as sim:
+    with InProcessSim(sim_config) as sim:
         # The server's list, whatever --approve-as says: a name off it is refused by the run, as anywhere else.
-        settings = demo_settings(sim.url, list(DEMO_APPROVERS), virtual_time=demo.virtual_time)
-        if isinstance(sim, InProcessSim):
-            console.print(f"  in-process, on virtual time; the fault starts {options.onset_s:g}s (virtual) in")
-            providers = composition.connect(settings, transport=sim.transport(on_wait=charge_wait))
-            _advance(sim, options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
-        else:
-            console.print(f"  app and platform at {sim.url}; the fault starts in {options.onset_s:g}s")
-            providers = composition.connect(settings)
-            time.sleep(options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
+        settings = demo_settings(sim.url, list(DEMO_APPROVERS))
+        console.print(f"  in-process, on virtual time; the fault starts {options.onset_s:g}s (virtual) in")
+        providers = composition.connect(settings, transport=sim.transport(on_wait=charge_wait))
+        _advance(sim, options.onset_s + 3.0)  # let the bad release serve traffic before the alert "fires"
         incident_id = new_id("inc")
         flow = catalog.load(demo.runbook)
         result: dict[str, Any] = {}
