@@ -169,9 +169,15 @@ def page_problem(fetched: Fetched) -> str | None:
     return None
 
 
+def app_client(metrics: Metrics) -> AppHttp | None:
+    """The client the metrics read the app with (its budget, its transport); None when they do not come over HTTP."""
+    return metrics.http if isinstance(metrics, AppMetrics) else None
+
+
 def app_reads(metrics: Metrics) -> AppReadTally | None:
     """This process's tally of reads of the app so far; None when the metrics do not come over ``AppHttp``."""
-    return metrics.http.reads() if isinstance(metrics, AppMetrics) else None
+    http = app_client(metrics)
+    return http.reads() if http is not None else None
 
 
 class AppMetrics:

@@ -16,9 +16,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from remediation.models import Verification
-from remediation.providers.budget import RequestBudget
-from remediation.providers.http import AppHttp
-from remediation.providers.metrics import AppMetrics
+from remediation.providers.metrics import app_client
 from remediation.providers.security import UploadAllowlist
 from remediation.runbooks.suspicious_upload import parse_upload_logs
 from remediation.runtime import Providers
@@ -65,12 +63,11 @@ async def post_probe(providers: Providers, probe: ProbeFile) -> UploadAnswer:
     """One benign upload; passed only on exactly the app's success answer for this file.
 
     Sent by the app client the reads use (its request budget counts it, and it goes wherever the reads go: the
-    simulator in-process included); a plain client only when the metrics are not read over HTTP."""
+    simulator in-process included); without one the sample is unknown, never healthy."""
     files = {"file": (probe.filename, probe.data, probe.mime)}
-    metrics = providers.metrics
-    settings = providers.settings
-    http = metrics.http if isinstance(metrics, AppMetrics) else AppHttp(
-        settings.app_url, RequestBudget(settings.metrics_budget_per_min), timeout_s=settings.http_timeout_s)
+    http = app_client(providers.metrics)
+    if http is None:
+        return UploadAnswer(passed=False, answered=False, detail=f"POST {UPLOADS_PATH}: no client of the app")
     fetched = await http.send("POST", UPLOADS_PATH, files=files)
     if fetched.status is None:
         return UploadAnswer(passed=False, answered=False, detail=f"POST {UPLOADS_PATH}: {fetched.error}")
