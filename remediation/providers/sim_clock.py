@@ -59,11 +59,9 @@ class SimClock:
             if left <= 0:
                 return
 
-    async def refresh(self) -> bool:
-        """Read the simulator's time; True when it runs on virtual time."""
-        body = await self._plane.json("GET", "/time")
-        self._learn(body)
-        return bool(body.get("virtual"))
+    async def refresh(self) -> None:
+        """Read the simulator's time."""
+        self._learn(await self._plane.json("GET", "/time"))
 
     def _learn(self, body: Any) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("now_ms"), int):
