@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
-from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim import SimServer
 
 from remediation.providers.access_probe import (
     ADMIN_ROUTES,
@@ -29,20 +28,6 @@ SKIPPED = {
     "PATCH /api/admin/payouts/[id]", "PATCH /api/admin/referrals/[id]", "PATCH /api/admin/services/[id]",
     "POST /api/admin/payouts/[id]/mark-paid", "PATCH /api/admin/upgrade-role",
 }
-
-
-@pytest.fixture
-def start_sim() -> Iterator[Start]:
-    servers: list[SimServer] = []
-
-    def start(**settings: object) -> SimServer:
-        server = SimServer(SimConfig.model_validate({"seed": 7, **settings})).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def probe_for(url: str, per_minute: int = 100, transport: httpx.AsyncBaseTransport | None = None) -> AccessProbe:

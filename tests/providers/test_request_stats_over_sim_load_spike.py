@@ -6,12 +6,11 @@ once it ends. Adapter tests: the simulator's own behaviour is proven in tests/si
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
-from kamkmserve_sim import SimConfig, SimServer
+from kamkmserve_sim import SimServer
 
 from remediation.providers.dbops import parse_db_operations
 from remediation.providers.metrics import RequestStats, parse_request_stats
@@ -19,20 +18,6 @@ from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
 PROBE_IP = {"x-forwarded-for": "10.7.7.7"}  # our own reads: kept off the runbook's rate-limit identity
-
-
-@pytest.fixture
-def start_sim() -> Iterator[Start]:
-    servers: list[SimServer] = []
-
-    def start(**settings: object) -> SimServer:
-        server = SimServer(SimConfig.model_validate({"seed": 7, **settings})).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def stats(server: SimServer, window: int = 100) -> RequestStats:

@@ -1,0 +1,3 @@
+"""Fixtures for the adapter tests."""
+
+from tests.helpers.sim_servers import start_sim  # noqa: F401  (a fixture)
