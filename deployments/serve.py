@@ -31,6 +31,7 @@ from remediation import catalog
 from remediation.orchestration import resumable
 from remediation.orchestration.events import trigger_spec
 from remediation.settings import Settings
+from remediation.settings_vendors import flat_values
 
 log = logging.getLogger("remediation.orchestration")
 
@@ -204,8 +205,8 @@ def _warn_if_settings_differ_from_env(settings: Settings) -> None:
     except Exception:  # the environment alone does not validate: served runs will fail the same way
         log.warning("REMEDIATE_* in the environment do not form valid Settings; served runs will fail to start")
         return
-    env_values = from_env.model_dump()
-    differing = sorted(k for k, v in settings.model_dump().items() if env_values.get(k) != v)
+    env_values = flat_values(from_env)  # by flat name: aws_region, not the whole aws group
+    differing = sorted(k for k, v in flat_values(settings).items() if env_values.get(k) != v)
     if differing:
         log.warning("served runs read Settings from the environment, which differs from the given settings in: %s",
                     ", ".join(differing))

@@ -107,7 +107,7 @@ class StepBallot:
     def _slack(self, answer: Answer, reason: str, refuse: Callable[..., Approval]) -> Approval:
         try:
             request = slack_proof.SignedRequest.loads(answer.slack)
-            click = slack_proof.verify(request, self._settings.slack_signing_secret, self._clock.now().timestamp())
+            click = slack_proof.verify(request, self._settings.slack.signing_secret, self._clock.now().timestamp())
         except slack_proof.SlackProofError as exc:
             return refuse(f"Slack: {exc}", "slack")
         name = next((n for n, f in self._settings.approver_factors.items() if f.slack_user == click.user_id), None)

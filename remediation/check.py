@@ -32,6 +32,7 @@ from remediation.providers.metrics import METRICS_PATH
 from remediation.providers.platform import PlatformError
 from remediation.runtime import Source
 from remediation.settings import Settings
+from remediation.settings_vendors import flat_values
 
 Status = Literal["ok", "degraded", "failing", "absent", "not checked"]
 #: Runbooks that read the app's request series (http_requests_total, http_request_duration) for their decisions.
@@ -69,7 +70,7 @@ class CheckReport(BaseModel):
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [getattr(settings, name) for name in type(settings).model_fields]
+    values = flat_values(settings).values()  # the vendor groups' secrets too (settings.slack.webhook_url)
     return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and len(v.get_secret_value()) >= 4]
 
 

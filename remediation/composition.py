@@ -48,23 +48,23 @@ BUILT = ("deploys", "edge", "logs", "errors", "capacity", "jobs", "instances", "
 def preset(settings: Settings) -> dict[str, str]:
     """capability -> implementation for ``settings.platform`` (None: reads only)."""
     s = settings
-    logs = "vercel-drain" if s.vercel_drain_secret is not None and not s.log_files else "file"
+    logs = "vercel-drain" if s.vercel.drain_secret is not None and not s.log_files else "file"
     reads = {
         "logs": logs, "errors": "sentry",
         "database": "postgres" if s.app_database_url else "none",
         "audit": "postgres",
-        "antivirus": "clamd" if s.clamd_host else "none",
+        "antivirus": "clamd" if s.clamd.host else "none",
         "status_page": "statuspage",
-        "identity": "clerk" if s.clerk_secret_key is not None else "none",
+        "identity": "clerk" if s.clerk.secret_key is not None else "none",
     }
     if s.platform == "sim":
         sim = dict.fromkeys(BUILT, "sim")
         real = {"database": "postgres", "audit": "postgres"} if s.app_database_url else {}
-        return {**sim, **real, **({"antivirus": "clamd"} if s.clamd_host else {})}
+        return {**sim, **real, **({"antivirus": "clamd"} if s.clamd.host else {})}
     if s.platform == "aws":
         aws = dict.fromkeys(("deploys", "edge", "uploads", "capacity", "jobs", "blocks", "instances",
                              "instance_metrics"), "aws")
-        return {**reads, **aws, "logs": "aws" if s.aws_log_group else logs}
+        return {**reads, **aws, "logs": "aws" if s.aws.log_group else logs}
     if s.platform == "vercel":
         vercel = dict.fromkeys(("deploys", "edge", "uploads", "blocks"), "vercel")
         return {**reads, **vercel, "identity": "clerk", "logs": "file" if s.log_files else "vercel-drain"}
@@ -127,14 +127,14 @@ class Parts:
         from remediation.providers.vercel import VercelApi
 
         s = self.settings
-        return VercelApi(s.vercel_token, project_id=s.vercel_project_id, team_id=s.vercel_team_id,
-                         base_url=s.vercel_api_url, timeout_s=s.http_timeout_s, clock=self.clock)
+        return VercelApi(s.vercel.token, project_id=s.vercel.project_id, team_id=s.vercel.team_id,
+                         base_url=s.vercel.api_url, timeout_s=s.http_timeout_s, clock=self.clock)
 
     @cached_property
     def edge_config(self) -> Any:
         from remediation.providers.vercel_edge import EdgeConfig
 
-        return EdgeConfig(self.vercel, self.settings.vercel_edge_config_id)
+        return EdgeConfig(self.vercel, self.settings.vercel.edge_config_id)
 
     @cached_property
     def clerk(self) -> Any:
@@ -204,16 +204,16 @@ def _clamd(parts: Parts) -> Any:
     from remediation.providers.clamd import ClamdAntivirus
 
     s = parts.settings
-    return ClamdAntivirus(s.clamd_host or "", s.clamd_port, timeout_s=s.http_timeout_s)
+    return ClamdAntivirus(s.clamd.host or "", s.clamd.port, timeout_s=s.http_timeout_s)
 
 
 def _statuspage(parts: Parts) -> Any:
     from remediation.notify.statuspage import StatuspageClient, StatuspageStatusUpdates
 
     s = parts.settings
-    client = StatuspageClient(s.statuspage_api_key, s.statuspage_page_id, base_url=s.statuspage_api_url,
+    client = StatuspageClient(s.statuspage.api_key, s.statuspage.page_id, base_url=s.statuspage.api_url,
                               timeout_s=s.http_timeout_s, clock=parts.clock)
-    return StatuspageStatusUpdates(client, s.statuspage_component_ids)
+    return StatuspageStatusUpdates(client, s.statuspage.component_ids)
 
 
 def _file_logs(parts: Parts) -> Any:

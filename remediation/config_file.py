@@ -8,7 +8,8 @@ Shape::
     platform = "vercel"               # top level: any setting by its name
     approvers = ["alice", "bob"]      # names only: believed on the simulator platform only; elsewhere
                                       # enrol them instead: [approvers.alice] totp = { env = "VAR" }
-    [vercel]                          # [group] key -> the setting group_key (vercel_project_id)
+    [vercel]                          # [group] key -> the setting group_key (vercel_project_id, which is
+                                      # settings.vercel.project_id: remediation.settings_vendors)
     project_id = "prj_123"
     [capabilities]                    # capability -> implementation (remediation.choices.CHOICES)
     errors = "sentry"
@@ -35,11 +36,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from remediation.choices import CHANNELS, CapabilityError, validate
+from remediation.settings_vendors import flat_fields, is_secret, nest
 
 CONFIG_ENV = "REMEDIATE_CONFIG"
 DEFAULT_NAME = "remediate.toml"
@@ -67,7 +69,7 @@ class ConfigFile(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     path: Path
-    values: dict[str, Any]  # non-secret settings, by field name
+    values: dict[str, Any]  # non-secret settings, by flat name (vercel_project_id; remediation.settings_vendors)
     secrets: tuple[SecretRef, ...] = ()
 
 
@@ -92,11 +94,8 @@ def config_path(environ: typing.Mapping[str, str] | None = None) -> Path | None:
 
 
 def secret_fields(settings_cls: type[BaseSettings]) -> set[str]:
-    def is_secret(info: FieldInfo) -> bool:
-        annotation = info.annotation
-        return annotation is SecretStr or SecretStr in typing.get_args(annotation)
-
-    return {name for name, info in settings_cls.model_fields.items() if is_secret(info)}
+    """The secret settings (``SecretStr`` fields, the vendor groups' included) by their flat names."""
+    return {name for name, field in flat_fields(settings_cls).items() if is_secret(field.info)}
 
 
 _cache: dict[tuple[str, int, int], ConfigFile] = {}
@@ -120,7 +119,7 @@ def load(path: Path, settings_cls: type[BaseSettings]) -> ConfigFile:
 
 
 def parse(raw: dict[str, Any], settings_cls: type[BaseSettings], path: Path = Path(DEFAULT_NAME)) -> ConfigFile:
-    fields = set(settings_cls.model_fields)
+    fields = set(flat_fields(settings_cls))  # flat names: [vercel] project_id is vercel_project_id
     secrets = secret_fields(settings_cls)
     values: dict[str, Any] = {}
     refs: list[SecretRef] = []
@@ -267,7 +266,7 @@ class ConfigFileSource(PydanticBaseSettingsSource):
         if path is None:
             return {}
         config = load(path, self.settings_cls)
-        values = dict(config.values)
+        values = dict(config.values)  # by flat name, nested into the vendor groups below
         for ref in config.secrets:
             if f"REMEDIATE_{ref.setting.upper()}" in os.environ:
                 continue  # the environment wins anyway: do not even fetch it
@@ -277,4 +276,4 @@ class ConfigFileSource(PydanticBaseSettingsSource):
             elif problem not in _warned:  # Settings() is built often; say it once
                 _warned.add(problem)
                 log.warning("configuration: %s (left unset)", problem)
-        return values
+        return nest(values, self.settings_cls)

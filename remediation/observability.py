@@ -28,14 +28,14 @@ def init_sentry(settings: Settings) -> bool:
     """Start sentry-sdk when a DSN is configured; True when it is on. Safe to call more than once."""
     import sentry_sdk
 
-    dsn = settings.sentry_dsn.get_secret_value().strip() if settings.sentry_dsn else ""
+    dsn = settings.sentry.dsn.get_secret_value().strip() if settings.sentry.dsn else ""
     if not dsn:
         return False
     if sentry_sdk.get_client().is_active():
         return True
-    sentry_sdk.init(dsn=dsn, environment=settings.sentry_environment, release=_release(),
+    sentry_sdk.init(dsn=dsn, environment=settings.sentry.environment, release=_release(),
                     server_name=socket.gethostname(), traces_sample_rate=0.0, shutdown_timeout=2)
-    log.info("sentry-sdk enabled (environment %s)", settings.sentry_environment)
+    log.info("sentry-sdk enabled (environment %s)", settings.sentry.environment)
     return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -14,12 +14,19 @@ from remediation.choices import validate as validate_choices
 from remediation.config_file import ConfigFileSource
 from remediation.models import Mode
 from remediation.policy import DEFAULT_NEVER_BLOCK
-
-
-def _comma_list(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+from remediation.settings_vendors import (
+    AwsSettings,
+    ClamdSettings,
+    ClerkSettings,
+    PagerDutySettings,
+    SentrySettings,
+    SlackSettings,
+    StatuspageSettings,
+    VendorEnvSource,
+    VercelSettings,
+    comma_list,
+    nest,
+)
 
 
 class Settings(BaseSettings):
@@ -112,12 +119,10 @@ class Settings(BaseSettings):
     probe_error_pct: float = Field(default=1.0, ge=0)
 
     # Runbook 4 (suspicious upload). The client of a request is the right-most x-forwarded-for hop outside our own
-    # proxies (remediation.providers.xff); clamd_host None: the platform's simulated antivirus.
+    # proxies (remediation.providers.xff); clamd.host None: the platform's simulated antivirus.
     trusted_proxy_cidrs: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_NEVER_BLOCK),
         description="Our load balancers and proxies: x-forwarded-for hops inside these are not the client")
-    clamd_host: str | None = Field(default=None, description="clamd for scans and RELOAD; None: simulated antivirus")
-    clamd_port: int = Field(default=3310, ge=1, le=65535)
     block_ttl_s: int = Field(default=3600, ge=60, description="How long an automatic block of an uploader lasts")
     upload_window_s: float = Field(default=600.0, gt=0, description="How far back the upload runbook reads the "
                                    "audit log and the app's upload log lines")
@@ -139,68 +144,17 @@ class Settings(BaseSettings):
     intake_token: SecretStr | None = Field(default=None, description="Bearer token for Alertmanager/generic")
     intake_basic_user: str | None = None
     intake_basic_password: SecretStr | None = None
-    sentry_client_secret: SecretStr | None = Field(default=None, description="Sentry integration client secret")
     intake_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     intake_read_timeout_s: float = Field(default=10.0, gt=0, description="A request's head, then its body, must "
                                          "arrive within this; else 408 and the connection is closed")
-    sentry_max_age_s: int = Field(default=300, ge=1)
     reopen_cooldown_s: float = Field(default=600.0, ge=0)
     intake_mode: Mode = Field(default=Mode.APPROVE, description="Mode of runs started by alerts")
 
-    # Our own error reporting (not the app's Sentry): on when a DSN is set.
-    sentry_dsn: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("REMEDIATE_SENTRY_DSN", "SENTRY_DSN", "sentry_dsn"),
-        description="sentry-sdk DSN for our own processes; unset or empty disables it")
-    sentry_environment: str = "production"
-
-    # AWS (REMEDIATE_PLATFORM=aws; remediation.providers.aws). Credentials come only from boto3's standard chain
-    # (AWS_* environment, shared profile, instance or task role): never settings, never parameters, never logged.
-    aws_region: str | None = Field(default=None, description="AWS region; None: boto3's own (AWS_DEFAULT_REGION)")
-    aws_endpoint_url: str | None = Field(default=None, description="One endpoint for every AWS client (moto in tests)")
-    aws_max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per AWS call (adaptive retry mode)")
-    aws_ecs_cluster: str = Field(default="kamkmserve", description="ECS cluster of the web and worker services")
-    aws_ecs_service: str = Field(default="kamkmserve", description="ECS web service: releases, and capacity when "
-                                 "aws_capacity is ecs")
-    aws_capacity: Literal["ecs", "asg", "none"] = Field(default="ecs", description="What scales the web service")
-    aws_asg_name: str | None = Field(default=None, description="Auto Scaling group when aws_capacity is asg")
-    aws_job_services: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="ECS worker services that are the job pools (comma-separated)")
-    aws_waf_ip_set_name: str | None = Field(default=None, description="WAFv2 IP set of the block list; None: no lever")
-    aws_waf_ip_set_id: str | None = Field(default=None, description="Its id (looked up by name when unset)")
-    aws_waf_scope: Literal["REGIONAL", "CLOUDFRONT"] = "REGIONAL"
-    aws_ssm_prefix: str = Field(default="/kamkmserve/remediation", description="SSM path of maintenance, flags, "
-                                "upload allowlist and block TTLs")
-    aws_log_group: str | None = Field(default=None, description="CloudWatch log group of the app's stdout")
-    aws_log_stream_prefix: str | None = None
-    aws_target_group_arn: str | None = Field(default=None, description="ELBv2 target group of the web instances")
-    aws_drain_poll_s: float = Field(default=5.0, gt=0, description="Polling interval of drain/restore waits")
     # The app's own log output read where it really lands (remediation.providers.file_logs / drain_logs): files of a
     # self-hosted `next start >app.log 2>app.err`, or a Vercel Log Drain delivered to the receiver's /logs/vercel.
     log_files: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="The app's stdout/stderr log files (comma-separated), read by logs=file")
-    vercel_drain_secret: SecretStr | None = Field(default=None, description="Vercel Log Drain secret: the key of "
-                                                  "x-vercel-signature; None: POST /logs/vercel refuses every delivery")
     log_drain_retention_s: float = Field(default=6 * 3600.0, gt=0, description="How long drained log lines are kept")
-
-    # Vercel (REMEDIATE_PLATFORM=vercel; remediation.providers.vercel*): deployments, Edge Config levers and the
-    # firewall's IP blocks. The token is a secret: settings or env only, never a flow parameter, never logged.
-    vercel_token: SecretStr | None = Field(default=None, description="Vercel access token (Bearer)")
-    vercel_team_id: str | None = Field(default=None, description="Team of the project (teamId); None: personal")
-    vercel_project_id: str | None = Field(default=None, description="The kamkmserve project (prj_... or its name)")
-    vercel_edge_config_id: str | None = Field(default=None, description="Edge Config (ecfg_...) holding maintenance "
-                                              "prefixes, flags and the upload allowlist; None: no edge lever")
-    vercel_api_url: str = Field(default="https://api.vercel.com", description="Vercel REST API (a fake in tests)")
-    # Sentry REST API for the app's issues, event counts, releases and deploys (docs/reference/kamkmserve.md §9: org
-    # kamkm, project javascript-nextjs). Not the DSN above: that is where our own errors go.
-    sentry_api_token: SecretStr | None = Field(default=None, description="Sentry auth token (event:read, "
-                                               "project:read, project:releases, org:read)")
-    sentry_org: str | None = Field(default=None, description="Sentry organization slug of the app (kamkm)")
-    sentry_project: str | None = Field(default=None, description="Sentry project slug of the app (javascript-nextjs)")
-    sentry_api_url: str = Field(default="https://sentry.io", description="Sentry base URL (self-hosted, or a fake)")
-    # Clerk Backend API: the identity check (keys, instance, JWKS) and the ban / revoke levers.
-    clerk_secret_key: SecretStr | None = Field(default=None, description="Clerk secret key (sk_live_/sk_test_)")
-    clerk_publishable_key: str | None = Field(default=None, description="Clerk publishable key (public; pk_...)")
-    clerk_api_url: str = Field(default="https://api.clerk.com", description="Clerk Backend API (a fake in tests)")
 
     # Notifications (remediation.notify) and the escalation ladder. The Slack webhook URL, the Statuspage key and the
     # PagerDuty routing keys are credentials: environment or a Prefect Secret block named in the configuration file
@@ -211,22 +165,6 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(default=5.0, gt=0, description="Bound on one notification, all retries included")
     prefect_ui_url: str | None = Field(default=None, description="Prefect UI for run links in notifications; None: "
                                        "Prefect's own PREFECT_UI_URL (derived from PREFECT_API_URL)")
-    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook (it is the secret)")
-    slack_signing_secret: SecretStr | None = Field(
-        default=None, description="Slack app signing secret: Approve/Deny buttons on approval messages, and the "
-                                  "proof of a click POSTed to /slack/interactions")
-    statuspage_api_key: SecretStr | None = Field(default=None, description="Statuspage API key (Authorization: OAuth)")
-    statuspage_page_id: str | None = None
-    statuspage_component_ids: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Statuspage components of the app, set to an outage status while open")
-    statuspage_api_url: str = Field(default="https://api.statuspage.io/v1",
-                                    description="Statuspage API (a fake in tests)")
-    pagerduty_routing_key: SecretStr | None = Field(default=None, description="PagerDuty Events v2 integration key of "
-                                                    "the primary on-call")
-    pagerduty_secondary_routing_key: SecretStr | None = Field(default=None, description="... of the secondary on-call")
-    pagerduty_duty_manager_routing_key: SecretStr | None = Field(default=None, description="... of the duty manager")
-    pagerduty_events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue",
-                                      description="PagerDuty Events API v2 (a fake in tests)")
     # Ack time per severity (docs/reference/kamkmserve.md §10): an approval unanswered this long pages the next tier.
     ack_sev1_s: float = Field(default=300.0, gt=0)
     ack_sev2_s: float = Field(default=600.0, gt=0)
@@ -235,6 +173,23 @@ class Settings(BaseSettings):
     # Per-capability implementation overrides on top of the platform's bundle (remediation.composition), e.g.
     # {"errors": "sentry", "identity": "clerk"}; env as JSON: REMEDIATE_CAPABILITIES='{"errors": "sentry"}'.
     capabilities: dict[str, str] = Field(default_factory=dict)
+
+    # One group per vendor (remediation.settings_vendors), read as settings.aws.region. Outside the code the names are
+    # flat, as they always were: REMEDIATE_AWS_REGION, [aws] region = ... in remediate.toml, Settings(aws_region=...).
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    vercel: VercelSettings = Field(default_factory=VercelSettings)
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
+    clerk: ClerkSettings = Field(default_factory=ClerkSettings)
+    clamd: ClamdSettings = Field(default_factory=ClamdSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    statuspage: StatuspageSettings = Field(default_factory=StatuspageSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_flat_names(cls, data: Any) -> Any:
+        """``Settings(aws_region="x")``: a group's field given by its flat name lands in its group."""
+        return nest(data, cls) if isinstance(data, dict) else data
 
     @field_validator("capabilities")
     @classmethod
@@ -274,11 +229,11 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
         return value
 
-    @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", "aws_job_services",
-                     "notify_channels", "statuspage_component_ids", "drill_preapproved", "log_files", mode="before")
+    @field_validator("approvers", "preapproved", "never_block_cidrs", "trusted_proxy_cidrs", "notify_channels",
+                     "drill_preapproved", "log_files", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _comma_list(value)
+        return comma_list(value)
 
     @classmethod
     def settings_customise_sources(
@@ -287,8 +242,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments win, then ``REMEDIATE_*`` variables, then the configuration file (``REMEDIATE_CONFIG`` or
-        ``./remediate.toml``, see remediation.config_file and docs/configuration.md), then the defaults."""
-        return init_settings, env_settings, dotenv_settings, ConfigFileSource(settings_cls), file_secret_settings
+        ``./remediate.toml``, see remediation.config_file and docs/configuration.md), then the defaults. The
+        environment is read by VendorEnvSource: the vendor groups' fields under their flat names."""
+        environment = VendorEnvSource.replacing(env_settings)
+        return init_settings, environment, dotenv_settings, ConfigFileSource(settings_cls), file_secret_settings
 
     @property
     def resolved_database_url(self) -> str:

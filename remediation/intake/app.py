@@ -133,13 +133,13 @@ def create_app(
     limit = settings.intake_max_body_bytes
     if settings.intake_token is None and settings.intake_basic_password is None:
         log.warning("no intake credentials configured: Alertmanager and generic deliveries will be refused")
-    if settings.sentry_client_secret is None:
+    if settings.sentry.client_secret is None:
         log.warning("no Sentry client secret configured: Sentry deliveries will be refused")
-    if settings.reopen_cooldown_s <= settings.sentry_max_age_s + sentry.BODY_CLOCK_SKEW_S:
+    if settings.reopen_cooldown_s <= settings.sentry.max_age_s + sentry.BODY_CLOCK_SKEW_S:
         log.warning(
             "REMEDIATE_REOPEN_COOLDOWN_S (%g) is not longer than REMEDIATE_SENTRY_MAX_AGE_S (%d) + %g s: a replayed "
             "Sentry delivery reaching a receiver that never saw the original could open a second incident",
-            settings.reopen_cooldown_s, settings.sentry_max_age_s, sentry.BODY_CLOCK_SKEW_S,
+            settings.reopen_cooldown_s, settings.sentry.max_age_s, sentry.BODY_CLOCK_SKEW_S,
         )
 
     @guarded
@@ -180,7 +180,7 @@ def create_app(
             if alert is None:
                 return JSONResponse({"source": "sentry", "status": "ignored", "resource": resource})
             # Before the memory of deliveries: a stale body is refused even by a receiver that never saw it.
-            sentry.refuse_stale(alert, the_clock.now(), settings.sentry_max_age_s)
+            sentry.refuse_stale(alert, the_clock.now(), settings.sentry.max_age_s)
             if not seen_deliveries.claim(alert.delivery_key):
                 log.info("POST %s: Sentry %s was already received; Request-ID %s is a duplicate of it",
                          request.url.path, alert.subject, request_id)

@@ -92,12 +92,12 @@ def signature_matches(secret: SecretStr, raw: bytes, given: str, digest: Callabl
 
 def check_sentry_signature(raw: bytes, headers: Headers, settings: Settings, now: float) -> None:
     """HMAC-SHA256 of the raw body with the client secret, then the timestamp's age."""
-    if settings.sentry_client_secret is None:
+    if settings.sentry.client_secret is None:
         raise IntakeError(503, "intake not configured", "no Sentry client secret: set REMEDIATE_SENTRY_CLIENT_SECRET")
     given = headers.get("sentry-hook-signature")
     if not given:
         raise _unauthorized("missing Sentry-Hook-Signature header", SENTRY_CHALLENGE)
-    if not signature_matches(settings.sentry_client_secret, raw, given, hashlib.sha256):
+    if not signature_matches(settings.sentry.client_secret, raw, given, hashlib.sha256):
         raise _unauthorized("Sentry-Hook-Signature does not match the body", SENTRY_CHALLENGE)
     stamp = headers.get("sentry-hook-timestamp")
     try:
@@ -107,9 +107,9 @@ def check_sentry_signature(raw: bytes, headers: Headers, settings: Settings, now
     if sent is None or sent != sent:  # missing, malformed or NaN
         raise _unauthorized("missing or malformed Sentry-Hook-Timestamp header", SENTRY_CHALLENGE)
     age = now - sent
-    if abs(age) > settings.sentry_max_age_s:
+    if abs(age) > settings.sentry.max_age_s:
         raise _unauthorized(
-            f"Sentry-Hook-Timestamp is {age:.0f} s from now (limit {settings.sentry_max_age_s} s): stale or replayed",
+            f"Sentry-Hook-Timestamp is {age:.0f} s from now (limit {settings.sentry.max_age_s} s): stale or replayed",
             SENTRY_CHALLENGE,
         )
 

@@ -95,11 +95,11 @@ def slack_interactions_endpoint(settings: Settings, store: Store, clock: Clock,
     """The endpoint (wrap it in the receiver's ``guarded``)."""
     limit = settings.intake_max_body_bytes
     the_relay = relay or AnswerRelay()
-    if settings.slack_signing_secret is None:
+    if settings.slack.signing_secret is None:
         log.warning("no Slack signing secret configured: Slack button clicks will be refused")
 
     async def endpoint(request: Request) -> Response:
-        if settings.slack_signing_secret is None:  # refuse before reading a body nobody can check
+        if settings.slack.signing_secret is None:  # refuse before reading a body nobody can check
             raise IntakeError(503, "slack interactions not configured",
                               "no Slack signing secret: set REMEDIATE_SLACK_SIGNING_SECRET (or [secrets] "
                               "slack_signing_secret) to the Slack app's signing secret")
@@ -143,7 +143,7 @@ async def _proven(signed: slack_proof.SignedRequest, claimed: slack_proof.SlackC
         if missing:
             raise slack_proof.SlackProofError(f"missing {' and '.join(missing)} header{'s' * (len(missing) > 1)}")
         # The body already parsed as our button, so what fails here is the signature or the time.
-        return slack_proof.verify(signed, settings.slack_signing_secret, now.timestamp())
+        return slack_proof.verify(signed, settings.slack.signing_secret, now.timestamp())
     except slack_proof.SlackProofError as exc:
         await run_in_threadpool(_refuse_if_waiting, store, claimed, "slack", f"Slack request not proven: {exc}", now)
         log.warning("POST /slack/interactions: refused an unproven request: %s", exc)

@@ -45,14 +45,14 @@ _PRUNE_EVERY_S = 60.0
 
 
 def check_drain_signature(raw: bytes, headers: Headers, settings: Settings) -> None:
-    if settings.vercel_drain_secret is None:
+    if settings.vercel.drain_secret is None:
         raise IntakeError(503, "log drain not configured",
                           "no drain secret: set REMEDIATE_VERCEL_DRAIN_SECRET to the Vercel drain's signature secret")
     given = headers.get(SIGNATURE_HEADER)
     if not given:
         raise IntakeError(401, "unauthorized", f"missing {SIGNATURE_HEADER} header",
                           headers={"WWW-Authenticate": _CHALLENGE})
-    if not signature_matches(settings.vercel_drain_secret, raw, given, hashlib.sha1):
+    if not signature_matches(settings.vercel.drain_secret, raw, given, hashlib.sha1):
         raise IntakeError(401, "unauthorized", f"{SIGNATURE_HEADER} does not match the body",
                           headers={"WWW-Authenticate": _CHALLENGE})
 
@@ -134,11 +134,11 @@ def drain_endpoint(settings: Settings, store: Store, clock: Clock) -> Callable[[
     limit = settings.intake_max_body_bytes
     retention = timedelta(seconds=settings.log_drain_retention_s)
     pruner = _Pruner()
-    if settings.vercel_drain_secret is None:
+    if settings.vercel.drain_secret is None:
         log.warning("no Vercel drain secret configured: log drain deliveries will be refused")
 
     async def endpoint(request: Request) -> Response:
-        if settings.vercel_drain_secret is None:  # refuse before reading a body nobody may send
+        if settings.vercel.drain_secret is None:  # refuse before reading a body nobody may send
             check_drain_signature(b"", request.headers, settings)
         raw = await read_body(request, limit)
         check_drain_signature(raw, request.headers, settings)

@@ -56,9 +56,9 @@ def selected_channels(settings: Settings) -> list[str]:
         if unknown:
             raise ValueError(f"unknown notification channel(s) {', '.join(unknown)}; known: {', '.join(CHANNELS)}")
         return [c for c in CHANNELS if c in settings.notify_channels]
-    present = {"slack": settings.slack_webhook_url is not None,
-               "statuspage": settings.statuspage_api_key is not None and bool(settings.statuspage_page_id),
-               "pagerduty": settings.pagerduty_routing_key is not None}
+    present = {"slack": settings.slack.webhook_url is not None,
+               "statuspage": settings.statuspage.api_key is not None and bool(settings.statuspage.page_id),
+               "pagerduty": settings.pagerduty.routing_key is not None}
     return [c for c in CHANNELS if present[c]]
 
 
@@ -73,17 +73,17 @@ def channel(name: str, settings: Settings, clock: Clock | None = None, state: No
     timeout = _attempt_timeout(settings)
     if name == "slack":
         # The signing secret means the Slack app has interactivity and the run can check a click: offer buttons.
-        return SlackWebhook(settings.slack_webhook_url, timeout_s=timeout, clock=clock,
-                            approve_buttons=settings.slack_signing_secret is not None)
+        return SlackWebhook(settings.slack.webhook_url, timeout_s=timeout, clock=clock,
+                            approve_buttons=settings.slack.signing_secret is not None)
     if name == "statuspage":
-        client = StatuspageClient(settings.statuspage_api_key, settings.statuspage_page_id,
-                                  base_url=settings.statuspage_api_url, timeout_s=timeout, clock=clock)
-        return StatuspageNotifier(client, settings.statuspage_component_ids, state=state)
+        client = StatuspageClient(settings.statuspage.api_key, settings.statuspage.page_id,
+                                  base_url=settings.statuspage.api_url, timeout_s=timeout, clock=clock)
+        return StatuspageNotifier(client, settings.statuspage.component_ids, state=state)
     if name == "pagerduty":
-        return PagerDutyEvents({Tier.PRIMARY: settings.pagerduty_routing_key,
-                                Tier.SECONDARY: settings.pagerduty_secondary_routing_key,
-                                Tier.DUTY_MANAGER: settings.pagerduty_duty_manager_routing_key},
-                               events_url=settings.pagerduty_events_url, timeout_s=timeout, clock=clock, state=state)
+        return PagerDutyEvents({Tier.PRIMARY: settings.pagerduty.routing_key,
+                                Tier.SECONDARY: settings.pagerduty.secondary_routing_key,
+                                Tier.DUTY_MANAGER: settings.pagerduty.duty_manager_routing_key},
+                               events_url=settings.pagerduty.events_url, timeout_s=timeout, clock=clock, state=state)
     raise ValueError(f"unknown notification channel '{name}'")
 
 

@@ -65,17 +65,17 @@ def sentry_errors(settings: Settings, clock: Clock | None = None) -> SentryApi |
     """The Sentry REST adapter when settings name it, else None (any platform can use this)."""
     from remediation.providers.sentry_api import SentryApi
 
-    if settings.sentry_api_token is None or not settings.sentry_org or not settings.sentry_project:
+    if settings.sentry.api_token is None or not settings.sentry.org or not settings.sentry.project:
         return None
-    return SentryApi(settings.sentry_api_token, org=settings.sentry_org, project=settings.sentry_project,
-                     base_url=settings.sentry_api_url, timeout_s=settings.http_timeout_s, clock=clock)
+    return SentryApi(settings.sentry.api_token, org=settings.sentry.org, project=settings.sentry.project,
+                     base_url=settings.sentry.api_url, timeout_s=settings.http_timeout_s, clock=clock)
 
 
 def clerk_identity(settings: Settings, clock: Clock | None = None) -> ClerkIdentity | None:
     """The Clerk adapter when a secret key is set, else None."""
     from remediation.providers.clerk import ClerkIdentity
 
-    if settings.clerk_secret_key is None:
+    if settings.clerk.secret_key is None:
         return None
-    return ClerkIdentity(settings.clerk_secret_key, publishable_key=settings.clerk_publishable_key,
-                         base_url=settings.clerk_api_url, timeout_s=settings.http_timeout_s, clock=clock)
+    return ClerkIdentity(settings.clerk.secret_key, publishable_key=settings.clerk.publishable_key,
+                         base_url=settings.clerk.api_url, timeout_s=settings.http_timeout_s, clock=clock)

@@ -166,9 +166,9 @@ def seed(aws: MotoServer) -> None:
 
 def aws_world(aws: MotoServer, build: Build, server: SimServer, **settings: Any) -> runtime.Providers:
     started = time.monotonic()
-    overrides = {**awskit.aws_settings(aws).model_dump(include={
-        "aws_endpoint_url", "aws_region", "aws_max_attempts", "aws_ecs_cluster", "aws_ecs_service", "aws_ssm_prefix",
-        "aws_log_group"}), "platform": "aws", **settings}
+    shared = awskit.aws_settings(aws).aws.model_dump(include={
+        "endpoint_url", "region", "max_attempts", "ecs_cluster", "ecs_service", "ssm_prefix", "log_group"})
+    overrides = {**{f"aws_{name}": value for name, value in shared.items()}, "platform": "aws", **settings}
     live = build(server.url, **overrides)
     assert time.monotonic() - started < 3, "connecting must not eat the load spike"
     return live

@@ -133,7 +133,7 @@ def test_every_firing_resource_is_deduplicated_by_its_body_and_refused_once_its_
     replay = client.post(URL, content=raw, headers=sentry_headers(raw, resource, now=clock.now()))
     assert replay.json()["status"] == "duplicate"
 
-    clock.advance(settings().sentry_max_age_s)  # now 360 s after the body's own time
+    clock.advance(settings().sentry.max_age_s)  # now 360 s after the body's own time
     stale = client.post(URL, content=raw, headers=sentry_headers(raw, resource, now=clock.now()))
     assert stale.status_code == 409
     assert sum(i.alert_count for i in store.list_incidents()) + len(store.unrouted_alerts()) == alerts_before

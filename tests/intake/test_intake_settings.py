@@ -20,8 +20,8 @@ def test_intake_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings()
     assert settings.intake_token is not None and settings.intake_token.get_secret_value() == "t0k3n"
     assert settings.intake_basic_user == "am"
-    assert settings.sentry_client_secret is not None and settings.sentry_client_secret.get_secret_value() == "s3cr3t"
-    assert (settings.intake_max_body_bytes, settings.sentry_max_age_s, settings.reopen_cooldown_s) == (2048, 60, 0)
+    assert settings.sentry.client_secret is not None and settings.sentry.client_secret.get_secret_value() == "s3cr3t"
+    assert (settings.intake_max_body_bytes, settings.sentry.max_age_s, settings.reopen_cooldown_s) == (2048, 60, 0)
     assert settings.intake_mode is Mode.DRY_RUN
     assert "t0k3n" not in repr(settings) and "s3cr3t" not in repr(settings) and "pw'" not in repr(settings)
 
@@ -30,8 +30,8 @@ def test_intake_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("INTAKE_TOKEN", "INTAKE_BASIC_USER", "INTAKE_BASIC_PASSWORD", "SENTRY_CLIENT_SECRET", "INTAKE_MODE"):
         monkeypatch.delenv(f"REMEDIATE_{name}", raising=False)
     settings = Settings()
-    assert settings.intake_token is None and settings.sentry_client_secret is None
-    assert settings.intake_max_body_bytes == 1_000_000 and settings.sentry_max_age_s == 300
+    assert settings.intake_token is None and settings.sentry.client_secret is None
+    assert settings.intake_max_body_bytes == 1_000_000 and settings.sentry.max_age_s == 300
     assert settings.reopen_cooldown_s == 600 and settings.intake_mode is Mode.APPROVE
 
 

@@ -7,6 +7,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from remediation import catalog, composition
 from remediation.choices import CHOICES, CapabilityError, validate
@@ -26,9 +27,36 @@ def test_file_values_apply_env_overrides_them_and_arguments_override_both(
     monkeypatch.setenv("REMEDIATE_MAX_REPLICAS", "9")
     settings = Settings()
     assert settings.mode.value == "auto" and settings.approvers == ["alice"]
-    assert settings.vercel_project_id == "prj_1" and settings.ack_sev1_s == 60
+    assert settings.vercel.project_id == "prj_1" and settings.ack_sev1_s == 60
     assert settings.max_replicas == 9, "the environment wins over the file"
     assert Settings(max_replicas=3).max_replicas == 3
+
+
+def test_a_vendor_group_is_set_by_its_table_or_its_flat_names_field_by_field_under_the_environment(
+    config: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file keeps its shape while the code reads settings.vercel.project_id: [vercel] project_id, or
+    vercel_project_id at the top level; [secrets] by flat name. The environment wins field by field, not group by
+    group."""
+    config('vercel_team_id = "team_1"\n[vercel]\nproject_id = "prj_1"\n[aws]\nregion = "eu-west-1"\n'
+           'max_attempts = 3\njob_services = ["reports", "mail"]\n[clamd]\nhost = "clamd.internal"\n'
+           '[secrets]\nvercel_token = { env = "MY_VERCEL_TOKEN" }\npagerduty_routing_key = { env = "MY_PD" }\n')
+    monkeypatch.setenv("MY_VERCEL_TOKEN", "fileRefToken1")
+    monkeypatch.setenv("MY_PD", "p" * 32)
+    monkeypatch.setenv("REMEDIATE_AWS_MAX_ATTEMPTS", "9")
+    settings = Settings(clamd_port=3311)
+    assert (settings.vercel.team_id, settings.vercel.project_id) == ("team_1", "prj_1")
+    assert settings.vercel.token is not None and settings.vercel.token.get_secret_value() == "fileRefToken1"
+    assert settings.pagerduty.routing_key is not None and settings.pagerduty.routing_key.get_secret_value() == "p" * 32
+    assert (settings.aws.region, settings.aws.max_attempts) == ("eu-west-1", 9), "env wins over the file, per field"
+    assert settings.aws.job_services == ["reports", "mail"]
+    assert (settings.clamd.host, settings.clamd.port) == ("clamd.internal", 3311), "arguments over the file, per field"
+
+
+def test_a_bad_value_in_a_vendor_table_names_the_field(config: Write) -> None:
+    config("[aws]\nmax_attempts = 0\n")
+    with pytest.raises(ValidationError, match=r"aws\.max_attempts"):
+        Settings()
 
 
 def test_without_a_file_nothing_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -46,6 +74,10 @@ def test_a_named_file_that_does_not_exist_is_an_error(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(("text", "message"), [
     ("max_replica = 3\n", "unknown setting 'max_replica'"),
     ("[vercel]\nprojectid = 'x'\n", "unknown setting 'vercel.projectid'"),
+    ("[aws]\nbogus = 1\n", "unknown setting 'aws.bogus'"),
+    ("aws_bogus = 1\n", "unknown setting 'aws_bogus'"),
+    ("aws = 'eu-west-1'\n", "unknown setting 'aws'"),
+    ("[vercel]\ntoken = 'x'\n", "'vercel.token' is a secret"),
     ("[vercel.deep]\nx = 1\n", "nest one level only"),
     ("[capabilities]\nerrors = 'datadog'\n", "no implementation 'datadog'"),
     ("[capabilities]\npager = 'sim'\n", "unknown capability 'pager'"),
@@ -75,10 +107,10 @@ def test_secrets_come_from_the_named_environment_variable(config: Write, monkeyp
     path = config('[secrets]\nslack_webhook_url = { env = "SLACK_HOOK" }\nvercel_token = { env = "NOT_SET_HERE" }\n')
     monkeypatch.setenv("SLACK_HOOK", "http://hooks.example/services/T/B/envSECRET")
     settings = Settings()
-    assert settings.slack_webhook_url is not None
-    assert settings.slack_webhook_url.get_secret_value().endswith("envSECRET")
+    assert settings.slack.webhook_url is not None
+    assert settings.slack.webhook_url.get_secret_value().endswith("envSECRET")
     assert "envSECRET" not in repr(settings) and "envSECRET" not in str(settings.model_dump())
-    assert settings.vercel_token is None
+    assert settings.vercel.token is None
     problems = [r.problem for r in check_secrets(load(path, Settings)) if not r.ok]
     assert problems == ["vercel_token: environment variable NOT_SET_HERE is not set"]
 
@@ -87,7 +119,7 @@ def test_the_remediate_variable_wins_over_a_secret_reference(config: Write, monk
     config('[secrets]\nvercel_token = { env = "FROM_FILE_REF" }\n')
     monkeypatch.setenv("FROM_FILE_REF", "refValue1")
     monkeypatch.setenv("REMEDIATE_VERCEL_TOKEN", "envValue2")
-    token = Settings().vercel_token
+    token = Settings().vercel.token
     assert token is not None and token.get_secret_value() == "envValue2"
 
 
@@ -99,9 +131,9 @@ def test_secrets_come_from_a_prefect_secret_block(config: Write) -> None:
     config('[secrets]\nstatuspage_api_key = { prefect_secret = "remediate-test-statuspage-key" }\n'
            'pagerduty_routing_key = { prefect_secret = "no-such-block" }\n')
     settings = Settings()
-    assert settings.statuspage_api_key is not None
-    assert settings.statuspage_api_key.get_secret_value() == "blockSECRETvalue"
-    assert settings.pagerduty_routing_key is None
+    assert settings.statuspage.api_key is not None
+    assert settings.statuspage.api_key.get_secret_value() == "blockSECRETvalue"
+    assert settings.pagerduty.routing_key is None
 
 
 def test_capabilities_choose_implementations_and_notify_lists_channels(config: Write, tmp_path: Path) -> None:

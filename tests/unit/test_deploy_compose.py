@@ -17,6 +17,7 @@ from pydantic import AliasChoices
 
 from remediation.cli import app
 from remediation.settings import Settings
+from remediation.settings_vendors import flat_fields, group_model
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -36,17 +37,21 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def setting_env_names() -> set[str]:
-    """Every environment variable name Settings reads (prefix + field name, or the field's own aliases)."""
+    """Every environment variable name Settings reads (prefix + flat name, or the field's own aliases; a vendor
+    group's field by its flat name, REMEDIATE_AWS_REGION, and its env_aliases)."""
     prefix = Settings.model_config.get("env_prefix", "")
     names: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
+    for flat, field in flat_fields(Settings).items():
+        alias = field.info.validation_alias
         if isinstance(alias, AliasChoices):
             names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
         elif isinstance(alias, str):
             names.add(alias.upper())
         else:
-            names.add(f"{prefix}{name}".upper())
+            names.add(f"{prefix}{flat}".upper())
+        if field.group is not None:
+            group = group_model(Settings.model_fields[field.group])
+            names |= set(getattr(group, "env_aliases", {}).get(field.name, ()))
     return names
 
 

@@ -18,7 +18,7 @@ def test_no_dsn_or_an_empty_dsn_leaves_sentry_off() -> None:
 
 def test_the_conventional_sentry_dsn_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTRY_DSN", "http://key@127.0.0.1:9/1")
-    assert Settings().sentry_dsn is not None
+    assert Settings().sentry.dsn is not None
     monkeypatch.setenv("REMEDIATE_SENTRY_DSN", "http://other@127.0.0.1:9/2")
-    dsn = Settings().sentry_dsn
+    dsn = Settings().sentry.dsn
     assert dsn is not None and dsn.get_secret_value().endswith("/2")  # ours wins over the generic one

@@ -65,32 +65,32 @@ class AwsLevers:
 
 def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
     clock = clock or RealClock()
-    session = AwsSession(AwsConfig(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
-                                   max_attempts=settings.aws_max_attempts, connect_timeout_s=settings.http_timeout_s))
-    params = SsmParameters(session, settings.aws_ssm_prefix)
-    cluster = settings.aws_ecs_cluster
+    session = AwsSession(AwsConfig(region=settings.aws.region, endpoint_url=settings.aws.endpoint_url,
+                                   max_attempts=settings.aws.max_attempts, connect_timeout_s=settings.http_timeout_s))
+    params = SsmParameters(session, settings.aws.ssm_prefix)
+    cluster = settings.aws.ecs_cluster
     capacity: Capacity | None = None
-    if settings.aws_capacity == "ecs":
-        capacity = EcsCapacity(session, cluster, {APP_SERVICE: settings.aws_ecs_service})
-    elif settings.aws_capacity == "asg":
-        if not settings.aws_asg_name:
+    if settings.aws.capacity == "ecs":
+        capacity = EcsCapacity(session, cluster, {APP_SERVICE: settings.aws.ecs_service})
+    elif settings.aws.capacity == "asg":
+        if not settings.aws.asg_name:
             raise ValueError("REMEDIATE_AWS_CAPACITY=asg needs REMEDIATE_AWS_ASG_NAME")
-        capacity = AsgCapacity(session, {APP_SERVICE: settings.aws_asg_name})
+        capacity = AsgCapacity(session, {APP_SERVICE: settings.aws.asg_name})
     return AwsLevers(
         session=session,
-        deploys=EcsDeploys(session, cluster, settings.aws_ecs_service),
+        deploys=EcsDeploys(session, cluster, settings.aws.ecs_service),
         edge=SsmEdge(params),
         uploads=SsmUploadPolicy(params),
-        logs=(CloudWatchLogs(session, settings.aws_log_group, stream_prefix=settings.aws_log_stream_prefix)
-              if settings.aws_log_group else NoLogs("REMEDIATE_AWS_LOG_GROUP is not set")),
+        logs=(CloudWatchLogs(session, settings.aws.log_group, stream_prefix=settings.aws.log_stream_prefix)
+              if settings.aws.log_group else NoLogs("REMEDIATE_AWS_LOG_GROUP is not set")),
         capacity=capacity,
-        jobs=EcsJobs(session, cluster, settings.aws_job_services) if settings.aws_job_services else None,
-        blocks=(WafBlocks(session, params, settings.aws_waf_ip_set_name, scope=settings.aws_waf_scope,
-                          ip_set_id=settings.aws_waf_ip_set_id, now=clock.now)
-                if settings.aws_waf_ip_set_name else None),
-        instances=(ElbInstances(session, default_target_group=settings.aws_target_group_arn,
-                                poll_s=settings.aws_drain_poll_s, clock=clock)
-                   if settings.aws_target_group_arn else None),
-        instance_metrics=(ElbInstanceMetrics(session, settings.aws_target_group_arn, timeout_s=settings.http_timeout_s)
-                          if settings.aws_target_group_arn else None),
+        jobs=EcsJobs(session, cluster, settings.aws.job_services) if settings.aws.job_services else None,
+        blocks=(WafBlocks(session, params, settings.aws.waf_ip_set_name, scope=settings.aws.waf_scope,
+                          ip_set_id=settings.aws.waf_ip_set_id, now=clock.now)
+                if settings.aws.waf_ip_set_name else None),
+        instances=(ElbInstances(session, default_target_group=settings.aws.target_group_arn,
+                                poll_s=settings.aws.drain_poll_s, clock=clock)
+                   if settings.aws.target_group_arn else None),
+        instance_metrics=(ElbInstanceMetrics(session, settings.aws.target_group_arn, timeout_s=settings.http_timeout_s)
+                          if settings.aws.target_group_arn else None),
     )
