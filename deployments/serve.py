@@ -30,6 +30,7 @@ from typing import Any
 from remediation import catalog
 from remediation.orchestration import resumable
 from remediation.orchestration.events import trigger_spec
+from remediation.orchestration.triggers import prune_duplicate_triggers
 from remediation.settings import Settings
 from remediation.settings_vendors import flat_values
 
@@ -132,13 +133,16 @@ def serve_runbooks(settings: Settings, *, query_seconds: float = 1.0, stop: thre
 async def _serve(deployments: list[Any], *, query_seconds: float, stop: threading.Event,
                  ready: threading.Event | None, limit: int | None,
                  parking: resumable.ServedParking | None = None, park_wait_s: float = 12.0) -> None:
+    from prefect.client.orchestration import get_client
     from prefect.runner import Runner
 
     runner = (Runner(name="remediate-serve", query_seconds=query_seconds, pause_on_shutdown=False)
               if limit is None else
               Runner(name="remediate-serve", query_seconds=query_seconds, pause_on_shutdown=False, limit=limit))
-    for deployment in deployments:
-        await runner.aadd_deployment(deployment)
+    triggers = {await runner.aadd_deployment(deployment): [t.name for t in deployment.triggers]
+                for deployment in deployments}
+    async with get_client() as client:
+        await prune_duplicate_triggers(client, triggers)
     log.info("serving %s (poll %gs)", ", ".join(f"{d.flow_name}/{d.name}" for d in deployments), query_seconds)
     if ready is not None:
         ready.set()

@@ -15,7 +15,9 @@ Prefect gives this path no idempotency key of ours: its RunDeployment action key
 *invocation* (``TriggeredAction.idempotency_key``), so a duplicated event creates a second run. That run does nothing:
 ``remediation.incident.refuse_duplicate`` stops it before it notes or changes anything when the incident's run holds its
 lease or the incident is closed, so at most one run acts per incident. Intake's ``RunStarter`` path is idempotent at
-creation; this one exists so that runs can be started from anything that can post an event.
+creation; this one exists so that runs can be started from anything that can post an event. Replicas registering
+the deployments at once would leave two automations per trigger (two runs per event); each prunes the duplicates
+after registering (remediation.orchestration.triggers).
 """
 
 from __future__ import annotations

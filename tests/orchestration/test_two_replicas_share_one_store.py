@@ -25,6 +25,7 @@ import pytest
 
 from remediation import approval_client
 from remediation.orchestration.events import alert_event
+from remediation.orchestration.triggers import owner_of
 from remediation.store import Store
 from remediation.store.flow_runs import LeaseState
 from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
@@ -39,10 +40,21 @@ from tests.orchestration.stackkit import (
 )
 
 TOKEN = "replicas-intake-token"
+TRIGGER_SUFFIX = ": alert fired"  # remediation.orchestration.events.trigger_spec's name
 #: Two Alertmanager groups, each routed to its own runbook by its ``runbook`` label.
 GROUPS = {"rolling-restart": "KamkmserveRestartNeeded", "elevated-error-rate": "KamkmserveHigh5xxRate"}
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.postgres]
+
+
+def triggers_per_deployment(api_url: str) -> dict[str, int]:
+    """Deployment name -> how many alert-trigger automations it owns."""
+    from prefect import get_client
+
+    with with_api(api_url), get_client(sync_client=True) as client:
+        return {d.name: sum(a.name.endswith(TRIGGER_SUFFIX)
+                            for a in client.read_resource_related_automations(owner_of(d.id)))
+                for d in client.read_deployments()}
 
 
 @pytest.fixture(scope="module")
