@@ -24,7 +24,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
-	$(BIN)/python -m pytest -q
+	# Two parts: everything else on three workers (a file stays on one worker), then the scenario tests that run the
+	# simulator on the wall clock, alone, so that no other test's load changes what they observe.
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile -m "not wallclock"
+	$(BIN)/python -m pytest -q -m wallclock
 
 # The unit tests with the simulator made unimportable (tests/conftest.py), as on a production install without sim/:
 # a test that needs it is skipped, any other import of it fails.

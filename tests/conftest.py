@@ -27,6 +27,17 @@ def simulator() -> ModuleType:
 
     return kamkmserve_sim
 
+#: Fixtures that start the simulator on the wall clock: a test using one sees what the simulated users did in real
+#: seconds, which a loaded machine changes, so it runs in ``make test``'s serial part (marker ``wallclock``).
+WALL_CLOCK_FIXTURES = frozenset({"sim"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WALL_CLOCK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.wallclock)
+
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"  # captured from the real app and Alertmanager; see its README
 
