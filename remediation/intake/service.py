@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -76,9 +76,11 @@ class AlertOutcome:
     needs_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("needs_run")
-        return {k: v for k, v in data.items() if v is not None}
+        # Every field is a str, an int or None: no deep copy (``asdict``) needed, and it cost ~13 us an alert.
+        return {name: value for name in _OUTCOME_JSON if (value := getattr(self, name)) is not None}
+
+
+_OUTCOME_JSON = tuple(f.name for f in fields(AlertOutcome) if f.name != "needs_run")
 
 
 @dataclass
@@ -93,7 +95,10 @@ class RunStart:
         return self.state == "failed"
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {name: value for name in _RUN_START_JSON if (value := getattr(self, name)) is not None}
+
+
+_RUN_START_JSON = tuple(f.name for f in fields(RunStart))
 
 
 class IntakeService:
