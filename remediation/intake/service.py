@@ -38,6 +38,13 @@ from remediation.store import AlertIn, IncidentStatus, IngestResult, Store, Unro
 
 log = intake_logger()
 
+#: Deliveries written to the store at once by one receiver. Starlette's thread pool runs up to 40 calls at once,
+#: more than the connections a PostgreSQL store keeps (20): in a storm the rest came from the pool's overflow,
+#: which closes them when they are returned, so a connection (a PostgreSQL backend process) was opened and closed
+#: every ~20 deliveries. Below the kept connections, intake never needs one and leaves some to the other users
+#: of the store (runs, /metrics); two cores gain nothing from more transactions at once.
+CONCURRENT_WRITES = 16
+
 AlertVerdict = Literal["created", "attached", "suppressed", "recorded", "unrouted"]
 StartState = Literal["started", "existing", "in_progress", "closed", "failed"]
 
@@ -121,6 +128,7 @@ class IntakeService:
         self._recorder: IntakeRecorder = recorder or _Uncounted()
         self._starting: set[str] = set()
         self._starting_lock = threading.Lock()
+        self._writes = threading.BoundedSemaphore(CONCURRENT_WRITES)
 
     # -- ingest ----------------------------------------------------------------------------------------
 
@@ -136,7 +144,8 @@ class IntakeService:
             decisions = [route(incoming, self.routes) for incoming in alerts]
             items = [self._item(a, d, received_at) for a, d in zip(alerts, decisions, strict=True)]
             # One transaction for the whole delivery: it is stored entirely or not at all.
-            results = self.store.ingest_alerts(items)
+            with self._writes:
+                results = self.store.ingest_alerts(items)
         except Exception:
             for incoming in alerts:
                 self._recorder.alert_outcome(incoming.source, "failed")
