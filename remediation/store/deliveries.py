@@ -20,7 +20,7 @@ the whole delivery back and it is written again: a delivery is stored entirely o
 On PostgreSQL the storm's case (every key of the delivery has an open incident) is first tried without the ORM
 session (:class:`DirectDeliveries`): the same UPDATE and INSERT statements, compiled once by SQLAlchemy, sent
 with ``exec_driver_sql`` on a plain connection. The session, its transaction object and the statement
-compilation per execution were half of the store's CPU per delivery in a storm profile, and a four-alert
+compilation per execution were about half of the store's CPU per delivery in a storm profile, and a four-alert
 multi-row INSERT has more parameters than psycopg caches the conversion of (50). When a key has no open
 incident that attempt is rolled back (it wrote nothing else) and the delivery goes the way described above.
 """
