@@ -1,8 +1,9 @@
 """The receiver under test for alert_storm.py, in its own process (so the load generator does not share its GIL).
 
-Runs the real intake app under uvicorn with the given store URL, in ``workers`` uvicorn worker processes
-(default 1); runs are "started" by a starter that returns the same id for an incident whichever process asks
-(run creation in Prefect is measured by alert_to_action.py, not here).
+Runs the real intake app under uvicorn with the given store URL, served as the stack serves it (h11 with the read
+deadlines of remediation.intake.deadlines), in ``workers`` uvicorn worker processes (default 1); runs are "started"
+by a starter that returns the same id for an incident whichever process asks (run creation in Prefect is measured by
+alert_to_action.py, not here).
 
     python bench/_storm_receiver.py DATABASE_URL PORT TOKEN [WORKERS]
 """
@@ -19,6 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from remediation.intake import create_app
+from remediation.intake.deadlines import ReadDeadlineH11Protocol, uvicorn_config
 from remediation.settings import Settings
 from remediation.store import Store
 
@@ -44,10 +46,16 @@ def main() -> None:
     store.migrate()
     store.dispose()
     if workers == 1:
-        uvicorn.run(build(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        # Served as remediation.orchestration.stack serves it: uvicorn's h11 protocol with the read deadline
+        # (remediation.intake.deadlines), not whichever parser uvicorn would pick (httptools when installed).
+        settings = Settings(database_url=database_url, intake_token=token)
+        config = uvicorn_config(build(), settings, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Server(config).run()
     else:
+        # The same protocol by its importable class (spawned workers unpickle it by name), whose deadline is the
+        # settings' default (10 s).
         uvicorn.run("_storm_receiver:build", factory=True, app_dir=str(Path(__file__).parent), workers=workers,
-                    host="127.0.0.1", port=port, log_level="warning", access_log=False)
+                    host="127.0.0.1", port=port, log_level="warning", access_log=False, http=ReadDeadlineH11Protocol)
 
 
 if __name__ == "__main__":

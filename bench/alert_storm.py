@@ -1,7 +1,9 @@
 """Alert storm: N Alertmanager alerts over F fingerprints against running receivers on the PostgreSQL store.
 
 Prints alerts/s, p50/p99 latency per delivery, incidents created (must equal the distinct incident keys), runs
-started (must equal incidents) and alerts lost (must be 0). Usage:
+started (must equal incidents) and alerts lost (must be 0). The load generator is deliberately lean (asyncio streams,
+one kept-alive connection per worker and receiver, request bytes built once per distinct body, minimal response
+parsing) so that it costs a small fraction of the receiver's CPU on a shared machine. Usage:
 
     .venv/bin/python bench/alert_storm.py [--alerts 10000] [--fingerprints 100] [--groups 25] [--concurrency 32]
         [--per-delivery 1] [--replicas 1] [--workers 1]
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -25,6 +28,7 @@ from sqlalchemy import create_engine, text
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("REMEDIATE_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TOKEN = "storm-token"
+_REQUEST_TIMEOUT_S = 30.0
 
 
 def labels_of(group: int, instance: int) -> dict[str, str]:
@@ -65,45 +69,117 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
 
 
+class Connection:
+    """One persistent HTTP/1.1 keep-alive connection to a receiver, over asyncio streams.
+
+    The client side of the bench must cost a small fraction of the receiver's CPU, or it measures itself: requests
+    are bytes built once per distinct body, and a response is read as little as HTTP/1.1 allows (status line,
+    ``Content-Length`` or chunks, ``Connection: close``).
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, request: bytes) -> int:
+        """Send one request and read its whole response; its status. Raises OSError/EOFError on a broken one."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self._reader, self._writer
+        assert reader is not None
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length, chunked, close = _framing(head)
+        if chunked:
+            while size := int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16):
+                await reader.readexactly(size + 2)
+            await reader.readuntil(b"\r\n")  # the last chunk's CRLF (no trailers are sent to us)
+        elif length:
+            await reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+def _framing(head: bytes) -> tuple[int, bool, bool]:
+    """(Content-Length, chunked, Connection: close) of a response head."""
+    length, chunked, close = 0, False, False
+    for line in head.lower().split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            close = b"close" in value
+    return length, chunked, close
+
+
+def encode_requests(ports: list[int], deliveries: list[dict[str, object]]) -> list[bytes]:
+    """The request bytes of every delivery (to ``ports[i % len(ports)]``), each distinct one built once."""
+    built: dict[tuple[int, bytes], bytes] = {}
+    out = []
+    for i, delivery_body in enumerate(deliveries):
+        port = ports[i % len(ports)]  # replicas behind a round-robin balancer
+        body = json.dumps(delivery_body, separators=(",", ":")).encode()
+        request = built.get((port, body))
+        if request is None:
+            head = (f"POST /alerts/alertmanager HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+                    f"User-Agent: alert-storm\r\nContent-Length: {len(body)}\r\n\r\n")
+            request = built[(port, body)] = head.encode() + body
+        out.append(request)
+    return out
+
+
 async def storm(
-    urls: list[str], deliveries: list[dict[str, object]], concurrency: int
+    ports: list[int], requests: list[bytes], concurrency: int
 ) -> tuple[list[float], dict[int, int], float]:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(deliveries)):
-        queue.put_nowait(i)
+    """Post every request with ``concurrency`` in flight, each worker on its own kept-alive connection per port."""
+    next_index = iter(range(len(requests)))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     last_error = [""]
+    clock = time.perf_counter
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            body, url = deliveries[i], urls[i % len(urls)]  # replicas behind a round-robin balancer
-            for attempt in range(5):  # what Alertmanager does on a 5xx: deliver again
-                started = time.perf_counter()
-                try:
-                    response = await client.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
-                except httpx.TransportError as exc:
-                    statuses[-1] = statuses.get(-1, 0) + 1  # -1: connection-level failure, retried
-                    last_error[0] = f"{type(exc).__name__}: {exc}"
+    async def worker() -> None:
+        connections = {port: Connection(port) for port in ports}
+        try:
+            for i in next_index:
+                connection, request = connections[ports[i % len(ports)]], requests[i]
+                for attempt in range(5):  # what Alertmanager does on a 5xx or a failed connection: deliver again
+                    started = clock()
+                    try:
+                        async with asyncio.timeout(_REQUEST_TIMEOUT_S):  # no task per request, unlike wait_for
+                            status = await connection.exchange(request)
+                    except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                            TimeoutError, ValueError) as exc:
+                        connection.close()  # a fresh connection for the redelivery
+                        statuses[-1] = statuses.get(-1, 0) + 1  # -1: connection-level failure, retried
+                        last_error[0] = f"{type(exc).__name__}: {exc}"
+                        await asyncio.sleep(0.05 * (attempt + 1))
+                        continue
+                    latencies.append(clock() - started)
+                    statuses[status] = statuses.get(status, 0) + 1
+                    if status < 500:
+                        break
                     await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                if response.status_code < 500:
-                    break
-                await asyncio.sleep(0.05 * (attempt + 1))
+        finally:
+            for connection in connections.values():
+                connection.close()
 
-    began = time.perf_counter()
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    began = clock()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     if last_error[0]:
         print(f"last connection-level error (retried): {last_error[0]}")
-    return latencies, statuses, time.perf_counter() - began
+    return latencies, statuses, clock() - began
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,10 +236,10 @@ def main() -> None:
             receivers.append(subprocess.Popen([sys.executable, str(REPO / "bench" / "_storm_receiver.py"), db_url,
                                                str(port), TOKEN, str(args.workers)], cwd=REPO))
             wait_healthy(f"http://127.0.0.1:{port}", receivers[-1])
+        requests = encode_requests(ports, deliveries)
         cpu_before = sum(cpu_seconds(r.pid) for r in receivers)
         client_before = time.process_time()
-        latencies, statuses, elapsed = asyncio.run(
-            storm([f"http://127.0.0.1:{p}/alerts/alertmanager" for p in ports], deliveries, args.concurrency))
+        latencies, statuses, elapsed = asyncio.run(storm(ports, requests, args.concurrency))
         receiver_cpu = sum(cpu_seconds(r.pid) for r in receivers) - cpu_before
         client_cpu = time.process_time() - client_before
     finally:

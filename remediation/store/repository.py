@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Engine, Select, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, Engine, Select, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -41,7 +41,7 @@ from remediation.store import migrate as _migrate
 from remediation.store.approvals import ApprovalMethods
 from remediation.store.budgets import BudgetMethods
 from remediation.store.coltypes import require_aware
-from remediation.store.deliveries import AlertMethods
+from remediation.store.deliveries import AlertMethods, DirectDeliveries
 from remediation.store.engine import make_engine, normalize_url, writer
 from remediation.store.errors import ActionConflict, ActionNotFound, IncidentExists, IncidentNotFound
 from remediation.store.figures import FigureMethods
@@ -77,6 +77,7 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
         self._engine: Engine | None = None
         self._reader: sessionmaker[Session] | None = None
         self._writer: sessionmaker[Session] | None = None
+        self._direct: DirectDeliveries | None = None
 
     def __repr__(self) -> str:
         return f"Store({normalize_url(self._url).render_as_string(hide_password=True)!r})"
@@ -90,6 +91,8 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
                 self._engine = engine
                 self._reader = sessionmaker(engine, expire_on_commit=False)
                 self._writer = sessionmaker(writer(engine), expire_on_commit=False)
+                # A delivery to open incidents skips the ORM session on PostgreSQL (remediation.store.deliveries).
+                self._direct = DirectDeliveries(engine.dialect) if engine.dialect.name == "postgresql" else None
             return self._engine, self._reader, self._writer
 
     def migrate(self) -> None:
@@ -102,6 +105,7 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
         """Close pooled connections. The store stays usable: the next call makes a new engine."""
         with self._lock:
             engine, self._engine, self._reader, self._writer = self._engine, None, None, None
+            self._direct = None
         if engine is not None:
             engine.dispose()
 
@@ -116,6 +120,17 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
         _, _, factory = self._factories()
         with factory.begin() as session:
             yield session
+
+    @contextmanager
+    def _write_connection(self) -> Iterator[Connection]:
+        """One write transaction on a plain connection (no ORM session): committed on exit, rolled back on error."""
+        engine, _, _ = self._factories()
+        with writer(engine).begin() as conn:
+            yield conn
+
+    def _direct_deliveries(self) -> DirectDeliveries | None:
+        self._factories()
+        return self._direct
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

@@ -8,12 +8,16 @@ store's unique index and the starter's idempotency key keep it to one incident a
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
+from typing import Any, cast
 
 import pytest
 
 from remediation.intake import create_app
+from remediation.intake.service import CONCURRENT_WRITES
 from remediation.providers.clock import VirtualClock
 from remediation.store import Store
 from tests.intake.intakekit import FIXTURE_NAMES, FakeStarter, TestClient, am_headers, fixture_bytes, settings
@@ -68,3 +72,47 @@ def test_separate_receivers_on_one_database_make_one_incident_and_one_run(
     incident_id = _check(any_store, statuses)
     assert {c[2] for c in prefect.calls} == {incident_id}
     assert list(prefect.runs) == [incident_id]  # however many receivers asked, one run exists
+
+
+class _SlowStore:
+    """Wraps a store: ``ingest_alerts`` holds its caller a moment and records how many run at once."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.running = self.most = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def ingest_alerts(self, items: Any) -> Any:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.02)
+            return self._store.ingest_alerts(items)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_one_receiver_writes_at_most_concurrent_writes_deliveries_at_once(store: Store, clock: VirtualClock) -> None:
+    """More deliveries in flight than the store keeps connections: the rest wait for a write slot (no overflow
+    connection is opened and closed for them), and every alert is kept."""
+    slow = _SlowStore(store)
+    app = create_app(settings(), cast(Store, slow), FakeStarter(), clock=clock)
+    in_flight = CONCURRENT_WRITES * 2 + 4  # within Starlette's 40 threads
+    barrier = Barrier(in_flight)
+
+    def deliver(client: TestClient) -> int:
+        barrier.wait()
+        return client.post("/alerts/alertmanager", content=fixture_bytes(FIXTURE_NAMES[0]),
+                           headers=am_headers()).status_code  # fmt: skip
+
+    with TestClient(app) as client, ThreadPoolExecutor(in_flight) as pool:
+        statuses = list(pool.map(deliver, [client] * in_flight))
+    assert set(statuses) == {200}
+    assert 1 < slow.most <= CONCURRENT_WRITES
+    [incident] = store.list_incidents()
+    assert incident.alert_count == in_flight * 2

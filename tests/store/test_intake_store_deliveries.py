@@ -201,6 +201,41 @@ def test_a_delivery_mixing_keys_firing_and_resolved_leaves_what_alert_by_alert_i
                                                          False, False, False]
 
 
+OPEN_ONLY = [
+    item("k1", "a"),
+    unrouted("stray"),
+    item("kA", "s-am", "resolved", service="svc-s"),
+    item("k1", "b", "resolved"),
+    item("k1", "c"),
+]
+
+
+def test_a_delivery_to_open_incidents_only_leaves_what_alert_by_alert_ingest_leaves(store: Store, db_url: str) -> None:
+    """Every key open: on PostgreSQL the direct path (no ORM session) writes it; the same state as one by one."""
+    _setup(store)
+    before = _state(db_url, _alert_by_alert(db_url, OPEN_ONLY))
+    _wipe(db_url)
+    _setup(store)
+    with statements() as seen:
+        results = store.ingest_alerts(OPEN_ONLY)
+    assert _state(db_url, results) == before
+    assert seen == ["UPDATE INCIDENTS SET"] * 2 + ["INSERT INTO ALERTS", "INSERT INTO TIMELINE"]
+    assert [r.alert_count for r in results] == [2, 0, 2, 3, 4]
+
+
+def test_a_key_without_an_open_incident_rolls_the_direct_attempt_back(store: Store, db_url: str) -> None:
+    """k1 is open and sorts first, k9 has no incident: k1's bump of the first attempt must not count twice."""
+    [opened] = store.ingest_alerts([item("k1", "a", at=T0)])
+    before = _state(db_url, _alert_by_alert(db_url, [item("k1", "b"), item("k9", "z", service="svc-9"),
+                                                      item("k1", "c")]))
+    _wipe(db_url)
+    store.ingest_alerts([item("k1", "a", at=T0)])
+    results = store.ingest_alerts([item("k1", "b"), item("k9", "z", service="svc-9"), item("k1", "c")])
+    assert _state(db_url, results) == before
+    assert [r.alert_count for r in results] == [2, 1, 3] and results[1].created
+    assert opened.incident_id is not None
+
+
 # -- races ---------------------------------------------------------------------------------------------------
 
 THREADS = 6
