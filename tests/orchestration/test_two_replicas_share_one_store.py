@@ -4,9 +4,11 @@ Real processes: a Prefect server on its own PostgreSQL database, a throwaway Pos
 in this process, and two ``remediate serve`` subprocesses with the real alert receiver. Every Alertmanager delivery of
 two groups is posted to *both* receivers at once, twice over: intake dedupes across the replicas (one incident per
 group key) and the two warm executors start exactly one flow run per incident (the incident is the run's idempotency
-key; one claim wins). Then the event path, which has no idempotency key of ours (remediation.orchestration.events):
-the same ``remediation.alert.fired`` event, emitted again once the first run holds its incident, creates a second
-run that stops at its start (``refuse_duplicate``: ``DuplicateRun``) before it notes or changes anything.
+key; one claim wins), and each deployment has one trigger automation although both replicas registered it at once.
+Then the event path (remediation.orchestration.events): the ``remediation.alert.fired`` event re-sent with its id
+(derived from the incident) starts no second run; one with another id, emitted once the first run holds its
+incident, creates a second run that stops at its start (``refuse_duplicate``: ``DuplicateRun``) before it notes or
+changes anything.
 """
 
 from __future__ import annotations
@@ -86,11 +88,11 @@ def delivery(runbook: str, alertname: str) -> dict[str, Any]:
             "groupKey": f'{{}}:{{alertname="{alertname}", service="kamkmserve"}}', "truncatedAlerts": 0}
 
 
-def emit(api_url: str, runbook: str, incident_id: str) -> None:
-    """The documented event, with a new event id each time (a re-sent alert; Prefect itself dedupes by id)."""
+def emit(api_url: str, runbook: str, incident_id: str, event_id: str | None = None) -> None:
+    """The documented event: its id derived from the incident, unless ``event_id`` (another emitter's event)."""
     spec = alert_event(runbook, service="kamkmserve", severity="sev3", alert_name="RestartNeeded",
                        incident_id=incident_id)
-    event = {"id": str(uuid.uuid4()), "occurred": datetime.now(UTC).isoformat(), **spec}
+    event = {**spec, "occurred": datetime.now(UTC).isoformat(), "id": event_id or spec["id"]}
     httpx.post(f"{api_url}/events", json=[event], timeout=10).raise_for_status()
 
 
@@ -157,7 +159,8 @@ def test_two_replicas_dedupe_deliveries_start_one_run_per_incident_and_a_duplica
                      interval_s=0.25, what="the event's run to pause for its approval")
             assert store.get_incident(incident_id).flow_run_id == first_id  # type: ignore[union-attr]
             assert store.flow_runs([first_id])[first_id].lease(datetime.now(UTC)) is LeaseState.HELD
-            emit(api_url, "rolling-restart", incident_id)
+            emit(api_url, "rolling-restart", incident_id)  # the same alert re-sent: the same id, ignored by Prefect
+            emit(api_url, "rolling-restart", incident_id, event_id=str(uuid.uuid4()))  # another emitter's, for it
             second = wait_for(lambda: [r for r in runs_for(api_url, incident_id) if str(r.id) != first_id],
                               timeout_s=30, interval_s=0.2, what="the duplicated event's run")[0]
             refused = wait_for(lambda: (s := run_state(api_url, str(second.id))) is not None and s.is_final() and s,
@@ -167,6 +170,8 @@ def test_two_replicas_dedupe_deliveries_start_one_run_per_incident_and_a_duplica
             started_notes = [e for e in store.timeline(incident_id) if e.event == "run started"]
             assert len(started_notes) == 1, "the duplicate stopped before it noted anything"
             assert store.approvals(incident_id) == [] and run_state(api_url, first_id).name == "Paused"
+            # Events are handled in order: the re-sent one, before the other emitter's, started nothing.
+            assert len(runs_for(api_url, incident_id)) == 2, "the re-sent event (same id) started no run"
             print(f"whole scenario {time.monotonic() - started:.1f}s")
         finally:
             store.dispose()
