@@ -31,7 +31,7 @@ from remediation.orchestration.prefect_api import api_host, is_loopback_host, un
 from remediation.providers.metrics import METRICS_PATH
 from remediation.providers.platform import PlatformError
 from remediation.runtime import Source
-from remediation.settings import Settings
+from remediation.settings import Settings, error_lines
 from remediation.settings_vendors import flat_values
 
 Status = Literal["ok", "degraded", "failing", "absent", "not checked"]
@@ -460,8 +460,12 @@ def check_command(*, service: str, json_output: bool, console: Console) -> int:
 
     try:
         settings = Settings()
-    except (config_file.ConfigError, ValidationError) as exc:  # the configuration itself is wrong: say where
-        console.print(f"configuration error: {exc}")
+    except config_file.ConfigError as exc:  # the configuration itself is wrong: say where
+        console.print(f"configuration error: {exc}", soft_wrap=True, markup=False)
+        return 2
+    except ValidationError as exc:
+        for line in error_lines(exc):
+            console.print(f"configuration error: {line}", soft_wrap=True, markup=False)
         return 2
     report = asyncio.run(run_check(settings, service=service))
     if json_output:

@@ -31,13 +31,11 @@ class _Remediate(typer.Typer):
         except ValidationError as exc:
             if exc.title != "Settings":
                 raise
-            from remediation.settings import Settings
-            from remediation.settings_vendors import flat_location
+            from remediation.settings import error_lines
 
-            for error in exc.errors():  # a vendor group's field by its flat name, as in REMEDIATE_* and the file
-                where = flat_location(error["loc"], Settings) or "settings"
-                Console(stderr=True, highlight=False).print(
-                    f"configuration error: {where}: {error['msg']}", soft_wrap=True, markup=False)
+            stderr = Console(stderr=True, highlight=False)
+            for line in error_lines(exc):
+                stderr.print(f"configuration error: {line}", soft_wrap=True, markup=False)
             raise SystemExit(2) from None
 
 

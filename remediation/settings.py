@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from remediation.approvers import NAME_MAX, ApproverFactor, valid_name
@@ -25,6 +25,7 @@ from remediation.settings_vendors import (
     VendorEnvSource,
     VercelSettings,
     comma_list,
+    flat_location,
     nest,
 )
 
@@ -252,3 +253,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'remediate.db').resolve()}"
+
+
+def error_lines(exc: ValidationError) -> list[str]:
+    """One line per error of a ``Settings`` validation, the setting by its flat name (``aws_max_attempts``, as in
+    REMEDIATE_AWS_MAX_ATTEMPTS and ``[aws] max_attempts``): what the CLI prints, never pydantic's block."""
+    return [f"{flat_location(error['loc'], Settings) or 'settings'}: {error['msg']}" for error in exc.errors()]
