@@ -44,13 +44,24 @@ def duplicates(automations: Iterable[Any], names: Iterable[str]) -> list[Any]:
 
 async def prune_duplicate_triggers(client: Any, triggers: Mapping[UUID, Iterable[str]]) -> int:
     """Delete the duplicate automations of each deployment's triggers (deployment id -> its trigger names); how many
-    were deleted. A deletion another replica made first answers 404, which Prefect's client ignores."""
+    this call found to delete (another replica pruning at the same moment may have deleted some of them first)."""
     extra: list[Any] = []
     for deployment_id, names in triggers.items():
         extra.extend(duplicates(await client.read_resource_related_automations(owner_of(deployment_id)), names))
     for automation in extra:
-        await client.delete_automation(automation.id)
+        await _delete(client, automation.id)
     if extra:
         log.info("deleted %d duplicate trigger automation(s) left by replicas registering at once: %s",
                  len(extra), ", ".join(sorted({a.name for a in extra})))
     return len(extra)
+
+
+async def _delete(client: Any, automation_id: UUID) -> None:
+    """Delete one automation; one that is gone already (the other replica's pruning) is what was wanted."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        await client.delete_automation(automation_id)
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code != 404:
+            raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -53,4 +54,41 @@ async def test_two_registrations_interleaved_leave_one_automation_and_pruning_ag
         assert await owned() == [min(created, key=str)]
         assert await prune_duplicate_triggers(client, names) == 0, "a second pruning (the other replica's)"
         assert await owned() == [min(created, key=str)]
+        await client.delete_resource_owned_automations(owner_of(deployment.id))
+
+
+class StaleReads:
+    """A client that lists the automations as they were before another replica's pruning deleted some."""
+
+    def __init__(self, client: Any, listed: list[Any]) -> None:
+        self.client, self.listed = client, listed
+
+    async def read_resource_related_automations(self, resource_id: str) -> list[Any]:
+        return self.listed
+
+    async def delete_automation(self, automation_id: UUID) -> None:
+        await self.client.delete_automation(automation_id)
+
+
+@pytest.mark.usefixtures("tiny_deployment")
+async def test_an_automation_the_other_replica_deleted_first_is_not_an_error() -> None:
+    """Both replicas prune at once: the second one's deletion answers 404, and its serve must start anyway."""
+    from prefect import get_client
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from pydantic import TypeAdapter
+
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name("orch-tiny/tiny")
+        trigger = TypeAdapter(DeploymentEventTrigger).validate_python(
+            {k: v for k, v in trigger_spec("rolling-restart").items() if k != "type"})
+        trigger.set_deployment_id(deployment.id)
+        await client.delete_resource_owned_automations(owner_of(deployment.id))
+        for _ in range(2):
+            await client.create_automation(trigger.as_automation())
+        listed = await client.read_resource_related_automations(owner_of(deployment.id))
+        names = {deployment.id: [trigger.name]}
+        assert await prune_duplicate_triggers(client, names) == 1  # the first replica's
+
+        assert await prune_duplicate_triggers(StaleReads(client, listed), names) == 1  # the second's: a 404, no error
+        assert len(await client.read_resource_related_automations(owner_of(deployment.id))) == 1
         await client.delete_resource_owned_automations(owner_of(deployment.id))

@@ -45,6 +45,9 @@ TOKEN = "replicas-intake-token"
 TRIGGER_SUFFIX = ": alert fired"  # remediation.orchestration.events.trigger_spec's name
 #: Two Alertmanager groups, each routed to its own runbook by its ``runbook`` label.
 GROUPS = {"rolling-restart": "KamkmserveRestartNeeded", "elevated-error-rate": "KamkmserveHigh5xxRate"}
+#: Each group's service. Not one for both: policy lets one remediation at a time act on a service, so whichever run
+#: came second would escalate instead of pausing ("1 other run(s) active"), depending on which replica was quicker.
+SERVICES = {"rolling-restart": "kamkmserve", "elevated-error-rate": "kamkmserve-edge"}
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.postgres]
 
@@ -77,15 +80,16 @@ def store_url() -> Iterator[str]:
 
 def delivery(runbook: str, alertname: str) -> dict[str, Any]:
     """An Alertmanager webhook (version 4) for one group of two firing alerts."""
-    labels = {"alertname": alertname, "runbook": runbook, "service": "kamkmserve", "severity": "warning"}
+    service = SERVICES[runbook]
+    labels = {"alertname": alertname, "runbook": runbook, "service": service, "severity": "warning"}
     alerts = [{"status": "firing", "labels": {**labels, "instance": instance}, "annotations": {},
                "startsAt": datetime.now(UTC).isoformat(), "endsAt": "0001-01-01T00:00:00Z",
                "generatorURL": "http://prometheus.test/graph", "fingerprint": uuid.uuid4().hex[:16]}
               for instance in ("web-1", "web-2")]
     return {"receiver": "remediation", "status": "firing", "alerts": alerts,
-            "groupLabels": {"alertname": alertname, "service": "kamkmserve"}, "commonLabels": labels,
+            "groupLabels": {"alertname": alertname, "service": service}, "commonLabels": labels,
             "commonAnnotations": {}, "externalURL": "http://alertmanager.test", "version": "4",
-            "groupKey": f'{{}}:{{alertname="{alertname}", service="kamkmserve"}}', "truncatedAlerts": 0}
+            "groupKey": f'{{}}:{{alertname="{alertname}", service="{service}"}}', "truncatedAlerts": 0}
 
 
 def emit(api_url: str, runbook: str, incident_id: str, event_id: str | None = None) -> None:
@@ -94,6 +98,14 @@ def emit(api_url: str, runbook: str, incident_id: str, event_id: str | None = No
                        incident_id=incident_id)
     event = {**spec, "occurred": datetime.now(UTC).isoformat(), "id": event_id or spec["id"]}
     httpx.post(f"{api_url}/events", json=[event], timeout=10).raise_for_status()
+
+
+def paused(api_url: str, run_id: str) -> bool:
+    """The run waits in its approval pause; a run that ended instead fails the test at once, saying how it ended."""
+    state = run_state(api_url, run_id)
+    if state is not None and state.is_final():
+        raise AssertionError(f"run {run_id} ended {state.name} instead of pausing: {state.message}")
+    return state is not None and state.name == "Paused"
 
 
 def runs_for(api_url: str, incident_id: str) -> list[Any]:
@@ -138,8 +150,8 @@ def test_two_replicas_dedupe_deliveries_start_one_run_per_incident_and_a_duplica
                 assert store.get_incident(incident.id).flow_run_id == str(runs[0].id)  # type: ignore[union-attr]
             restart = incidents["rolling-restart"]
             restart_run = str(runs_for(api_url, restart.id)[0].id)
-            wait_for(lambda: (s := run_state(api_url, restart_run)) is not None and s.name == "Paused", timeout_s=120,
-                     interval_s=0.25, what="the rolling restart to pause for its approval")
+            wait_for(lambda: paused(api_url, restart_run), timeout_s=120, interval_s=0.25,
+                     what="the rolling restart to pause for its approval")
             with with_api(api_url):
                 assert history(restart_run).count("Running") == 1, "executed by one replica only"
                 # Denied, so that the service is free and the event's run below gets as far as its own approval.
@@ -155,8 +167,8 @@ def test_two_replicas_dedupe_deliveries_start_one_run_per_incident_and_a_duplica
             (first,) = wait_for(lambda: runs_for(api_url, incident_id), timeout_s=30, interval_s=0.2,
                                 what="the event's run")
             first_id = str(first.id)
-            wait_for(lambda: (s := run_state(api_url, first_id)) is not None and s.name == "Paused", timeout_s=120,
-                     interval_s=0.25, what="the event's run to pause for its approval")
+            wait_for(lambda: paused(api_url, first_id), timeout_s=120, interval_s=0.25,
+                     what="the event's run to pause for its approval")
             assert store.get_incident(incident_id).flow_run_id == first_id  # type: ignore[union-attr]
             assert store.flow_runs([first_id])[first_id].lease(datetime.now(UTC)) is LeaseState.HELD
             emit(api_url, "rolling-restart", incident_id)  # the same alert re-sent: the same id, ignored by Prefect
@@ -173,6 +185,10 @@ def test_two_replicas_dedupe_deliveries_start_one_run_per_incident_and_a_duplica
             # Events are handled in order: the re-sent one, before the other emitter's, started nothing.
             assert len(runs_for(api_url, incident_id)) == 2, "the re-sent event (same id) started no run"
             print(f"whole scenario {time.monotonic() - started:.1f}s")
+        except BaseException:
+            for replica in replicas:  # what each replica said, for the failure's report
+                print(f"--- {replica.log.name} (last 4000 characters) ---\n{replica.output()[-4000:]}")
+            raise
         finally:
             store.dispose()
             for replica in replicas:
