@@ -78,8 +78,9 @@ class _Rows:
             self.notes = []
 
 
-def ingest_delivery(session: Session, items: Sequence[Item]) -> list[IngestResult]:
-    """Store every item of one delivery in ``session``'s transaction; one result per item, in order."""
+def _split(items: Sequence[Item]) -> tuple[list[IngestResult | None], dict[str, list[int]], _Rows]:
+    """A delivery taken apart: the results so far (an unrouted item's, whose row is already in ``rows``), and the
+    positions of the routed items by dedupe key."""
     results: list[IngestResult | None] = [None] * len(items)
     by_key: dict[str, list[int]] = {}
     rows = _Rows()
@@ -89,6 +90,12 @@ def ingest_delivery(session: Session, items: Sequence[Item]) -> list[IngestResul
             results[index] = IngestResult(incident_id=None)
         else:
             by_key.setdefault(item.incident_key, []).append(index)
+    return results, by_key, rows
+
+
+def ingest_delivery(session: Session, items: Sequence[Item]) -> list[IngestResult]:
+    """Store every item of one delivery in ``session``'s transaction; one result per item, in order."""
+    results, by_key, rows = _split(items)
     for key in sorted(by_key):
         pending = by_key[key]
         while pending:
@@ -197,15 +204,7 @@ class DirectDeliveries:
         self._insert_note = _Compiled(insert(_TIMELINE).inline(), dialect, list(_NOTE_COLUMNS))
 
     def write(self, conn: Connection, items: Sequence[Item]) -> list[IngestResult]:
-        results: list[IngestResult | None] = [None] * len(items)
-        by_key: dict[str, list[int]] = {}
-        rows = _Rows()
-        for index, item in enumerate(items):
-            if isinstance(item, UnroutedIn):
-                rows.alerts.append(alerts.unrouted_values(item))
-                results[index] = IngestResult(incident_id=None)
-            else:
-                by_key.setdefault(item.incident_key, []).append(index)
+        results, by_key, rows = _split(items)
         for key in sorted(by_key):
             batch = [cast(AlertIn, items[i]) for i in by_key[key]]
             found = conn.exec_driver_sql(self._bump.sql, self._bump.params(_bump_values(key, batch))).first()

@@ -29,21 +29,29 @@ def test_of_each_trigger_name_only_the_smallest_id_survives_and_other_automation
     assert sorted(a.id for a in found) == [extra.id, third.id]
 
 
+async def raced_registrations(client: Any) -> tuple[Any, Any, list[UUID]]:
+    """The tiny deployment's alert trigger after two registrations interleaved (both deleted, then both created):
+    the deployment, the trigger, and the two automations' ids."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from pydantic import TypeAdapter
+
+    deployment = await client.read_deployment_by_name("orch-tiny/tiny")
+    trigger = TypeAdapter(DeploymentEventTrigger).validate_python(
+        {k: v for k, v in trigger_spec("rolling-restart").items() if k != "type"})
+    trigger.set_deployment_id(deployment.id)
+    await client.delete_resource_owned_automations(owner_of(deployment.id))
+    created = [await client.create_automation(trigger.as_automation()) for _ in range(2)]
+    return deployment, trigger, created
+
+
 @pytest.mark.usefixtures("tiny_deployment")
 async def test_two_registrations_interleaved_leave_one_automation_and_pruning_again_changes_nothing() -> None:
     """The race as it happens: both replicas delete the deployment's automations, then both create theirs. After
     each prunes, one automation is left, the same whichever replica pruned first."""
     from prefect import get_client
-    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
-    from pydantic import TypeAdapter
 
     async with get_client() as client:
-        deployment = await client.read_deployment_by_name("orch-tiny/tiny")
-        trigger = TypeAdapter(DeploymentEventTrigger).validate_python(
-            {k: v for k, v in trigger_spec("rolling-restart").items() if k != "type"})
-        trigger.set_deployment_id(deployment.id)
-        await client.delete_resource_owned_automations(owner_of(deployment.id))
-        created = [await client.create_automation(trigger.as_automation()) for _ in range(2)]
+        deployment, trigger, created = await raced_registrations(client)
 
         async def owned() -> list[UUID]:
             return [a.id for a in await client.read_resource_related_automations(owner_of(deployment.id))]
@@ -74,17 +82,9 @@ class StaleReads:
 async def test_an_automation_the_other_replica_deleted_first_is_not_an_error() -> None:
     """Both replicas prune at once: the second one's deletion answers 404, and its serve must start anyway."""
     from prefect import get_client
-    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
-    from pydantic import TypeAdapter
 
     async with get_client() as client:
-        deployment = await client.read_deployment_by_name("orch-tiny/tiny")
-        trigger = TypeAdapter(DeploymentEventTrigger).validate_python(
-            {k: v for k, v in trigger_spec("rolling-restart").items() if k != "type"})
-        trigger.set_deployment_id(deployment.id)
-        await client.delete_resource_owned_automations(owner_of(deployment.id))
-        for _ in range(2):
-            await client.create_automation(trigger.as_automation())
+        deployment, trigger, _ = await raced_registrations(client)
         listed = await client.read_resource_related_automations(owner_of(deployment.id))
         names = {deployment.id: [trigger.name]}
         assert await prune_duplicate_triggers(client, names) == 1  # the first replica's
