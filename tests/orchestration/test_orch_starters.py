@@ -98,11 +98,12 @@ async def test_full_executor_leaves_the_run_scheduled_for_a_runner(tiny_deployme
     with WarmExecutor({tiny_deployment: tiny}, max_parallel=1, poll_s=0.2) as warm:
         busy = await warm.start(tiny_deployment, {"label": "busy", "sleep_s": 3, "record_to": str(record)}, key())
         overflow = await warm.start(tiny_deployment, {"label": "overflow", "record_to": str(record)}, key())
-        assert read_run(overflow).state.is_scheduled()
+        # Left for a runner: not claimed by this executor. Another runner on the API may claim it (Pending) at any
+        # time, as designed (seen once in a parallel `make test`), so the test asserts what the executor did.
+        assert read_run(overflow).state.type.value in ("SCHEDULED", "PENDING")
         assert warm.executing() == [read_run(busy).id]
         wait_final(busy)
-    assert read_run(overflow).state.is_scheduled()
-    assert {r["label"] for r in records(record)} == {"busy"}
+    assert {r["label"] for r in records(record)} == {"busy"}, "the full executor never executed the overflow"
 
 
 async def test_born_pending_variant_runs_once_and_never_shows_scheduled(tiny_deployment: str,
