@@ -7,7 +7,9 @@ be read without importing a single adapter (and keeps the package free of import
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel
+
+from remediation.settings_vendors import flat_values
 
 #: Notification channels (remediation.notify): Slack, Statuspage, PagerDuty.
 CHANNELS = ("slack", "statuspage", "pagerduty")
@@ -40,27 +42,27 @@ CHOICES: dict[str, tuple[str, ...]] = {
 LEVERS = frozenset({"deploys", "edge", "capacity", "jobs", "instances", "blocks", "uploads", "antivirus",
                     "database", "identity"})
 
-#: Settings an implementation cannot work without (a list setting counts as missing when empty), by attribute path:
-#: "vercel.token" is settings.vercel.token, set by REMEDIATE_VERCEL_TOKEN.
+#: Settings an implementation cannot work without (a list setting counts as missing when empty), by flat name
+#: (remediation.settings_vendors): "vercel_token" is settings.vercel.token, set by REMEDIATE_VERCEL_TOKEN.
 REQUIRES: dict[tuple[str, str], tuple[str, ...]] = {
     **{(capability, "sim"): ("sim_url",) for capability in CHOICES},
-    ("deploys", "vercel"): ("vercel.token", "vercel.project_id"),
-    ("edge", "vercel"): ("vercel.token", "vercel.edge_config_id"),
-    ("uploads", "vercel"): ("vercel.token", "vercel.edge_config_id"),
-    ("blocks", "vercel"): ("vercel.token", "vercel.project_id"),
-    ("errors", "sentry"): ("sentry.api_token", "sentry.org", "sentry.project"),
-    ("identity", "clerk"): ("clerk.secret_key",),
+    ("deploys", "vercel"): ("vercel_token", "vercel_project_id"),
+    ("edge", "vercel"): ("vercel_token", "vercel_edge_config_id"),
+    ("uploads", "vercel"): ("vercel_token", "vercel_edge_config_id"),
+    ("blocks", "vercel"): ("vercel_token", "vercel_project_id"),
+    ("errors", "sentry"): ("sentry_api_token", "sentry_org", "sentry_project"),
+    ("identity", "clerk"): ("clerk_secret_key",),
     ("database", "postgres"): ("app_database_url",),
     ("audit", "postgres"): ("app_database_url",),
-    ("antivirus", "clamd"): ("clamd.host",),
-    ("status_page", "statuspage"): ("statuspage.api_key", "statuspage.page_id"),
-    ("logs", "aws"): ("aws.log_group",),
+    ("antivirus", "clamd"): ("clamd_host",),
+    ("status_page", "statuspage"): ("statuspage_api_key", "statuspage_page_id"),
+    ("logs", "aws"): ("aws_log_group",),
     ("logs", "file"): ("log_files",),
-    ("logs", "vercel-drain"): ("vercel.drain_secret",),
-    ("jobs", "aws"): ("aws.job_services",),
-    ("blocks", "aws"): ("aws.waf_ip_set_name",),
-    ("instances", "aws"): ("aws.target_group_arn",),
-    ("instance_metrics", "aws"): ("aws.target_group_arn",),
+    ("logs", "vercel-drain"): ("vercel_drain_secret",),
+    ("jobs", "aws"): ("aws_job_services",),
+    ("blocks", "aws"): ("aws_waf_ip_set_name",),
+    ("instances", "aws"): ("aws_target_group_arn",),
+    ("instance_metrics", "aws"): ("aws_target_group_arn",),
 }
 
 
@@ -78,14 +80,8 @@ def validate(choices: dict[str, str]) -> None:
                                   f"choose one of {', '.join(CHOICES[capability])}")
 
 
-def missing_settings(capability: str, implementation: str, settings: Any) -> list[str]:
+def missing_settings(capability: str, implementation: str, settings: BaseModel) -> list[str]:
     """The ``REMEDIATE_*`` variables an implementation still needs."""
-    return [f"REMEDIATE_{path.replace('.', '_').upper()}" for path in REQUIRES.get((capability, implementation), ())
-            if not _setting(settings, path)]
-
-
-def _setting(settings: Any, path: str) -> Any:
-    value = settings
-    for name in path.split("."):
-        value = getattr(value, name, None)
-    return value
+    values = flat_values(settings)
+    return [f"REMEDIATE_{name.upper()}" for name in REQUIRES.get((capability, implementation), ())
+            if not values[name]]
