@@ -52,25 +52,32 @@ def test_ensure_service_limit_is_idempotent_and_race_safe(prefect_api: None) -> 
 
 
 async def test_service_lock_serialises_one_service_and_not_another(executor: WarmExecutor, tmp_path: Path) -> None:
-    record = tmp_path / "runs.jsonl"
+    """While a run holds service A's slot: a second run of A waits, and a run of service B locks and ends.
+
+    Ordered on conditions, not on timing: the holder keeps the slot until the test creates its release file.
+    """
+    record, release = tmp_path / "runs.jsonl", tmp_path / "release-a1"
     svc_a, svc_b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
 
-    def params(label: str, service: str) -> dict[str, Any]:
-        # Holds long enough that a SQLite API stall (~2 s, docs/reference/prefect.md §2) delaying b1's start cannot make
-        # it miss both of the first service's runs: the overlap window is ~6 s, not ~3 s.
-        return {"label": label, "sleep_s": 3.0, "record_to": str(record), "lock_service": service}
+    def params(label: str, service: str, **extra: Any) -> dict[str, Any]:
+        return {"label": label, "record_to": str(record), "lock_service": service, **extra}
 
-    ensure_service_limit(svc_a), ensure_service_limit(svc_b)  # keep limit creation out of the timing
-    ids = [await executor.start("orch-tiny/tiny", params("a1", svc_a), key()),
-           await executor.start("orch-tiny/tiny", params("a2", svc_a), key()),
-           await executor.start("orch-tiny/tiny", params("b1", svc_b), key())]
-    assert all(wait_final(i, timeout_s=60).state.is_completed() for i in ids)
+    def events(label: str) -> set[str]:
+        return {r["event"] for r in records(record) if r["label"] == label}
+
+    a1 = await executor.start("orch-tiny/tiny", params("a1", svc_a, hold_until=str(release)), key())
+    wait_for(lambda: "locked" in events("a1"), 60, what="a1 to hold service A's slot")
+    a2 = await executor.start("orch-tiny/tiny", params("a2", svc_a), key())
+    wait_for(lambda: "start" in events("a2"), 60, what="a2 to start and ask for service A's slot")
+    b1 = await executor.start("orch-tiny/tiny", params("b1", svc_b), key())
+    assert wait_final(b1, timeout_s=60).state.is_completed()
+    assert "unlocking" not in events("a1"), "the holder let go before the test released it"
+    assert "locked" not in events("a2"), "two runs of one service held its slot at the same time"
+
+    release.touch()
+    assert all(wait_final(i, timeout_s=60).state.is_completed() for i in (a1, a2))
     held = _held(record)
-    first, second = sorted([held["a1"], held["a2"]])
-    assert second[0] >= first[1], "two runs of one service held its slot at the same time"
-    b_start, b_end = held["b1"]
-    overlaps = [a for a in (first, second) if b_start < a[1] and a[0] < b_end]
-    assert overlaps, "another service's run did not hold its slot while one of the first service's did"
+    assert held["a2"][0] >= held["a1"][1], "the waiting run of service A locked before the holder let go"
 
 
 async def test_waiting_too_long_for_the_slot_is_service_busy(executor: WarmExecutor, tmp_path: Path) -> None:
