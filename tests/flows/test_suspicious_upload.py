@@ -1,18 +1,18 @@
-"""Scenario tests for the upload/malware runbook: a real simulator over HTTP, a real Prefect API, a real store,
-scripted approvals."""
+"""Scenario tests for the upload/malware runbook: the simulator in-process on virtual time, a real Prefect API, a
+real store, scripted approvals. The runbook's waits are what move the simulator (tests.flows.timekit), so no test
+waits on the wall clock. The runbook against a real simulator server over HTTP on the wall clock is covered by
+test_suspicious_upload_real.py (real PostgreSQL and clamd) and test_aws_end_to_end.py (AWS levers)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from kamkmserve_sim import SimServer
 from kamkmserve_sim.security import EICAR
 
 from flows.suspicious_upload import suspicious_upload
@@ -22,19 +22,18 @@ from remediation.providers.security import AuditEvent, AuditReport
 from remediation.providers.sim_platform import ControlPlane, SimLogs
 from remediation.providers.sim_security import SimAntivirus
 from remediation.runbooks.suspicious_upload import group_actors
+from tests.flows.timekit import VirtualWorld
 from tests.flows.uploadkit import (
     ATTACKER,
     DEFAULT_EXT,
     UPLOAD_FAST,
-    allowlist,
-    blocks,
-    plane,
-    upload,
-    wait_for_burst,
+    allowlist_in,
+    blocks_in,
+    burst_in,
+    plane_in,
+    upload_in,
 )
 
-Sim = Callable[..., SimServer]
-Build = Callable[..., runtime.Providers]
 NEVER_BLOCK = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "::1/128",
                "fc00::/7", "fe80::/10")
 
@@ -56,6 +55,13 @@ def evidence(report: dict[str, Any], source: str) -> dict[str, Any]:
     return next(e for e in report["evidence"] if e["source"] == source)
 
 
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[VirtualWorld]:
+    built = VirtualWorld(tmp_path)
+    yield built
+    built.close()
+
+
 class FailingAfterReload(SimAntivirus):
     """Our antivirus reloads fine, and right after it the platform's scanner goes down: the app's upload hook then
     fails closed (``Malware scan failed: scan-error``) and our scans are unavailable."""
@@ -67,23 +73,23 @@ class FailingAfterReload(SimAntivirus):
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_stands_down_when_uploads_are_clean(sim: Sim, providers: Build) -> None:
+async def test_stands_down_when_uploads_are_clean(world: VirtualWorld) -> None:
     """Before the burst every signal is readable and shows no malware: stand down, change nothing."""
-    server = sim("malware-burst", rps=60, onset_s=3600)
-    time.sleep(1.0)
-    report = await run(providers(server.url))
+    world.start("malware-burst", rps=60, onset_s=3600)
+    await world.advance(1.0)
+    report = await run(world.providers())
     assert report["outcome"] == "stood_down", report["escalation"]
     assert finding(report, "suspicious_uploads")["status"] == "ok"
     assert finding(report, "upload_audit")["status"] == "ok"  # rows there, none a malware rejection
     assert report["actions"] == []
-    assert blocks(server) == [] and allowlist(server)["extensions"] == DEFAULT_EXT
+    assert await blocks_in(world) == [] and (await allowlist_in(world))["extensions"] == DEFAULT_EXT
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_blocks_the_uploader_tightens_the_allowlist_verifies_and_recovers(sim: Sim, providers: Build) -> None:
-    server = sim("malware-burst", rps=60)
-    wait_for_burst(server)
-    report = await run(providers(server.url))
+async def test_blocks_the_uploader_tightens_the_allowlist_verifies_and_recovers(world: VirtualWorld) -> None:
+    world.start("malware-burst", rps=60)
+    await burst_in(world)
+    report = await run(world.providers())
 
     assert report["outcome"] == "recovered", report["escalation"]
     assert finding(report, "suspicious_uploads")["status"] == "breach"
@@ -101,12 +107,12 @@ async def test_blocks_the_uploader_tightens_the_allowlist_verifies_and_recovers(
 
     # The block is in force with its TTL and left to expire; the allowlist is back; the attacker's uploads stop
     # reaching the app (edge 403s).
-    (edge,) = blocks(server)
+    (edge,) = await blocks_in(world)
     assert edge["kind"] == "ip" and edge["value"] == ATTACKER
     ttl = datetime.fromisoformat(edge["expires_at"]) - datetime.fromisoformat(edge["created_at"])
     assert abs(ttl.total_seconds() - 3600) < 2
-    assert allowlist(server)["extensions"] == DEFAULT_EXT
-    assert plane(server, "/blocks")["refused"] > 0
+    assert (await allowlist_in(world))["extensions"] == DEFAULT_EXT
+    assert (await plane_in(world, "/blocks"))["refused"] > 0
     assert any(t["event"].startswith(f"block left to expire: ip {ATTACKER}") for t in report["timeline"])
 
     # Evidence preserved: the actor's rows with their sha256, the samples re-scanned, with bytes and sha256.
@@ -121,31 +127,31 @@ async def test_blocks_the_uploader_tightens_the_allowlist_verifies_and_recovers(
     eicar = next(s for s in samples if s["sha256"] == hashlib.sha256(EICAR).hexdigest())
     assert base64.b64decode(eicar["data_b64"]) == EICAR and eicar["sha256_verified"] is True
     assert eicar["rescan"]["status"] == "found" and eicar["ext"] == ".pdf"
-    assert plane(server, "/antivirus")["reloads"] == 1
+    assert (await plane_in(world, "/antivirus"))["reloads"] == 1
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_approve_mode_block_denied_changes_nothing_and_is_denied(sim: Sim, providers: Build) -> None:
+async def test_approve_mode_block_denied_changes_nothing_and_is_denied(world: VirtualWorld) -> None:
     from remediation.providers.approvals import Scripted
 
-    server = sim("malware-burst", rps=60)
-    wait_for_burst(server)
-    p = providers(server.url, answers=[Scripted(approve=False, approver="bob", reason="shared NAT of a customer")])
+    world.start("malware-burst", rps=60)
+    await burst_in(world)
+    p = world.providers(answers=[Scripted(approve=False, approver="bob", reason="shared NAT of a customer")])
     report = await run(p, mode=Mode.APPROVE)
     assert report["outcome"] == "denied"
     assert "not approved (denied by bob)" in report["escalation"]
     assert kinds(report) == ["block_actor"] and kinds(report, "applied") == []
     assert report["actions"][0]["approval"] == "denied"
-    assert blocks(server) == [] and allowlist(server)["extensions"] == DEFAULT_EXT
-    assert plane(server, "/antivirus")["reloads"] == 0
+    assert await blocks_in(world) == [] and (await allowlist_in(world))["extensions"] == DEFAULT_EXT
+    assert (await plane_in(world, "/antivirus"))["reloads"] == 0
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_antivirus_unavailable_is_unknown_escalates_and_keeps_the_blocks(sim: Sim, providers: Build) -> None:
-    server = sim("malware-burst", rps=60)
-    wait_for_burst(server)
+async def test_antivirus_unavailable_is_unknown_escalates_and_keeps_the_blocks(world: VirtualWorld) -> None:
+    world.start("malware-burst", rps=60)
+    await burst_in(world)
     down = SimAntivirus(ControlPlane("http://127.0.0.1:9", timeout_s=1))
-    report = await run(providers(server.url).with_(antivirus=down))
+    report = await run(world.providers().with_(antivirus=down))
     assert report["outcome"] == "escalated"
     verification = report["verification"]
     assert verification["healthy"] is False and "unavailable" in verification["detail"]
@@ -157,31 +163,32 @@ async def test_antivirus_unavailable_is_unknown_escalates_and_keeps_the_blocks(s
     reload = next(a for a in report["actions"] if a["kind"] == "reload_signatures")
     assert reload["state"] != "applied" and reload["approval"] is None
     assert any("antivirus lever fails its read-only check" in r for r in reload["reasons"]), reload["reasons"]
-    assert [b["value"] for b in blocks(server)] == [ATTACKER]
-    assert ".pdf" not in allowlist(server)["extensions"]  # containment kept
+    assert [b["value"] for b in await blocks_in(world)] == [ATTACKER]
+    assert ".pdf" not in (await allowlist_in(world))["extensions"]  # containment kept
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_benign_probe_rejected_escalates_and_keeps_containment(sim: Sim, providers: Build) -> None:
-    server = sim("malware-burst", rps=60)
-    wait_for_burst(server)
-    p = providers(server.url)
-    report = await run(p.with_(antivirus=FailingAfterReload(ControlPlane(server.url))))
+async def test_benign_probe_rejected_escalates_and_keeps_containment(world: VirtualWorld) -> None:
+    world.start("malware-burst", rps=60)
+    await burst_in(world)
+    p = world.providers()
+    assert isinstance(p.antivirus, SimAntivirus)
+    report = await run(p.with_(antivirus=FailingAfterReload(p.antivirus.plane)))
     assert report["outcome"] == "escalated"
     detail = report["verification"]["detail"]
     assert "remediation-probe.png answered 400" in detail and "scan-error" in detail
-    assert [b["value"] for b in blocks(server)] == [ATTACKER]
+    assert [b["value"] for b in await blocks_in(world)] == [ATTACKER]
     assert "unblock_actor" not in kinds(report) and kinds(report, "applied")[-1] == "reload_signatures"
 
 
 @pytest.mark.usefixtures("prefect_api")
 async def test_as_is_mode_reports_the_missing_audit_table_and_takes_no_destructive_action(
-    sim: Sim, providers: Build
+    world: VirtualWorld,
 ) -> None:
     """Request metrics dead and no audit table (production today): nobody can be named, so nobody is blocked."""
-    server = sim("malware-burst", rps=60, request_metrics=False, audit_table_missing=True)
-    wait_for_burst(server)
-    report = await run(providers(server.url))
+    world.start("malware-burst", rps=60, request_metrics=False, audit_table_missing=True)
+    await burst_in(world)
+    report = await run(world.providers())
     audit = finding(report, "upload_audit")
     assert audit["status"] == "unknown"
     assert 'relation "kamkmserve_audit_log" does not exist' in audit["detail"]
@@ -193,74 +200,76 @@ async def test_as_is_mode_reports_the_missing_audit_table_and_takes_no_destructi
     assert finding(report, "upload_rejected_validation")["status"] != "unknown"  # upload counters are real
     assert "block_actor" not in kinds(report)
     assert all(a["risk"] != "destructive" for a in report["actions"])
-    assert blocks(server) == []
+    assert await blocks_in(world) == []
     assert report["outcome"] == "escalated" and "source of the malware is not blocked" in report["escalation"]
-    assert ".pdf" not in allowlist(server)["extensions"]  # the reversible containment stays until a human acts
+    # the reversible containment stays until a human acts
+    assert ".pdf" not in (await allowlist_in(world))["extensions"]
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_every_signal_dead_is_unknown_escalates_and_changes_nothing(sim: Sim, providers: Build) -> None:
+async def test_every_signal_dead_is_unknown_escalates_and_changes_nothing(world: VirtualWorld) -> None:
     """No audit table, the metrics function down and the log drain unreachable: nothing can show malware."""
-    server = sim("malware-burst", rps=60, audit_table_missing=True)
-    wait_for_burst(server)
-    httpx.post(f"{server.url}/_sim/faults", json={"metrics": "down"}, timeout=10).raise_for_status()
-    p = providers(server.url).with_(logs=SimLogs(ControlPlane("http://127.0.0.1:9", timeout_s=1)))
+    world.start("malware-burst", rps=60, audit_table_missing=True)
+    await burst_in(world)
+    await world.request("POST", "/_sim/faults", json={"metrics": "down"})
+    p = world.providers().with_(logs=SimLogs(ControlPlane("http://127.0.0.1:9", timeout_s=1)))
     report = await run(p)
     assert report["outcome"] == "escalated" and "no upload signal can be read" in report["escalation"]
     statuses = {f["check"]: f["status"] for f in report["findings"]}
     assert {statuses[c] for c in ("suspicious_uploads", "upload_audit", "upload_log_malware",
                                   "upload_rejected_validation")} == {"unknown"}
     assert report["actions"] == []
-    assert blocks(server) == [] and allowlist(server)["extensions"] == DEFAULT_EXT
+    assert await blocks_in(world) == [] and (await allowlist_in(world))["extensions"] == DEFAULT_EXT
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_spoofed_or_malformed_chains_never_lead_to_a_never_block_address(sim: Sim, providers: Build) -> None:
+async def test_spoofed_or_malformed_chains_never_lead_to_a_never_block_address(world: VirtualWorld) -> None:
     """Malware from chains that name only our own network, garbage, or (with a narrow proxy list) a private address:
     those rows name nobody we may block; only the real public client is blocked."""
-    server = sim("malware-burst", rps=60)
+    world.start("malware-burst", rps=60)
     chains = ("10.0.0.9, 10.0.0.1", "garbage, 10.0.0.1", "192.168.7.7, 10.0.0.1", "127.0.0.1")
     for chain in chains:
         for _ in range(3):
-            assert upload(server, "x.pdf", "application/pdf", EICAR, chain).status_code == 400
-    wait_for_burst(server, detections=3 * len(chains) + 6)  # ours count too: wait for the attacker's own burst
-    report = await run(providers(server.url, trusted_proxy_cidrs=["10.0.0.1/32"]))
+            assert (await upload_in(world, "x.pdf", "application/pdf", EICAR, chain)).status_code == 400
+    await burst_in(world, detections=3 * len(chains) + 6)  # ours count too: wait for the attacker's own burst
+    report = await run(world.providers(trusted_proxy_cidrs=["10.0.0.1/32"]))
     targets = [a["target"] for a in report["actions"] if a["kind"] == "block_actor"]
     assert targets == [f"ip {ATTACKER} for 3600s"]
     detail = finding(report, "upload_audit")["detail"]
     assert "name no client we may block" in detail and "never-block" in detail
-    assert [b["value"] for b in blocks(server)] == [ATTACKER]
+    assert [b["value"] for b in await blocks_in(world)] == [ATTACKER]
     assert report["outcome"] == "escalated"  # some malware came from sources nobody may block: a human looks
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_blocks_carry_their_ttl_and_their_undo_lifts_them(sim: Sim, providers: Build) -> None:
-    server = sim("malware-burst", rps=60)
-    wait_for_burst(server)
-    p = providers(server.url)
+async def test_blocks_carry_their_ttl_and_their_undo_lifts_them(world: VirtualWorld) -> None:
+    world.start("malware-burst", rps=60)
+    await burst_in(world)
+    p = world.providers()
     report = await run(p, block_ttl_s=120)
     assert report["outcome"] == "recovered", report["escalation"]
-    (edge,) = blocks(server)
+    (edge,) = await blocks_in(world)
     assert (datetime.fromisoformat(edge["expires_at"]) - datetime.fromisoformat(edge["created_at"])) == \
         timedelta(seconds=120)
-    assert upload(server, "a.png", "image/png", b"x", f"{ATTACKER}, 10.0.0.1").status_code == 403
+    assert (await upload_in(world, "a.png", "image/png", b"x", f"{ATTACKER}, 10.0.0.1")).status_code == 403
 
     undo = UnblockActor.model_validate(report["actions"][0]["undo"])
     record = await gate.apply(ActionRecord(phase=Phase.RECOVER, plan=undo, decision=Verdict.ALLOW),
                               report["incident_id"], p)
-    assert record.applied and blocks(server) == []
-    assert upload(server, "a.png", "image/png", b"x", f"{ATTACKER}, 10.0.0.1").status_code == 200  # the app again
+    assert record.applied and await blocks_in(world) == []
+    again = await upload_in(world, "a.png", "image/png", b"x", f"{ATTACKER}, 10.0.0.1")
+    assert again.status_code == 200  # the app again
 
 
 @pytest.mark.usefixtures("prefect_api")
-async def test_dry_run_plans_the_containment_and_touches_nothing(sim: Sim, providers: Build) -> None:
-    server = sim("malware-burst", rps=60)
-    wait_for_burst(server)
-    report = await run(providers(server.url), mode=Mode.DRY_RUN)
+async def test_dry_run_plans_the_containment_and_touches_nothing(world: VirtualWorld) -> None:
+    world.start("malware-burst", rps=60)
+    await burst_in(world)
+    report = await run(world.providers(), mode=Mode.DRY_RUN)
     assert report["outcome"] == "dry_run"
     assert kinds(report) == ["block_actor", "set_upload_allowlist", "reload_signatures"]
     assert all(a["decision"] == "deny" and not a["applied"] for a in report["actions"])
-    assert blocks(server) == [] and allowlist(server)["extensions"] == DEFAULT_EXT
+    assert await blocks_in(world) == [] and (await allowlist_in(world))["extensions"] == DEFAULT_EXT
 
 
 def _row(ip: str | None, error: str = "Malware scan failed: Win.Test.EICAR_HDB-1") -> AuditEvent:

@@ -1,4 +1,8 @@
-"""Shared helpers for the upload runbook's scenario tests (simulated and real PostgreSQL + clamd backends)."""
+"""Shared helpers for the upload runbook's scenario tests (simulated and real PostgreSQL + clamd backends).
+
+Two sets: the first reads a simulator server over HTTP on the wall clock (``SimServer``); the ``*_in`` ones read a
+``VirtualWorld`` (the simulator in-process, on virtual time) and wait by advancing its clock, never the wall's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import httpx
 from kamkmserve_sim import SimServer
 
 from tests.flows.flowkit import wait_until
+from tests.flows.timekit import VirtualWorld
 
 # Fast, but faithful: a short window, two detections to act on, quick verification.
 UPLOAD_FAST: dict[str, Any] = {"window_s": 120.0, "min_detections": 3, "verify_consecutive": 2,
@@ -51,3 +56,35 @@ def upload(server: SimServer, filename: str, content_type: str, data: bytes,
     if forwarded_for is not None:
         headers["x-forwarded-for"] = forwarded_for
     return httpx.post(f"{server.url}/api/uploads", content=body, headers=headers, timeout=10)
+
+
+async def plane_in(world: VirtualWorld, path: str) -> Any:
+    """``plane`` on virtual time: a reading of ``/_sim{path}``."""
+    return await world.read(f"/_sim{path}")
+
+
+async def blocks_in(world: VirtualWorld) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (await plane_in(world, "/blocks"))["blocks"]
+    return found
+
+
+async def allowlist_in(world: VirtualWorld) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = await plane_in(world, "/uploads/allowlist")
+    return found
+
+
+async def burst_in(world: VirtualWorld, detections: int = 6) -> None:
+    """``wait_for_burst`` on virtual time: advance until the scanner has rejected ``detections`` uploads."""
+    await world.advance_until(f"{detections} malware detections", lambda av: av["detections"] >= detections,
+                              reading="/_sim/antivirus")
+
+
+async def upload_in(world: VirtualWorld, filename: str, content_type: str, data: bytes,
+                    forwarded_for: str | None = None) -> httpx.Response:
+    """``upload`` on virtual time: any status is returned (the edge's 403, the app's 400), as over HTTP."""
+    body, form = multipart(filename, content_type, data)
+    headers = {"content-type": form, "user-agent": "curl/8.5.0"}
+    if forwarded_for is not None:
+        headers["x-forwarded-for"] = forwarded_for
+    async with world.client(timeout=10) as client:
+        return await client.post("/api/uploads", content=body, headers=headers)
