@@ -1,15 +1,27 @@
-"""Helpers for the rolling-restart runbook tests: a fast fleet, compressed timings, reading the sim's instances."""
+"""Helpers for the rolling-restart runbook tests: a fast fleet, compressed timings, reading the sim's instances.
+
+The plain readers (``fleet``, ``generations``, ...) read a simulator server over HTTP (the AWS rolling-restart test
+and the orchestration tests use them); the ``*_of`` readers read a ``VirtualWorld`` on virtual time."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.instances_config import FleetConfig
+
+from remediation import runtime
+from remediation.providers.budget import RequestBudget
+from remediation.providers.http import AppHttp
+from remediation.providers.sim_instances import SimInstances
+
+if TYPE_CHECKING:
+    from kamkmserve_sim.inprocess import InProcessSim
+
+    from tests.flows.timekit import VirtualWorld
 
 # Three instances, a half-second restart, health checks every 0.2 s: a batch takes a few seconds, not minutes.
 FLEET = FleetConfig(instances=3, restart_s=0.5, health_interval_s=0.2, healthy_threshold=2, unhealthy_threshold=2,
@@ -18,13 +30,15 @@ FLEET = FleetConfig(instances=3, restart_s=0.5, health_interval_s=0.2, healthy_t
 FAST_RESTART: dict[str, Any] = {"check_interval_s": 1.0, "stable_checks": 2, "min_records": 10,
                                 "window_records": 50, "stable_timeout_s": 20.0, "restart_timeout_s": 20.0}
 
+Instances = dict[str, dict[str, Any]]
+
 
 def fleet(server: SimServer) -> dict[str, Any]:
     body: dict[str, Any] = httpx.get(f"{server.url}/_sim/instances", timeout=5).json()
     return body
 
 
-def instances(server: SimServer) -> dict[str, dict[str, Any]]:
+def instances(server: SimServer) -> Instances:
     return {i["id"]: i for i in fleet(server)["instances"]}
 
 
@@ -36,36 +50,87 @@ def lb_states(server: SimServer) -> dict[str, str]:
     return {name: str(i["lb_state"]) for name, i in instances(server).items()}
 
 
-def elb_5xx(server: SimServer) -> int:
-    return int(fleet(server)["load_balancer"]["elb_5xx"])
-
-
 def kinds(report: dict[str, Any], state: str | None = None) -> list[str]:
     return [a["kind"] for a in report["actions"] if state is None or a["state"] == state]
 
 
+# -- the same readings of a VirtualWorld (the simulator in-process, on virtual time) ------------------------------
+
+
+def fleet_on_virtual_time(world: VirtualWorld, providers: runtime.Providers) -> runtime.Providers:
+    """``providers`` with the simulated fleet (instances and their metrics pages) wired to the world's time.
+
+    A stand-in for what ``composition`` does not do today: ``Parts.fleet`` builds ``SimInstances`` without the
+    run's clock (its drain and restore waits poll on ``RealClock``: on virtual time the world stands still and the
+    wait runs out) and each instance's metrics page client (``SimInstances.metrics_page``) without the in-process
+    transport (it would resolve ``kamkmserve-sim.invalid``) and with a wall-clock budget. Here the same
+    ``SimInstances`` gets the run's clock, and its per-instance page clients are made up front as ``metrics_page``
+    would make them, but through the world's transport with a budget on the simulator's clock (as ``Parts.http``
+    does on virtual time). Everything else, the drains, waits, restarts and page reads, is the product's code."""
+    built = providers.instances
+    assert isinstance(built, SimInstances) and providers.instance_metrics is built, "the sim platform's fleet"
+    clock = providers.clock
+    fleet = SimInstances(built.plane, budget_per_min=built.budget_per_min, timeout_s=built.timeout_s,
+                         poll_s=built.poll_s, clock=clock)
+    sim = world.inside()
+    for instance_id in sim.state.fleet.targets if sim.state.fleet is not None else ():
+        budget = RequestBudget(fleet.budget_per_min, monotonic=clock.monotonic, wall=lambda: clock.now().timestamp())
+        fleet._direct[instance_id] = AppHttp(f"{built.plane.base_url}/_sim/instances/{instance_id}/direct", budget,
+                                             timeout_s=fleet.timeout_s, transport=world.runbook_transport())
+    return providers.with_(instances=fleet, instance_metrics=fleet)
+
+
+async def fleet_of(world: VirtualWorld) -> dict[str, Any]:
+    return await world.read("/_sim/instances")
+
+
+async def instances_of(world: VirtualWorld) -> Instances:
+    return {i["id"]: i for i in (await fleet_of(world))["instances"]}
+
+
+async def generations_of(world: VirtualWorld) -> dict[str, int]:
+    return {name: int(i["generation"]) for name, i in (await instances_of(world)).items()}
+
+
+async def lb_states_of(world: VirtualWorld) -> dict[str, str]:
+    return {name: str(i["lb_state"]) for name, i in (await instances_of(world)).items()}
+
+
+async def elb_5xx_of(world: VirtualWorld) -> int:
+    return int((await fleet_of(world))["load_balancer"]["elb_5xx"])
+
+
+class Fired:
+    """Whether a :func:`once` hook ran."""
+
+    def __init__(self) -> None:
+        self._fired = False
+
+    def set(self) -> None:
+        self._fired = True
+
+    def is_set(self) -> bool:
+        return self._fired
+
+
 @contextmanager
-def once(server: SimServer, condition: Callable[[dict[str, dict[str, Any]]], bool],
-         then: Callable[[], None]) -> Iterator[threading.Event]:
-    """Run ``then`` once, the first time ``condition(instances)`` holds (polled in the background)."""
-    fired = threading.Event()
-    stop = threading.Event()
+def once(world: VirtualWorld, condition: Callable[[Instances], bool],
+         then: Callable[[InProcessSim], None]) -> Iterator[Fired]:
+    """Run ``then(sim)`` once, the first time ``condition(instances)`` holds.
 
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                if condition(instances(server)):
-                    then()
-                    fired.set()
-                    return
-            except httpx.HTTPError:
-                pass
-            stop.wait(0.05)
+    The instances are the ones ``GET /_sim/instances`` would list, read after every answer the simulator gives
+    (``VirtualWorld.watching``): on virtual time the fleet changes only inside a request, so no state between two
+    requests is missed, and ``then`` acts before the runbook's next request, as a background poller on the wall
+    clock would (up to its polling interval later)."""
+    fired = Fired()
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
+    def watch(sim: InProcessSim) -> None:
+        if fired.is_set() or sim.state.fleet is None:
+            return
+        listed = cast(list[dict[str, Any]], sim.state.fleet.public()["instances"])
+        if condition({i["id"]: i for i in listed}):
+            then(sim)
+            fired.set()
+
+    with world.watching(watch):
         yield fired
-    finally:
-        stop.set()
-        thread.join(5)
