@@ -114,7 +114,10 @@ class Parts:
         """The simulated fleet: one object is both the instances lever and their metrics reader."""
         from remediation.providers.sim_instances import SimInstances
 
-        return SimInstances(self.plane, timeout_s=self.settings.http_timeout_s)
+        # The run's clock and transport: on virtual time the drain and restore waits, and each instance page's
+        # budget, must count the simulator's seconds, and the pages go through the in-process transport.
+        return SimInstances(self.plane, timeout_s=self.settings.http_timeout_s, clock=self.clock,
+                            transport=self.transport)
 
     @cached_property
     def aws(self) -> Any:

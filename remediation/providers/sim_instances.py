@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediation.providers.budget import RequestBudget
@@ -73,12 +74,15 @@ class _FleetBody(BaseModel):
 
 class SimInstances:
     def __init__(self, plane: ControlPlane, *, budget_per_min: int = 90, timeout_s: float = 5.0, poll_s: float = 0.1,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """``clock``: the run's (on virtual time the simulator's: the drain and restore waits must move it, and
+        each instance page's budget counts on it). ``transport``: the plane's, for the instance pages too."""
         self.plane = plane
         self.budget_per_min = budget_per_min
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.clock = clock or RealClock()
+        self.transport = transport
         self._direct: dict[str, AppHttp] = {}
 
     # -- platform.Instances ---------------------------------------------------------------------------------
@@ -106,8 +110,10 @@ class SimInstances:
     async def metrics_page(self, service: str, instance_id: str) -> MetricsPage:
         http = self._direct.get(instance_id)
         if http is None:
-            http = AppHttp(f"{self.plane.base_url}/_sim/instances/{instance_id}/direct",
-                           RequestBudget(self.budget_per_min), timeout_s=self.timeout_s)
+            clock = self.clock
+            budget = RequestBudget(self.budget_per_min, monotonic=clock.monotonic, wall=lambda: clock.now().timestamp())
+            http = AppHttp(f"{self.plane.base_url}/_sim/instances/{instance_id}/direct", budget,
+                           timeout_s=self.timeout_s, transport=self.transport)
             self._direct[instance_id] = http
         fetched = await http.get(METRICS_PATH)
         if problem := page_problem(fetched):

@@ -13,11 +13,6 @@ import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.instances_config import FleetConfig
 
-from remediation import runtime
-from remediation.providers.budget import RequestBudget
-from remediation.providers.http import AppHttp
-from remediation.providers.sim_instances import SimInstances
-
 if TYPE_CHECKING:
     from kamkmserve_sim.inprocess import InProcessSim
 
@@ -55,29 +50,6 @@ def kinds(report: dict[str, Any], state: str | None = None) -> list[str]:
 
 
 # -- the same readings of a VirtualWorld (the simulator in-process, on virtual time) ------------------------------
-
-
-def fleet_on_virtual_time(world: VirtualWorld, providers: runtime.Providers) -> runtime.Providers:
-    """``providers`` with the simulated fleet (instances and their metrics pages) wired to the world's time.
-
-    A stand-in for what ``composition`` does not do today: ``Parts.fleet`` builds ``SimInstances`` without the
-    run's clock (its drain and restore waits poll on ``RealClock``: on virtual time the world stands still and the
-    wait runs out) and each instance's metrics page client (``SimInstances.metrics_page``) without the in-process
-    transport (it would resolve ``kamkmserve-sim.invalid``) and with a wall-clock budget. Here the same
-    ``SimInstances`` gets the run's clock, and its per-instance page clients are made up front as ``metrics_page``
-    would make them, but through the world's transport with a budget on the simulator's clock (as ``Parts.http``
-    does on virtual time). Everything else, the drains, waits, restarts and page reads, is the product's code."""
-    built = providers.instances
-    assert isinstance(built, SimInstances) and providers.instance_metrics is built, "the sim platform's fleet"
-    clock = providers.clock
-    fleet = SimInstances(built.plane, budget_per_min=built.budget_per_min, timeout_s=built.timeout_s,
-                         poll_s=built.poll_s, clock=clock)
-    sim = world.inside()
-    for instance_id in sim.state.fleet.targets if sim.state.fleet is not None else ():
-        budget = RequestBudget(fleet.budget_per_min, monotonic=clock.monotonic, wall=lambda: clock.now().timestamp())
-        fleet._direct[instance_id] = AppHttp(f"{built.plane.base_url}/_sim/instances/{instance_id}/direct", budget,
-                                             timeout_s=fleet.timeout_s, transport=world.runbook_transport())
-    return providers.with_(instances=fleet, instance_metrics=fleet)
 
 
 async def fleet_of(world: VirtualWorld) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from tests.flows.restartkit import (
     FAST_RESTART,
     FLEET,
     elb_5xx_of,
-    fleet_on_virtual_time,
     generations_of,
     kinds,
     lb_states_of,
@@ -51,7 +50,7 @@ def world(tmp_path: Path) -> Iterator[VirtualWorld]:
 
 
 def providers(world: VirtualWorld, **settings: Any) -> runtime.Providers:
-    return fleet_on_virtual_time(world, world.providers(**settings))
+    return world.providers(**settings)
 
 
 def start(world: VirtualWorld, **overrides: Any) -> InProcessSim:
