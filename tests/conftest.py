@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.helpers import prefect_templates
+
 #: ``make unit-without-sim`` sets this: the simulator is made unimportable before any test module loads, as on a
 #: production install (which leaves the sim/ distribution out), so a unit test that needs it fails loudly.
 WITHOUT_SIM = os.environ.get("REMEDIATE_TESTS_WITHOUT_SIM") == "1"
@@ -32,6 +34,16 @@ def simulator() -> ModuleType:
 WALL_CLOCK_FIXTURES = frozenset({"sim"})
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin made its factory
+def pytest_configure(config: pytest.Config) -> None:
+    prefect_templates.configure(config._tmp_path_factory)  # type: ignore[attr-defined]  # pytest's own factory
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controlling process: every worker is done with it
+        prefect_templates.drop_run_templates()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if WALL_CLOCK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
@@ -44,9 +56,19 @@ FIXTURES = REPO / "tests" / "fixtures"  # captured from the real app and Alertma
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A real local Prefect API (temporary SQLite database) for the whole session."""
-    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    from prefect.testing.utilities import prefect_test_harness
+    """A real local Prefect API (temporary SQLite database) for the whole session.
 
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
+    Prefect's own test harness, whose temporary directory comes with the run's migrated database already in it
+    (tests.helpers.prefect_templates): the server starts without migrating."""
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    import prefect.testing.utilities as harness
+
+    def seeded_temp_dir() -> str:
+        made = tmp_path_factory.mktemp("prefect-api")
+        prefect_templates.seed_sqlite(made / "prefect-test.db")  # the name the harness gives its database
+        return str(made)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(harness, "mkdtemp", seeded_temp_dir)
+        with harness.prefect_test_harness(server_startup_timeout=90):
+            yield

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.browser import uikit
+from tests.helpers.prefect_templates import postgres_template, seed_sqlite
 from tests.helpers.services import (
     pg_admin_url,
     postgres_reachable,
@@ -34,9 +35,9 @@ def prefect_database(home: Path) -> Iterator[str]:
     if services_required():  # CI has PostgreSQL: a missing one is a failure, not a quiet switch to SQLite
         require_service("PostgreSQL", reachable, why)
     if not reachable:
-        yield f"sqlite+aiosqlite:///{(home / 'prefect.db').resolve()}"
+        yield f"sqlite+aiosqlite:///{seed_sqlite(home / 'prefect.db').resolve()}"
         return
-    with temporary_postgres_database(admin_url, prefix="remediate_ui") as url:
+    with temporary_postgres_database(admin_url, prefix="remediate_ui", template=postgres_template()) as url:
         _, _, rest = url.partition("://")
         yield f"postgresql+asyncpg://{rest}"
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.demokit import demo_env
+
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "REMEDIATE_HOME": str(tmp_path / "home")}
+    env = demo_env(tmp_path)
     env.pop("PREFECT_API_URL", None)
     return subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--json", *args], env=env,
                           capture_output=True, text=True, timeout=300, check=False)

@@ -4,18 +4,19 @@ simulated database (no PostgreSQL), approved by the demo's scripted on-call."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.demokit import demo_env
+
 
 @pytest.mark.parametrize(("scenario", "fix"), [("slow-query", "create_index"),
                                                ("lock-contention", "terminate_backend")])
 def test_database_demo_recovers_after_the_approved_fix(tmp_path: Path, scenario: str, fix: str) -> None:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "REMEDIATE_HOME": str(tmp_path / "home")}
+    env = demo_env(tmp_path)
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--scenario", scenario, "--json"],
                           env=env, capture_output=True, text=True, timeout=300, check=False)

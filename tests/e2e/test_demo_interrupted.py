@@ -5,17 +5,17 @@ started", the slot still counted as taken)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.demokit import demo_env
 from tests.orchestration.orchkit import wait_for
 
 
 def test_a_demo_interrupted_at_its_prompt_releases_the_slot_and_the_next_demo_recovers(tmp_path: Path) -> None:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "REMEDIATE_HOME": str(tmp_path / "home")}
+    env = demo_env(tmp_path)
     env.pop("PREFECT_API_URL", None)
     out = tmp_path / "interrupted.out"
     with out.open("w") as sink:

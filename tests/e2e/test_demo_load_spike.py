@@ -4,14 +4,15 @@ Prefect home."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.demokit import demo_env
+
 
 def test_load_spike_demo_scales_up_watches_scales_back_and_recovers(tmp_path: Path) -> None:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "REMEDIATE_HOME": str(tmp_path / "home")}
+    env = demo_env(tmp_path)
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--scenario", "load-spike", "--json"],
                           env=env, capture_output=True, text=True, timeout=300, check=False)

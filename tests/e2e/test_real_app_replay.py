@@ -20,6 +20,7 @@ import pytest
 
 from remediation.catalog import RUNBOOKS
 from remediation.replay import ReplayServer
+from tests.helpers.prefect_templates import seed_prefect_home
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 READ_ONLY = {"GET", "HEAD"}
@@ -34,8 +35,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayServer]:
 
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Prefect home for the six runs: its temporary API's database is migrated once."""
-    return tmp_path_factory.mktemp("prefect-home")
+    """One Prefect home for the six runs, with the run's migrated database (tests.helpers.prefect_templates)."""
+    return seed_prefect_home(tmp_path_factory.mktemp("prefect-home"))
 
 
 @pytest.mark.parametrize("runbook", sorted(RUNBOOKS))

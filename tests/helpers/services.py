@@ -55,8 +55,10 @@ def postgres_reachable(admin_url: str) -> tuple[bool, str]:
 
 
 @contextmanager
-def temporary_postgres_database(admin_url: str, prefix: str = "remediate_test") -> Iterator[str]:
-    """Create a uniquely named database, yield its URL, and drop it (even with open connections) after."""
+def temporary_postgres_database(admin_url: str, prefix: str = "remediate_test",
+                                template: str | None = None) -> Iterator[str]:
+    """Create a uniquely named database (a copy of ``template`` when given), yield its URL, and drop it (even with
+    open connections) after."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -64,7 +66,7 @@ def temporary_postgres_database(admin_url: str, prefix: str = "remediate_test") 
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
         try:
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from remediation.orchestration.stack import free_port
+from tests.helpers.prefect_templates import postgres_template
 from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
 from tests.orchestration.orchkit import wait_for
 
@@ -27,7 +28,7 @@ def prefect_database(prefix: str) -> Iterator[str]:
     admin_url = pg_admin_url()
     reachable, why = postgres_reachable(admin_url)
     require_service("PostgreSQL", reachable, why)
-    with temporary_postgres_database(admin_url, prefix=prefix) as url:
+    with temporary_postgres_database(admin_url, prefix=prefix, template=postgres_template()) as url:
         _, _, rest = url.partition("://")
         yield f"postgresql+asyncpg://{rest}"
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from remediation.orchestration.stack import free_port, start_local_prefect_server
+from tests.helpers.prefect_templates import seed_prefect_home
 from tests.orchestration.orchkit import key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +79,7 @@ def running_stack(tmp_path: Path, env_updates: dict[str, str]) -> Iterator[Stack
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_", "SENTRY_"))}
     env.update({"REMEDIATE_HOME": str(tmp_path), "REMEDIATE_APP_URL": "http://127.0.0.1:9",
                 "REMEDIATE_HTTP_TIMEOUT_S": "0.5", **env_updates})
+    seed_prefect_home(tmp_path / "prefect")  # serve's server database, migrated: it starts without migrating
     process = subprocess.Popen([sys.executable, "-m", "tests.orchestration.orch_stack_main", "127.0.0.1", str(port)],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []

@@ -18,6 +18,7 @@ import pytest
 
 from remediation.orchestration import parent_death
 from remediation.orchestration.stack import first_free_port, free_port, server_environment
+from tests.helpers.prefect_templates import seed_prefect_home
 from tests.orchestration.orchkit import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,7 @@ def test_a_sigkilled_serve_takes_its_prefect_server_along_and_never_gave_it_its_
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REMEDIATE_", "SENTRY_"))}
     env.update(SEEDED)
+    seed_prefect_home(tmp_path)  # a migrated database: the server starts without migrating
     serve = subprocess.Popen([sys.executable, "-m", "tests.orchestration.local_server_main", str(tmp_path),
                               str(occupied_port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)

@@ -21,6 +21,7 @@ from kamkmserve_sim import SimConfig, SimServer
 from remediation.orchestration import serve_record
 from remediation.orchestration.stack import free_port
 from tests.flows.restartkit import FAST_RESTART, FLEET
+from tests.helpers.prefect_templates import seed_prefect_home
 from tests.orchestration.orchkit import wait_for
 from tests.orchestration.stackkit import REPO, with_api
 
@@ -48,6 +49,7 @@ def test_remediate_paused_in_a_second_shell_lists_the_run_paused_in_serve_withou
                           "REMEDIATE_PLATFORM": "sim", "REMEDIATE_SIM_URL": sim.url, "REMEDIATE_APPROVERS": "alice",
                           "REMEDIATE_APPROVAL_POLL_S": "1", "REMEDIATE_METRICS_BUDGET_PER_MIN": "100"})
         serve_env.pop("PREFECT_HOME")  # serve gives its own server and runs .remediate/prefect
+        seed_prefect_home(home / "prefect")  # with a migrated database: it starts without migrating
         log = tmp_path / "serve.log"
         with log.open("w") as out:
             serve = subprocess.Popen([sys.executable, "-m", "remediation.cli", "serve", "--port", str(free_port())],
