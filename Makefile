@@ -25,8 +25,9 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	# Two parts: everything else on three workers (a file stays on one worker), then the scenario tests that run the
-	# simulator on the wall clock, alone, so that no other test's load changes what they observe.
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile -m "not wallclock"
+	# simulator on the wall clock, alone, so that no other test's load changes what they observe. Files are handed out
+	# slowest first (tests/conftest.py SLOW_FIRST), not by xdist's count of tests.
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not wallclock"
 	$(BIN)/python -m pytest -q -m wallclock
 
 # The unit tests with the simulator made unimportable (tests/conftest.py), as on a production install without sim/:

@@ -44,7 +44,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         prefect_templates.drop_run_templates()
 
 
+#: The slowest files first (several real processes each; measured with --durations), then their directories:
+#: ``make test`` runs ``-n 3 --dist loadfile --no-loadscope-reorder``, which hands files out in this order, so none of
+#: them starts last while the other workers have run out of work (longest first). xdist's own reorder puts files with
+#: fewer tests last: exactly these.
+SLOW_FIRST = (
+    "tests/orchestration/test_sigkill_takeover.py", "tests/orchestration/test_paused_approval_survives_restart.py",
+    "tests/orchestration/test_served_paused_approval_survives_restart.py", "tests/e2e/test_real_app_replay.py",
+    "tests/orchestration/test_two_replicas_share_one_store.py", "tests/orchestration/test_second_shell_finds_serve.py",
+    "tests/browser/", "tests/orchestration/", "tests/e2e/",
+)
+
+
+def _slowness_rank(item: pytest.Item) -> int:
+    return next((rank for rank, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_slowness_rank)  # stable: within a rank, collection order
     for item in items:
         if WALL_CLOCK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.wallclock)
