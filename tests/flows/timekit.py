@@ -8,8 +8,10 @@ depend on the machine's load. A test waits for a condition by advancing virtual 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from kamkmserve_sim.inprocess import InProcessSim
 from remediation import composition, runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted, ScriptedApprovals
+from remediation.providers.capabilities import Clock
 from remediation.providers.sim_clock import charge_wait
 from remediation.settings import Settings
 
@@ -83,6 +86,16 @@ class VirtualWorld:
         }
         live = composition.connect(Settings(**{**base, **settings}), transport=self._transport(on_wait=charge_wait))
         # An unanswered approval times out on the run's clock, which here is the simulator's.
+        return live.with_(approvals=ScriptedApprovals(answers or [], clock=live.clock))
+
+    def providers_through(self, wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport], *,
+                          answers: list[Scripted] | None = None, **settings: Any) -> runtime.Providers:
+        """``providers`` whose requests (the app's, the control plane's, the clock's) all go through
+        ``wrap(transport)``: a test's stand-in for the network between the runbook and the platform."""
+        # Built only for its settings (so the two never differ) and the store it migrated; its connections closed.
+        plain = self.providers(**settings)
+        plain.store.dispose()
+        live = composition.connect(plain.settings, migrate=False, transport=wrap(self._transport(on_wait=charge_wait)))
         return live.with_(approvals=ScriptedApprovals(answers or [], clock=live.clock))
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -166,3 +179,43 @@ class VirtualWorld:
     def close(self) -> None:
         for sim in self._sims:
             sim.close()
+
+
+class DistinctNow:
+    """Readings of the runs' clock that never repeat, as the wall clock's do not: each ``now()`` is the simulator's
+    time, or 1 µs after the previous reading while virtual time stands still. One per test, shared by its runs (a
+    dead run and its continuation); ``providers(p)`` is ``p`` reading its time through it.
+
+    On virtual time every step a run takes between two waits happens at one instant, and the store orders the action
+    ledger by start time, then by the action's random id: two actions of one instant come back in either order, and
+    what reads the ledger in order (a continuation's "undone by a later row", a test's "first row") with them.
+    """
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+        self._lock = threading.Lock()
+
+    def providers(self, providers: runtime.Providers) -> runtime.Providers:
+        return providers.with_(clock=_DistinctClock(providers.clock, self))
+
+    def after(self, reading: datetime) -> datetime:
+        with self._lock:
+            if self._last is not None and reading <= self._last:
+                reading = self._last + timedelta(microseconds=1)
+            self._last = reading
+            return reading
+
+
+class _DistinctClock:
+    def __init__(self, inner: Clock, readings: DistinctNow) -> None:
+        self._inner = inner
+        self._readings = readings
+
+    def now(self) -> datetime:
+        return self._readings.after(self._inner.now())
+
+    def monotonic(self) -> float:
+        return self._inner.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

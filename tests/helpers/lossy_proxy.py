@@ -11,6 +11,14 @@ Each request the proxy forwarded is kept in ``forwarded`` in order, so a test co
 the platform (applied twice would show as two).
 
 One request per connection (the adapters open a client per call); runs its own event loop on a daemon thread.
+
+``LossyLink`` is the same thing on virtual time, for the in-process simulator (``tests.flows.timekit``): an
+``httpx`` transport around the simulator's, answering for its own URL (give it as the control plane's URL). A lost
+answer is still a request the simulator received and applied; only its answer is replaced by the
+``httpx.ReadTimeout`` the client would have raised once its read timeout ran out (at once: on virtual time nobody
+waits for it, as the in-process simulator does for any answer slower than the read timeout). A refused request is
+an ``httpx.ConnectError`` raised before anything is sent. The simulator's clock (``/_sim/time``) is not behind the
+link: on the wall clock the runbook's clock is not behind the proxy either.
 """
 
 from __future__ import annotations
@@ -47,8 +55,36 @@ class _Loss:
     spent: bool = False
 
 
+class _Losses:
+    """What the test arranges and reads back, shared by the socket proxy and the in-process link."""
+
+    forwarded: list[Forwarded]
+    _losses: list[_Loss]
+    _lock: threading.Lock
+
+    def lose_answer(self, method: str, path: str, *, when: Callable[[Any], bool] = lambda body: True,
+                    then_refuse: bool = False) -> None:
+        """The next ``method path`` (whose JSON body satisfies ``when``) is forwarded and its answer held until the
+        client gives up. ``then_refuse``: stop listening as soon as it is forwarded (the read-back is refused)."""
+        with self._lock:
+            self._losses.append(_Loss(method, path, when, then_refuse))
+
+    def mutations(self, method: str, path: str) -> list[Forwarded]:
+        with self._lock:
+            return [f for f in self.forwarded if f.is_(method, path)]
+
+    def _take_loss(self, method: str, target: str, body: Any) -> _Loss | None:
+        path = target.split("?", 1)[0]
+        with self._lock:
+            for loss in self._losses:
+                if not loss.spent and loss.method == method and loss.path == path and loss.when(body):
+                    loss.spent = True
+                    return loss
+        return None
+
+
 @dataclass
-class LossyProxy:
+class LossyProxy(_Losses):
     upstream: str
     forwarded: list[Forwarded] = field(default_factory=list)
     answers_lost: int = 0
@@ -69,22 +105,11 @@ class LossyProxy:
 
     # -- what the test arranges -------------------------------------------------------------------------------------
 
-    def lose_answer(self, method: str, path: str, *, when: Callable[[Any], bool] = lambda body: True,
-                    then_refuse: bool = False) -> None:
-        """The next ``method path`` (whose JSON body satisfies ``when``) is forwarded and its answer held until the
-        client gives up. ``then_refuse``: stop listening as soon as it is forwarded (the read-back is refused)."""
-        with self._lock:
-            self._losses.append(_Loss(method, path, when, then_refuse))
-
     def refuse_connections(self) -> None:
         """Stop listening now: every later request is refused before anything is sent."""
         loop, server = self._loop, self._server
         if loop is not None and server is not None:
             asyncio.run_coroutine_threadsafe(self._stop_listening(), loop).result(timeout=5)
-
-    def mutations(self, method: str, path: str) -> list[Forwarded]:
-        with self._lock:
-            return [f for f in self.forwarded if f.is_(method, path)]
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
 
@@ -172,14 +197,65 @@ class LossyProxy:
                      .encode("latin-1") + answer.content)
         await writer.drain()
 
-    def _take_loss(self, method: str, target: str, body: Any) -> _Loss | None:
-        path = target.split("?", 1)[0]
+class LossyLink(_Losses):
+    """``LossyProxy`` as an ``httpx`` transport in front of the in-process simulator (see the module's docstring).
+
+    ``wrap(transport)`` is the transport to give the runbook's clients: requests to :attr:`url` are the control
+    plane's and go through the link to the simulator; every other request (the app's own pages) goes straight on.
+    """
+
+    url = "http://lossy-link.invalid"
+    #: The simulator's clock: the runbook's waits on virtual time, not the platform (never lost, never counted).
+    CLOCK = "/_sim/time"
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.forwarded: list[Forwarded] = []
+        self.answers_lost = 0
+        self.refused = False
+        self._losses: list[_Loss] = []
+        self._lock = threading.Lock()
+
+    def refuse_connections(self) -> None:
+        """Stop listening now: every later request is refused before anything is sent."""
+        self.refused = True
+
+    def wrap(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        return _LinkTransport(self, inner)
+
+    async def exchange(self, request: httpx.Request, inner: httpx.AsyncBaseTransport) -> httpx.Response:
+        target = request.url.raw_path.decode("ascii")
+        upstream = httpx.Request(request.method, f"{self.upstream}{target}", headers=request.headers,
+                                 content=await request.aread(), extensions=request.extensions)
+        if target.startswith(self.CLOCK):
+            return await inner.handle_async_request(upstream)
+        if self.refused:
+            raise httpx.ConnectError("[Errno 111] Connection refused (the link is refusing)", request=request)
+        answer = await inner.handle_async_request(upstream)
+        await answer.aread()
+        body = _parsed(upstream.content)
+        loss = self._take_loss(request.method, target, body)
         with self._lock:
-            for loss in self._losses:
-                if not loss.spent and loss.method == method and loss.path == path and loss.when(body):
-                    loss.spent = True
-                    return loss
-        return None
+            self.forwarded.append(Forwarded(request.method, target, body))
+        if loss is None:
+            return answer
+        await answer.aclose()
+        if loss.then_refuse:
+            self.refused = True
+        with self._lock:
+            self.answers_lost += 1
+        raise httpx.ReadTimeout("the answer was lost on the way back (read timeout)", request=request)
+
+
+class _LinkTransport(httpx.AsyncBaseTransport):
+    def __init__(self, link: LossyLink, inner: httpx.AsyncBaseTransport) -> None:
+        self._link = link
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == httpx.URL(self._link.url).host:
+            return await self._link.exchange(request, self._inner)
+        return await self._inner.handle_async_request(request)
 
 
 def _parsed(raw: bytes) -> Any:
