@@ -286,7 +286,10 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
             self._require_incident(session, incident_id)
             row = session.get(ActionORM, action.id, with_for_update=True)
             if row is None:
-                session.add(ActionORM(id=action.id, **values))
+                # One run writes an incident's ledger (incident.refuse_duplicate), so the next number is free.
+                seq = session.scalar(select(func.coalesce(func.max(ActionORM.seq), 0) + 1)
+                                     .where(ActionORM.incident_id == incident_id))
+                session.add(ActionORM(id=action.id, seq=seq, **values))
                 return
             if row.incident_id != incident_id:
                 raise ActionConflict(f"action {action.id} belongs to incident {row.incident_id}")
@@ -326,7 +329,7 @@ class Store(AlertMethods, ApprovalMethods, BudgetMethods, FigureMethods, FlowRun
         return self._action_rows(ActionORM.state.in_(sorted(s.value for s in UNSETTLED_STATES)))
 
     def _action_rows(self, condition: ColumnElement[bool]) -> list[ActionRow]:
-        query = select(ActionORM).where(condition).order_by(ActionORM.started_at, ActionORM.id)
+        query = select(ActionORM).where(condition).order_by(ActionORM.started_at, ActionORM.seq, ActionORM.id)
         with self._read() as session:
             return [ActionRow.from_orm_row(row) for row in session.scalars(query)]
 

@@ -119,6 +119,9 @@ class ActionORM(Base):
     approver: Mapped[str | None] = mapped_column(WHO)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The incident's rows numbered as first written: breaks ties of started_at (a clock that did not move between
+    # two actions); NULL on rows written before migration 0009.
+    seq: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index(None, "incident_id"),

@@ -24,7 +24,7 @@ from remediation.models import ActionState, utcnow
 from remediation.providers.approvals import Scripted
 from remediation.store import Store
 from tests.flows.flowkit import FAST
-from tests.flows.timekit import DistinctNow, VirtualWorld
+from tests.flows.timekit import VirtualWorld
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -123,15 +123,15 @@ async def test_a_run_killed_after_its_rollback_is_continued_and_recovers_without
 ) -> None:
     world.start("bad-release")
     await world.bad_release_serving()
-    stopper, readings = Stopper(), DistinctNow()  # readings: the ledger in the order its rows were written
-    p = readings.providers(world.providers_through(
+    stopper = Stopper()
+    p = world.providers_through(
         stopper.wrap, answers=[Scripted(approve=True, approver="alice", reason="INC-9")],
-        verify_consecutive=30, verify_interval_s=0.3, verify_deadline_s=60.0))
+        verify_consecutive=30, verify_interval_s=0.3, verify_deadline_s=60.0)
     incident_id = await _killed_when(p, stopper, killed_at)
     assert "rollback" in _applied(p, incident_id)
     releases_before = (await world.state())["current_release"]["version"]
 
-    continuation = readings.providers(world.providers(verify_consecutive=3, verify_interval_s=0.3))
+    continuation = world.providers(verify_consecutive=3, verify_interval_s=0.3)
     with runtime.use(continuation):
         report = await elevated_error_rate(**FAST, incident_id=incident_id, continue_at_recover=True)
 
@@ -157,9 +157,8 @@ async def test_a_run_killed_before_its_fix_cannot_be_continued_by_hand_and_names
 ) -> None:
     world.start("bad-release")
     await world.bad_release_serving()
-    stopper, readings = Stopper(), DistinctNow()
-    p = readings.providers(world.providers_through(stopper.wrap, answers=[Scripted(approver=None)],
-                                                   approval_timeout_s=60))
+    stopper = Stopper()
+    p = world.providers_through(stopper.wrap, answers=[Scripted(approver=None)], approval_timeout_s=60)
     incident_id = await _killed_when(p, stopper, "waiting for approval of rollback")
     with runtime.use(p):
         report = await elevated_error_rate(**FAST, incident_id=incident_id, continue_at_recover=True)

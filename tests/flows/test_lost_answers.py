@@ -32,7 +32,7 @@ from remediation.providers.approvals import ApprovalRequest, Scripted, ScriptedA
 from remediation.providers.capabilities import Ballot, Clock
 from remediation.store.rows import ActionRow
 from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
-from tests.flows.timekit import DistinctNow, VirtualWorld
+from tests.flows.timekit import VirtualWorld
 from tests.helpers.lossy_proxy import LossyLink, LossyProxy
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -56,13 +56,11 @@ def world(tmp_path: Path) -> Iterator[VirtualWorld]:
 
 def lossy(world: VirtualWorld) -> tuple[LossyLink, Callable[..., runtime.Providers]]:
     """The link in front of the world's control plane, and a builder of providers whose control plane is behind it
-    (the app's own pages are not). Their clock's readings are distinct, so the ledger keeps the order of its rows."""
+    (the app's own pages are not)."""
     link = LossyLink(world.inside().url)
-    readings = DistinctNow()
 
     def build(**settings: Any) -> runtime.Providers:
-        return readings.providers(
-            world.providers_through(link.wrap, sim_url=link.url, http_timeout_s=TIMEOUT_S, **settings))
+        return world.providers_through(link.wrap, sim_url=link.url, http_timeout_s=TIMEOUT_S, **settings)
 
     return link, build
 

@@ -8,10 +8,8 @@ depend on the machine's load. A test waits for a condition by advancing virtual 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from kamkmserve_sim.inprocess import InProcessSim
 from remediation import composition, runtime
 from remediation.models import Mode
 from remediation.providers.approvals import Scripted, ScriptedApprovals
-from remediation.providers.capabilities import Clock
 from remediation.providers.sim_clock import charge_wait
 from remediation.settings import Settings
 
@@ -179,43 +176,3 @@ class VirtualWorld:
     def close(self) -> None:
         for sim in self._sims:
             sim.close()
-
-
-class DistinctNow:
-    """Readings of the runs' clock that never repeat, as the wall clock's do not: each ``now()`` is the simulator's
-    time, or 1 µs after the previous reading while virtual time stands still. One per test, shared by its runs (a
-    dead run and its continuation); ``providers(p)`` is ``p`` reading its time through it.
-
-    On virtual time every step a run takes between two waits happens at one instant, and the store orders the action
-    ledger by start time, then by the action's random id: two actions of one instant come back in either order, and
-    what reads the ledger in order (a continuation's "undone by a later row", a test's "first row") with them.
-    """
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-        self._lock = threading.Lock()
-
-    def providers(self, providers: runtime.Providers) -> runtime.Providers:
-        return providers.with_(clock=_DistinctClock(providers.clock, self))
-
-    def after(self, reading: datetime) -> datetime:
-        with self._lock:
-            if self._last is not None and reading <= self._last:
-                reading = self._last + timedelta(microseconds=1)
-            self._last = reading
-            return reading
-
-
-class _DistinctClock:
-    def __init__(self, inner: Clock, readings: DistinctNow) -> None:
-        self._inner = inner
-        self._readings = readings
-
-    def now(self) -> datetime:
-        return self._readings.after(self._inner.now())
-
-    def monotonic(self) -> float:
-        return self._inner.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)

@@ -35,7 +35,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_on_empty_database_is_idempotent(db_url: str) -> None:
     assert current(db_url) is None
     upgrade(db_url)
-    assert current(db_url) == head() == "0008"
+    assert current(db_url) == head() == "0009"
     assert _tables(db_url) == TABLES | {"alembic_version"}
     upgrade(db_url)  # second run: nothing to do, no error
     assert current(db_url) == head()

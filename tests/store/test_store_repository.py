@@ -345,6 +345,25 @@ def test_timeline_is_ordered_by_time_then_insertion(store: Store) -> None:
     assert store.timeline("inc-other") == []
 
 
+def test_actions_of_one_instant_come_back_in_the_order_they_were_written(store: Store) -> None:
+    """A clock that did not move between two actions (virtual time) must not let the ledger reorder them: what
+    reads it in order (a continuation's "undone by a later applied row") depends on it. Many rows, so that an order
+    by the random ids would show."""
+    incident_id = open_incident(store)
+    written = []
+    for n in range(12):
+        plan = (EnableMaintenance(service="web", path_prefixes=("/a",), reason=f"on {n}") if n % 2 == 0
+                else DisableMaintenance(service="web", path_prefixes=("/a",)))
+        record = action(plan, state=ActionState.APPLIED, started_at=T0, completed_at=T0)
+        store.record_action(incident_id, record)
+        written.append(record.id)
+    later = action(Rollback(service="web", from_release="r42", to_release="r41", from_version="1.4.2",
+                            to_version="1.4.1"), started_at=T0 - timedelta(seconds=1))
+    store.record_action(incident_id, later)  # started earlier, written last: time still comes first
+    store.complete_action(written[0], state=ActionState.UNDONE, completed_at=T0)  # completing keeps its place
+    assert [row.id for row in store.actions(incident_id)] == [later.id, *written]
+
+
 # -- lifecycle -------------------------------------------------------------------------------------------
 
 
