@@ -1,15 +1,21 @@
-"""The real approval path: the run pauses in Prefect and is answered from another thread via the CLI's code."""
+"""The real approval path: the run pauses in Prefect and is answered from another thread via the CLI's code.
+
+The pause is a real Prefect pause with its real timeout (seconds on the wall clock), answered through the Prefect API;
+only the simulated app runs on virtual time (tests.flows.timekit: in-process, moved by the runbook's own waits), so
+the codes and Slack timestamps a test forges are taken on the run's clock, the simulator's.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
-from kamkmserve_sim import SimServer
 from prefect.client.orchestration import get_client
 
 from flows.elevated_error_rate import elevated_error_rate
@@ -17,9 +23,31 @@ from remediation import approval_client, approvers, runtime, slack_proof
 from remediation.models import Severity
 from remediation.providers.prefect_approvals import PrefectApprovals
 from remediation.store import Store
-from tests.flows.flowkit import FAST, sim_state, wait_for_bad_release
+from tests.flows.flowkit import FAST
+from tests.flows.timekit import GOOD_RELEASE, VirtualWorld
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[VirtualWorld]:
+    built = VirtualWorld(tmp_path)
+    yield built
+    built.close()
+
+
+async def paused_world(world: VirtualWorld, **settings: Any) -> runtime.Providers:
+    """The bad release serving, and providers whose approvals are the real Prefect pause (its timeout on the wall
+    clock, as in production); everything else on the simulator's virtual time."""
+    world.start("bad-release")
+    await world.bad_release_serving()
+    return world.providers(**settings).with_(approvals=PrefectApprovals(poll_interval_s=1))
+
+
+def run_now(world: VirtualWorld) -> datetime:
+    """The run's clock (the simulator's virtual time, which stands still while the run is paused): what an
+    approver's authenticator and Slack's signature stamp are read against. Safe from the answering thread: a read."""
+    return datetime.fromtimestamp(world.inside().state.clock.now_ms() / 1000, UTC)
 
 
 Respond = Callable[[str, Store], bool]
@@ -95,11 +123,9 @@ def answers(p: runtime.Providers, incident_id: str) -> list[tuple[str, str]]:
 
 
 async def test_real_pause_is_answered_from_another_thread_the_run_refuses_an_unlisted_name_and_applies_on_a_listed_one(
-    sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
+    world: VirtualWorld,
 ) -> None:
-    server = sim("bad-release")
-    wait_for_bad_release(server)
-    p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
+    p = await paused_world(world)
     log: list[str] = []
     resumer = answer_pauses(p.store, [like_the_cli("mallory", log), like_the_cli("alice", log)])
     with runtime.use(p):
@@ -108,36 +134,32 @@ async def test_real_pause_is_answered_from_another_thread_the_run_refuses_an_unl
     # The CLI reports what the run decided, not what the caller's environment says.
     assert log == ["refused:mallory", "approved:alice"]
     assert report["outcome"] == "recovered"
-    assert sim_state(server)["current_release"]["version"] == "v1.4.2"
+    assert (await world.state())["current_release"]["version"] == GOOD_RELEASE
     assert answers(p, report["incident_id"]) == [("refused", "mallory"), ("approved", "alice")]
     assert final_state(report["flow_run_id"]) == "COMPLETED:Recovered"
     assert p.store.pending_steps() == []  # the inbox is empty once the step is answered
 
 
 async def test_real_pause_timeout_denies_and_the_run_still_completes_with_its_report(
-    sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
+    world: VirtualWorld,
 ) -> None:
-    server = sim("bad-release")
-    wait_for_bad_release(server)
-    p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
+    p = await paused_world(world)
     with runtime.use(p):
         report = await elevated_error_rate(**FAST, approval_timeout_s=5)
     assert report["outcome"] == "denied"
     rollback = next(a for a in report["actions"] if a["kind"] == "rollback")
     assert rollback["approval"] == "timeout" and not rollback["applied"]
-    assert sim_state(server)["current_release"]["version"] != "v1.4.2"
+    assert (await world.state())["current_release"]["version"] != GOOD_RELEASE
     assert final_state(report["flow_run_id"]) == "COMPLETED:Denied"  # the UI's run list says the outcome
     assert p.store.pending_steps() == []
 
 
 async def test_a_bare_resume_without_a_decision_name_and_reason_is_rejected_and_the_run_stays_paused(
-    sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers]
+    world: VirtualWorld,
 ) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    server = sim("bad-release")
-    wait_for_bad_release(server)
-    p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1))
+    p = await paused_world(world)
     log: list[str] = []
 
     def bare(run_id: str, store: Store) -> bool:
@@ -162,8 +184,8 @@ SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ALICE, BOB = approvers.new_secret(), approvers.new_secret()
 
 
-def slack_click(user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0, step: str | None = None,
-                action_ts: str = "1") -> Respond:
+def slack_click(world: VirtualWorld, user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0,
+                step: str | None = None, action_ts: str = "1") -> Respond:
     """A click on the Approve button as Slack would POST it, forwarded straight to the Prefect API."""
     import json
     from urllib.parse import quote
@@ -176,7 +198,7 @@ def slack_click(user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0, st
                    "actions": [{"action_id": slack_proof.APPROVE_ACTION, "action_ts": action_ts,
                                 "value": slack_proof.button_value(run_id, step or waiting)}]}
         body = "payload=" + quote(json.dumps(payload))
-        ts = str(int(time.time() - age_s))
+        ts = str(int(run_now(world).timestamp() - age_s))
         signed = slack_proof.SignedRequest(ts, slack_proof.sign(secret, ts, body), body)
         resume_flow_run(UUID(run_id), run_input={"decision": "approve", "approver": "slack", "reason": "",
                                                  "step": waiting, "slack": signed.dumps()})
@@ -185,42 +207,40 @@ def slack_click(user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0, st
     return respond
 
 
-def now_code(secret: str, shift_steps: int = 0) -> Callable[[], str]:
-    return lambda: approvers.code_at(secret, datetime.now(UTC) + timedelta(seconds=30 * shift_steps))
+def now_code(world: VirtualWorld, secret: str, shift_steps: int = 0) -> Callable[[], str]:
+    return lambda: approvers.code_at(secret, run_now(world) + timedelta(seconds=30 * shift_steps))
 
 
 async def test_forged_answers_are_refused_recorded_and_apply_nothing_then_two_enrolled_people_approve(
-    sim: Callable[..., SimServer], providers: Callable[..., runtime.Providers], monkeypatch: pytest.MonkeyPatch
+    world: VirtualWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A SEV-1 rollback needs two distinct enrolled approvers. Every forged answer is refused by the run, recorded
     on the timeline with its reason, and applies nothing; the rollback applies only after alice and bob."""
     monkeypatch.setenv("TEST_TOTP_ALICE", ALICE)
     monkeypatch.setenv("TEST_TOTP_BOB", BOB)
-    server = sim("bad-release")
-    wait_for_bad_release(server)
-    p = providers(server.url, approvals=PrefectApprovals(poll_interval_s=1), approval_timeout_s=120,
-                  approvers=["alice", "bob"], slack_signing_secret=SLACK_SECRET,
-                  approver_factors={"alice": {"totp_env": "TEST_TOTP_ALICE", "slack_user": "UALICE"},
-                                    "bob": {"totp_env": "TEST_TOTP_BOB"}})
-    version_before = sim_state(server)["current_release"]["version"]
+    p = await paused_world(world, approval_timeout_s=120, approvers=["alice", "bob"],
+                           slack_signing_secret=SLACK_SECRET,
+                           approver_factors={"alice": {"totp_env": "TEST_TOTP_ALICE", "slack_user": "UALICE"},
+                                             "bob": {"totp_env": "TEST_TOTP_BOB"}})
+    version_before = (await world.state())["current_release"]["version"]
     log: list[str] = []
-    alice_code = now_code(ALICE)()
+    alice_code = now_code(world, ALICE)()
     forged: list[Respond] = [
         like_the_cli("alice", log),  # no code
         like_the_cli("alice", log, code=lambda: "000000" if alice_code != "000000" else "111111"),  # wrong code
-        like_the_cli("alice", log, code=now_code(ALICE, shift_steps=3)),  # a code from 90 s in the future
-        like_the_cli("mallory", log, code=now_code(BOB)),  # not on the list
-        like_the_cli("m" * 256, log, code=now_code(ALICE)),  # over-long name: the server refuses it
-        like_the_ui({"decision": "approve", "approver": "bob", "reason": "r", "code": now_code(BOB)(),
+        like_the_cli("alice", log, code=now_code(world, ALICE, shift_steps=3)),  # a code from 90 s in the future
+        like_the_cli("mallory", log, code=now_code(world, BOB)),  # not on the list
+        like_the_cli("m" * 256, log, code=now_code(world, ALICE)),  # over-long name: the server refuses it
+        like_the_ui({"decision": "approve", "approver": "bob", "reason": "r", "code": now_code(world, BOB)(),
                      "step": "inc-other/act-other/0123456789abcdef"}),  # an answer for another step
-        slack_click("UALICE", secret="not-the-signing-secret"),  # bad signature
-        slack_click("UALICE", age_s=400),  # stale timestamp
-        slack_click("UMALLORY"),  # a Slack user nobody enrolled
+        slack_click(world, "UALICE", secret="not-the-signing-secret"),  # bad signature
+        slack_click(world, "UALICE", age_s=400),  # stale timestamp
+        slack_click(world, "UMALLORY"),  # a Slack user nobody enrolled
     ]
     counted = [like_the_cli("alice", log, code=lambda: alice_code)]  # 1 of 2
     replays = [like_the_cli("alice", log, code=lambda: alice_code),  # the same code again
                like_the_ui({"decision": "approve", "approver": "alice", "reason": "r", "code": alice_code})]
-    second = [like_the_cli("bob", log, code=now_code(BOB))]  # 2 of 2: the rollback applies
+    second = [like_the_cli("bob", log, code=now_code(world, BOB))]  # 2 of 2: the rollback applies
     resumer = answer_pauses(p.store, [*forged, *counted, *replays, *second])
     with runtime.use(p):
         report = await elevated_error_rate(**FAST, severity=Severity.SEV1)
@@ -241,7 +261,7 @@ async def test_forged_answers_are_refused_recorded_and_apply_nothing_then_two_en
     # Nothing applied before the second approval: the rollback is the only change, after bob's answer.
     rollback = next(a for a in report["actions"] if a["kind"] == "rollback")
     assert rollback["applied"] and "alice" in rollback["approver"] and "bob" in rollback["approver"]
-    assert version_before != "v1.4.2" and sim_state(server)["current_release"]["version"] == "v1.4.2"
+    assert version_before != GOOD_RELEASE and (await world.state())["current_release"]["version"] == GOOD_RELEASE
     assert log[:4] == ["refused:alice", "refused:alice", "refused:alice", "refused:mallory"]
     # The over-long name never reached the run: the Prefect server refused it against the form's limits.
     assert log[4].startswith(f"not delivered:{'m' * 20}:") and "Validation failed" in log[4], log[4]
