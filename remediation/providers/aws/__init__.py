@@ -91,6 +91,8 @@ def aws_levers(settings: Settings, clock: Clock | None = None) -> AwsLevers:
         instances=(ElbInstances(session, default_target_group=settings.aws.target_group_arn,
                                 poll_s=settings.aws.drain_poll_s, clock=clock)
                    if settings.aws.target_group_arn else None),
-        instance_metrics=(ElbInstanceMetrics(session, settings.aws.target_group_arn, timeout_s=settings.http_timeout_s)
+        # The run's clock dates its reading windows, as it dates the WAF's TTLs and the drains' deadlines.
+        instance_metrics=(ElbInstanceMetrics(session, settings.aws.target_group_arn, timeout_s=settings.http_timeout_s,
+                                             now=clock.now)
                           if settings.aws.target_group_arn else None),
     )
