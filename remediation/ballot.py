@@ -30,11 +30,16 @@ from remediation.store import PendingStep, Store
 
 class StepBallot:
     def __init__(self, step: PendingStep, *, settings: Settings, store: Store, clock: Clock,
-                 on_answer: Callable[[Approval], None]) -> None:
+                 on_answer: Callable[[Approval], None], proof_clock: Clock | None = None) -> None:
+        """``clock``: the run's, which dates the answers. ``proof_clock``: what a TOTP code and a Slack signature's
+        stamp are checked against; a run gives the wall clock, whatever its own clock is (an authenticator and Slack
+        keep real time, while a run on the simulator's virtual time sees it stand still during a pause). Defaults to
+        ``clock``, for callers that pin time."""
         self.step = step
         self._settings = settings
         self._store = store
         self._clock = clock
+        self._proof_clock = proof_clock or clock
         self._on_answer = on_answer
         self.approved_by: list[str] = []
         self._decided: Approval | None = None
@@ -97,17 +102,18 @@ class StepBallot:
         secret, why_not = approvers.totp_secret(name, factor)
         if secret is None:
             return f"the code cannot be checked ({why_not})"
-        counter = approvers.matching_counter(secret, code, self._clock.now())
+        counter = approvers.matching_counter(secret, code, self._proof_clock.now())
         if counter is None:
             return "wrong or expired code"
-        if not self._store.claim_proof(name, f"totp:{counter}", self.step.incident_id, self._clock.now()):
+        if not self._store.claim_proof(name, f"totp:{counter}", self.step.incident_id, self._proof_clock.now()):
             return "this code was already used: each code counts once (a replayed answer is refused)"
         return None
 
     def _slack(self, answer: Answer, reason: str, refuse: Callable[..., Approval]) -> Approval:
         try:
             request = slack_proof.SignedRequest.loads(answer.slack)
-            click = slack_proof.verify(request, self._settings.slack.signing_secret, self._clock.now().timestamp())
+            click = slack_proof.verify(request, self._settings.slack.signing_secret,
+                                       self._proof_clock.now().timestamp())
         except slack_proof.SlackProofError as exc:
             return refuse(f"Slack: {exc}", "slack")
         name = next((n for n, f in self._settings.approver_factors.items() if f.slack_user == click.user_id), None)
@@ -118,7 +124,7 @@ class StepBallot:
         if click.step != self.step.step or other_run:
             return refuse(f"the Slack button is for step '{click.step}', not the step waiting here "
                           f"('{self.step.step}')", name)
-        if not self._store.claim_proof(name, click.proof_id[:128], self.step.incident_id, self._clock.now()):
+        if not self._store.claim_proof(name, click.proof_id[:128], self.step.incident_id, self._proof_clock.now()):
             return refuse("this Slack click was already counted (a replayed request is refused)", name)
         return self._count(name, click.approve, reason or f"Slack {click.user_name or click.user_id}", answer,
                            "slack")

@@ -37,6 +37,7 @@ from remediation.notify.notifier import Delivery, EventKind, IncidentEvent, Tier
 from remediation.notify.told import escalation_notice
 from remediation.outcomes import unknown_outcomes_text
 from remediation.providers.approvals import ApprovalRequest
+from remediation.providers.clock import RealClock
 from remediation.providers.metrics import app_reads
 from remediation.runtime import Providers
 from remediation.store import PendingStep, Store
@@ -245,7 +246,8 @@ class RunningIncident:
             self.providers.store.record_approval(self.id, answer, action_id=action_id)
             self.note(phase, f"approval {answer.answer.value} by {answer.approver or '(nobody)'}", answer.reason)
 
-        ballot = StepBallot(step, settings=settings, store=self.providers.store, clock=clock, on_answer=on_answer)
+        ballot = StepBallot(step, settings=settings, store=self.providers.store, clock=clock, on_answer=on_answer,
+                            proof_clock=RealClock())  # codes and Slack stamps are real time, even on virtual time
         ladder = self._start_ladder(phase, plan.summary())
         try:
             final = await self.providers.approvals.request(ApprovalRequest(

@@ -1,8 +1,9 @@
 """The real approval path: the run pauses in Prefect and is answered from another thread via the CLI's code.
 
 The pause is a real Prefect pause with its real timeout (seconds on the wall clock), answered through the Prefect API;
-only the simulated app runs on virtual time (tests.flows.timekit: in-process, moved by the runbook's own waits), so
-the codes and Slack timestamps a test forges are taken on the run's clock, the simulator's.
+only the simulated app runs on virtual time (tests.flows.timekit: in-process, moved by the runbook's own waits). The
+codes and Slack timestamps a test forges are taken on the wall clock, as an approver's authenticator and Slack take
+them: the run checks them against the wall clock, not its own (which stands still while it is paused).
 """
 
 from __future__ import annotations
@@ -42,12 +43,6 @@ async def paused_world(world: VirtualWorld, **settings: Any) -> runtime.Provider
     world.start("bad-release")
     await world.bad_release_serving()
     return world.providers(**settings).with_(approvals=PrefectApprovals(poll_interval_s=1))
-
-
-def run_now(world: VirtualWorld) -> datetime:
-    """The run's clock (the simulator's virtual time, which stands still while the run is paused): what an
-    approver's authenticator and Slack's signature stamp are read against. Safe from the answering thread: a read."""
-    return datetime.fromtimestamp(world.inside().state.clock.now_ms() / 1000, UTC)
 
 
 Respond = Callable[[str, Store], bool]
@@ -184,7 +179,7 @@ SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ALICE, BOB = approvers.new_secret(), approvers.new_secret()
 
 
-def slack_click(world: VirtualWorld, user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0,
+def slack_click(user: str, *, secret: str = SLACK_SECRET, age_s: float = 0.0,
                 step: str | None = None, action_ts: str = "1") -> Respond:
     """A click on the Approve button as Slack would POST it, forwarded straight to the Prefect API."""
     import json
@@ -198,7 +193,7 @@ def slack_click(world: VirtualWorld, user: str, *, secret: str = SLACK_SECRET, a
                    "actions": [{"action_id": slack_proof.APPROVE_ACTION, "action_ts": action_ts,
                                 "value": slack_proof.button_value(run_id, step or waiting)}]}
         body = "payload=" + quote(json.dumps(payload))
-        ts = str(int(run_now(world).timestamp() - age_s))
+        ts = str(int(time.time() - age_s))
         signed = slack_proof.SignedRequest(ts, slack_proof.sign(secret, ts, body), body)
         resume_flow_run(UUID(run_id), run_input={"decision": "approve", "approver": "slack", "reason": "",
                                                  "step": waiting, "slack": signed.dumps()})
@@ -207,8 +202,8 @@ def slack_click(world: VirtualWorld, user: str, *, secret: str = SLACK_SECRET, a
     return respond
 
 
-def now_code(world: VirtualWorld, secret: str, shift_steps: int = 0) -> Callable[[], str]:
-    return lambda: approvers.code_at(secret, run_now(world) + timedelta(seconds=30 * shift_steps))
+def now_code(secret: str, shift_steps: int = 0) -> Callable[[], str]:
+    return lambda: approvers.code_at(secret, datetime.now(UTC) + timedelta(seconds=30 * shift_steps))
 
 
 async def test_forged_answers_are_refused_recorded_and_apply_nothing_then_two_enrolled_people_approve(
@@ -224,23 +219,23 @@ async def test_forged_answers_are_refused_recorded_and_apply_nothing_then_two_en
                                              "bob": {"totp_env": "TEST_TOTP_BOB"}})
     version_before = (await world.state())["current_release"]["version"]
     log: list[str] = []
-    alice_code = now_code(world, ALICE)()
+    alice_code = now_code(ALICE)()
     forged: list[Respond] = [
         like_the_cli("alice", log),  # no code
         like_the_cli("alice", log, code=lambda: "000000" if alice_code != "000000" else "111111"),  # wrong code
-        like_the_cli("alice", log, code=now_code(world, ALICE, shift_steps=3)),  # a code from 90 s in the future
-        like_the_cli("mallory", log, code=now_code(world, BOB)),  # not on the list
-        like_the_cli("m" * 256, log, code=now_code(world, ALICE)),  # over-long name: the server refuses it
-        like_the_ui({"decision": "approve", "approver": "bob", "reason": "r", "code": now_code(world, BOB)(),
+        like_the_cli("alice", log, code=now_code(ALICE, shift_steps=3)),  # a code from 90 s in the future
+        like_the_cli("mallory", log, code=now_code(BOB)),  # not on the list
+        like_the_cli("m" * 256, log, code=now_code(ALICE)),  # over-long name: the server refuses it
+        like_the_ui({"decision": "approve", "approver": "bob", "reason": "r", "code": now_code(BOB)(),
                      "step": "inc-other/act-other/0123456789abcdef"}),  # an answer for another step
-        slack_click(world, "UALICE", secret="not-the-signing-secret"),  # bad signature
-        slack_click(world, "UALICE", age_s=400),  # stale timestamp
-        slack_click(world, "UMALLORY"),  # a Slack user nobody enrolled
+        slack_click("UALICE", secret="not-the-signing-secret"),  # bad signature
+        slack_click("UALICE", age_s=400),  # stale timestamp
+        slack_click("UMALLORY"),  # a Slack user nobody enrolled
     ]
     counted = [like_the_cli("alice", log, code=lambda: alice_code)]  # 1 of 2
     replays = [like_the_cli("alice", log, code=lambda: alice_code),  # the same code again
                like_the_ui({"decision": "approve", "approver": "alice", "reason": "r", "code": alice_code})]
-    second = [like_the_cli("bob", log, code=now_code(world, BOB))]  # 2 of 2: the rollback applies
+    second = [like_the_cli("bob", log, code=now_code(BOB))]  # 2 of 2: the rollback applies
     resumer = answer_pauses(p.store, [*forged, *counted, *replays, *second])
     with runtime.use(p):
         report = await elevated_error_rate(**FAST, severity=Severity.SEV1)

@@ -182,6 +182,30 @@ def test_an_enrolled_approver_is_counted_with_the_code_of_now_or_one_step_either
     assert j.seen == [verdict]
 
 
+def test_codes_are_checked_on_the_proof_clock_not_on_a_run_clock_that_stood_still(
+        store: Store, clock: VirtualClock) -> None:
+    """A run on virtual time sees its clock stand still while it is paused; the approver's authenticator keeps real
+    time. Judged on the proof clock, the code of that clock's now counts, and one of the run's now is refused."""
+    step = PendingStep(
+        action_id="act-p", incident_id=INCIDENT, flow_run_id=RUN_ID, step=binding("act-p"),
+        runbook="elevated-error-rate", service="kamkmserve", severity="sev1", phase="remediate",
+        summary="roll back kamkmserve to r41", risk="destructive", why="5xx after deploy r42", evidence=(),
+        undo="roll forward to r42", statement=None, needed=1, requested_at=T0, deadline=T0 + timedelta(minutes=15))
+    store.open_pending(step)
+    real_time = VirtualClock(T0 + timedelta(minutes=10))  # the wall clock, ten minutes after the run's clock stopped
+    ballot = StepBallot(step, settings=settings("aws"), store=store, clock=clock, on_answer=lambda _: None,
+                        proof_clock=real_time)
+
+    def answer(when: datetime) -> Approval:
+        return ballot.judge(Answer(approve=True, approver="alice", code=approvers.code_at(ALICE_SECRET, when),
+                                   reason="", step=step.step, slack="", answer_id="ans-p"))
+
+    stale = answer(clock.now())
+    assert stale.answer is ApprovalAnswer.REFUSED and "wrong or expired code" in stale.reason, stale
+    current = answer(real_time.now())
+    assert current.answer is ApprovalAnswer.APPROVED and current.at == clock.now(), "dated on the run's clock"
+
+
 def test_an_unreadable_totp_secret_refuses_the_answer_and_names_the_variable_not_a_value(
         judge: MakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ALICE_ENV)
