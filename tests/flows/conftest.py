@@ -14,6 +14,7 @@ from remediation.models import Mode
 from remediation.providers.approvals import Scripted, ScriptedApprovals
 from remediation.providers.capabilities import Approvals
 from remediation.settings import Settings
+from tests.flows.timekit import VirtualWorld
 
 
 @pytest.fixture
@@ -45,3 +46,11 @@ def providers(tmp_path: Path) -> Callable[..., runtime.Providers]:
         return live.with_(approvals=approvals or ScriptedApprovals(answers or []))
 
     return build
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[VirtualWorld]:
+    """The simulator in-process on virtual time (tests.flows.timekit); ``world.start(scenario)`` starts it."""
+    built = VirtualWorld(tmp_path)
+    yield built
+    built.close()

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -29,12 +28,6 @@ from tests.flows.timekit import GOOD_RELEASE, VirtualWorld
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 async def paused_world(world: VirtualWorld, **settings: Any) -> runtime.Providers:

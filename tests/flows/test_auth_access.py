@@ -5,8 +5,7 @@ real simulator over HTTP on the wall clock (real sockets, the probe's real reque
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,12 +37,6 @@ APPROVE = [Scripted(approve=True, approver="alice", reason="INC-5")]
 # The routes the reference lists without a check that a read-only (GET) probe can reach.
 UNPROTECTED = sorted(f"{r.method} {r.route}" for r in ADMIN_ROUTES if r.guard == "none" and r.read_only)
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,12 +29,6 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 #: A safety net against a hung test only: on virtual time the first run reaches its event in a few wall seconds.
 HUNG_S = 120.0
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 class Stopper:

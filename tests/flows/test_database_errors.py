@@ -5,8 +5,7 @@ real-PostgreSQL tests in test_database_errors_pg.py stay there too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,12 +34,6 @@ Build = Callable[..., runtime.Providers]
 RUNNING = {"report-export": 2, "email-digest": 1}
 PAUSED = {"report-export": 0, "email-digest": 1}
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:

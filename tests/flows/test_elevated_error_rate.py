@@ -4,8 +4,7 @@ two tests keep a real simulator over HTTP on the wall clock (the unreachable app
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 Sim = Callable[..., SimServer]
 Build = Callable[..., runtime.Providers]
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:

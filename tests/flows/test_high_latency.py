@@ -8,8 +8,7 @@ prefix asserted here is read back from the simulator's control plane, not from t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,12 +35,6 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 Sim = Callable[..., SimServer]
 Build = Callable[..., runtime.Providers]
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:

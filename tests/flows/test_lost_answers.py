@@ -19,7 +19,6 @@ One test keeps the real thing: a simulator server over HTTP on the wall clock be
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,12 +45,6 @@ MUTATIONS = ("POST", "PUT", "PATCH", "DELETE")
 #: What loses the answers: the in-process link (virtual time) or the socket proxy (wall clock).
 Lossy = LossyLink | LossyProxy
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 def lossy(world: VirtualWorld) -> tuple[LossyLink, Callable[..., runtime.Providers]]:

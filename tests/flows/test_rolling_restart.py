@@ -9,8 +9,6 @@ tests/flows/test_rolling_restart_aws.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,12 +39,6 @@ async def run(providers: runtime.Providers, **params: Any) -> dict[str, Any]:
     with runtime.use(providers):
         return await rolling_restart(**{**FAST_RESTART, **params})
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 def providers(world: VirtualWorld, **settings: Any) -> runtime.Providers:

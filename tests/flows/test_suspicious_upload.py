@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,12 +52,6 @@ def finding(report: dict[str, Any], check: str) -> dict[str, Any]:
 def evidence(report: dict[str, Any], source: str) -> dict[str, Any]:
     return next(e for e in report["evidence"] if e["source"] == source)
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[VirtualWorld]:
-    built = VirtualWorld(tmp_path)
-    yield built
-    built.close()
 
 
 class FailingAfterReload(SimAntivirus):
