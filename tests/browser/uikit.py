@@ -33,6 +33,7 @@ from remediation import approvers
 from remediation.models import Approval, TimelineEntry
 from remediation.orchestration.stack import LocalPrefectServer, free_port, start_local_prefect_server
 from remediation.store import Store
+from tests.helpers import local_http
 
 T = TypeVar("T")
 
@@ -99,11 +100,11 @@ class UiStack:
     totp_secrets: dict[str, str] = field(default_factory=dict)  # enrolled approver -> TOTP secret
 
     def reset_scenario(self, scenario: str = "bad-release") -> None:
-        response = httpx.post(f"{self.sim.url}/_sim/scenario", json={"name": scenario}, timeout=10)
+        response = local_http.post(f"{self.sim.url}/_sim/scenario", json={"name": scenario}, timeout=10)
         response.raise_for_status()
 
     def sim_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = httpx.get(f"{self.sim.url}/_sim/state", timeout=10).json()
+        state: dict[str, Any] = local_http.get(f"{self.sim.url}/_sim/state", timeout=10).json()
         return state
 
     def incidents(self) -> list[dict[str, Any]]:
@@ -147,7 +148,7 @@ class UiStack:
 
     def flow_run_state(self, run_id: str) -> dict[str, Any]:
         """The run's current state from the Prefect API (``id``, ``type`` such as "PAUSED", ``state_details``)."""
-        response = httpx.get(f"{self.api_url}/flow_runs/{run_id}", timeout=10)
+        response = local_http.get(f"{self.api_url}/flow_runs/{run_id}", timeout=10)
         response.raise_for_status()
         state: dict[str, Any] = response.json()["state"]
         return state
@@ -207,7 +208,7 @@ def start_serve(env: dict[str, str], log_path: Path, timeout_s: float = 120.0) -
         if process.poll() is not None:
             raise AssertionError(f"remediate serve exited with {process.returncode}:\n{serve.tail()}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+            if local_http.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return serve
         except httpx.HTTPError:
             pass

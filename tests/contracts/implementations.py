@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from kamkmserve_sim import SimConfig, SimServer
 from kamkmserve_sim.capacity import MAX_REPLICAS
@@ -59,6 +58,7 @@ from remediation.providers.sim_instances import SimInstances
 from remediation.providers.sim_platform import ControlPlane, SimDeploys, SimEdge, SimLogs
 from remediation.providers.sim_security import SimBlocks, SimUploadPolicy
 from tests.contracts import awskit, saaskit
+from tests.helpers import local_http
 from tests.helpers.moto_server import REGION, MotoServer
 
 
@@ -143,7 +143,7 @@ def _sim(request: pytest.FixtureRequest) -> tuple[SimServer, ControlPlane]:
 
 
 def _get(server: SimServer, path: str) -> Any:
-    return httpx.get(f"{server.url}/_sim{path}", timeout=5).json()
+    return local_http.get(f"{server.url}/_sim{path}", timeout=5).json()
 
 
 def sim_capacity(request: pytest.FixtureRequest) -> CapacityHarness:
@@ -154,7 +154,7 @@ def sim_capacity(request: pytest.FixtureRequest) -> CapacityHarness:
 
 def sim_deploys(request: pytest.FixtureRequest) -> DeploysHarness:
     server, plane = _sim(request)
-    httpx.post(f"{server.url}/_sim/releases", json={"version": "v1.4.3"}, timeout=5).raise_for_status()
+    local_http.post(f"{server.url}/_sim/releases", json={"version": "v1.4.3"}, timeout=5).raise_for_status()
 
     def current() -> str:
         body = _get(server, "/releases")
@@ -181,7 +181,7 @@ def sim_jobs(request: pytest.FixtureRequest) -> JobsHarness:
 
 
 def _sim_lines(server: SimServer) -> list[str]:
-    text = httpx.get(f"{server.url}/_sim/logs", params={"limit": "5000"}, timeout=5).text
+    text = local_http.get(f"{server.url}/_sim/logs", params={"limit": "5000"}, timeout=5).text
     return text.splitlines()
 
 

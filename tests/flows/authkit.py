@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.collector import MAX_STORED_REQUESTS
 from kamkmserve_sim.inprocess import InProcessSim
 
 from tests.flows.timekit import VirtualWorld
+from tests.helpers import local_http
 
 # Readings 0.3 s apart; at the tests' 200 requests/s the app's 500 request records turn over in 2.5 s.
 FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "event_window_s": 30.0}
@@ -23,17 +23,17 @@ SETTLE_S = 1.5
 
 
 def identity(server: SimServer) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{server.url}/_sim/identity", timeout=5).json()
+    body: dict[str, Any] = local_http.get(f"{server.url}/_sim/identity", timeout=5).json()
     return body
 
 
 def flags(server: SimServer) -> dict[str, bool]:
-    body = httpx.get(f"{server.url}/_sim/flags", timeout=5).json()
+    body = local_http.get(f"{server.url}/_sim/flags", timeout=5).json()
     return {name: state["enabled"] for name, state in body["flags"].items()}
 
 
 def status_incidents(server: SimServer) -> list[dict[str, Any]]:
-    incidents: list[dict[str, Any]] = httpx.get(f"{server.url}/_sim/status", timeout=5).json()["incidents"]
+    incidents: list[dict[str, Any]] = local_http.get(f"{server.url}/_sim/status", timeout=5).json()["incidents"]
     return incidents
 
 

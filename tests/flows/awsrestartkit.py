@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from tests.helpers import local_http
 from tests.helpers.elb_targets import publish_alb
 from tests.helpers.local_server import LocalHttpServer
 from tests.helpers.moto_server import MotoServer
@@ -53,7 +54,7 @@ class InstanceApp(LocalHttpServer):
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.paths.append(handler.path)
-        _relay(handler, httpx.get(f"{self.direct}{handler.path}", timeout=10))
+        _relay(handler, local_http.get(f"{self.direct}{handler.path}", timeout=10))
 
 
 class AwsFront(LocalHttpServer):
@@ -77,20 +78,20 @@ class AwsFront(LocalHttpServer):
             for instance in ids:
                 self._drain(instance)
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
-        answer = httpx.request(handler.command, f"{self.moto.url}{handler.path}", headers=headers, content=body,
+        answer = local_http.request(handler.command, f"{self.moto.url}{handler.path}", headers=headers, content=body,
                                timeout=30)
         if answer.status_code == 200 and action in ("RegisterTargets", "RebootInstances"):
             for instance in ids:
                 verb = "restore" if action == "RegisterTargets" else "restart"
-                httpx.post(f"{self.sim}/{self.fleet[instance]}/{verb}", timeout=5).raise_for_status()
+                local_http.post(f"{self.sim}/{self.fleet[instance]}/{verb}", timeout=5).raise_for_status()
                 self._record(verb, instance)
         _relay(handler, answer)
 
     def _drain(self, instance: str) -> None:
         simulated = self.fleet[instance]
-        httpx.post(f"{self.sim}/{simulated}/drain", timeout=5).raise_for_status()
+        local_http.post(f"{self.sim}/{simulated}/drain", timeout=5).raise_for_status()
         deadline = time.monotonic() + 15
-        while httpx.get(f"{self.sim}/{simulated}", timeout=5).json()["lb_state"] != "unused":
+        while local_http.get(f"{self.sim}/{simulated}", timeout=5).json()["lb_state"] != "unused":
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{simulated} did not drain")
             time.sleep(0.02)
@@ -102,7 +103,7 @@ class AwsFront(LocalHttpServer):
 
 
 def lb_counters(sim_url: str) -> dict[str, int]:
-    body: dict[str, Any] = httpx.get(f"{sim_url}/_sim/instances", timeout=5).json()["load_balancer"]
+    body: dict[str, Any] = local_http.get(f"{sim_url}/_sim/instances", timeout=5).json()["load_balancer"]
     return {name: int(body[name]) for name in ("requests", "elb_5xx", "target_5xx")}
 
 

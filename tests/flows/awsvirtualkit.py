@@ -32,6 +32,7 @@ from remediation.settings import Settings
 from tests.contracts import awskit
 from tests.flows.awsrestartkit import HOP_BY_HOP, _relay
 from tests.flows.timekit import VirtualWorld
+from tests.helpers import local_http
 from tests.helpers.elb_targets import publish_alb
 from tests.helpers.local_server import LocalHttpServer
 from tests.helpers.moto_server import MotoServer
@@ -143,7 +144,7 @@ class AwsFront(LocalHttpServer):
         operation, ids = _operation(handler, body)
         self._run(self.hooks.before, Call(operation, ids))
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
-        answer = httpx.request(handler.command, f"{self.moto.url}{handler.path}", headers=headers, content=body,
+        answer = local_http.request(handler.command, f"{self.moto.url}{handler.path}", headers=headers, content=body,
                                timeout=30)
         self._run(self.hooks.after, Call(operation, ids, answer.status_code))
         _relay(handler, answer)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 from kamkmserve_sim import SimServer
 
 from tests.flows.flowkit import wait_until
 from tests.flows.timekit import VirtualWorld
+from tests.helpers import local_http
 
 # Fast, but faithful: one confirming reading (as after an alert), short windows, a small probe.
 DB_FAST: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 1, "log_window_s": 30.0,
@@ -22,7 +22,7 @@ HELD_S = 1.5
 
 
 def plane(server: SimServer, path: str) -> Any:
-    return httpx.get(f"{server.url}/_sim{path}", timeout=10).json()
+    return local_http.get(f"{server.url}/_sim{path}", timeout=10).json()
 
 
 def database(server: SimServer) -> dict[str, Any]:

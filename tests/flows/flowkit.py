@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from kamkmserve_sim import SimServer
+
+from tests.helpers import local_http
 
 FAST = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20}
 
 
 def sim_state(server: SimServer) -> dict[str, Any]:
-    state: dict[str, Any] = httpx.get(f"{server.url}/_sim/state", timeout=5).json()
+    state: dict[str, Any] = local_http.get(f"{server.url}/_sim/state", timeout=5).json()
     return state
 
 

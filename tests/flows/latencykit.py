@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.inprocess import InProcessSim
 
 from tests.flows.timekit import VirtualWorld
+from tests.helpers import local_http
 
 # Seconds instead of the production hour: two confirming readings, checks every half second.
 FAST_LATENCY: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 2, "min_records": 20,
@@ -24,7 +24,7 @@ FAST_LATENCY: dict[str, Any] = {"sample_interval_s": 0.3, "confirm_samples": 2, 
 
 
 def replicas(server: SimServer) -> int:
-    body: dict[str, Any] = httpx.get(f"{server.url}/_sim/capacity", timeout=5).json()
+    body: dict[str, Any] = local_http.get(f"{server.url}/_sim/capacity", timeout=5).json()
     return int(body["replicas"])
 
 

@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.instances_config import FleetConfig
+
+from tests.helpers import local_http
 
 if TYPE_CHECKING:
     from kamkmserve_sim.inprocess import InProcessSim
@@ -29,7 +30,7 @@ Instances = dict[str, dict[str, Any]]
 
 
 def fleet(server: SimServer) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{server.url}/_sim/instances", timeout=5).json()
+    body: dict[str, Any] = local_http.get(f"{server.url}/_sim/instances", timeout=5).json()
     return body
 
 

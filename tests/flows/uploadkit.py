@@ -13,6 +13,7 @@ from kamkmserve_sim import SimServer
 
 from tests.flows.flowkit import wait_until
 from tests.flows.timekit import VirtualWorld
+from tests.helpers import local_http
 
 # Fast, but faithful: a short window, two detections to act on, quick verification.
 UPLOAD_FAST: dict[str, Any] = {"window_s": 120.0, "min_detections": 3, "verify_consecutive": 2,
@@ -23,7 +24,7 @@ DEFAULT_MIME = ["image/png", "image/jpeg", "image/webp", "application/pdf"]
 
 
 def plane(server: SimServer, path: str, **params: str) -> Any:
-    return httpx.get(f"{server.url}/_sim{path}", params=params, timeout=10).json()
+    return local_http.get(f"{server.url}/_sim{path}", params=params, timeout=10).json()
 
 
 def blocks(server: SimServer) -> list[dict[str, Any]]:
@@ -55,7 +56,7 @@ def upload(server: SimServer, filename: str, content_type: str, data: bytes,
     headers = {"content-type": form, "user-agent": "curl/8.5.0"}
     if forwarded_for is not None:
         headers["x-forwarded-for"] = forwarded_for
-    return httpx.post(f"{server.url}/api/uploads", content=body, headers=headers, timeout=10)
+    return local_http.post(f"{server.url}/api/uploads", content=body, headers=headers, timeout=10)
 
 
 async def plane_in(world: VirtualWorld, path: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tests.helpers import local_http
 from tests.helpers.services import require_service
 
 BINARY = "prometheus-alertmanager"
@@ -41,7 +42,7 @@ class Alertmanager:
         self._post([{"labels": labels, "startsAt": past, "endsAt": past}])
 
     def _post(self, alerts: list[dict[str, Any]]) -> None:
-        httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+        local_http.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
 
 
 def config_yaml(webhook_url: str, token: str) -> str:
@@ -81,7 +82,7 @@ def running_alertmanager(tmp: Path, webhook_url: str, token: str) -> Iterator[Al
         deadline = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                if local_http.get(f"{url}/-/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

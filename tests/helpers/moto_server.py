@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from remediation.orchestration.stack import free_port
+from tests.helpers import local_http
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -46,7 +47,7 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto_server exited with {self._process.returncode}")
             try:
-                if httpx.get(f"{self.url}/moto-api/data.json", timeout=2).status_code == 200:
+                if local_http.get(f"{self.url}/moto-api/data.json", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -54,7 +55,7 @@ class MotoServer:
         raise RuntimeError(f"moto_server did not answer on {self.url} within {timeout_s:g}s")
 
     def reset(self) -> None:
-        httpx.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+        local_http.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
         process, self._process = self._process, None

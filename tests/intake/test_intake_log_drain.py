@@ -21,6 +21,7 @@ from remediation.runbooks.suspicious_upload import parse_upload_logs
 from remediation.store import Store
 from remediation.store.logs import LogEntryIn
 from tasks.database_errors.identify import parse_db_logs
+from tests.helpers import local_http
 from tests.helpers.applog import CAPTURED, app_line, burst, captured
 from tests.intake.intakekit import T0, FakeStarter, serve_app, settings
 
@@ -50,7 +51,7 @@ def signed(raw: bytes, secret: str = SECRET) -> dict[str, str]:
 
 
 def post(base: str, raw: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(base + URL, content=raw, headers=signed(raw) if headers is None else headers, timeout=10)
+    return local_http.post(base + URL, content=raw, headers=signed(raw) if headers is None else headers, timeout=10)
 
 
 def vercel_entry(number: int, message: str | None, at: datetime, stream: str = "stdout") -> dict[str, Any]:

@@ -7,13 +7,13 @@ import logging
 from collections.abc import Iterator
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from remediation.intake import create_app
 from remediation.intake.logsafe import intake_logger, one_line
 from remediation.providers.clock import VirtualClock
 from remediation.store import Store
+from tests.helpers import local_http
 from tests.intake.intakekit import (
     FIXTURE_NAMES,
     FakeStarter,
@@ -49,7 +49,8 @@ def test_a_group_key_with_newline_carriage_return_and_ansi_escape_is_logged_as_o
     app = create_app(settings(), store, FakeStarter(), clock=clock)
     intake_records.clear()
     with serve_app(app) as base:
-        reply = httpx.post(base + "/alerts/alertmanager", content=json.dumps(body), headers=am_headers(), timeout=10)
+        reply = local_http.post(base + "/alerts/alertmanager", content=json.dumps(body), headers=am_headers(),
+                                timeout=10)
     assert reply.status_code == 200, reply.text
 
     records = _intake(intake_records)
@@ -73,7 +74,7 @@ def test_an_unrouted_alert_name_with_controls_is_logged_as_one_escaped_line(
     app = create_app(settings(), store, FakeStarter(), clock=clock)
     intake_records.clear()
     with serve_app(app) as base:
-        reply = httpx.post(base + "/alerts/generic", json=alert, headers=bearer(), timeout=10)
+        reply = local_http.post(base + "/alerts/generic", json=alert, headers=bearer(), timeout=10)
     assert reply.status_code == 200 and reply.json()["alerts"][0]["outcome"] == "unrouted", reply.text
     [unrouted] = [r for r in _intake(intake_records) if r.getMessage().startswith("unrouted generic alert")]
     line = LINE_FORMAT.format(unrouted)

@@ -29,6 +29,7 @@ import pytest
 from remediation.intake import create_app
 from remediation.providers.clock import VirtualClock
 from remediation.store import Store
+from tests.helpers import local_http
 from tests.intake.intakekit import TOKEN, FakeStarter, serve_app, settings, wait_until
 
 RECEIVER = Path(__file__).with_name("receiver_process.py")
@@ -88,7 +89,7 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
 
         def healthy() -> bool:
             try:
-                return httpx.get(running.base_url + "/healthz", timeout=2).status_code == 200
+                return local_http.get(running.base_url + "/healthz", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -107,7 +108,7 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
 
 def _send_alert(receiver: Receiver) -> httpx.Response:
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    return httpx.post(receiver.base_url + "/alerts/generic", json=ALERT, headers=headers, timeout=5)
+    return local_http.post(receiver.base_url + "/alerts/generic", json=ALERT, headers=headers, timeout=5)
 
 
 def _head(path: str, *, authorized: bool, content_length: int = 1000) -> bytes:

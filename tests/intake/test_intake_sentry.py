@@ -12,6 +12,7 @@ import pytest
 from remediation.intake import create_app
 from remediation.providers.clock import VirtualClock
 from remediation.store import IncidentStatus, Store
+from tests.helpers import local_http
 from tests.intake.intakekit import (
     DEPLOYMENT,
     SENTRY_SECRET,
@@ -203,7 +204,7 @@ def test_reply_is_sent_before_a_slow_run_start(store: Store, clock: VirtualClock
     raw = json.dumps(metric_alert()).encode()
     with serve_app(app) as base:
         started = time.monotonic()
-        reply = httpx.post(base + URL, content=raw, headers=sentry_headers(raw, "metric_alert"), timeout=10)
+        reply = local_http.post(base + URL, content=raw, headers=sentry_headers(raw, "metric_alert"), timeout=10)
         elapsed = time.monotonic() - started
         assert reply.status_code == 200 and elapsed < 1.0, elapsed
         incident_id = reply.json()["alerts"][0]["incident_id"]

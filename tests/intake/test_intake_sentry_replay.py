@@ -20,6 +20,7 @@ from remediation.intake.sentry import BODY_CLOCK_SKEW_S
 from remediation.models import Outcome
 from remediation.providers.clock import VirtualClock
 from remediation.store import Store
+from tests.helpers import local_http
 from tests.intake.intakekit import (
     T0,
     FakeStarter,
@@ -40,7 +41,7 @@ URL = "/alerts/sentry"
 def _post(base: str, raw: bytes, resource: str, now: datetime) -> httpx.Response:
     """A delivery of exactly these body bytes, with a Request-ID and timestamp made up fresh for ``now``."""
     headers = sentry_headers(raw, resource, now=now, request_id=uuid.uuid4().hex)
-    return httpx.post(base + URL, content=raw, headers=headers, timeout=10)
+    return local_http.post(base + URL, content=raw, headers=headers, timeout=10)
 
 
 def _close(store: Store, incident_id: str, at: datetime) -> None:

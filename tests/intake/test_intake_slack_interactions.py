@@ -29,6 +29,7 @@ from remediation.models import Alert, Approval, ApprovalAnswer, Mode, Severity
 from remediation.providers.approvals import Answer
 from remediation.providers.clock import VirtualClock
 from remediation.store import PendingStep, Store
+from tests.helpers import local_http
 from tests.intake.intakekit import T0, FakeStarter, serve_app, settings
 
 SECRET = "slack-signing-secret-for-tests"
@@ -67,7 +68,7 @@ def signed_headers(body: str, *, at: float = NOW, secret: str = SECRET) -> dict[
 
 
 def post(base: str, body: str, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(base + URL, content=body.encode(), headers=headers, timeout=10)
+    return local_http.post(base + URL, content=body.encode(), headers=headers, timeout=10)
 
 
 # -- the run's side, stood in for ---------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_a_body_that_is_not_a_click_on_our_buttons_is_a_400_json_error(
 
 def test_a_body_that_is_not_utf8_is_a_400_json_error(serve: Serve, run: RunStandIn) -> None:
     with serve() as base:
-        response = httpx.post(base + URL, content=b"payload=\xff\xfe", headers={"Content-Type": "text/plain"})
+        response = local_http.post(base + URL, content=b"payload=\xff\xfe", headers={"Content-Type": "text/plain"})
     assert response.status_code == 400 and "UTF-8" in response.json()["detail"]
 
 

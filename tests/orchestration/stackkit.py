@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from remediation.orchestration.stack import free_port
+from tests.helpers import local_http
 from tests.helpers.prefect_templates import postgres_template
 from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
 from tests.orchestration.orchkit import wait_for
@@ -77,7 +78,7 @@ def run_state(api_url: str, run_id: str) -> Any:
     """The run's current state, read from ``api_url``."""
     from prefect import get_client
 
-    with with_api(api_url), get_client(sync_client=True) as client:
+    with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
         return client.read_flow_run(run_id).state
 
 
@@ -110,7 +111,7 @@ class Stack:
         def healthy() -> dict[str, Any] | None:
             assert self.process.poll() is None, f"the stack exited early:\n{self.output()}"
             try:
-                answer = httpx.get(f"{self.url}/healthz", timeout=2)
+                answer = local_http.get(f"{self.url}/healthz", timeout=2)
             except httpx.HTTPError:
                 return None
             body: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
@@ -121,7 +122,7 @@ class Stack:
         return found
 
     def start(self, deployment: str, key: str, parameters: dict[str, Any]) -> str:
-        started = httpx.post(f"{self.url}/start", timeout=30,
+        started = local_http.post(f"{self.url}/start", timeout=30,
                              json={"deployment": deployment, "key": key, "parameters": parameters})
         assert started.status_code == 200, started.text
         return str(started.json()["run_id"])

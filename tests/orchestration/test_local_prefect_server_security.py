@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from remediation.orchestration.stack import free_port, start_local_prefect_server
+from tests.helpers import local_http
 from tests.helpers.prefect_templates import seed_prefect_home
 from tests.orchestration.orchkit import key
 
@@ -118,10 +119,11 @@ def test_serve_starts_a_loopback_server_that_asks_for_the_auth_string_and_its_ow
         assert api_port is not None
         addresses = listening_addresses(api_port)
         assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses), addresses
-        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, timeout=10).status_code == 401
-        assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1}, headers=basic, timeout=10).status_code == 200
+        assert local_http.post(f"{api}/flow_runs/filter", json={"limit": 1}, timeout=10).status_code == 401
+        found = local_http.post(f"{api}/flow_runs/filter", json={"limit": 1}, headers=basic, timeout=10)
+        assert found.status_code == 200
 
-        started = httpx.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
+        started = local_http.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
             "deployment": RUNBOOK, "key": key("auth"),
             "parameters": {"service": "kamkmserve", "mode": "dry_run", "sample_interval_s": 0.1, "confirm_samples": 1,
                            "alert_name": "HighErrorRate", "incident_id": "inc-auth"}})
@@ -129,7 +131,7 @@ def test_serve_starts_a_loopback_server_that_asks_for_the_auth_string_and_its_ow
         run_id = started.json()["run_id"]
 
         def final_state() -> str | None:
-            state = httpx.get(f"{api}/flow_runs/{run_id}", headers=basic, timeout=10).json().get("state") or {}
+            state = local_http.get(f"{api}/flow_runs/{run_id}", headers=basic, timeout=10).json().get("state") or {}
             return state.get("type") if state.get("type") in FINAL else None
 
         assert wait_for("the run to finish", final_state, process, timeout_s=120) == "COMPLETED"
@@ -143,7 +145,7 @@ def test_serve_starts_a_loopback_server_that_asks_for_the_auth_string_and_its_ow
 
 def _json(url: str) -> Any:
     try:
-        response = httpx.get(url, timeout=2)
+        response = local_http.get(url, timeout=2)
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None

@@ -18,6 +18,7 @@ import pytest
 
 from remediation.orchestration import parent_death
 from remediation.orchestration.stack import first_free_port, free_port, server_environment
+from tests.helpers import local_http
 from tests.helpers.prefect_templates import seed_prefect_home
 from tests.orchestration.orchkit import wait_for
 
@@ -77,7 +78,7 @@ def test_a_sigkilled_serve_takes_its_prefect_server_along_and_never_gave_it_its_
                            timeout_s=120, interval_s=0.2, what="the Prefect server to start")
         _, pid, api_url = started.split()
         server_pid = int(pid)
-        assert httpx.get(f"{api_url}/health", timeout=5).status_code == 200
+        assert local_http.get(f"{api_url}/health", timeout=5).status_code == 200
 
         server_env = environ_of(server_pid)
         leaked = {name for name, secret in SEEDED.items() if any(secret in value for value in server_env.values())}
@@ -96,7 +97,7 @@ def test_a_sigkilled_serve_takes_its_prefect_server_along_and_never_gave_it_its_
         wait_for(lambda: process_gone(server_pid), timeout_s=15, interval_s=0.1,
                  what=f"the Prefect server (pid {server_pid}) to exit after its parent was SIGKILLed")
         with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{api_url}/health", timeout=2)
+            local_http.get(f"{api_url}/health", timeout=2)
     finally:
         if serve.poll() is None:
             serve.kill()

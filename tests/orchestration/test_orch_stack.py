@@ -17,6 +17,7 @@ import pytest
 from remediation import catalog
 from remediation.orchestration.stack import free_port, prefect_database_url
 from remediation.settings import Settings
+from tests.helpers import local_http
 from tests.helpers.sentry_ingest import fake_sentry_ingest
 from tests.orchestration.orchkit import key
 
@@ -36,7 +37,7 @@ def _wait_http(url: str, process: subprocess.Popen[str], timeout_s: float) -> di
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the stack exited early:\n{process.stdout.read() if process.stdout else ''}"
         try:
-            response = httpx.get(url, timeout=2)
+            response = local_http.get(url, timeout=2)
             if response.status_code == 200:
                 body: dict[str, object] = response.json()
                 return body
@@ -61,19 +62,19 @@ def test_run_stack_serves_runs_and_exits_cleanly_on_sigterm(tmp_path: Path) -> N
             health = _wait_http(f"http://127.0.0.1:{port}/healthz", process, timeout_s=120)
             # Every runbook in the catalog is imported and its deployment found by the warm executor.
             assert health == {"healthy": True, "loaded": sorted(f"{name}/{name}" for name in catalog.RUNBOOKS)}
-            started = httpx.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
+            started = local_http.post(f"http://127.0.0.1:{port}/start", timeout=30, json={
                 "deployment": RUNBOOK, "key": key("stack"),
                 "parameters": {"service": "kamkmserve", "mode": "dry_run", "sample_interval_s": 0.1,
                                "confirm_samples": 1, "alert_name": "HighErrorRate", "incident_id": "inc-stack"}})
             assert started.status_code == 200, started.text
             time.sleep(3)  # the app is unreachable: the run escalates within ~1 s
-            queued = httpx.post(f"http://127.0.0.1:{port}/capture", json={"n": 20}, timeout=10).json()
+            queued = local_http.post(f"http://127.0.0.1:{port}/capture", json={"n": 20}, timeout=10).json()
             assert queued == {"queued": 20, "sentry": True}
             process.send_signal(signal.SIGTERM)  # right behind the events: they are still in the SDK's queue
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline and not draining:
                 try:
-                    answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    answer = local_http.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                     if answer.status_code == 503:
                         draining.append(answer)
                 except httpx.HTTPError:
@@ -102,4 +103,4 @@ def test_run_stack_serves_runs_and_exits_cleanly_on_sigterm(tmp_path: Path) -> N
     api_url = re.search(r"Prefect API \(local server\) at (\S+)", output)
     assert api_url is not None
     with pytest.raises(httpx.ConnectError):  # the server subprocess was stopped with the stack
-        httpx.get(f"{api_url.group(1)}/health", timeout=2)
+        local_http.get(f"{api_url.group(1)}/health", timeout=2)

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from remediation import approval_client
@@ -30,6 +29,7 @@ from remediation.orchestration.events import alert_event
 from remediation.orchestration.triggers import owner_of
 from remediation.store import Store
 from remediation.store.flow_runs import LeaseState
+from tests.helpers import local_http
 from tests.helpers.services import pg_admin_url, postgres_reachable, require_service, temporary_postgres_database
 from tests.orchestration.orchkit import history, wait_for
 from tests.orchestration.stackkit import (
@@ -56,7 +56,7 @@ def triggers_per_deployment(api_url: str) -> dict[str, int]:
     """Deployment name -> how many alert-trigger automations it owns."""
     from prefect import get_client
 
-    with with_api(api_url), get_client(sync_client=True) as client:
+    with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
         return {d.name: sum(a.name.endswith(TRIGGER_SUFFIX)
                             for a in client.read_resource_related_automations(owner_of(d.id)))
                 for d in client.read_deployments()}
@@ -97,7 +97,7 @@ def emit(api_url: str, runbook: str, incident_id: str, event_id: str | None = No
     spec = alert_event(runbook, service="kamkmserve", severity="sev3", alert_name="RestartNeeded",
                        incident_id=incident_id)
     event = {**spec, "occurred": datetime.now(UTC).isoformat(), "id": event_id or spec["id"]}
-    httpx.post(f"{api_url}/events", json=[event], timeout=10).raise_for_status()
+    local_http.post(f"{api_url}/events", json=[event], timeout=10).raise_for_status()
 
 
 def paused(api_url: str, run_id: str) -> bool:
@@ -111,7 +111,7 @@ def paused(api_url: str, run_id: str) -> bool:
 def runs_for(api_url: str, incident_id: str) -> list[Any]:
     from prefect import get_client
 
-    with with_api(api_url), get_client(sync_client=True) as client:
+    with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
         return [r for r in client.read_flow_runs(limit=200) if r.parameters.get("incident_id") == incident_id]
 
 
@@ -135,7 +135,7 @@ def test_two_replicas_dedupe_deliveries_start_one_run_per_incident_and_a_duplica
             bodies = [delivery(runbook, name) for runbook, name in GROUPS.items()]
             posts = [(r.url, copy.deepcopy(b)) for _ in range(2) for b in bodies for r in replicas]
             with ThreadPoolExecutor(len(posts)) as pool:
-                answers = list(pool.map(lambda p: httpx.post(
+                answers = list(pool.map(lambda p: local_http.post(
                     f"{p[0]}/alerts/alertmanager", json=p[1], timeout=30,
                     headers={"Authorization": f"Bearer {TOKEN}"}), posts))
             assert all(a.status_code == 200 for a in answers), [(a.status_code, a.text) for a in answers]

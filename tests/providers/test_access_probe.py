@@ -16,6 +16,7 @@ from remediation.providers.access_probe import (
 from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
 from remediation.providers.sim_identity import PROBE_ADMIN_SESSION, PROBE_USER_SESSION, SESSION_COOKIE
+from tests.helpers import local_http
 
 Start = Callable[..., SimServer]
 MEMBER = ProbeIdentity(name="probe-member", role="USER", cookies={SESSION_COOKIE: PROBE_USER_SESSION})
@@ -68,7 +69,7 @@ async def test_the_admin_test_user_gets_in_and_the_denials_are_counted(start_sim
 
 async def test_a_locked_out_admin_is_reported_refused(start_sim: Start) -> None:
     server = start_sim(scenario="auth-misconfig", rps=0, onset_s=0.0)
-    httpx.patch(f"{server.url}/_sim/identity", json={"name": "role_claim", "value": "userRole"}, timeout=5)
+    local_http.patch(f"{server.url}/_sim/identity", json={"name": "role_claim", "value": "userRole"}, timeout=5)
     access = await probe_for(server.url).admin_access()
     assert access.ok is False and "refused" in access.detail
 

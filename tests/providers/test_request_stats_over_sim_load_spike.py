@@ -14,6 +14,7 @@ from kamkmserve_sim import SimServer
 
 from remediation.providers.dbops import parse_db_operations
 from remediation.providers.metrics import RequestStats, parse_request_stats
+from tests.helpers import local_http
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
@@ -42,7 +43,7 @@ def health(server: SimServer) -> dict[str, Any]:
 
 
 def capacity(server: SimServer, method: str = "GET", **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{server.url}/_sim/capacity", timeout=5, **kwargs)
+    return local_http.request(method, f"{server.url}/_sim/capacity", timeout=5, **kwargs)
 
 
 def test_the_surge_slows_every_path_logs_slow_requests_and_leaves_the_database_alone(start_sim: Start) -> None:
@@ -53,7 +54,7 @@ def test_the_surge_slows_every_path_logs_slow_requests_and_leaves_the_database_a
     reading = stats_when(server, lambda r: (r.p95_ms or 0) > 1500 and (r.avg_ms or 0) > 1000,
                          "p95 well above 500 ms and avg above 1000 ms")
     assert len([r for r in reading.hottest_routes(3) if (r.p95_ms or 0) > 500]) >= 3  # not one path: all of them
-    logs = httpx.get(f"{server.url}/_sim/logs", params={"limit": "3000"}, timeout=5).text.splitlines()
+    logs = local_http.get(f"{server.url}/_sim/logs", params={"limit": "3000"}, timeout=5).text.splitlines()
     slow = [json.loads(line) for line in logs if '"Slow request detected: ' in line]
     assert slow and all(entry["level"] == "warn" and entry["context"]["duration"] > 1000 for entry in slow)
     assert slow[-1]["context"]["slowRequest"] is True
@@ -87,4 +88,4 @@ def test_as_is_mode_shows_no_latency_at_all_under_the_surge(start_sim: Start) ->
     page = fetch(server.url, "/api/monitoring/metrics", headers=PROBE_IP).body
     assert "http_request_duration" not in page
     assert not stats(server).available
-    assert "Slow request detected" not in httpx.get(f"{server.url}/_sim/logs", timeout=5).text
+    assert "Slow request detected" not in local_http.get(f"{server.url}/_sim/logs", timeout=5).text

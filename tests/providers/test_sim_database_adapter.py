@@ -12,13 +12,14 @@ from remediation.providers.database import CreateIndex, DatabaseActionError
 from remediation.providers.platform import PlatformError
 from remediation.providers.sim_database import SimDatabase, SimJobs
 from remediation.providers.sim_platform import ControlPlane
+from tests.helpers import local_http
 from tests.sim.simkit import poll
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SimServer]:
     with SimServer(SimConfig(scenario="lock-contention", rps=60, onset_s=0.0, seed=7)).start() as sim:
-        poll(lambda: httpx.get(f"{sim.url}/_sim/database/locks", timeout=10).json()["waits"], what="waiters")
+        poll(lambda: local_http.get(f"{sim.url}/_sim/database/locks", timeout=10).json()["waits"], what="waiters")
         yield sim
 
 
@@ -28,7 +29,7 @@ def db(server: SimServer) -> SimDatabase:
 
 
 def state(server: SimServer) -> dict[str, object]:
-    body: dict[str, object] = httpx.get(f"{server.url}/_sim/database", timeout=10).json()
+    body: dict[str, object] = local_http.get(f"{server.url}/_sim/database", timeout=10).json()
     return body
 
 

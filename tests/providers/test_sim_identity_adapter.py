@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from kamkmserve_sim import SimConfig, SimServer
 from kamkmserve_sim.identity import PUBLISHABLE_KEY, SECRET_KEY, STAGING_PUBLISHABLE_KEY
@@ -13,6 +12,7 @@ from remediation.providers.platform import PlatformError
 from remediation.providers.security import IdentityCheck, expected_jwks_url, frontend_api
 from remediation.providers.sim_identity import SimIdentity, SimStatusPage, judge
 from remediation.providers.sim_platform import ControlPlane
+from tests.helpers import local_http
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ async def test_status_page_posts_and_updates(server: SimServer) -> None:
     page = SimStatusPage(ControlPlane(server.url))
     incident_id = await page.post("Admin area access issue", "looking into it", "investigating")
     await page.update(incident_id, "all good", "resolved")
-    [incident] = httpx.get(f"{server.url}/_sim/status", timeout=5).json()["incidents"]
+    [incident] = local_http.get(f"{server.url}/_sim/status", timeout=5).json()["incidents"]
     assert incident["id"] == incident_id and incident["status"] == "resolved"
     with pytest.raises(PlatformError, match="422"):
         await page.update(incident_id, "x", "on fire")

@@ -16,6 +16,7 @@ from remediation.providers.platform import PlatformError
 from remediation.providers.security import UploadAllowlist
 from remediation.providers.sim_platform import ControlPlane
 from remediation.providers.sim_security import SimAntivirus, SimAuditLog, SimBlocks, SimQuarantine, SimUploadPolicy
+from tests.helpers import local_http
 from tests.sim.simkit import poll
 
 DEAD = ControlPlane("http://127.0.0.1:9", timeout_s=2)
@@ -25,7 +26,8 @@ TINY_PNG = b"\x89PNG\r\n\x1a\n" + bytes(60)
 @pytest.fixture(scope="module")
 def server() -> Iterator[SimServer]:
     with SimServer(SimConfig(scenario="malware-burst", rps=20, onset_s=0.0, seed=7)).start() as sim:
-        poll(lambda: httpx.get(f"{sim.url}/_sim/antivirus", timeout=10).json()["detections"] >= 3, what="detections")
+        poll(lambda: local_http.get(f"{sim.url}/_sim/antivirus", timeout=10).json()["detections"] >= 3,
+             what="detections")
         yield sim
 
 

@@ -10,6 +10,7 @@ import httpx
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.identity import SECRET_KEY
 
+from tests.helpers import local_http
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
@@ -22,14 +23,14 @@ COMMON = ["securityEvent", "timestamp"]
 
 def events(server: SimServer, message: str, ip: str | None = None) -> list[dict[str, Any]]:
     """The security events with ``message`` (from client ``ip`` only, when given: traffic logs them too)."""
-    text = httpx.get(f"{server.url}/_sim/logs", params={"limit": "5000"}, timeout=10).text
+    text = local_http.get(f"{server.url}/_sim/logs", params={"limit": "5000"}, timeout=10).text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     return [line for line in lines
             if line["message"] == f"Security event: {message}" and (ip is None or line.get("ip") == ip)]
 
 
 def patch_identity(server: SimServer, name: str, value: str) -> httpx.Response:
-    return httpx.patch(f"{server.url}/_sim/identity", json={"name": name, "value": value}, timeout=5)
+    return local_http.patch(f"{server.url}/_sim/identity", json={"name": name, "value": value}, timeout=5)
 
 
 def test_before_the_change_admins_get_in_and_members_are_refused_with_the_apps_bodies(start_sim: Start) -> None:
@@ -52,7 +53,7 @@ def test_before_the_change_admins_get_in_and_members_are_refused_with_the_apps_b
 
 def test_the_renamed_role_claim_locks_admins_out_with_the_middlewares_exact_events(start_sim: Start) -> None:
     server = start_sim(scenario="auth-misconfig", rps=0, onset_s=0.0)
-    poll(lambda: httpx.get(f"{server.url}/_sim/identity", timeout=5).json()["history"], what="the claim rename")
+    poll(lambda: local_http.get(f"{server.url}/_sim/identity", timeout=5).json()["history"], what="the claim rename")
     page = fetch(server.url, "/admin", headers=ADMIN)
     assert (page.status, page.body) == (403, "Forbidden")
     api = fetch(server.url, "/api/admin/services", headers=ADMIN)
@@ -85,8 +86,8 @@ def test_routes_without_a_check_answer_a_non_admin_and_a_stranger(start_sim: Sta
 
 def test_a_revoked_secret_key_makes_every_admin_check_error(start_sim: Start) -> None:
     server = start_sim(scenario="auth-key-rotated", rps=0, onset_s=0.0)
-    poll(lambda: httpx.get(f"{server.url}/_sim/identity", timeout=5).json()["history"], what="the rotation")
-    facts = httpx.get(f"{server.url}/_sim/identity", timeout=5).json()["facts"]
+    poll(lambda: local_http.get(f"{server.url}/_sim/identity", timeout=5).json()["history"], what="the rotation")
+    facts = local_http.get(f"{server.url}/_sim/identity", timeout=5).json()["facts"]
     assert facts["secret_key_status"] == "revoked"
     page = fetch(server.url, "/admin", headers=ADMIN)
     assert (page.status, page.body) == (403, "Forbidden")
@@ -99,7 +100,7 @@ def test_a_revoked_secret_key_makes_every_admin_check_error(start_sim: Start) ->
 
 def test_switched_off_admin_features_are_answered_by_the_edge(start_sim: Start) -> None:
     server = start_sim(scenario="auth-misconfig", rps=0, onset_s=3600.0)
-    httpx.post(f"{server.url}/_sim/flags", json={"name": "admin-console", "enabled": False}, timeout=5)
+    local_http.post(f"{server.url}/_sim/flags", json={"name": "admin-console", "enabled": False}, timeout=5)
     page = fetch(server.url, "/admin/orders", headers=ADMIN)
     assert page.status == 503 and page.header("x-sim-edge") == "maintenance"
     assert events(server, "Role cache miss or invalid", ADMIN_IP) == []  # the app never saw it
@@ -114,19 +115,19 @@ def test_an_unknown_session_is_signed_out(start_sim: Start) -> None:
 
 def test_identity_console_redacts_secrets_changes_one_setting_and_looks_users_up(start_sim: Start) -> None:
     server = start_sim(scenario="healthy", rps=0)
-    body = httpx.get(f"{server.url}/_sim/identity", timeout=5)
+    body = local_http.get(f"{server.url}/_sim/identity", timeout=5)
     assert SECRET_KEY not in body.text and SECRET_KEY[-4:] in body.json()["settings"]["secret_key"]
     assert body.json()["facts"] == {"publishable_key_instance": "clerk.kamkm.example",
                                     "secret_key_instance": "clerk.kamkm.example", "secret_key_status": "active",
                                     "jwks_reachable": True}
     changed = patch_identity(server, "jwks_url", "https://wrong.example/jwks.json").json()
     assert changed["previous"] == "https://clerk.kamkm.example/.well-known/jwks.json" and changed["changed"]
-    again = httpx.get(f"{server.url}/_sim/identity", timeout=5).json()
+    again = local_http.get(f"{server.url}/_sim/identity", timeout=5).json()
     assert again["facts"]["jwks_reachable"] is False and again["history"][-1]["name"] == "jwks_url"
     assert patch_identity(server, "jwks_url", "https://wrong.example/jwks.json").json()["changed"] is False
     assert patch_identity(server, "nope", "x").status_code == 404
     assert patch_identity(server, "role_cache_ttl_s", "soon").status_code == 422
-    roles = httpx.get(f"{server.url}/_sim/identity/users", params={"ids": "user_probe_admin,user_x"}, timeout=5)
+    roles = local_http.get(f"{server.url}/_sim/identity/users", params={"ids": "user_probe_admin,user_x"}, timeout=5)
     assert roles.json() == {"roles": {"user_probe_admin": "ADMIN", "user_x": None}}
 
 

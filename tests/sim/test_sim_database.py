@@ -13,6 +13,7 @@ import httpx
 import pytest
 from kamkmserve_sim import SimServer
 
+from tests.helpers import local_http
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
@@ -170,7 +171,7 @@ def test_lock_contention_fails_staff_order_updates_the_way_the_app_reports_it(st
 
 def test_a_locked_order_update_answers_the_handlers_500_body(start_sim: Start) -> None:
     server = start_sim(scenario="lock-contention", rps=0, onset_s=0.0)
-    poll(lambda: httpx.get(f"{server.url}/_sim/database", timeout=10).json()["blocker"], what="the blocker")
+    poll(lambda: local_http.get(f"{server.url}/_sim/database", timeout=10).json()["blocker"], what="the blocker")
     order = "/api/admin/orders/5b0e0c2a-0000-4000-8000-000000000001"
     # PATCH orders/[id] needs ADMIN (docs/reference/kamkmserve.md §6.2): signed out, it never reaches the database.
     signed_out = fetch(server.url, order, method="PATCH", headers={"content-type": "application/json"},

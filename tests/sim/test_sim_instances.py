@@ -14,6 +14,7 @@ from kamkmserve_sim import SimServer
 from kamkmserve_sim.instances_config import FleetConfig
 from kamkmserve_sim.instances_lb import alb_page
 
+from tests.helpers import local_http
 from tests.sim.simkit import fetch, poll
 
 Start = Callable[..., SimServer]
@@ -22,17 +23,17 @@ FAST = FleetConfig(instances=4, restart_s=0.5, health_interval_s=0.2, healthy_th
 
 
 def fleet(server: SimServer) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{server.url}/_sim/instances", timeout=5).json()
+    body: dict[str, Any] = local_http.get(f"{server.url}/_sim/instances", timeout=5).json()
     return body
 
 
 def one(server: SimServer, instance: str) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{server.url}/_sim/instances/{instance}", timeout=5).json()
+    body: dict[str, Any] = local_http.get(f"{server.url}/_sim/instances/{instance}", timeout=5).json()
     return body
 
 
 def post(server: SimServer, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{server.url}/_sim/instances{path}", timeout=5, **kwargs)
+    return local_http.post(f"{server.url}/_sim/instances{path}", timeout=5, **kwargs)
 
 
 def counters(server: SimServer) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def wait_back(server: SimServer, instance: str, generation: int = 1) -> dict[str
 
 
 def direct_page(server: SimServer, instance: str) -> str:
-    return httpx.get(f"{server.url}/_sim/instances/{instance}/direct/api/monitoring/metrics", timeout=5).text
+    return local_http.get(f"{server.url}/_sim/instances/{instance}/direct/api/monitoring/metrics", timeout=5).text
 
 
 @contextmanager
@@ -87,7 +88,7 @@ def test_the_scenario_starts_every_instance_registered_healthy_with_its_own_traf
 
 def test_other_scenarios_keep_their_single_instance_and_have_no_load_balancer(start_sim: Start) -> None:
     server = start_sim(scenario="healthy", rps=50.0)
-    answer = httpx.get(f"{server.url}/_sim/instances", timeout=5)
+    answer = local_http.get(f"{server.url}/_sim/instances", timeout=5)
     assert answer.status_code == 409 and "single instance" in answer.json()["error"]
     assert post(server, "/i-01/restart").status_code == 409
     assert server.state is not None and server.state.fleet is None
@@ -96,9 +97,9 @@ def test_other_scenarios_keep_their_single_instance_and_have_no_load_balancer(st
 
 def test_unknown_instance_is_404(start_sim: Start) -> None:
     server = start_sim(scenario="rolling-restart", rps=0.0, fleet=FAST)
-    assert httpx.get(f"{server.url}/_sim/instances/i-99", timeout=5).status_code == 404
+    assert local_http.get(f"{server.url}/_sim/instances/i-99", timeout=5).status_code == 404
     assert post(server, "/i-99/drain").status_code == 404
-    assert httpx.get(f"{server.url}/_sim/instances/i-99/direct/monitoring/ready", timeout=5).status_code == 404
+    assert local_http.get(f"{server.url}/_sim/instances/i-99/direct/monitoring/ready", timeout=5).status_code == 404
 
 
 def test_a_restart_without_drain_drops_requests_with_the_load_balancers_502(start_sim: Start) -> None:
@@ -117,7 +118,7 @@ def test_a_restart_without_drain_drops_requests_with_the_load_balancers_502(star
     assert lb["elb_502"] > 0, "requests routed to the dead process (or cut at its exit) failed"
     assert one(server, "i-02")["failed"] == lb["elb_502"]
     assert set(seen) <= {200, 502}
-    logs = httpx.get(f"{server.url}/_sim/logs", timeout=5).text
+    logs = local_http.get(f"{server.url}/_sim/logs", timeout=5).text
     assert "Received SIGTERM, initiating graceful shutdown..." in logs
 
 

@@ -15,11 +15,13 @@ import pytest
 from kamkmserve_sim import SimServer
 from kamkmserve_sim.capacity import LoadModel, mean_wait_ms
 
+from tests.helpers import local_http
+
 Start = Callable[..., SimServer]
 
 
 def capacity(server: SimServer, method: str = "GET", **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{server.url}/_sim/capacity", timeout=5, **kwargs)
+    return local_http.request(method, f"{server.url}/_sim/capacity", timeout=5, **kwargs)
 
 
 def test_capacity_endpoint_reads_and_sets_replicas_idempotently(start_sim: Start) -> None:
@@ -30,7 +32,7 @@ def test_capacity_endpoint_reads_and_sets_replicas_idempotently(start_sim: Start
     again = capacity(server, "POST", json={"replicas": 5}).json()
     assert again == {"service": "kamkmserve", "replicas": 5, "changed": False}
     assert capacity(server).json()["replicas"] == 5
-    httpx.post(f"{server.url}/_sim/scenario", json={"name": "healthy"}, timeout=5)
+    local_http.post(f"{server.url}/_sim/scenario", json={"name": "healthy"}, timeout=5)
     assert capacity(server).json()["replicas"] == 2  # a new world starts with two replicas
 
 

@@ -10,6 +10,8 @@ import pytest
 from kamkmserve_sim import SimConfig, SimServer
 from kamkmserve_sim.inprocess import InProcessSim
 
+from tests.helpers import local_http
+
 StartSim = Callable[..., SimServer]
 
 
@@ -24,22 +26,22 @@ async def _state(client: httpx.AsyncClient) -> dict[str, object]:
 
 def test_wall_clock_simulator_says_so_and_refuses_to_advance(start_sim: StartSim) -> None:
     server = start_sim(scenario="healthy", rps=0)
-    told = httpx.get(f"{server.url}/_sim/time", timeout=5).json()
+    told = local_http.get(f"{server.url}/_sim/time", timeout=5).json()
     assert told["virtual"] is False and abs(told["now_ms"] - time.time() * 1000) < 60_000
-    refused = httpx.post(f"{server.url}/_sim/time/advance", json={"seconds": 1}, timeout=5)
+    refused = local_http.post(f"{server.url}/_sim/time/advance", json={"seconds": 1}, timeout=5)
     assert refused.status_code == 409
     assert refused.json() == {"error": "this simulator runs on the wall clock"}
 
 
 def test_virtual_server_over_a_socket_sends_no_users_until_time_is_advanced(start_sim: StartSim) -> None:
     server = start_sim(scenario="healthy", rps=200, virtual_time=True)
-    before = httpx.get(f"{server.url}/_sim/state", timeout=5).json()["stats"]["app_served"]
-    again = httpx.get(f"{server.url}/_sim/state", timeout=5).json()["stats"]["app_served"]
+    before = local_http.get(f"{server.url}/_sim/state", timeout=5).json()["stats"]["app_served"]
+    again = local_http.get(f"{server.url}/_sim/state", timeout=5).json()["stats"]["app_served"]
     assert again == before
-    start_ms = httpx.get(f"{server.url}/_sim/time", timeout=5).json()["now_ms"]
-    moved = httpx.post(f"{server.url}/_sim/time/advance", json={"seconds": 2}, timeout=5).json()
+    start_ms = local_http.get(f"{server.url}/_sim/time", timeout=5).json()["now_ms"]
+    moved = local_http.post(f"{server.url}/_sim/time/advance", json={"seconds": 2}, timeout=5).json()
     assert moved == {"now_ms": start_ms + 2000, "virtual": True}
-    after = httpx.get(f"{server.url}/_sim/state", timeout=5).json()["stats"]["app_served"]
+    after = local_http.get(f"{server.url}/_sim/state", timeout=5).json()["stats"]["app_served"]
     assert after - before == pytest.approx(400, abs=2)  # 200 users/s for 2 virtual seconds
 
 

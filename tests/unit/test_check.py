@@ -10,7 +10,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +17,7 @@ from remediation import cli
 from remediation.check import CheckReport, run_check
 from remediation.cli import app
 from remediation.settings import Settings
+from tests.helpers import local_http
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def rows(report: CheckReport) -> dict[str, Any]:
 
 
 def state(sim: SimServer) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{sim.url}/_sim/state", timeout=5).json()
+    body: dict[str, Any] = local_http.get(f"{sim.url}/_sim/state", timeout=5).json()
     return {k: body[k] for k in ("current_release", "maintenance", "flags")}
 
 

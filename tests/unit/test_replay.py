@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from remediation.replay import HOP_BY_HOP, ReplayServer, parse_capture
+from tests.helpers import local_http
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ def replay() -> Iterator[ReplayServer]:
 
 
 def get(server: ReplayServer, target: str, method: str = "GET", **kwargs: object) -> httpx.Response:
-    return httpx.request(method, server.url + target, timeout=10, **kwargs)  # type: ignore[arg-type]
+    return local_http.request(method, server.url + target, timeout=10, **kwargs)  # type: ignore[arg-type]
 
 
 def status_line(name: str) -> tuple[int, str]:
@@ -172,7 +173,7 @@ def test_the_cli_serves_the_folder_prints_each_request_and_stops_cleanly_on_ctrl
         banner = process.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+", banner)
         assert url, banner
-        assert httpx.get(url.group(0) + "/monitoring/ready", timeout=10).status_code == 200
+        assert local_http.get(url.group(0) + "/monitoring/ready", timeout=10).status_code == 200
         assert process.stdout.readline().strip() == \
             "GET /monitoring/ready -> 200 (default-3b-monitoring-ready.http)"
         process.send_signal(signal.SIGINT)
