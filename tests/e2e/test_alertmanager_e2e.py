@@ -23,7 +23,6 @@ from remediation.providers.capabilities import Ballot
 from remediation.settings import Settings
 from remediation.store import Store
 from tests.flows.flowkit import sim_state, wait_for_bad_release
-from tests.helpers import local_http
 from tests.helpers.alertmanager import free_port, running_alertmanager
 from tests.intake.intakekit import serve_app
 
@@ -117,7 +116,7 @@ def test_alertmanager_alerts_open_one_incident_start_one_run_and_the_runbook_act
         assert {a.fingerprint for a in alerts} and len({a.fingerprint for a in alerts}) == 2
         from prefect import get_client
 
-        with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+        with get_client(sync_client=True) as client:
             run = client.read_flow_run(uuid.UUID(incident.flow_run_id))
         assert run.state is not None and run.state.is_completed()
         assert run.deployment_id is not None

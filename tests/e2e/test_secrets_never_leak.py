@@ -44,7 +44,6 @@ from remediation.providers.approvals import Scripted, ScriptedApprovals
 from remediation.settings import Settings
 from remediation.settings_vendors import flat_values
 from tests.flows.flowkit import FAST, wait_for_bad_release
-from tests.helpers import local_http
 from tests.helpers.fake_notify import FakePagerDuty, FakeSlack, FakeStatuspage
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -142,7 +141,7 @@ async def test_no_seeded_secret_appears_in_logs_artifacts_reports_or_the_store(
     assert [a for _, a in pager.actions()] == ["trigger", "acknowledge", "resolve"]
 
     # Everywhere a value could leak.
-    async with get_client(httpx_settings=local_http.PREFECT_HTTPX) as client:
+    async with get_client() as client:
         run_logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))

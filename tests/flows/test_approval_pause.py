@@ -25,7 +25,6 @@ from remediation.providers.prefect_approvals import PrefectApprovals
 from remediation.store import Store
 from tests.flows.flowkit import FAST
 from tests.flows.timekit import GOOD_RELEASE, VirtualWorld
-from tests.helpers import local_http
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -101,7 +100,7 @@ def like_the_ui(fields: dict[str, object], log: list[str] | None = None) -> Resp
 
 def final_state(run_id: str) -> str:
     """The run's final state as the Prefect UI shows it: type and name (the name says the outcome)."""
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(run_id))
     assert run.state is not None
     return f"{run.state.type.value}:{run.state.name}"

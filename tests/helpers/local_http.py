@@ -1,6 +1,6 @@
 """``httpx.get`` and friends for the tests' local servers, without their hidden cost.
 
-``httpx.get()`` (and ``prefect.get_client()``) builds a new SSL context on every call, loading the CA bundle: ~40 ms
+``httpx.get()`` builds a new SSL context on every call, loading the CA bundle: ~40 ms
 of CPU per call, even for plain HTTP to 127.0.0.1. The suite's polling loops made that a fifth of a core per waiting
 test. These are ``httpx``'s own top-level functions (a client per call: no cookie or connection outlives it) given
 the process's one SSL context, as our providers use (``remediation.providers.tls``).
@@ -13,9 +13,6 @@ from typing import Any
 import httpx
 
 from remediation.providers.tls import shared_ssl_context
-
-#: ``prefect.get_client(httpx_settings=PREFECT_HTTPX)``: Prefect's client with that same SSL context.
-PREFECT_HTTPX: dict[str, Any] = {"verify": shared_ssl_context()}
 
 
 def request(method: str, url: str, **kwargs: Any) -> httpx.Response:

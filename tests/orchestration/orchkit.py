@@ -8,8 +8,6 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from tests.helpers import local_http
-
 TINY_DEPLOYMENT = "orch-tiny/tiny"
 
 
@@ -20,7 +18,7 @@ def key(prefix: str = "test") -> str:
 def read_run(run_id: str | UUID) -> Any:
     from prefect import get_client
 
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         return client.read_flow_run(UUID(str(run_id)))
 
 
@@ -28,7 +26,7 @@ def history(run_id: str | UUID) -> list[str]:
     """State names oldest first, e.g. ['Scheduled', 'Pending', 'Running', 'Completed']."""
     from prefect import get_client
 
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         states = client.read_flow_run_states(UUID(str(run_id)))
     return [s.name for s in sorted(states, key=lambda s: s.timestamp)]
 
@@ -61,6 +59,6 @@ def runs_with_key(idempotency_key: str) -> list[Any]:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
 
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         return client.read_flow_runs(flow_run_filter=FlowRunFilter(
             idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key])))

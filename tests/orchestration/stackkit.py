@@ -78,7 +78,7 @@ def run_state(api_url: str, run_id: str) -> Any:
     """The run's current state, read from ``api_url``."""
     from prefect import get_client
 
-    with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with with_api(api_url), get_client(sync_client=True) as client:
         return client.read_flow_run(run_id).state
 
 

@@ -64,7 +64,7 @@ def test_prefect_deploy_all_registers_the_runbooks(prefect_server: LocalPrefectS
     assert result.returncode == 0, result.stdout + result.stderr
     assert (REPO / "prefect.yaml").read_text() == yaml_before  # deploy must not rewrite our file
 
-    with _api(prefect_server), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with _api(prefect_server), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         automations = client.read_automations_by_name("elevated-error-rate: alert fired")
     assert deployment.work_pool_name == RUNBOOKS_POOL
@@ -108,7 +108,7 @@ def test_the_deployed_trigger_turns_an_alert_event_into_a_run(prefect_server: Lo
     deadline = time.monotonic() + 30
     runs: list[Any] = []
     while time.monotonic() < deadline and not runs:
-        with _api(prefect_server), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+        with _api(prefect_server), get_client(sync_client=True) as client:
             found = client.read_flow_runs(deployment_filter=DeploymentFilter(
                 name=DeploymentFilterName(any_=["elevated-error-rate"])))
         runs = [r for r in found if r.parameters.get("incident_id") == incident]
@@ -123,7 +123,7 @@ def _deployed(server: LocalPrefectServer) -> bool:
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
-    with _api(server), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with _api(server), get_client(sync_client=True) as client:
         try:
             client.read_deployment_by_name(DEPLOYMENT)
             return True

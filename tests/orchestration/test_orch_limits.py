@@ -19,7 +19,6 @@ from remediation.orchestration.limits import (
     service_lock,
 )
 from remediation.orchestration.warm import WarmExecutor
-from tests.helpers import local_http
 from tests.orchestration.orch_flows import records
 from tests.orchestration.orchkit import key, read_run, wait_final, wait_for
 
@@ -46,7 +45,7 @@ def test_ensure_service_limit_is_idempotent_and_race_safe(prefect_api: None) -> 
     with ThreadPoolExecutor(6) as pool:
         names = list(pool.map(lambda _: ensure_service_limit(service), range(6)))
     assert set(names) == {f"remediate-{service}"}
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         limits = [gcl for gcl in client.read_global_concurrency_limits(limit=200) if gcl.name == names[0]]
     assert len(limits) == 1
     assert limits[0].limit == 1
@@ -112,7 +111,7 @@ def test_zombie_automation_is_created_once_with_a_safe_window(prefect_api: None)
     again = ensure_zombie_automation(heartbeat_s=180)
     try:
         assert first is not None and first == again
-        with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+        with get_client(sync_client=True) as client:
             (automation,) = client.read_automations_by_name(ZOMBIE_AUTOMATION)
             assert automation.trigger.within == timedelta(seconds=360)  # twice the heartbeat, never below it
             assert ensure_zombie_automation(heartbeat_s=30) == first  # window changed: updated in place
@@ -120,7 +119,7 @@ def test_zombie_automation_is_created_once_with_a_safe_window(prefect_api: None)
             assert automation.trigger.within == timedelta(seconds=60)
             assert [a.state.value for a in automation.actions] == ["CRASHED"]
     finally:
-        with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+        with get_client(sync_client=True) as client:
             for automation in client.read_automations_by_name(ZOMBIE_AUTOMATION):
                 client.delete_automation(automation.id)
 
@@ -132,7 +131,7 @@ def test_no_zombie_automation_without_heartbeats(prefect_api: None, monkeypatch:
 
     monkeypatch.setattr(limits, "heartbeat_seconds", lambda: None)
     assert ensure_zombie_automation() is None  # it would crash every run: no heartbeat ever arrives
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         assert client.read_automations_by_name(ZOMBIE_AUTOMATION) == []
 
 
@@ -142,7 +141,7 @@ def test_ensure_work_pool_creates_a_process_pool_once(prefect_api: None) -> None
     name = f"pool-{uuid.uuid4().hex[:8]}"
     ensure_work_pool(name)
     ensure_work_pool(name)
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         pool = client.read_work_pool(name)
     assert pool.type == "process"
     assert "job_configuration" in pool.base_job_template

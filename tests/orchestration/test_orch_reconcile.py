@@ -12,7 +12,6 @@ from prefect.states import Crashed, Paused
 from remediation.models import Alert, Mode, Outcome, Severity
 from remediation.reconcile import prefect_run_states, reconcile
 from remediation.store import Store
-from tests.helpers import local_http
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.usefixtures("prefect_api")]
 
@@ -23,7 +22,7 @@ def probe() -> None:
 
 
 def test_run_states_come_from_the_api_and_a_missing_run_is_none(tmp_path: Path) -> None:
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         crashed = client.create_flow_run(probe, state=Crashed(message="No heartbeat for 90s"))
         paused = client.create_flow_run(probe, state=Paused())
     ghost = str(uuid.uuid4())

@@ -11,7 +11,6 @@ import pytest
 from remediation.orchestration.prefect_starter import DeploymentStarter
 from remediation.orchestration.starter import RunStarter, StartFailed
 from remediation.orchestration.warm import WarmExecutor
-from tests.helpers import local_http
 from tests.orchestration.orch_flows import records, tiny
 from tests.orchestration.orchkit import history, key, read_run, runs_with_key, wait_final
 
@@ -57,7 +56,7 @@ async def test_warm_run_completes_as_a_run_of_its_deployment(executor: WarmExecu
     assert history(run_id) == ["Scheduled", "Pending", "Running", "Completed"]
     from prefect import get_client
 
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("orch-tiny/tiny")
     assert run.deployment_id == deployment.id
     assert run.parameters == {"label": "warm", "record_to": str(record)}

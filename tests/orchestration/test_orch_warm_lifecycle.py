@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from remediation.orchestration.warm import WarmExecutor, cancellable
-from tests.helpers import local_http
 from tests.orchestration.orch_flows import records, tiny
 from tests.orchestration.orchkit import history, key, read_run, wait_final, wait_for, wait_state
 
@@ -20,7 +19,7 @@ def _cancel(run_id: str) -> None:
     from prefect import get_client
     from prefect.states import Cancelling
 
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         client.set_flow_run_state(run_id, Cancelling(), force=True)
 
 

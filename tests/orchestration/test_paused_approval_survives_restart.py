@@ -21,7 +21,6 @@ from remediation import approval_client
 from remediation.settings import Settings
 from remediation.store import Store
 from tests.flows.restartkit import FAST_RESTART, FLEET, generations, lb_states
-from tests.helpers import local_http
 from tests.orchestration.orchkit import history, key, wait_for
 from tests.orchestration.stackkit import Stack, shared_prefect_server, with_api
 
@@ -55,14 +54,14 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
             assert DEPLOYMENT in health["loaded"], "the warm executor runs the rolling restart"
             run_id = first.start(DEPLOYMENT, key("resume"),
                                  {"service": "kamkmserve", "mode": "auto", "approval_timeout_s": 900, **FAST_RESTART})
-            with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+            with with_api(api_url), get_client(sync_client=True) as client:
                 paused = wait_for(lambda: (r := client.read_flow_run(run_id)).state and r.state.name == "Paused" and r,
                                   timeout_s=90, interval_s=0.25, what="the run to pause for its approval")
             pause_key = paused.state.state_details.pause_key
 
             assert first.terminate() == 0, first.output()
             assert "suspended 1 run(s) waiting for approval" in first.output()
-            with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+            with with_api(api_url), get_client(sync_client=True) as client:
                 parked = client.read_flow_run(run_id)
             assert parked.state.type.value == "PAUSED" and parked.state.name == "Suspended", parked.state
             assert parked.state.state_details.pause_key == pause_key and parked.state.state_details.pause_reschedule
@@ -75,7 +74,7 @@ def test_a_paused_approval_survives_a_restart_of_the_serving_process_and_is_answ
             with with_api(api_url):
                 # The run is suspended, not executing: its verdict comes once the restarted serve runs it again.
                 approval_client.answer(str(run_id), "alice", True, "CHG-9 after the restart", store, wait_s=0)
-                with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+                with get_client(sync_client=True) as client:
                     done = wait_for(lambda: (r := client.read_flow_run(run_id)).state and r.state.is_final() and r,
                                     timeout_s=180, interval_s=0.5, what="the resumed run to finish")
                 states = history(run_id)

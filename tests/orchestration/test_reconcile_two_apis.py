@@ -24,7 +24,6 @@ from remediation.orchestration.prefect_identity import current_api
 from remediation.orchestration.stack import start_local_prefect_server
 from remediation.reconcile import RunVerdict, reconcile
 from remediation.store import Store
-from tests.helpers import local_http
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.usefixtures("prefect_api")]
 
@@ -45,7 +44,7 @@ def second_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def create_run(state: Any) -> str:
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         return str(client.create_flow_run(probe, state=state).id)
 
 

@@ -21,7 +21,6 @@ from kamkmserve_sim import SimConfig, SimServer
 from remediation.orchestration import serve_record
 from remediation.orchestration.stack import free_port
 from tests.flows.restartkit import FAST_RESTART, FLEET
-from tests.helpers import local_http
 from tests.helpers.prefect_templates import seed_prefect_home
 from tests.orchestration.orchkit import wait_for
 from tests.orchestration.stackkit import REPO, with_api
@@ -74,7 +73,7 @@ def test_remediate_paused_in_a_second_shell_lists_the_run_paused_in_serve_withou
                 run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync call: a FlowRun, not a coroutine
                     "rolling-restart/rolling-restart", timeout=0, parameters={
                         "service": "kamkmserve", "mode": "auto", "approval_timeout_s": 900, **FAST_RESTART})
-                with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+                with get_client(sync_client=True) as client:
                     wait_for(lambda: (r := client.read_flow_run(run.id)).state and r.state.name == "Paused",
                              timeout_s=120, interval_s=0.5, what="the served run to pause for its approval")
 

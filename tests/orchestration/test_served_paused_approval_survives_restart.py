@@ -24,7 +24,6 @@ from remediation.orchestration.resumable import PARK_LABEL
 from remediation.settings import Settings
 from remediation.store import Store
 from tests.flows.restartkit import FAST_RESTART, generations, lb_states
-from tests.helpers import local_http
 from tests.orchestration.orchkit import history, wait_for
 from tests.orchestration.stackkit import (
     Stack,
@@ -57,7 +56,7 @@ def test_a_served_run_paused_for_approval_is_suspended_at_shutdown_and_runs_agai
         second: Stack | None = None
         try:
             first.ready()
-            with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+            with with_api(api_url), get_client(sync_client=True) as client:
                 deployment = client.read_deployment_by_name(DEPLOYMENT)
                 # What the UI's "Run" does: a Scheduled run of the deployment, for the served runner to execute.
                 run_id = str(client.create_flow_run_from_deployment(deployment.id, parameters={
@@ -70,7 +69,7 @@ def test_a_served_run_paused_for_approval_is_suspended_at_shutdown_and_runs_agai
             assert first.terminate() == 0, first.output()
             print(f"serve stopped {time.monotonic() - stopping:.1f}s after SIGTERM")
             assert "suspended 1 served run(s) waiting for approval" in first.output(), first.output()[-4000:]
-            with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+            with with_api(api_url), get_client(sync_client=True) as client:
                 parked = client.read_flow_run(UUID(run_id))
             assert parked.state.name == "Suspended", f"{parked.state}\n{first.output()[-4000:]}"
             assert parked.state.state_details.pause_key == pause_key and parked.state.state_details.pause_reschedule

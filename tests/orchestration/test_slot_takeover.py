@@ -22,7 +22,6 @@ import pytest
 
 from remediation.orchestration import slot_holder
 from remediation.orchestration.limits import LEASE_S, ensure_service_limit, service_lock
-from tests.helpers import local_http
 from tests.orchestration.orchkit import wait_for
 from tests.orchestration.stackkit import REPO
 
@@ -33,7 +32,7 @@ def _limit(name: str) -> tuple[int, bool]:
     """(active slots, whether a holder is recorded) of ``name``."""
     from prefect import get_client
 
-    with get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with get_client(sync_client=True) as client:
         active = client.read_global_concurrency_limit_by_name(name).active_slots
         recorded = client.read_variable_by_name(slot_holder.variable_name(name)) is not None
     return active, recorded
@@ -103,7 +102,7 @@ def test_a_slot_whose_lease_prefect_forgot_is_taken_over_from_a_dead_holder(
 
     async def strand() -> None:
         # What an interrupted demo leaves on Prefect's temporary API: the count, and no lease anywhere.
-        async with get_client(httpx_settings=local_http.PREFECT_HTTPX) as client:
+        async with get_client() as client:
             await client.increment_concurrency_slots(names=[name], slots=1, mode="concurrency")
             limit = await client.read_global_concurrency_limit_by_name(name)
             stranded = slot_holder.Holder(limit=name, lease_id=str(uuid.uuid4()), pid=dead.pid,

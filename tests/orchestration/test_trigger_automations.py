@@ -10,7 +10,6 @@ import pytest
 
 from remediation.orchestration.events import trigger_spec
 from remediation.orchestration.triggers import duplicates, owner_of, prune_duplicate_triggers
-from tests.helpers import local_http
 
 
 def automation(name: str, ident: str) -> SimpleNamespace:
@@ -51,7 +50,7 @@ async def test_two_registrations_interleaved_leave_one_automation_and_pruning_ag
     each prunes, one automation is left, the same whichever replica pruned first."""
     from prefect import get_client
 
-    async with get_client(httpx_settings=local_http.PREFECT_HTTPX) as client:
+    async with get_client() as client:
         deployment, trigger, created = await raced_registrations(client)
 
         async def owned() -> list[UUID]:
@@ -84,7 +83,7 @@ async def test_an_automation_the_other_replica_deleted_first_is_not_an_error() -
     """Both replicas prune at once: the second one's deletion answers 404, and its serve must start anyway."""
     from prefect import get_client
 
-    async with get_client(httpx_settings=local_http.PREFECT_HTTPX) as client:
+    async with get_client() as client:
         deployment, trigger, _ = await raced_registrations(client)
         listed = await client.read_resource_related_automations(owner_of(deployment.id))
         names = {deployment.id: [trigger.name]}

@@ -56,7 +56,7 @@ def triggers_per_deployment(api_url: str) -> dict[str, int]:
     """Deployment name -> how many alert-trigger automations it owns."""
     from prefect import get_client
 
-    with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with with_api(api_url), get_client(sync_client=True) as client:
         return {d.name: sum(a.name.endswith(TRIGGER_SUFFIX)
                             for a in client.read_resource_related_automations(owner_of(d.id)))
                 for d in client.read_deployments()}
@@ -111,7 +111,7 @@ def paused(api_url: str, run_id: str) -> bool:
 def runs_for(api_url: str, incident_id: str) -> list[Any]:
     from prefect import get_client
 
-    with with_api(api_url), get_client(sync_client=True, httpx_settings=local_http.PREFECT_HTTPX) as client:
+    with with_api(api_url), get_client(sync_client=True) as client:
         return [r for r in client.read_flow_runs(limit=200) if r.parameters.get("incident_id") == incident_id]
 
 
