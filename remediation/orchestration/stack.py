@@ -216,27 +216,28 @@ def _wait_healthy(server: LocalPrefectServer, *, log_start: int, timeout_s: floa
     since ``log_start``), ``StackStartFailed`` when it exited otherwise, was stopped or stayed unhealthy."""
     import httpx
 
+    from remediation.providers.tls import shared_ssl_context
+
     process, log_path = server.process, server.log_path
     deadline = time.monotonic() + timeout_s
-    # One client for the whole wait: httpx.get() builds one (and an SSL context: ~40 ms of CPU) on every poll.
-    with httpx.Client(timeout=2.0, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-        while True:
-            if process.poll() is not None:
-                if "already in use" in _log_since(log_path, log_start):
-                    raise _PortTaken()
-                raise StackStartFailed(f"prefect server exited with {process.returncode}; see {log_path}")
-            if stop_event is not None and stop_event.is_set():
-                server.stop()
-                raise StackStartFailed("stopped while the Prefect server was starting")
-            try:
-                if client.get(f"{server.api_url}/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                server.stop()
-                raise StackStartFailed(f"prefect server not healthy after {timeout_s:g}s; see {log_path}")
-            time.sleep(0.25)
+    while True:
+        if process.poll() is not None:
+            if "already in use" in _log_since(log_path, log_start):
+                raise _PortTaken()
+            raise StackStartFailed(f"prefect server exited with {process.returncode}; see {log_path}")
+        if stop_event is not None and stop_event.is_set():
+            server.stop()
+            raise StackStartFailed("stopped while the Prefect server was starting")
+        try:
+            # The process's one TLS context: httpx.get() would build one (~40 ms of CPU) on every poll.
+            if httpx.get(f"{server.api_url}/health", timeout=2.0, verify=shared_ssl_context()).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise StackStartFailed(f"prefect server not healthy after {timeout_s:g}s; see {log_path}")
+        time.sleep(0.25)
 
 
 def drain_prefect_workers(timeout_s: float = 5.0) -> None:

@@ -31,7 +31,7 @@ from tests.helpers.moto_server import MotoServer
 HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
-def _relay(handler: BaseHTTPRequestHandler, response: httpx.Response) -> None:
+def relay(handler: BaseHTTPRequestHandler, response: httpx.Response) -> None:
     body = response.content
     handler.send_response(response.status_code)
     for name, value in response.headers.items():
@@ -54,7 +54,7 @@ class InstanceApp(LocalHttpServer):
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.paths.append(handler.path)
-        _relay(handler, local_http.get(f"{self.direct}{handler.path}", timeout=10))
+        relay(handler, local_http.get(f"{self.direct}{handler.path}", timeout=10))
 
 
 class AwsFront(LocalHttpServer):
@@ -85,7 +85,7 @@ class AwsFront(LocalHttpServer):
                 verb = "restore" if action == "RegisterTargets" else "restart"
                 local_http.post(f"{self.sim}/{self.fleet[instance]}/{verb}", timeout=5).raise_for_status()
                 self._record(verb, instance)
-        _relay(handler, answer)
+        relay(handler, answer)
 
     def _drain(self, instance: str) -> None:
         simulated = self.fleet[instance]

@@ -27,10 +27,9 @@ from urllib.parse import parse_qs
 import httpx
 
 from remediation import composition, runtime
-from remediation.providers.sim_clock import charge_wait
 from remediation.settings import Settings
 from tests.contracts import awskit
-from tests.flows.awsrestartkit import HOP_BY_HOP, _relay
+from tests.flows.awsrestartkit import HOP_BY_HOP, relay
 from tests.flows.timekit import VirtualWorld
 from tests.helpers import local_http
 from tests.helpers.elb_targets import publish_alb
@@ -147,7 +146,7 @@ class AwsFront(LocalHttpServer):
         answer = local_http.request(handler.command, f"{self.moto.url}{handler.path}", headers=headers, content=body,
                                timeout=30)
         self._run(self.hooks.after, Call(operation, ids, answer.status_code))
-        _relay(handler, answer)
+        relay(handler, answer)
 
 
 def aws_providers(world: VirtualWorld, front: AwsFront, *, settings: dict[str, Any],
@@ -161,7 +160,7 @@ def aws_providers(world: VirtualWorld, front: AwsFront, *, settings: dict[str, A
         "verify_consecutive", "verify_deadline_s", "metrics_budget_per_min")}
     wanted = Settings(**{**flat, **settings, **aws, "aws_endpoint_url": front.url, "platform": "aws"})
     # Nothing in the AWS bundle should reach the app (its readers are replaced below): if it did, in-process.
-    live = composition.connect(wanted, clock=virtual.clock, transport=world._transport(on_wait=charge_wait))
+    live = composition.connect(wanted, clock=virtual.clock, transport=world.runbook_transport())
     return live.with_(metrics=virtual.metrics, probe=virtual.probe, access=virtual.access,
                       approvals=virtual.approvals)
 
@@ -280,7 +279,7 @@ class InstanceApp(LocalHttpServer):
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.paths.append(handler.path)
-        _relay(handler, self.door.request("GET", f"{self.direct}{handler.path}"))
+        relay(handler, self.door.request("GET", f"{self.direct}{handler.path}"))
 
 
 @contextmanager

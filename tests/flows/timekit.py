@@ -160,6 +160,11 @@ class VirtualWorld:
         finally:
             self._watchers.remove(watcher)
 
+    def runbook_transport(self) -> WatchedTransport:
+        """A transport to the simulator like the one the world's providers use (watched, each answer's simulated
+        duration charged to the run's request timer), for providers a test builds beside them."""
+        return self._transport(on_wait=charge_wait)
+
     def _transport(self, on_wait: Callable[[float], None] | None = None) -> WatchedTransport:
         sim = self._running()
         return WatchedTransport(sim.transport(on_wait=on_wait), sim, self._watchers)
