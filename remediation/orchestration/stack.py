@@ -24,6 +24,7 @@ process-wide for the executor's threads; served child processes build theirs fro
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import signal
@@ -37,11 +38,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remediation.orchestration import parent_death, serve_record
 from remediation.orchestration.prefect_api import is_loopback_host
 from remediation.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("remediation.orchestration")
 
@@ -188,7 +192,8 @@ def start_local_prefect_server(home: Path, *, database_url: str, host: str = "12
             )
         server = LocalPrefectServer(api_url=f"http://{host}:{chosen}/api", process=process, log_path=log_path)
         try:
-            _wait_healthy(server, log_start=log_start, timeout_s=timeout_s, stop_event=stop_event)
+            _wait_healthy(server, log_start=log_start, timeout_s=timeout_s, stop_event=stop_event,
+                          home=home.resolve(), auth_string=auth_string)
             return server
         except _PortTaken:
             # Someone bound the port between our check and the server's own: take the next one.
@@ -211,33 +216,54 @@ def _log_since(log_path: Path, offset: int) -> str:
 
 
 def _wait_healthy(server: LocalPrefectServer, *, log_start: int, timeout_s: float,
-                  stop_event: threading.Event | None) -> None:
-    """Until ``/api/health`` answers; ``_PortTaken`` when the server exited saying its port is in use (its output
-    since ``log_start``), ``StackStartFailed`` when it exited otherwise, was stopped or stayed unhealthy."""
+                  stop_event: threading.Event | None, home: Path, auth_string: str | None) -> None:
+    """Until our server answers on its port; ``_PortTaken`` when it exited saying the port is in use (its output
+    since ``log_start``), ``StackStartFailed`` when it exited otherwise, was stopped or stayed unhealthy.
+
+    A healthy answer alone does not prove the server is ours: another process (a second serve, a test) can bind the
+    port between our check and our server's own bind, and would answer ``/api/health`` while ours is still
+    importing, only to die a moment later with "address already in use". So the answer must also name our
+    ``PREFECT_HOME`` (``/api/admin/settings``, asked with our auth string)."""
     import httpx
 
     from remediation.providers.tls import shared_ssl_context
 
     process, log_path = server.process, server.log_path
     deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None:
-            if "already in use" in _log_since(log_path, log_start):
-                raise _PortTaken()
-            raise StackStartFailed(f"prefect server exited with {process.returncode}; see {log_path}")
-        if stop_event is not None and stop_event.is_set():
-            server.stop()
-            raise StackStartFailed("stopped while the Prefect server was starting")
-        try:
-            # The process's one TLS context: httpx.get() would build one (~40 ms of CPU) on every poll.
-            if httpx.get(f"{server.api_url}/health", timeout=2.0, verify=shared_ssl_context()).status_code == 200:
+    # As Prefect's own client sends it: the whole string, base64-encoded, whatever it holds.
+    headers = {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()} if auth_string else {}
+    # The process's one TLS context: a client per poll would build one (~40 ms of CPU) each time.
+    with httpx.Client(timeout=2.0, verify=shared_ssl_context(), headers=headers) as client:
+        while True:
+            if process.poll() is not None:
+                if "already in use" in _log_since(log_path, log_start):
+                    raise _PortTaken()
+                raise StackStartFailed(f"prefect server exited with {process.returncode}; see {log_path}")
+            if stop_event is not None and stop_event.is_set():
+                server.stop()
+                raise StackStartFailed("stopped while the Prefect server was starting")
+            if _answers_as(client, server.api_url, home):
                 return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise StackStartFailed(f"prefect server not healthy after {timeout_s:g}s; see {log_path}")
-        time.sleep(0.25)
+            if time.monotonic() > deadline:
+                server.stop()
+                raise StackStartFailed(f"prefect server not healthy after {timeout_s:g}s; see {log_path}")
+            time.sleep(0.25)
+
+
+def _answers_as(client: httpx.Client, api_url: str, home: Path) -> bool:
+    """Whether the server at ``api_url`` is healthy and runs with ``home`` as its ``PREFECT_HOME``."""
+    import httpx
+
+    try:
+        if client.get(f"{api_url}/health").status_code != 200:
+            return False
+        answer = client.get(f"{api_url}/admin/settings")
+        if answer.status_code != 200:  # 401: someone else's server, asking for another auth string
+            return False
+        said = answer.json().get("home")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+    return isinstance(said, str) and Path(said) == home
 
 
 def drain_prefect_workers(timeout_s: float = 5.0) -> None:

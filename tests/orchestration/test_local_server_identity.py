@@ -1,0 +1,128 @@
+"""``serve`` takes a healthy answer on its Prefect server's port for its own server only when that answer names its
+``PREFECT_HOME``: another process that grabbed the port first (a second serve, with or without an auth string) is
+not mistaken for it, and the start moves on once its own server reports the port taken.
+
+The server here is a stand-in (a small HTTP server and a process that exits as ``prefect server start`` does when
+its port is taken), so the race that failed CI once is played in order, not hoped for."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from remediation.orchestration import stack
+from remediation.orchestration.stack import LocalPrefectServer
+
+#: Waits for a marker file, then says what uvicorn says when its port is taken and exits 1.
+LOSER = ("import pathlib, sys, time\n"
+         "marker, log = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+         "while not marker.exists(): time.sleep(0.02)\n"
+         "log.open('a').write('ERROR: [Errno 98] error while attempting to bind: address already in use\\n')\n"
+         "sys.exit(1)\n")
+
+
+class Impostor:
+    """An HTTP server answering as a healthy Prefect API whose settings name ``home`` and which asks for
+    ``auth_string`` when given; it touches ``asked`` once its settings were read or refused."""
+
+    def __init__(self, home: str, auth_string: str | None, asked: Path) -> None:
+        outer = self
+        self.settings_requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/api/health":
+                    self._send(200, True)
+                    return
+                if self.path == "/api/admin/settings":
+                    outer.settings_requests += 1
+                    expected = "Basic " + base64.b64encode(auth_string.encode()).decode() if auth_string else None
+                    if expected is not None and self.headers.get("Authorization") != expected:
+                        self._send(401, {"exception_message": "Unauthorized"})
+                    else:
+                        self._send(200, {"home": home, "debug_mode": False})
+                    asked.touch()
+                    return
+                self._send(404, {"detail": "Not Found"})
+
+            def _send(self, status: int, body: object) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.api_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def our_home(tmp_path: Path) -> Path:
+    home = tmp_path / "prefect"
+    home.mkdir()
+    return home.resolve()
+
+
+def _losing_server(tmp_path: Path, api_url: str, asked: Path) -> Iterator[LocalPrefectServer]:
+    log_path = tmp_path / "server.log"
+    log_path.write_text("")
+    process = subprocess.Popen([sys.executable, "-c", LOSER, str(asked), str(log_path)])
+    try:
+        yield LocalPrefectServer(api_url=api_url, process=process, log_path=log_path)  # type: ignore[arg-type]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+@pytest.mark.parametrize(("their_home", "their_auth"), [("/elsewhere/prefect", None), (None, "admin:theirs")],
+                         ids=["another-home", "another-auth-string"])
+def test_a_server_that_is_not_ours_on_our_port_is_not_taken_for_ours(
+    tmp_path: Path, our_home: Path, their_home: str | None, their_auth: str | None
+) -> None:
+    asked = tmp_path / "asked"
+    impostor = Impostor(their_home or str(our_home), their_auth, asked)
+    try:
+        for server in _losing_server(tmp_path, impostor.api_url, asked):
+            with pytest.raises(stack._PortTaken):
+                stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
+                                    auth_string="admin:ours" if their_auth else None)
+    finally:
+        impostor.close()
+    assert impostor.settings_requests >= 1
+
+
+@pytest.mark.parametrize("auth_string", [None, "admin:s3cr:et"], ids=["no-auth", "auth-string-with-colons"])
+def test_our_own_server_is_recognised_by_its_home_and_auth_string(
+    tmp_path: Path, our_home: Path, auth_string: str | None
+) -> None:
+    asked = tmp_path / "asked"
+    ours = Impostor(str(our_home), auth_string, asked)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        server = LocalPrefectServer(api_url=ours.api_url, process=process,  # type: ignore[arg-type]
+                                    log_path=tmp_path / "server.log")
+        stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
+                            auth_string=auth_string)
+    finally:
+        process.kill()
+        process.wait(10)
+        ours.close()
+    assert ours.settings_requests == 1
