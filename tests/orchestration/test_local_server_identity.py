@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -80,12 +81,13 @@ def our_home(tmp_path: Path) -> Path:
     return home.resolve()
 
 
+@contextmanager
 def _losing_server(tmp_path: Path, api_url: str, asked: Path) -> Iterator[LocalPrefectServer]:
     log_path = tmp_path / "server.log"
     log_path.write_text("")
     process = subprocess.Popen([sys.executable, "-c", LOSER, str(asked), str(log_path)])
     try:
-        yield LocalPrefectServer(api_url=api_url, process=process, log_path=log_path)  # type: ignore[arg-type]
+        yield LocalPrefectServer(api_url=api_url, process=process, log_path=log_path)
     finally:
         if process.poll() is None:
             process.kill()
@@ -100,10 +102,9 @@ def test_a_server_that_is_not_ours_on_our_port_is_not_taken_for_ours(
     asked = tmp_path / "asked"
     impostor = Impostor(their_home or str(our_home), their_auth, asked)
     try:
-        for server in _losing_server(tmp_path, impostor.api_url, asked):
-            with pytest.raises(stack._PortTaken):
-                stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
-                                    auth_string="admin:ours" if their_auth else None)
+        with _losing_server(tmp_path, impostor.api_url, asked) as server, pytest.raises(stack._PortTaken):
+            stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
+                                auth_string="admin:ours" if their_auth else None)
     finally:
         impostor.close()
     assert impostor.settings_requests >= 1
@@ -117,7 +118,7 @@ def test_our_own_server_is_recognised_by_its_home_and_auth_string(
     ours = Impostor(str(our_home), auth_string, asked)
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        server = LocalPrefectServer(api_url=ours.api_url, process=process,  # type: ignore[arg-type]
+        server = LocalPrefectServer(api_url=ours.api_url, process=process,
                                     log_path=tmp_path / "server.log")
         stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
                             auth_string=auth_string)
