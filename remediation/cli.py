@@ -94,6 +94,8 @@ def demo(
     deny: Annotated[bool, typer.Option("--deny", help="Answer the approval with a deny")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the IncidentReport as JSON")] = False,
     scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario; picks the runbook")] = "bad-release",
+    seed: Annotated[int | None, typer.Option("--seed", help="Simulated users' random seed (default: the one the "
+                                             "demo's story is told with)")] = None,
 ) -> None:
     """Run a runbook end to end against a simulator scenario (default: elevated 5xx after a bad release)."""
     import os
@@ -101,14 +103,15 @@ def demo(
     # Quiet Prefect's own console lines (the run's logs still reach its API).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     _embedded_prefect_defaults()
-    from remediation.demo import DEMOS, DemoOptions, SimulatorMissing, print_report, run_demo
+    from remediation.demo import DEMO_SEED, DEMOS, DemoOptions, SimulatorMissing, print_report, run_demo
 
     if scenario not in DEMOS:
         err.print(f"no demo for scenario '{scenario}'; known: {', '.join(sorted(DEMOS))}")
         raise typer.Exit(2)
     out = Console(stderr=True) if json_output else console
     try:
-        report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny, scenario=scenario),
+        report = run_demo(DemoOptions(approve_as=approve_as, interactive=interactive, deny=deny, scenario=scenario,
+                                      seed=DEMO_SEED if seed is None else seed),
                           out, ask=lambda q: typer.prompt(q, default=""))
     except SimulatorMissing as exc:
         err.print(f"demo: {exc}", soft_wrap=True, markup=False, highlight=False)

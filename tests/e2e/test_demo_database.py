@@ -13,12 +13,18 @@ import pytest
 from tests.e2e.demokit import demo_env
 
 
-@pytest.mark.parametrize(("scenario", "fix"), [("slow-query", "create_index"),
-                                               ("lock-contention", "terminate_backend")])
-def test_database_demo_recovers_after_the_approved_fix(tmp_path: Path, scenario: str, fix: str) -> None:
+@pytest.mark.parametrize(("scenario", "seed", "fix"), [
+    ("slow-query", None, "create_index"),
+    # Another seed: the slow query ran too few times before the alert for its table to be flagged, so the runbook
+    # falls back to the recent release. The demo's fixed seed is what makes its story the same every time.
+    ("slow-query", "12", "rollback"),
+    ("lock-contention", None, "terminate_backend")])
+def test_database_demo_recovers_after_the_approved_fix(tmp_path: Path, scenario: str, seed: str | None,
+                                                       fix: str) -> None:
     env = demo_env(tmp_path)
     env.pop("PREFECT_API_URL", None)
-    done = subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--scenario", scenario, "--json"],
+    seeded = ["--seed", seed] if seed else []
+    done = subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--scenario", scenario, "--json", *seeded],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
