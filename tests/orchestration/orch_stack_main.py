@@ -2,7 +2,7 @@
 
 The app exposes what a test needs to see from outside the process: the starter's health and loaded deployments
 (``GET /healthz``) and a way to start a run through it (``POST /start`` with ``{"deployment", "parameters",
-"key"}``).
+"key"}``, and ``"here": true`` to have this process execute it).
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ def app_factory(starter: Any) -> Starlette:
 
     async def start(request: Request) -> JSONResponse:
         body = await request.json()
+        # "here": executed by this process, never by a runner of another stack polling the deployment (the runner
+        # wins ~1 start in 60 otherwise), for a test that kills this process and needs the run to die with it. The
+        # run is then born Pending (WarmExecutor claim=False), which no runner picks up.
+        starter.claim = not body.get("here", False)
         run_id = await starter.start(body["deployment"], body["parameters"], body["key"])
         return JSONResponse({"run_id": run_id})
 

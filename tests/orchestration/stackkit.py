@@ -122,8 +122,10 @@ class Stack:
         return found
 
     def start(self, deployment: str, key: str, parameters: dict[str, Any]) -> str:
+        """Start a run that this stack's process executes (``"here"``): the tests kill or restart that process and
+        mean the run to go with it, not to be picked up by another stack's runner."""
         started = local_http.post(f"{self.url}/start", timeout=30,
-                             json={"deployment": deployment, "key": key, "parameters": parameters})
+                                  json={"deployment": deployment, "key": key, "parameters": parameters, "here": True})
         assert started.status_code == 200, started.text
         return str(started.json()["run_id"])
 
