@@ -77,6 +77,15 @@ from remediation.models import (
     Verification,
 )
 from remediation.providers.access_probe import AccessReport
+from remediation.run import (
+    close,
+    confirm_readings,
+    continued,
+    locked,
+    start_incident,
+    verify_budget,
+    without_fix,
+)
 from remediation.runbooks.auth_access import affected_features, disable_plans, fix_plans
 from tasks.auth_access.identify import auth_issues_finding, sample_auth, verdict
 from tasks.auth_access.investigate import (
@@ -92,15 +101,6 @@ from tasks.auth_access.status import post_status, posted_status_id, update_statu
 from tasks.auth_access.verify import verify_admin_access
 from tasks.common.act import act
 from tasks.common.investigate import deploy_history, log_excerpts
-from tasks.common.run import (
-    close,
-    confirm_readings,
-    continued,
-    locked,
-    start_incident,
-    verify_budget,
-    without_fix,
-)
 
 RUNBOOK = "auth-access"
 _DEGRADED = ("Some administrators cannot use the admin area of kamkmserve; we have switched it off while we fix "

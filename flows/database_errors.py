@@ -74,12 +74,7 @@ from remediation.models import (
     Verification,
 )
 from remediation.providers.dbqueries import LockReport, ScanReport, SessionReport, StatementReport
-from remediation.runbooks.containment import rollback_plan
-from remediation.runbooks.database_errors import index_plan, pause_jobs_plan, terminate_plan
-from tasks.common.act import act
-from tasks.common.detect import error_rate_finding
-from tasks.common.investigate import deploy_history, error_tracker
-from tasks.common.run import (
+from remediation.run import (
     close,
     confirm_readings,
     continued,
@@ -88,6 +83,11 @@ from tasks.common.run import (
     verify_budget,
     without_fix,
 )
+from remediation.runbooks.containment import rollback_plan
+from remediation.runbooks.database_errors import index_plan, pause_jobs_plan, terminate_plan
+from tasks.common.act import act
+from tasks.common.detect import error_rate_finding
+from tasks.common.investigate import deploy_history, error_tracker
 from tasks.database_errors.identify import log_finding, read_db_logs, sample_db_operations, verdict
 from tasks.database_errors.investigate import (
     lock_evidence,

@@ -76,17 +76,8 @@ from remediation.models import (
     Plan,
     Verification,
 )
-from remediation.runbooks.containment import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
-from tasks.common.act import act
-from tasks.common.detect import (
-    error_issues_finding,
-    health_finding,
-    rate_limit_finding,
-    run_app_reads,
-    sample_error_rate,
-)
-from tasks.common.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
-from tasks.common.run import (
+from remediation.rate_limit_finding import rate_limit_finding, run_app_reads
+from remediation.run import (
     close,
     confirm_readings,
     continued,
@@ -95,6 +86,10 @@ from tasks.common.run import (
     verify_budget,
     without_fix,
 )
+from remediation.runbooks.containment import failing_prefixes, flag_plan, maintenance_plan, rollback_plan
+from tasks.common.act import act
+from tasks.common.detect import error_issues_finding, health_finding, sample_error_rate
+from tasks.common.investigate import deploy_history, error_tracker, failing_endpoints, flag_changes, log_excerpts
 from tasks.common.verify import verify_error_rate
 
 RUNBOOK = "elevated-error-rate"

@@ -77,10 +77,11 @@ from remediation.models import (
     ScaleUp,
     Verification,
 )
+from remediation.rate_limit_finding import rate_limit_finding, run_app_reads
+from remediation.run import Resumed, close, confirm_readings, continued, locked, not_applied, start_incident
 from tasks.common.act import act
-from tasks.common.detect import health_finding, rate_limit_finding, run_app_reads
+from tasks.common.detect import health_finding
 from tasks.common.investigate import deploy_history, log_excerpts
-from tasks.common.run import Resumed, close, confirm_readings, continued, locked, not_applied, start_incident
 from tasks.high_latency.identify import (
     LatencyThresholds,
     health_latency_finding,

@@ -76,9 +76,10 @@ from remediation.models import (
     RestoreInstance,
     Severity,
 )
+from remediation.orchestration.leases import current_flow_run_id
 from remediation.orchestration.limits import ServiceBusy, service_lock
+from remediation.run import finish, outcome_state, start_incident
 from tasks.common.act import act
-from tasks.common.run import current_flow_run_id, finish, outcome_state, start_incident
 from tasks.rolling_restart.approval import approve_restarts
 from tasks.rolling_restart.checks import Slo
 from tasks.rolling_restart.identify import (

@@ -81,6 +81,7 @@ from remediation.models import (
 )
 from remediation.providers.quarantine import QuarantineReport
 from remediation.providers.security import UploadAllowlist
+from remediation.run import close, locked, start_incident, verify_budget
 from remediation.runbooks.suspicious_upload import (
     BlockChoice,
     allowlist_plan,
@@ -94,7 +95,6 @@ from remediation.runbooks.suspicious_upload import (
 )
 from tasks.common.act import act
 from tasks.common.detect import error_rate_finding
-from tasks.common.run import close, locked, start_incident, verify_budget
 from tasks.suspicious_upload.identify import read_audit, read_upload_counts, read_upload_logs
 from tasks.suspicious_upload.investigate import audit_evidence, block_evidence, log_evidence, sample_evidence
 from tasks.suspicious_upload.read import current_allowlist, quarantined

@@ -1,1 +1,1 @@
-"""Steps every runbook shares, and the run skeleton (open, lock, close) they all follow."""
+"""Steps every runbook shares; the run skeleton they all follow (open, lock, close) is `remediation.run`."""

@@ -14,8 +14,8 @@ from prefect.context import FlowRunContext
 from remediation.incident import RunningIncident
 from remediation.models import Phase, Sample, Verification
 from remediation.providers.metrics import RequestStats
+from remediation.run_report import artifact_key
 from tasks import step
-from tasks.common.report import artifact_key
 from tasks.high_latency.identify import LatencyThresholds
 
 BREACH_AFTER = 2

@@ -9,8 +9,8 @@ from remediation import composition, figures
 from remediation.incident import RunningIncident
 from remediation.models import Alert, Finding, FindingStatus, IncidentReport, Mode, Outcome, Severity
 from remediation.providers.clock import VirtualClock
+from remediation.run_report import render_postmortem, render_report
 from remediation.settings import Settings
-from tasks.common.report import render_postmortem, render_report
 
 UNREAD = Finding(check="error_rate_5xx", status=FindingStatus.UNKNOWN, threshold=5.0, unit="%", detail="no records")
 NO_LIMIT = Finding(check="p95_latency", status=FindingStatus.UNKNOWN, observed=None, threshold=None, unit="ms",

@@ -15,9 +15,9 @@ from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics
 from remediation.providers.platform import ErrorIssue
 from remediation.replay import ReplayServer
+from remediation.run_report import render_postmortem, render_report
 from tasks.auth_access.identify import auth_issues_finding
 from tasks.common.detect import error_issues_finding, health_finding
-from tasks.common.report import render_postmortem, render_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 

@@ -6,7 +6,7 @@ import pytest
 
 from remediation.models import OUTCOME_STATE_NAMES, Outcome
 from remediation.orchestration.limits import _zombie_automation
-from tasks.common.run import outcome_state
+from remediation.run import outcome_state
 
 
 @pytest.mark.parametrize(("outcome", "name"), [

@@ -18,7 +18,7 @@ from remediation.models import Finding, FindingStatus, Phase
 from remediation.providers.budget import RequestBudget
 from remediation.providers.http import AppHttp
 from remediation.providers.metrics import AppMetrics, app_reads
-from tasks.common.detect import close_rate_limit_finding, rate_limit_finding, run_app_reads
+from remediation.rate_limit_finding import close_rate_limit_finding, rate_limit_finding, run_app_reads
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 GOOD_PAGE = (

@@ -1,4 +1,8 @@
-"""Close: the report, the timeline and a postmortem draft, as Prefect artifacts and in the store."""
+"""Close: the report, the timeline and a postmortem draft, as Prefect artifacts and in the store.
+
+Part of the run skeleton (``remediation.run.finish`` renders the postmortem and publishes the report); its one
+Prefect task, ``close: publish report``, is a ``remediation.steps.step`` like the runbooks' own.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from prefect.context import FlowRunContext
 
 from remediation import figures
 from remediation.models import FindingStatus, IncidentReport
-from tasks import step
+from remediation.steps import step
 
 
 def artifact_key(incident_id: str, suffix: str) -> str:

@@ -1,7 +1,8 @@
 """What every runbook does the same way: open its incident, hold the service's lock, close with a report.
 
 The runbooks differ in what they read and change; how a run starts, serialises per service and ends is one
-policy, kept here so that it cannot drift between them.
+policy, kept here so that it cannot drift between them. It is library code: the flows call it, and it imports no
+runbook, task or entry point (an import-linter contract in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from remediation.models import (
 )
 from remediation.orchestration.leases import current_flow_run_id, hold_current_run
 from remediation.orchestration.limits import ServiceBusy, service_lock
+from remediation.rate_limit_finding import close_rate_limit_finding
+from remediation.run_report import publish_report, render_postmortem
 from remediation.settings import Settings
 from remediation.takeover import Next, decide, in_effect
-from tasks.common.detect import close_rate_limit_finding
-from tasks.common.report import publish_report, render_postmortem
 
 
 def confirm_readings(confirm_samples: int | None, alert_name: str) -> int:
