@@ -2,9 +2,10 @@
 
 The replay server answers with the real kamkmserve's captured answers (tests/fixtures/kamkmserve). Each runbook
 runs the way a user starts it, ``remediate run <runbook> --mode auto --json``, in a fresh process whose environment
-holds only ``REMEDIATE_APP_URL`` besides the test's own homes (store, Prefect) and PATH. With no platform, no error
-tracker and no notification channel configured, nothing may be changed: the replay must see only GET/HEAD, and
-nothing under the simulator's control plane ``/_sim``.
+holds only ``REMEDIATE_APP_URL`` besides the test's own homes (store, Prefect), PATH and the test session's Prefect
+API (Prefect is not the app; the temporary API a run starts without one is the demo tests' subject). With no
+platform, no error tracker and no notification channel configured, nothing may be changed: the replay must see only
+GET/HEAD, and nothing under the simulator's control plane ``/_sim``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import pytest
 
 from remediation.catalog import RUNBOOKS
 from remediation.replay import ReplayServer
-from tests.helpers.prefect_templates import seed_prefect_home
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kamkmserve"
 READ_ONLY = {"GET", "HEAD"}
@@ -34,14 +34,23 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayServer]:
 
 
 @pytest.fixture(scope="module")
+def prefect_api_url(prefect_api: None) -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    assert url, "the session's Prefect API has no URL"
+    return str(url)
+
+
+@pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Prefect home for the six runs, with the run's migrated database (tests.helpers.prefect_templates)."""
-    return seed_prefect_home(tmp_path_factory.mktemp("prefect-home"))
+    """One Prefect home for the six runs (profiles, logs); the API is the session's."""
+    return tmp_path_factory.mktemp("prefect-home")
 
 
 @pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
 def test_a_runbook_in_auto_mode_against_the_real_app_sends_only_reads(
-        runbook: str, replay: ReplayServer, prefect_home: Path, tmp_path: Path) -> None:
+        runbook: str, replay: ReplayServer, prefect_home: Path, prefect_api_url: str, tmp_path: Path) -> None:
     """Only REMEDIATE_APP_URL set, mode auto: the run finishes, applies nothing, and every request the app received
     is a GET or HEAD, none under /_sim. Positive control: the run read the app at that URL, or (the rolling restart,
     whose instances come from a platform) its report says it had nothing to address."""
@@ -51,9 +60,7 @@ def test_a_runbook_in_auto_mode_against_the_real_app_sends_only_reads(
         "REMEDIATE_APP_URL": replay.url,
         "REMEDIATE_HOME": str(tmp_path / "remediate"),
         "PREFECT_HOME": str(prefect_home),
-        # `remediate run` loads Prefect's settings before it sets its own start-up default (120 s); a first
-        # migration on a busy 2-core host takes longer than Prefect's 20 s.
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_API_URL": prefect_api_url,
         "PYTHONUNBUFFERED": "1",
     }
     before = len(replay.requests)
