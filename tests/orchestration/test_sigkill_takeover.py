@@ -75,6 +75,8 @@ def test_a_sigkilled_run_is_taken_over_by_a_live_replica_within_two_minutes_neve
                 with with_api(api_url):
                     approval_client.answer(run_id, "alice", True, "CHG-14", store, wait_s=0)
             wait_for(lambda: _reached(store, event), timeout_s=120, interval_s=0.02, what=f"the run at {event!r}")
+            lease = store.flow_runs([run_id])[run_id]  # the process about to be killed is the one executing the run
+            assert lease.holder is not None and lease.holder.endswith(f":{doomed.process.pid}"), lease.holder
             doomed.sigkill()
             killed_at = time.monotonic()
 
