@@ -8,19 +8,17 @@ its port is taken), so the race that failed CI once is played in order, not hope
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from remediation.orchestration import stack
 from remediation.orchestration.stack import LocalPrefectServer
+from tests.helpers.fake_notify import FakeServer, Reply, Request
 
 #: Waits for a marker file, then says what uvicorn says when its port is taken and exits 1.
 LOSER = ("import pathlib, sys, time\n"
@@ -30,48 +28,32 @@ LOSER = ("import pathlib, sys, time\n"
          "sys.exit(1)\n")
 
 
-class Impostor:
-    """An HTTP server answering as a healthy Prefect API whose settings name ``home`` and which asks for
-    ``auth_string`` when given; it touches ``asked`` once its settings were read or refused."""
+class Impostor(FakeServer):
+    """A healthy Prefect API whose settings name ``home``, asking for ``auth_string`` when given (the project's
+    local fake server: every request is recorded); it touches ``asked`` once its settings were read or refused."""
 
     def __init__(self, home: str, auth_string: str | None, asked: Path) -> None:
-        outer = self
-        self.settings_requests = 0
+        super().__init__()
+        self.home, self.asked = home, asked
+        self.expected = "Basic " + base64.b64encode(auth_string.encode()).decode() if auth_string else None
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/api/health":
-                    self._send(200, True)
-                    return
-                if self.path == "/api/admin/settings":
-                    outer.settings_requests += 1
-                    expected = "Basic " + base64.b64encode(auth_string.encode()).decode() if auth_string else None
-                    if expected is not None and self.headers.get("Authorization") != expected:
-                        self._send(401, {"exception_message": "Unauthorized"})
-                    else:
-                        self._send(200, {"home": home, "debug_mode": False})
-                    asked.touch()
-                    return
-                self._send(404, {"detail": "Not Found"})
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
 
-            def _send(self, status: int, body: object) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+    @property
+    def settings_requests(self) -> int:
+        return sum(1 for r in self.requests if r.path == "/api/admin/settings")
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.api_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, request: Request) -> Reply:
+        if request.path == "/api/health":
+            return Reply(200, True)
+        if request.path != "/api/admin/settings":
+            return Reply(404, {"detail": "Not Found"})
+        self.asked.touch()
+        if self.expected is not None and request.headers.get("authorization") != self.expected:
+            return Reply(401, {"exception_message": "Unauthorized"})
+        return Reply(200, {"home": self.home, "debug_mode": False})
 
 
 @pytest.fixture
@@ -100,13 +82,10 @@ def test_a_server_that_is_not_ours_on_our_port_is_not_taken_for_ours(
     tmp_path: Path, our_home: Path, their_home: str | None, their_auth: str | None
 ) -> None:
     asked = tmp_path / "asked"
-    impostor = Impostor(their_home or str(our_home), their_auth, asked)
-    try:
-        with _losing_server(tmp_path, impostor.api_url, asked) as server, pytest.raises(stack._PortTaken):
-            stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
-                                auth_string="admin:ours" if their_auth else None)
-    finally:
-        impostor.close()
+    with (Impostor(their_home or str(our_home), their_auth, asked) as impostor,
+          _losing_server(tmp_path, impostor.api_url, asked) as server, pytest.raises(stack._PortTaken)):
+        stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
+                            auth_string="admin:ours" if their_auth else None)
     assert impostor.settings_requests >= 1
 
 
@@ -115,15 +94,13 @@ def test_our_own_server_is_recognised_by_its_home_and_auth_string(
     tmp_path: Path, our_home: Path, auth_string: str | None
 ) -> None:
     asked = tmp_path / "asked"
-    ours = Impostor(str(our_home), auth_string, asked)
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        server = LocalPrefectServer(api_url=ours.api_url, process=process,
-                                    log_path=tmp_path / "server.log")
-        stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
-                            auth_string=auth_string)
+        with Impostor(str(our_home), auth_string, asked) as ours:
+            server = LocalPrefectServer(api_url=ours.api_url, process=process, log_path=tmp_path / "server.log")
+            stack._wait_healthy(server, log_start=0, timeout_s=60, stop_event=None, home=our_home,
+                                auth_string=auth_string)
     finally:
         process.kill()
         process.wait(10)
-        ours.close()
     assert ours.settings_requests == 1
