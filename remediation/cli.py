@@ -24,7 +24,8 @@ class _Remediate(typer.Typer):
 
         _embedded_prefect_defaults()
         try:
-            _check_configuration(list(args[0]) if args and args[0] is not None else kwargs.get("args") or sys.argv[1:])
+            given = kwargs.get("args", args[0] if args else None)  # click's main(args=None): the command line
+            _check_configuration(sys.argv[1:] if given is None else list(given))
             return super().__call__(*args, **kwargs)
         except ConfigError as exc:
             Console(stderr=True, highlight=False).print(f"configuration error: {exc}", soft_wrap=True, markup=False)

@@ -16,11 +16,16 @@ COMMANDS = [
 ]
 
 
-def remediate(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def python(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python COMMAND...`` in ``cwd``, with none of the caller's REMEDIATE_* settings or Prefect API."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATE_", "PREFECT_API_URL"))}
-    return subprocess.run([sys.executable, "-m", "remediation.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *command], cwd=cwd, capture_output=True, text=True,
                           env={**clean, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "prefect"), **env},
                           timeout=120, check=False)
+
+
+def remediate(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return python(["-m", "remediation.cli", *args], cwd, **env)
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
@@ -57,9 +62,6 @@ def test_a_typo_is_said_before_prefect_is_imported(args: list[str], tmp_path: Pa
     code = ("import sys\nfrom remediation.cli import app\n"
             f"try:\n    app({args!r}, prog_name='remediate')\n"
             "except SystemExit as exc:\n    print(exc.code, 'prefect' in sys.modules)\n")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATE_", "PREFECT_API_URL"))}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**clean, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "prefect")},
-                          check=False)
+    done = python(["-c", code], tmp_path)
     assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr[-2000:]
     assert done.stderr.strip() == "configuration error: remediate.toml: unknown setting 'platfrom'"
