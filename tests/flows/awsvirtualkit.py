@@ -1,8 +1,8 @@
 """AWS levers (moto) over the simulator on virtual time: the bridges standing in for what AWS does to the app.
 
-On the wall clock (``awsrestartkit``, ``test_aws_end_to_end``'s mirrors) background threads poll moto and the
-simulator's server and copy one into the other. On virtual time the simulated world moves only when someone advances
-it, so the bridges act where AWS would: at the AWS call itself. :class:`AwsFront` is moto's endpoint as the adapters
+On the wall clock, background threads would poll moto and the simulator's server and copy one into the other. On
+virtual time the simulated world moves only when someone advances it, so the bridges act where AWS would: at the AWS
+call itself. :class:`AwsFront` is moto's endpoint as the adapters
 see it (every call forwarded to moto unchanged); a bridge hooks an operation, before or after moto answers it
 (``UpdateService`` sets the simulated replica count, ``FilterLogEvents`` first ships what the app printed, ...).
 
@@ -29,7 +29,6 @@ import httpx
 from remediation import composition, runtime
 from remediation.settings import Settings
 from tests.contracts import awskit
-from tests.flows.awsrestartkit import HOP_BY_HOP, relay
 from tests.flows.timekit import VirtualWorld
 from tests.helpers import local_http
 from tests.helpers.elb_targets import publish_alb
@@ -74,6 +73,21 @@ class SideDoor:
     def advance(self, seconds: float) -> None:
         self.json("POST", "/_sim/time/advance", json={"seconds": seconds})
 
+
+#: Request headers that belong to one connection, not to the call: dropped when a call is forwarded.
+HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+def relay(handler: BaseHTTPRequestHandler, response: httpx.Response) -> None:
+    """Answer ``handler`` with ``response`` (its body already decoded, so without its content-encoding)."""
+    body = response.content
+    handler.send_response(response.status_code)
+    for name, value in response.headers.items():
+        if name.lower() not in HOP_BY_HOP | {"content-encoding"}:
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 @dataclass(frozen=True)
 class Call:
@@ -144,7 +158,7 @@ class AwsFront(LocalHttpServer):
         self._run(self.hooks.before, Call(operation, ids))
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
         answer = local_http.request(handler.command, f"{self.moto.url}{handler.path}", headers=headers, content=body,
-                               timeout=30)
+                                    timeout=30)
         self._run(self.hooks.after, Call(operation, ids, answer.status_code))
         relay(handler, answer)
 

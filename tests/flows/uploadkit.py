@@ -43,19 +43,21 @@ def wait_for_burst(server: SimServer, detections: int = 6) -> None:
                lambda: plane(server, "/antivirus")["detections"] >= detections)
 
 
-def multipart(filename: str, content_type: str, data: bytes) -> tuple[bytes, str]:
+def multipart(filename: str, content_type: str, data: bytes,
+              forwarded_for: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of ``POST /api/uploads`` for one file, as curl sends it (behind ``forwarded_for``)."""
     boundary = "----uploadkit"
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
             f"Content-Type: {content_type}\r\n\r\n").encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}", "user-agent": "curl/8.5.0"}
+    if forwarded_for is not None:
+        headers["x-forwarded-for"] = forwarded_for
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), headers
 
 
 def upload(server: SimServer, filename: str, content_type: str, data: bytes,
            forwarded_for: str | None = None) -> httpx.Response:
-    body, form = multipart(filename, content_type, data)
-    headers = {"content-type": form, "user-agent": "curl/8.5.0"}
-    if forwarded_for is not None:
-        headers["x-forwarded-for"] = forwarded_for
+    body, headers = multipart(filename, content_type, data, forwarded_for)
     return local_http.post(f"{server.url}/api/uploads", content=body, headers=headers, timeout=10)
 
 
@@ -83,9 +85,6 @@ async def burst_in(world: VirtualWorld, detections: int = 6) -> None:
 async def upload_in(world: VirtualWorld, filename: str, content_type: str, data: bytes,
                     forwarded_for: str | None = None) -> httpx.Response:
     """``upload`` on virtual time: any status is returned (the edge's 403, the app's 400), as over HTTP."""
-    body, form = multipart(filename, content_type, data)
-    headers = {"content-type": form, "user-agent": "curl/8.5.0"}
-    if forwarded_for is not None:
-        headers["x-forwarded-for"] = forwarded_for
+    body, headers = multipart(filename, content_type, data, forwarded_for)
     async with world.client(timeout=10) as client:
         return await client.post("/api/uploads", content=body, headers=headers)
