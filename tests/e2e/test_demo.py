@@ -1,24 +1,17 @@
-"""`remediate demo --json`, the README's main job, end to end in a fresh process and a fresh Prefect home."""
+"""`remediate demo --json`, the README's main job, end to end in a fresh process and a fresh Prefect home: Prefect's
+temporary API, started by the demo as on a user's machine (the first test), or the session's (the second, whose
+subject is the approval)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.e2e.demokit import demo_env
-
-
-def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = demo_env(tmp_path)
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--json", *args], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+from tests.e2e.demokit import demo, demo_env
 
 
 def test_demo_recovers_after_an_approved_rollback(tmp_path: Path) -> None:
-    done = demo(tmp_path)
+    done = demo(demo_env(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["outcome"] == "recovered"
@@ -33,10 +26,10 @@ def test_demo_recovers_after_an_approved_rollback(tmp_path: Path) -> None:
 
 
 def test_demo_answering_as_a_name_off_the_servers_list_is_refused_by_the_run_and_nothing_is_rolled_back(
-    tmp_path: Path,
+    tmp_path: Path, prefect_api_url: str,
 ) -> None:
     """`--approve-as mallory` no longer adds mallory to the list: the run refuses her answer and records it."""
-    done = demo(tmp_path, "--approve-as", "mallory")
+    done = demo(demo_env(tmp_path, prefect_api_url), "--approve-as", "mallory")
     assert done.returncode == 1, done.stderr[-3000:]  # not recovered: the demo's approval was refused
     report = json.loads(done.stdout)
     rollback = next(a for a in report["actions"] if a["kind"] == "rollback")

@@ -10,13 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.demokit import demo_env
+from tests.e2e.demokit import demo, demo_env
 from tests.orchestration.orchkit import wait_for
 
 
 def test_a_demo_interrupted_at_its_prompt_releases_the_slot_and_the_next_demo_recovers(tmp_path: Path) -> None:
     env = demo_env(tmp_path)
-    env.pop("PREFECT_API_URL", None)
     out = tmp_path / "interrupted.out"
     with out.open("w") as sink:
         first = subprocess.Popen([sys.executable, "-m", "remediation.cli", "demo", "--interactive"], env=env,
@@ -32,7 +31,6 @@ def test_a_demo_interrupted_at_its_prompt_releases_the_slot_and_the_next_demo_re
             first.wait()
     assert "released the remediation slot remediate-kamkmserve" in out.read_text(), out.read_text()[-2000:]
 
-    second = subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--json"], env=env,
-                            capture_output=True, text=True, timeout=240, check=False)
+    second = demo(env, timeout_s=240)
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads(second.stdout)["outcome"] == "recovered"

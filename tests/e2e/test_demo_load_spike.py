@@ -1,21 +1,16 @@
 """`remediate demo --scenario load-spike --json`: the high-latency runbook end to end in a fresh process and a fresh
-Prefect home."""
+home, on the session's Prefect API."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.e2e.demokit import demo_env
+from tests.e2e.demokit import demo, demo_env
 
 
-def test_load_spike_demo_scales_up_watches_scales_back_and_recovers(tmp_path: Path) -> None:
-    env = demo_env(tmp_path)
-    env.pop("PREFECT_API_URL", None)
-    done = subprocess.run([sys.executable, "-m", "remediation.cli", "demo", "--scenario", "load-spike", "--json"],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+def test_load_spike_demo_scales_up_watches_scales_back_and_recovers(tmp_path: Path, prefect_api_url: str) -> None:
+    done = demo(demo_env(tmp_path, prefect_api_url), "--scenario", "load-spike")
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["runbook"] == "high-latency"

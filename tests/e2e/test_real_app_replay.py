@@ -34,15 +34,6 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayServer]:
 
 
 @pytest.fixture(scope="module")
-def prefect_api_url(prefect_api: None) -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    assert url, "the session's Prefect API has no URL"
-    return str(url)
-
-
-@pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Prefect home for the six runs (profiles, logs); the API is the session's."""
     return tmp_path_factory.mktemp("prefect-home")
