@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# Bytecode caches (__pycache__, ignored by git) are written even where the shell sets PYTHONDONTWRITEBYTECODE (this
+# machine's does): without them every pytest process rewrites and compiles every test module again (collection ~12
+# instead of ~5 CPU-seconds, paid by each xdist worker) and every subprocess compiles the project's modules again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test unit-without-sim lint typecheck check clean
 
