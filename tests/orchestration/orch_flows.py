@@ -41,6 +41,7 @@ async def tiny(label: str = "x", sleep_s: float = 0.0, record_to: str | None = N
             _record(record_to, label=label, event="unlocking", at=time.time())
     else:
         await asyncio.sleep(sleep_s)
+        await _wait_for_file(hold_until)
     _record(record_to, label=label, event="end", at=time.time())
     return {"label": label, "started": started}
 

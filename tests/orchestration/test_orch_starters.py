@@ -94,14 +94,18 @@ def test_missing_deployment_is_not_loaded_and_falls_back(tiny_deployment: str) -
 
 
 async def test_full_executor_leaves_the_run_scheduled_for_a_runner(tiny_deployment: str, tmp_path: Path) -> None:
-    record = tmp_path / "runs.jsonl"
+    record, release = tmp_path / "runs.jsonl", tmp_path / "release"
     with WarmExecutor({tiny_deployment: tiny}, max_parallel=1, poll_s=0.2) as warm:
-        busy = await warm.start(tiny_deployment, {"label": "busy", "sleep_s": 3, "record_to": str(record)}, key())
+        # Busy until the test releases it, not for a few seconds: on a loaded machine the next start came after a
+        # 3 s busy run had ended, and the executor, free again, rightly took the "overflow".
+        busy = await warm.start(tiny_deployment, {"label": "busy", "hold_until": str(release),
+                                                  "record_to": str(record)}, key())
         overflow = await warm.start(tiny_deployment, {"label": "overflow", "record_to": str(record)}, key())
         # Left for a runner: not claimed by this executor. Another runner on the API may claim it (Pending) at any
         # time, as designed (seen once in a parallel `make test`), so the test asserts what the executor did.
         assert read_run(overflow).state.type.value in ("SCHEDULED", "PENDING")
         assert warm.executing() == [read_run(busy).id]
+        release.touch()
         wait_final(busy)
     assert {r["label"] for r in records(record)} == {"busy"}, "the full executor never executed the overflow"
 
