@@ -36,7 +36,9 @@ WALL_CLOCK_FIXTURES = frozenset({"sim"})
 
 @pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin made its factory
 def pytest_configure(config: pytest.Config) -> None:
-    prefect_templates.configure(config._tmp_path_factory)  # type: ignore[attr-defined]  # pytest's own factory
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    prefect_templates.configure(config._tmp_path_factory,  # type: ignore[attr-defined]  # pytest's own factory
+                                cache.mkdir("prefect-templates") if cache is not None else None)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

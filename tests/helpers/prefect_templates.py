@@ -7,12 +7,17 @@ test run (shared by the xdist workers, made by whichever asks first) is copied i
 to do. What the tests exercise does not change: the same Prefect, the same schema, an empty database.
 
 The run's shared directory holds the SQLite template and the name of the PostgreSQL one; the controlling pytest
-process drops the PostgreSQL template when the run ends (``drop_run_templates``).
+process drops the PostgreSQL template when the run ends (``drop_run_templates``). The SQLite template is also kept in
+pytest's cache directory (``.pytest_cache``), named by Prefect's version and its migrations, so the next run (``make
+test``'s second part, or tomorrow's) copies it instead of migrating again.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
@@ -29,13 +34,15 @@ from tests.helpers.services import pg_admin_url
 
 STATE_FILE = "prefect-templates.json"
 
-#: This process's pytest temporary-directory factory (set by tests/conftest.py's ``pytest_configure``).
+#: This process's pytest temporary-directory factory and cache folder (set by tests/conftest.py's
+#: ``pytest_configure``; no cache folder under ``-p no:cacheprovider``).
 _factory: pytest.TempPathFactory | None = None
+_cache_dir: Path | None = None
 
 
-def configure(factory: pytest.TempPathFactory) -> None:
-    global _factory
-    _factory = factory
+def configure(factory: pytest.TempPathFactory, cache_dir: Path | None = None) -> None:
+    global _factory, _cache_dir
+    _factory, _cache_dir = factory, cache_dir
 
 
 def run_root() -> Path:
@@ -75,15 +82,32 @@ def _migrate(database_url: str) -> None:
         raise RuntimeError(f"migrating a template Prefect database failed:\n{done.stderr[-3000:]}")
 
 
+def schema_key() -> str:
+    """What a migrated Prefect database depends on: Prefect's version and the names of its SQLite migrations."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("Prefect is not installed")
+    versions = Path(spec.origin).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    names = "\n".join(sorted(path.name for path in versions.glob("*.py")))
+    return f"{importlib.metadata.version('prefect')}-{hashlib.sha256(names.encode()).hexdigest()[:12]}"
+
+
 def sqlite_template() -> Path:
-    """The run's migrated, empty SQLite Prefect database (made on first use)."""
+    """The run's migrated, empty SQLite Prefect database (made on first use, from pytest's cache when it has one)."""
     root = run_root()
     with _locked(root) as state:
         if "sqlite" not in state or not Path(state["sqlite"]).exists():
             made = root / "prefect-template.db"
             partial = made.with_suffix(".partial")
             partial.unlink(missing_ok=True)
-            _migrate(f"sqlite+aiosqlite:///{partial}")
+            cached = _cache_dir / f"prefect-{schema_key()}.db" if _cache_dir is not None else None
+            if cached is not None and cached.exists():
+                shutil.copyfile(cached, partial)
+            else:
+                _migrate(f"sqlite+aiosqlite:///{partial}")
+                if cached is not None:  # whole or not at all: another run may be reading the cache
+                    shutil.copyfile(partial, cached.with_suffix(f".{os.getpid()}.partial"))
+                    cached.with_suffix(f".{os.getpid()}.partial").replace(cached)
             partial.replace(made)
             state["sqlite"] = str(made)
         return Path(state["sqlite"])
