@@ -4,9 +4,9 @@ from /proc twice a second, and prints the totals by kind (pytest workers, Prefec
 
     .venv/bin/python bench/suite_processes.py [--interval 0.5] [-- COMMAND...]
 
-Unlike ``suite_cpu.py`` (CPU charged to each test when its subprocesses are reaped, which lands on whichever test is
-running when a zombie is collected), this counts each process itself, including those nobody waits for (PostgreSQL's
-backends). A process's last half-second before it exits may be missed. Linux only.
+Each process is counted itself, including those nobody waits for (PostgreSQL's backends); charging a subprocess's
+CPU to the test that reaps it lands it on whichever test runs when Python collects the zombie. A process's last
+half-second before it exits may be missed. Linux only.
 """
 
 from __future__ import annotations
