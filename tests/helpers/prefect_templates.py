@@ -106,8 +106,9 @@ def sqlite_template() -> Path:
             else:
                 _migrate(f"sqlite+aiosqlite:///{partial}")
                 if cached is not None:  # whole or not at all: another run may be reading the cache
-                    shutil.copyfile(partial, cached.with_suffix(f".{os.getpid()}.partial"))
-                    cached.with_suffix(f".{os.getpid()}.partial").replace(cached)
+                    writing = cached.with_suffix(f".{os.getpid()}.partial")
+                    shutil.copyfile(partial, writing)
+                    writing.replace(cached)
             partial.replace(made)
             state["sqlite"] = str(made)
         return Path(state["sqlite"])
