@@ -3,8 +3,8 @@
 On the wall clock, background threads would poll moto and the simulator's server and copy one into the other. On
 virtual time the simulated world moves only when someone advances it, so the bridges act where AWS would: at the AWS
 call itself. :class:`AwsFront` is moto's endpoint as the adapters see it (every call forwarded to moto unchanged); a
-bridge hooks an operation, before or after moto answers it
-(``UpdateService`` sets the simulated replica count, ``FilterLogEvents`` first ships what the app printed, ...).
+bridge hooks an operation, before or after moto answers it (``UpdateService`` sets the simulated replica count,
+``FilterLogEvents`` first ships what the app printed, ...).
 
 A bridge runs on the front's server thread, while the runbook waits for its AWS call in a worker thread. It reaches
 the in-process simulator through :class:`SideDoor`, which runs each request on the test's event loop (the loop the
