@@ -33,6 +33,7 @@ from remediation.providers.platform import PlatformError
 from remediation.runtime import Source
 from remediation.settings import Settings, error_lines
 from remediation.settings_vendors import flat_values
+from remediation.unread_env import unread_variables
 
 Status = Literal["ok", "degraded", "failing", "absent", "not checked"]
 #: Runbooks that read the app's request series (http_requests_total, http_request_duration) for their decisions.
@@ -267,16 +268,26 @@ def _configuration(settings: Settings) -> tuple[str | None, list[CheckRow]]:
     except config_file.ConfigError as exc:
         return None, [CheckRow(capability="configuration", implementation="file", status="failing", detail=str(exc))]
     if path is None:
-        return None, [CheckRow(capability="configuration", implementation="env", status="ok",
-                               detail="no remediate.toml (REMEDIATE_CONFIG unset): environment and defaults only")]
+        unread = _unread(settings, frozenset())
+        return None, [CheckRow(capability="configuration", implementation="env", status="degraded" if unread else "ok",
+                               detail="no remediate.toml (REMEDIATE_CONFIG unset): environment and defaults only"
+                                      + unread)]
     loaded = config_file.load(path, Settings)
     resolved = config_file.check_secrets(loaded)
     problems = tuple(r.problem for r in resolved if not r.ok
                      and f"REMEDIATE_{r.ref.setting.upper()}" not in os.environ)
+    unread = _unread(settings, frozenset(ref.env for ref in loaded.secrets if ref.env))
     detail = (f"{path}: {len(loaded.values)} setting(s), {len(resolved)} secret reference(s) "
-              f"({sum(r.ok for r in resolved)} resolved)")
-    return str(path), [CheckRow(capability="configuration", implementation="file",
-                                status="failing" if problems else "ok", detail=detail, missing=problems)]
+              f"({sum(r.ok for r in resolved)} resolved)" + unread)
+    status: Status = "failing" if problems else "degraded" if unread else "ok"
+    return str(path), [CheckRow(capability="configuration", implementation="file", status=status, detail=detail,
+                                missing=problems)]
+
+
+def _unread(settings: Settings, secret_variables: frozenset[str]) -> str:
+    """``; `` and the ``REMEDIATE_*`` variables no setting reads (a typo leaves the default in force), or nothing."""
+    unread = unread_variables(settings, secret_variables=secret_variables)
+    return "".join(f"; {found.describe()}" for found in unread)
 
 
 async def _store(providers: Any, secrets: list[str]) -> CheckRow:

@@ -77,14 +77,19 @@ READS_NO_SETTINGS = frozenset({"sim", "replay"})
 
 def _check_configuration(args: list[str]) -> None:
     """Read the settings once before the command imports anything heavy (Prefect alone costs ~1.5 s of CPU): a
-    typo is then said in under a second, and the same way by every command. Help stays available whatever the
-    configuration says."""
+    typo is then said in under a second, and the same way by every command; so is a ``REMEDIATE_*`` variable that no
+    setting reads (a warning: the command goes on, on the defaults). Help stays available whatever the configuration
+    says."""
     command = _command(["remediate", *args])
     if command is None or command in READS_NO_SETTINGS or "--help" in args:
         return
     from remediation.settings import Settings
+    from remediation.unread_env import file_secret_variables, unread_variables
 
-    Settings()
+    settings = Settings()
+    if command != "check":  # check shows them in its configuration row
+        for unread in unread_variables(settings, secret_variables=file_secret_variables()):
+            err.print(f"warning: {unread.describe()}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _command(argv: list[str]) -> str | None:
