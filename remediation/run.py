@@ -32,6 +32,7 @@ from remediation.rate_limit_finding import close_rate_limit_finding
 from remediation.run_report import publish_report, render_postmortem
 from remediation.settings import Settings
 from remediation.takeover import Next, decide, in_effect
+from remediation.unread_env import file_secret_variables, unread_variables
 
 
 def confirm_readings(confirm_samples: int | None, alert_name: str) -> int:
@@ -52,7 +53,10 @@ def start_incident(runbook: str, run: RunOptions, *, source: str | None = None,
     """The run's incident: the one intake opened (``run.incident_id``) or a new one, tied to this flow run.
 
     The run's lease is taken here too (a no-op when the warm executor already holds it): whatever process executes
-    this run, its death is then noticed by the next reconcile (remediation.orchestration.leases)."""
+    this run, its death is then noticed by the next reconcile (remediation.orchestration.leases). A run whose settings
+    come from its own environment notes in its timeline each ``REMEDIATE_*`` variable that nothing reads
+    (remediation.unread_env): a misspelt one leaves a default in force, and the report is where a responder looks."""
+    from_environment = providers is None and runtime.bound() is None
     bundle = providers or composition.current()
     # Leased before the incident is adopted, so that a second start of the same incident that reads this run as
     # the owner finds its lease held and stops (remediation.incident.refuse_duplicate).
@@ -63,6 +67,9 @@ def start_incident(runbook: str, run: RunOptions, *, source: str | None = None,
                     source=source or ("manual" if run.alert_name == "manual" else "alert")),
         flow_run_id=current_flow_run_id(), approval_timeout_s=run.approval_timeout_s,
     )
+    if from_environment:  # a worker's or served child's run: no one saw the CLI's warning about its environment
+        for unread in unread_variables(bundle.settings, secret_variables=file_secret_variables()):
+            incident.note(Phase.IDENTIFY, "configuration warning", unread.describe())
     return incident
 
 
