@@ -34,6 +34,7 @@ class Facts:
     deployments: tuple[Deployment, ...] = ()
     state_file: str | None = None
     alert_paths: tuple[str, ...] = field(default=ALERT_PATHS)
+    warnings: tuple[str, ...] = ()  # about the configuration: first, where the eye lands
 
 
 def mask_password(url: str) -> str:
@@ -54,6 +55,11 @@ def render(facts: Facts, width: int = WIDTH) -> str:
         lines.extend(textwrap.wrap(text, width, initial_indent=f"{label}: ", subsequent_indent="  ",
                                    break_long_words=False, break_on_hyphens=False))
 
+    if facts.warnings:
+        lines.append("Configuration warnings:")
+        for warning in facts.warnings:
+            lines.extend(textwrap.wrap(warning, width, initial_indent="  ", subsequent_indent="    ",
+                                       break_long_words=False, break_on_hyphens=False))
     url("Alert receiver (POST alerts here)", facts.receiver_url)
     lines.extend(f"  {facts.receiver_url.rstrip('/')}{path}" for path in facts.alert_paths)
     if facts.ui_url:
@@ -114,11 +120,14 @@ def facts(settings: Any, *, host: str, port: int, api_url: str, state_file: str 
     """The banner's facts for a stack serving on ``host:port`` against ``api_url``."""
     from deployments.serve import runbook_specs
     from remediation.approver_status import approver_rows
+    from remediation.unread_env import file_secret_variables, unread_variables
 
+    unread = unread_variables(settings, secret_variables=file_secret_variables())
     return Facts(receiver_url=receiver_url(host, port), api_url=api_url, ui_url=ui_url(api_url),
                  store_url=settings.resolved_database_url, platform=settings.platform,
                  approvers=tuple((row.name, f"{row.status}, {row.detail}") for row in approver_rows(settings)),
-                 deployments=deployments_of(runbook_specs()), state_file=state_file)
+                 deployments=deployments_of(runbook_specs()), state_file=state_file,
+                 warnings=tuple(found.describe() for found in unread))
 
 
 def ui_url(api_url: str) -> str | None:

@@ -66,3 +66,16 @@ def test_deployments_of_describes_cron_and_interval_schedules() -> None:
     found = deployments_of([{"name": "a", "schedules": [{"cron": "0 3 * * 1", "timezone": "UTC"},
                                                        {"interval": 3600, "active": False}]}, {"name": "b"}])
     assert found == (Deployment("a", ("cron 0 3 * * 1 (UTC)", "every 3600s (inactive)")), Deployment("b"))
+
+
+def test_banner_puts_configuration_warnings_first_within_80_columns() -> None:
+    warning = "REMEDIATE_NEVER_BLOCK_CIRDS is not a setting (did you mean REMEDIATE_NEVER_BLOCK_CIDRS?): ignored"
+    lines = render(_facts(warnings=(warning,))).splitlines()
+    assert lines[3] == "Configuration warnings:" and lines.index("Configuration warnings:") < lines.index(
+        "Alert receiver (POST alerts here):")
+    assert all(len(line) <= 80 for line in lines)
+    assert " ".join(line.strip() for line in lines[4:6]) == warning
+
+
+def test_banner_has_no_warnings_heading_without_warnings() -> None:
+    assert "Configuration warnings:" not in render(_facts())
