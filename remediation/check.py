@@ -267,8 +267,9 @@ def _configuration(settings: Settings) -> tuple[str | None, list[CheckRow]]:
         path = config_file.config_path()
     except config_file.ConfigError as exc:
         return None, [CheckRow(capability="configuration", implementation="file", status="failing", detail=str(exc))]
+    # A variable nothing reads (a typo leaves the default in force): said in the row, which is then degraded.
+    unread = "".join(f"; {found.describe()}" for found in unread_variables(settings))
     if path is None:
-        unread = _unread(settings, frozenset())
         return None, [CheckRow(capability="configuration", implementation="env", status="degraded" if unread else "ok",
                                detail="no remediate.toml (REMEDIATE_CONFIG unset): environment and defaults only"
                                       + unread)]
@@ -276,18 +277,11 @@ def _configuration(settings: Settings) -> tuple[str | None, list[CheckRow]]:
     resolved = config_file.check_secrets(loaded)
     problems = tuple(r.problem for r in resolved if not r.ok
                      and f"REMEDIATE_{r.ref.setting.upper()}" not in os.environ)
-    unread = _unread(settings, frozenset(ref.env for ref in loaded.secrets if ref.env))
     detail = (f"{path}: {len(loaded.values)} setting(s), {len(resolved)} secret reference(s) "
               f"({sum(r.ok for r in resolved)} resolved)" + unread)
     status: Status = "failing" if problems else "degraded" if unread else "ok"
     return str(path), [CheckRow(capability="configuration", implementation="file", status=status, detail=detail,
                                 missing=problems)]
-
-
-def _unread(settings: Settings, secret_variables: frozenset[str]) -> str:
-    """``; `` and the ``REMEDIATE_*`` variables no setting reads (a typo leaves the default in force), or nothing."""
-    unread = unread_variables(settings, secret_variables=secret_variables)
-    return "".join(f"; {found.describe()}" for found in unread)
 
 
 async def _store(providers: Any, secrets: list[str]) -> CheckRow:

@@ -84,11 +84,11 @@ def _check_configuration(args: list[str]) -> None:
     if command is None or command in READS_NO_SETTINGS or "--help" in args:
         return
     from remediation.settings import Settings
-    from remediation.unread_env import file_secret_variables, unread_variables
+    from remediation.unread_env import unread_variables
 
     settings = Settings()
     if command != "check":  # check shows them in its configuration row
-        for unread in unread_variables(settings, secret_variables=file_secret_variables()):
+        for unread in unread_variables(settings):
             err.print(f"warning: {unread.describe()}", soft_wrap=True, markup=False, highlight=False)
 
 

@@ -32,7 +32,7 @@ from remediation.rate_limit_finding import close_rate_limit_finding
 from remediation.run_report import publish_report, render_postmortem
 from remediation.settings import Settings
 from remediation.takeover import Next, decide, in_effect
-from remediation.unread_env import file_secret_variables, unread_variables
+from remediation.unread_env import unread_variables
 
 
 def confirm_readings(confirm_samples: int | None, alert_name: str) -> int:
@@ -68,7 +68,7 @@ def start_incident(runbook: str, run: RunOptions, *, source: str | None = None,
         flow_run_id=current_flow_run_id(), approval_timeout_s=run.approval_timeout_s,
     )
     if from_environment:  # a worker's or served child's run: no one saw the CLI's warning about its environment
-        for unread in unread_variables(bundle.settings, secret_variables=file_secret_variables()):
+        for unread in unread_variables(bundle.settings):
             incident.note(Phase.IDENTIFY, "configuration warning", unread.describe())
     return incident
 

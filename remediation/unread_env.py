@@ -3,13 +3,15 @@
 pydantic-settings ignores a variable it has no field for, so ``REMEDIATE_PLATFROM=aws`` or a misspelt
 ``REMEDIATE_NEVER_BLOCK_CIDRS`` would leave the default in force in silence: no lever, or an office range that may be
 blocked. ``remediate.toml`` refuses an unknown key; the environment cannot be refused the same way (a shell exports
-what it likes, and old variables linger), so every command names such a variable on stderr and ``remediate check``
-shows it, each with the closest real name.
+what it likes, and old variables linger), so every command names such a variable on stderr, ``remediate check`` and
+serve's banner show it, and a run built from its environment notes it in its timeline, each with the closest real
+name.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -35,6 +37,7 @@ class UnreadVariable(NamedTuple):
         return f"{self.name} is not a setting{hint}: ignored"
 
 
+@functools.cache  # the settings' names are fixed by their classes; every command and run start asks
 def setting_variables() -> frozenset[str]:
     """Every variable a setting is read from: its flat name after the prefix, and its other names."""
     names = {PREFIX + flat.upper() for flat in flat_fields(Settings)}
@@ -45,12 +48,14 @@ def setting_variables() -> frozenset[str]:
 
 
 def unread_variables(settings: Settings, environ: Mapping[str, str] | None = None,
-                     secret_variables: frozenset[str] = frozenset()) -> list[UnreadVariable]:
-    """The ``REMEDIATE_*`` variables of ``environ`` that no setting, secret reference or tool reads, sorted.
+                     secret_variables: frozenset[str] | None = None) -> list[UnreadVariable]:
+    """The ``REMEDIATE_*`` variables of ``environ`` (default: this process's) that no setting, secret reference or
+    tool reads, sorted.
 
-    ``secret_variables``: the variables the configuration file's secret references name (they may be called
-    anything); those of ``settings``' enrolled approvers are added here."""
+    ``secret_variables``: the variables secret references name (they may be called anything); default: those of the
+    configuration file (:func:`file_secret_variables`). Those of ``settings``' enrolled approvers are added here."""
     environ = os.environ if environ is None else environ
+    secret_variables = file_secret_variables() if secret_variables is None else secret_variables
     known = setting_variables()
     referenced = secret_variables | {f.totp_env for f in settings.approver_factors.values() if f.totp_env}
     unread = sorted(name for name in environ if name.startswith(PREFIX) and name not in known

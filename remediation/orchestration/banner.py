@@ -120,14 +120,13 @@ def facts(settings: Any, *, host: str, port: int, api_url: str, state_file: str 
     """The banner's facts for a stack serving on ``host:port`` against ``api_url``."""
     from deployments.serve import runbook_specs
     from remediation.approver_status import approver_rows
-    from remediation.unread_env import file_secret_variables, unread_variables
+    from remediation.unread_env import unread_variables
 
-    unread = unread_variables(settings, secret_variables=file_secret_variables())
     return Facts(receiver_url=receiver_url(host, port), api_url=api_url, ui_url=ui_url(api_url),
                  store_url=settings.resolved_database_url, platform=settings.platform,
                  approvers=tuple((row.name, f"{row.status}, {row.detail}") for row in approver_rows(settings)),
                  deployments=deployments_of(runbook_specs()), state_file=state_file,
-                 warnings=tuple(found.describe() for found in unread))
+                 warnings=tuple(found.describe() for found in unread_variables(settings)))
 
 
 def ui_url(api_url: str) -> str | None:
