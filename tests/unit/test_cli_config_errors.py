@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.cli_process import python, remediate
+
 COMMANDS = [
     ["run", "elevated-error-rate"], ["incidents"], ["reconcile", "--dry-run"], ["drill", "--all"],
     ["approve", "0b5e3c1e-8a4f-4a57-9d0a-2c6f7c1f9a11", "--as", "alice"], ["paused"], ["approvals"], ["check"],
 ]
-
-
-def python(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python COMMAND...`` in ``cwd``, with none of the caller's REMEDIATE_* settings or Prefect API."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATE_", "PREFECT_API_URL"))}
-    return subprocess.run([sys.executable, *command], cwd=cwd, capture_output=True, text=True,
-                          env={**clean, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "prefect"), **env},
-                          timeout=120, check=False)
-
-
-def remediate(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return python(["-m", "remediation.cli", *args], cwd, **env)
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])

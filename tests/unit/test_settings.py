@@ -3,9 +3,6 @@ their flat names outside the code."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -58,15 +55,6 @@ def test_a_budget_above_the_apps_own_limit_is_rejected(monkeypatch: pytest.Monke
 
 # The vendor groups (remediation.settings_vendors): read as settings.aws.region, named outside the code as they
 # always were (REMEDIATE_AWS_REGION, [aws] region, Settings(aws_region=...)).
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No REMEDIATE_* variable (nor SENTRY_DSN) from the caller's shell, and no ./remediate.toml."""
-    for name in [n for n in os.environ if n.startswith("REMEDIATE_") or n == "SENTRY_DSN"]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
-
 
 @pytest.mark.parametrize(("env", "raw", "path", "expected"), [
     ("REMEDIATE_AWS_REGION", "eu-west-1", "aws.region", "eu-west-1"),

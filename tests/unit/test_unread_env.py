@@ -4,7 +4,6 @@ something does read is left alone."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from remediation.forms import RunOptions
 from remediation.models import Phase
 from remediation.settings import Settings
 from remediation.unread_env import UnreadVariable, setting_variables, unread_variables
-from tests.unit.test_cli_config_errors import remediate
+from tests.helpers.cli_process import remediate
 
 
 def test_a_misspelt_setting_is_named_with_the_setting_it_resembles() -> None:
@@ -83,20 +82,13 @@ def test_variables_the_configuration_file_names_are_read_so_never_named(tmp_path
         "warning: REMEDIATE_VERCEL_TOKN is not a setting (did you mean REMEDIATE_VERCEL_TOKEN?): ignored"]
 
 
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in [n for n in os.environ if n.startswith("REMEDIATE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("REMEDIATE_HOME", str(tmp_path / "state"))
-
-
 def test_a_run_built_from_its_environment_notes_each_unread_variable_in_its_timeline(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A worker's run (no bound bundle, no CLI to warn): the warning is in the incident, where a responder looks."""
     from remediation.run import start_incident
 
-    _clean_environment(monkeypatch, tmp_path)
-    monkeypatch.setenv("REMEDIATE_PLATFROM", "sim")
+    clean_env.setenv("REMEDIATE_HOME", str(tmp_path / "state"))  # its own store: current() caches by settings
+    clean_env.setenv("REMEDIATE_PLATFROM", "sim")
     incident = start_incident("elevated-error-rate", RunOptions())
     timeline = incident.providers.store.timeline(incident.id)
     assert [(e.phase, e.event, e.detail) for e in timeline if e.event == "configuration warning"] == [
@@ -104,13 +96,13 @@ def test_a_run_built_from_its_environment_notes_each_unread_variable_in_its_time
          "REMEDIATE_PLATFROM is not a setting (did you mean REMEDIATE_PLATFORM?): ignored")]
 
 
-def test_a_run_on_a_bound_bundle_notes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_run_on_a_bound_bundle_notes_nothing(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """serve's warm runs, the demo and tests bind their bundle: the process that built it already warned."""
     from remediation import composition, runtime
     from remediation.run import start_incident
 
-    _clean_environment(monkeypatch, tmp_path)
-    monkeypatch.setenv("REMEDIATE_PLATFROM", "sim")
+    clean_env.setenv("REMEDIATE_HOME", str(tmp_path / "state"))  # its own store: current() caches by settings
+    clean_env.setenv("REMEDIATE_PLATFROM", "sim")
     providers = composition.connect(Settings())
     with runtime.use(providers):
         incident = start_incident("elevated-error-rate", RunOptions())
